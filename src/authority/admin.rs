@@ -1,0 +1,382 @@
+//! The administration use cases: accounts and their API access, principals, and the audit
+//! log.
+
+use std::collections::BTreeMap;
+
+use super::tokens::{Page, decode_time_position, page_size};
+use super::{Authority, AuthorityError, AuthorityResult, Caller, check_etag};
+use crate::domain::{
+    Account, AccountId, AuditEvent, DisplayName, Invalidation, InvalidationKind,
+    InvalidationTarget, Permission, PermissionSet, Principal, PrincipalId, PrincipalKind,
+    Timestamp, now,
+};
+use crate::store::{AuditQuery, BulkRevoke, Change, PrincipalQuery};
+
+/// A validated CreatePrincipal request.
+#[derive(Debug, Clone)]
+pub struct NewPrincipal {
+    /// None: the caller's account.
+    pub account_id: Option<AccountId>,
+    pub kind: PrincipalKind,
+    pub display_name: DisplayName,
+    pub permissions: PermissionSet,
+}
+
+/// A validated UpdatePrincipal request: only the fields present change.
+#[derive(Debug, Clone, Default)]
+pub struct PrincipalUpdate {
+    pub display_name: Option<DisplayName>,
+    pub permissions: Option<PermissionSet>,
+    pub disabled: Option<bool>,
+}
+
+/// The filters of ListAuditEvents.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub account_id: Option<AccountId>,
+    pub target_id: Option<String>,
+    pub actor_id: Option<PrincipalId>,
+    pub action: Option<String>,
+    pub occurred_at_or_after: Option<Timestamp>,
+    pub occurred_before: Option<Timestamp>,
+}
+
+/// The system permissions in `permissions`: only callers holding them may grant them.
+fn system_permissions(permissions: &PermissionSet) -> PermissionSet {
+    PermissionSet::system().intersection(permissions)
+}
+
+impl Authority {
+    pub async fn create_account(
+        &self,
+        caller: &Caller,
+        display_name: DisplayName,
+    ) -> AuthorityResult<Account> {
+        caller.require(Permission::ACCOUNTS_MANAGE)?;
+        if !caller.operator {
+            return Err(AuthorityError::PermissionDenied(
+                "only operators can create accounts".into(),
+            ));
+        }
+        let at = now();
+        let account = Account {
+            id: AccountId::generate(),
+            display_name,
+            api_access_enabled: true,
+            operator: false,
+            created_at: at,
+            updated_at: at,
+            version: 1,
+        };
+        let audit = Self::audit(
+            caller,
+            "account.create",
+            "account",
+            account.id.as_str(),
+            &account.id,
+            at,
+        );
+        self.store
+            .insert_account(
+                &account,
+                &Change {
+                    audit,
+                    invalidation: None,
+                },
+            )
+            .await?;
+        tracing::info!(account_id = %account.id, "account created");
+        Ok(account)
+    }
+
+    pub async fn get_account(
+        &self,
+        caller: &Caller,
+        id: Option<AccountId>,
+    ) -> AuthorityResult<Account> {
+        let id = caller.target_account(id)?;
+        self.store
+            .account(&id)
+            .await?
+            .ok_or(AuthorityError::NotFound("account"))
+    }
+
+    /// Turning API access off revokes every token of the account in the same transaction,
+    /// so that turning it back on revives none of them.
+    pub async fn set_api_access(
+        &self,
+        caller: &Caller,
+        id: Option<AccountId>,
+        enabled: bool,
+    ) -> AuthorityResult<Account> {
+        caller.require(Permission::ACCOUNTS_MANAGE)?;
+        let id = caller.target_account(id)?;
+        let mut account = self
+            .store
+            .account(&id)
+            .await?
+            .ok_or(AuthorityError::NotFound("account"))?;
+        if account.api_access_enabled == enabled {
+            return Ok(account);
+        }
+        if account.operator && !enabled {
+            return Err(AuthorityError::FailedPrecondition(
+                "the operator account's API access cannot be disabled: nobody could turn it back on".into(),
+            ));
+        }
+        let at = now();
+        let expected_version = account.version;
+        account.api_access_enabled = enabled;
+        account.version += 1;
+        account.updated_at = at;
+        let mut audit = Self::audit(
+            caller,
+            "account.set_api_access",
+            "account",
+            id.as_str(),
+            &id,
+            at,
+        );
+        audit
+            .details
+            .insert("enabled".to_owned(), enabled.to_string());
+        let change = Change {
+            audit,
+            invalidation: Some(Invalidation {
+                kind: InvalidationKind::ApiAccessChanged,
+                target: InvalidationTarget::Account(id.clone()),
+                account_id: id.clone(),
+            }),
+        };
+        let revoke = (!enabled).then(|| BulkRevoke {
+            by: caller.principal_id.clone(),
+            reason: "API access disabled for the account".to_owned(),
+            at,
+        });
+        let event = self
+            .store
+            .update_account(&account, expected_version, revoke.as_ref(), &change)
+            .await?;
+        self.apply_committed(event);
+        tracing::info!(account_id = %id, enabled, "API access changed");
+        Ok(account)
+    }
+
+    pub async fn create_principal(
+        &self,
+        caller: &Caller,
+        request: NewPrincipal,
+    ) -> AuthorityResult<Principal> {
+        caller.require(Permission::PRINCIPALS_MANAGE)?;
+        let account_id = caller.target_account(request.account_id)?;
+        self.store
+            .account(&account_id)
+            .await?
+            .ok_or(AuthorityError::NotFound("account"))?;
+        caller.ensure_holds_all(&system_permissions(&request.permissions), "the permissions")?;
+        let at = now();
+        let principal = Principal {
+            id: PrincipalId::generate(),
+            account_id,
+            kind: request.kind,
+            display_name: request.display_name,
+            permissions: request.permissions,
+            disabled: false,
+            created_at: at,
+            updated_at: at,
+            version: 1,
+        };
+        let audit = Self::audit(
+            caller,
+            "principal.create",
+            "principal",
+            principal.id.as_str(),
+            &principal.account_id,
+            at,
+        );
+        self.store
+            .insert_principal(
+                &principal,
+                &Change {
+                    audit,
+                    invalidation: None,
+                },
+            )
+            .await?;
+        tracing::info!(principal_id = %principal.id, "principal created");
+        Ok(principal)
+    }
+
+    pub async fn get_principal(
+        &self,
+        caller: &Caller,
+        id: &PrincipalId,
+    ) -> AuthorityResult<Principal> {
+        caller.require(Permission::PRINCIPALS_MANAGE)?;
+        self.visible_principal(caller, id).await
+    }
+
+    pub async fn list_principals(
+        &self,
+        caller: &Caller,
+        account_id: Option<AccountId>,
+        page_size: i32,
+        page_token: &str,
+    ) -> AuthorityResult<Page<Principal>> {
+        caller.require(Permission::PRINCIPALS_MANAGE)?;
+        let limit = self::page_size(page_size)?;
+        let account_id = caller.target_account(account_id)?;
+        let fingerprint = account_id.to_string();
+        let after = if page_token.is_empty() {
+            None
+        } else {
+            let position = self
+                .page_tokens
+                .decode(page_token, "principals", &fingerprint)?;
+            Some(decode_time_position(&position, PrincipalId::parse)?)
+        };
+        let mut principals = self
+            .store
+            .list_principals(&PrincipalQuery {
+                account_id,
+                after,
+                limit: limit + 1,
+            })
+            .await?;
+        let next_page_token = if principals.len() > limit as usize {
+            principals.truncate(limit as usize);
+            principals
+                .last()
+                .map(|last| {
+                    let position = format!("{}:{}", last.created_at.timestamp_micros(), last.id);
+                    self.page_tokens
+                        .encode("principals", &fingerprint, &position)
+                })
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Page {
+            items: principals,
+            next_page_token,
+        })
+    }
+
+    pub async fn update_principal(
+        &self,
+        caller: &Caller,
+        id: &PrincipalId,
+        update: PrincipalUpdate,
+        etag: Option<&str>,
+    ) -> AuthorityResult<Principal> {
+        caller.require(Permission::PRINCIPALS_MANAGE)?;
+        let mut principal = self.visible_principal(caller, id).await?;
+        check_etag(etag, principal.version)?;
+        let mut fields = Vec::new();
+        if let Some(display_name) = update.display_name {
+            principal.display_name = display_name;
+            fields.push("display_name");
+        }
+        if let Some(permissions) = update.permissions {
+            let added = permissions.difference(&principal.permissions);
+            caller.ensure_holds_all(&system_permissions(&added), "the permissions")?;
+            principal.permissions = permissions;
+            fields.push("permissions");
+        }
+        if let Some(disabled) = update.disabled {
+            if disabled && principal.id == caller.principal_id {
+                return Err(AuthorityError::FailedPrecondition(
+                    "a principal cannot disable itself".into(),
+                ));
+            }
+            principal.disabled = disabled;
+            fields.push("disabled");
+        }
+        if fields.is_empty() {
+            return Err(AuthorityError::invalid(
+                "update_mask",
+                "must name at least one field",
+            ));
+        }
+        let at = now();
+        let expected_version = principal.version;
+        principal.version += 1;
+        principal.updated_at = at;
+        let mut audit = Self::audit(
+            caller,
+            "principal.update",
+            "principal",
+            id.as_str(),
+            &principal.account_id,
+            at,
+        );
+        audit.details = BTreeMap::from([("fields".to_owned(), fields.join(","))]);
+        let change = Change {
+            audit,
+            // Name, permissions and disabled all show in verification answers.
+            invalidation: Some(Invalidation {
+                kind: InvalidationKind::PrincipalUpdated,
+                target: InvalidationTarget::Principal(principal.id.clone()),
+                account_id: principal.account_id.clone(),
+            }),
+        };
+        let event = self
+            .store
+            .update_principal(&principal, expected_version, &change)
+            .await?;
+        self.apply_committed(event);
+        tracing::info!(principal_id = %principal.id, "principal updated");
+        Ok(principal)
+    }
+
+    pub async fn list_audit_events(
+        &self,
+        caller: &Caller,
+        filter: AuditFilter,
+        page_size: i32,
+        page_token: &str,
+    ) -> AuthorityResult<Page<AuditEvent>> {
+        caller.require(Permission::AUDIT_READ)?;
+        let limit = self::page_size(page_size)?;
+        let account_id = caller.target_account(filter.account_id.clone())?;
+        let fingerprint = format!("{account_id}|{filter:?}");
+        let before_id = if page_token.is_empty() {
+            None
+        } else {
+            let position = self.page_tokens.decode(page_token, "audit", &fingerprint)?;
+            let id = position.parse::<i64>().map_err(|_| {
+                AuthorityError::invalid("page_token", "is not a page token issued for this request")
+            })?;
+            Some(id)
+        };
+        let mut events = self
+            .store
+            .list_audit_events(&AuditQuery {
+                account_id,
+                target_id: filter.target_id,
+                actor_id: filter.actor_id,
+                action: filter.action,
+                occurred_at_or_after: filter.occurred_at_or_after,
+                occurred_before: filter.occurred_before,
+                before_id,
+                limit: limit + 1,
+            })
+            .await?;
+        let next_page_token = if events.len() > limit as usize {
+            events.truncate(limit as usize);
+            events
+                .last()
+                .map(|last| {
+                    self.page_tokens
+                        .encode("audit", &fingerprint, &last.id.to_string())
+                })
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Page {
+            items: events,
+            next_page_token,
+        })
+    }
+}

@@ -1,0 +1,85 @@
+//! First start: an empty store gets the operator account, an owner principal with every
+//! system permission, and one token for that owner, whose secret is handed back once.
+
+use super::AuthorityResult;
+use crate::domain::{
+    Account, AccountId, ApiVersion, AuditRecord, Description, DisplayName, Labels, PermissionSet,
+    Principal, PrincipalId, PrincipalKind, StoredState, Token, TokenId, TokenName, TokenSecret,
+    now,
+};
+use crate::store::{Bootstrap, Store};
+
+/// Bootstraps `store` if it holds no account yet; returns the owner token's secret then, and
+/// None on every later start.
+pub async fn bootstrap(store: &dyn Store) -> AuthorityResult<Option<TokenSecret>> {
+    let at = now();
+    let account = Account {
+        id: AccountId::generate(),
+        display_name: DisplayName::from_trusted("Operator".to_owned()),
+        api_access_enabled: true,
+        operator: true,
+        created_at: at,
+        updated_at: at,
+        version: 1,
+    };
+    let owner = Principal {
+        id: PrincipalId::generate(),
+        account_id: account.id.clone(),
+        kind: PrincipalKind::User,
+        display_name: DisplayName::from_trusted("Owner".to_owned()),
+        permissions: PermissionSet::system(),
+        disabled: false,
+        created_at: at,
+        updated_at: at,
+        version: 1,
+    };
+    let secret = TokenSecret::generate();
+    let token = Token {
+        id: TokenId::generate(),
+        account_id: account.id.clone(),
+        owner_id: owner.id.clone(),
+        name: TokenName::from_trusted("bootstrap".to_owned()),
+        description: Description::from_trusted("Created on first start".to_owned()),
+        scopes: PermissionSet::default(),
+        labels: Labels::default(),
+        api_version: ApiVersion::default(),
+        state: StoredState::Active,
+        created_at: at,
+        created_by: owner.id.clone(),
+        updated_at: at,
+        expires_at: None,
+        last_used_at: None,
+        display_hint: secret.display_hint(),
+        previous_secret_expires_at: None,
+        version: 1,
+    };
+    let audit = |action, target_type, target_id: &str| AuditRecord {
+        account_id: account.id.clone(),
+        actor_id: None,
+        actor_token_id: None,
+        action,
+        target_type,
+        target_id: target_id.to_owned(),
+        peer_address: None,
+        details: Default::default(),
+        occurred_at: at,
+    };
+    let audit = vec![
+        audit("account.create", "account", account.id.as_str()),
+        audit("principal.create", "principal", owner.id.as_str()),
+        audit("token.create", "token", token.id.as_str()),
+    ];
+    let created = store
+        .bootstrap(&Bootstrap {
+            account: account.clone(),
+            owner: owner.clone(),
+            token: token.clone(),
+            secret: secret.hash(),
+            audit,
+        })
+        .await?;
+    if created {
+        tracing::info!(account_id = %account.id, principal_id = %owner.id, token_id = %token.id, "bootstrapped an empty database");
+    }
+    Ok(created.then_some(secret))
+}

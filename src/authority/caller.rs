@@ -1,0 +1,77 @@
+//! The authenticated caller of an RPC, and the checks every use case makes with it.
+
+use super::AuthorityError;
+use crate::domain::{AccountId, PermissionSet, PrincipalId, TokenId};
+
+/// Who is calling: the owner of the token presented, with that token's effective scopes.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal_id: PrincipalId,
+    pub token_id: TokenId,
+    pub account_id: AccountId,
+    /// The caller token's effective scopes: what this call may do.
+    pub permissions: PermissionSet,
+    /// A principal of the operator account: may act in every account.
+    pub operator: bool,
+    /// The caller's network address, for the audit log.
+    pub peer_address: Option<String>,
+}
+
+impl Caller {
+    /// Refuses unless the caller holds `permission`.
+    pub fn require(&self, permission: &str) -> Result<(), AuthorityError> {
+        if self.permissions.contains(permission) {
+            Ok(())
+        } else {
+            Err(AuthorityError::PermissionDenied(format!(
+                "this call requires the `{permission}` permission"
+            )))
+        }
+    }
+
+    /// Whether the caller may see objects of `account`. Objects it may not see are reported
+    /// as not found, so that their existence is not revealed.
+    pub fn can_access(&self, account: &AccountId) -> bool {
+        self.operator || &self.account_id == account
+    }
+
+    /// `NotFound(what)` unless the caller may see objects of `account`.
+    pub fn ensure_access(
+        &self,
+        account: &AccountId,
+        what: &'static str,
+    ) -> Result<(), AuthorityError> {
+        if self.can_access(account) {
+            Ok(())
+        } else {
+            Err(AuthorityError::NotFound(what))
+        }
+    }
+
+    /// The account a request names, or the caller's own when it names none.
+    pub fn target_account(
+        &self,
+        requested: Option<AccountId>,
+    ) -> Result<AccountId, AuthorityError> {
+        let account = requested.unwrap_or_else(|| self.account_id.clone());
+        self.ensure_access(&account, "account")?;
+        Ok(account)
+    }
+
+    /// Refuses to hand out permissions the caller does not hold itself (no escalation).
+    pub fn ensure_holds_all(
+        &self,
+        wanted: &PermissionSet,
+        what: &str,
+    ) -> Result<(), AuthorityError> {
+        let missing = wanted.difference(&self.permissions);
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(AuthorityError::PermissionDenied(format!(
+                "{what} would exceed the caller's own permissions: {}",
+                missing.to_strings().join(", ")
+            )))
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! The use cases of the token authority (create, verify, revoke, …) over a [`Store`], with
+//! the in-memory verification cache and the batched last-use recorder.
+//!
+//! Every use case takes the authenticated [`Caller`], checks its permission and account,
+//! applies the domain's rules and commits through the store. Changes that can alter a
+//! verification answer come back from the store as invalidation events, which are applied to
+//! the cache before the call returns, so a revoke is visible to the next verify at once.
+
+mod admin;
+mod bootstrap;
+mod caller;
+mod error;
+mod last_use;
+mod page_token;
+mod tokens;
+mod verification_cache;
+mod verify;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::domain::{AccountId, AuditRecord, InvalidationEvent, Timestamp};
+use crate::store::Store;
+
+pub use admin::{AuditFilter, NewPrincipal, PrincipalUpdate};
+pub use bootstrap::bootstrap;
+pub use caller::Caller;
+pub use error::AuthorityError;
+pub use page_token::PageTokenCodec;
+pub use tokens::{Expiry, NewToken, Page, TokenFilter, TokenUpdate};
+pub use verify::VerifyOutcome;
+
+use last_use::LastUseRecorder;
+use verification_cache::VerificationCache;
+
+pub type AuthorityResult<T> = Result<T, AuthorityError>;
+
+/// Tunables of the authority.
+#[derive(Debug, Clone)]
+pub struct AuthorityConfig {
+    /// The longest grace period a reset may give the old secret.
+    pub max_grace_period: Duration,
+    /// How many verified secrets the cache holds.
+    pub verification_cache_capacity: u64,
+    /// How long a cached snapshot is trusted at most, events or not.
+    pub verification_cache_ttl: Duration,
+}
+
+impl Default for AuthorityConfig {
+    fn default() -> Self {
+        Self {
+            max_grace_period: Duration::from_secs(7 * 24 * 3600),
+            verification_cache_capacity: 100_000,
+            verification_cache_ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The use cases. Cheap to share: wrap it in an `Arc`.
+pub struct Authority {
+    store: Arc<dyn Store>,
+    config: AuthorityConfig,
+    cache: VerificationCache,
+    last_use: LastUseRecorder,
+    page_tokens: PageTokenCodec,
+    /// The newest revision applied to the cache.
+    revision: AtomicU64,
+}
+
+impl Authority {
+    /// Builds the authority over a migrated store.
+    pub async fn new(store: Arc<dyn Store>, config: AuthorityConfig) -> AuthorityResult<Self> {
+        let key = store
+            .setting_or_init("page_token_key", &random_key())
+            .await?;
+        let key: [u8; 32] = key.try_into().map_err(|_| AuthorityError::Internal)?;
+        let revision = store.revision().await?;
+        Ok(Self {
+            cache: VerificationCache::new(
+                config.verification_cache_capacity,
+                config.verification_cache_ttl,
+            ),
+            store,
+            config,
+            last_use: LastUseRecorder::default(),
+            page_tokens: PageTokenCodec::new(key),
+            revision: AtomicU64::new(revision),
+        })
+    }
+
+    /// The newest revision this authority has applied.
+    pub fn revision(&self) -> u64 {
+        self.revision.load(Ordering::Acquire)
+    }
+
+    /// Applies a committed invalidation to the cache.
+    pub fn apply(&self, event: &InvalidationEvent) {
+        self.cache
+            .invalidate(event.invalidation.target.clone(), event.revision);
+        self.revision.fetch_max(event.revision, Ordering::AcqRel);
+    }
+
+    fn apply_committed(&self, event: Option<InvalidationEvent>) {
+        if let Some(event) = event {
+            self.apply(&event);
+        }
+    }
+
+    /// Writes pending last-use times to the store. Called periodically and at shutdown.
+    pub async fn flush_last_use(&self) -> AuthorityResult<usize> {
+        let uses = self.last_use.drain();
+        if uses.is_empty() {
+            return Ok(0);
+        }
+        let count = uses.len();
+        if let Err(error) = self.store.record_last_use(&uses).await {
+            self.last_use.restore(uses);
+            return Err(error.into());
+        }
+        Ok(count)
+    }
+
+    /// The audit record of a change made by `caller`.
+    fn audit(
+        caller: &Caller,
+        action: &'static str,
+        target_type: &'static str,
+        target_id: &str,
+        account_id: &AccountId,
+        now: Timestamp,
+    ) -> AuditRecord {
+        AuditRecord {
+            account_id: account_id.clone(),
+            actor_id: Some(caller.principal_id.clone()),
+            actor_token_id: Some(caller.token_id.clone()),
+            action,
+            target_type,
+            target_id: target_id.to_owned(),
+            peer_address: caller.peer_address.clone(),
+            details: Default::default(),
+            occurred_at: now,
+        }
+    }
+}
+
+fn random_key() -> [u8; 32] {
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).expect("the operating system's random number generator failed");
+    key
+}
+
+/// An etag is the object's version; callers get it as text and may send it back.
+pub fn etag(version: i64) -> String {
+    version.to_string()
+}
+
+/// Refuses a change when the caller sent an etag that is no longer current.
+fn check_etag(sent: Option<&str>, version: i64) -> AuthorityResult<()> {
+    match sent {
+        Some(etag_sent) if etag_sent != etag(version) => Err(AuthorityError::Aborted(
+            "the etag does not match: the object changed since it was read".into(),
+        )),
+        _ => Ok(()),
+    }
+}

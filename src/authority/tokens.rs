@@ -1,0 +1,696 @@
+//! The token use cases: create, read, list, update, revoke, disable, enable, delete, reset
+//! and duplicate.
+
+use std::collections::BTreeMap;
+
+use chrono::Duration;
+
+use super::{Authority, AuthorityError, AuthorityResult, Caller, check_etag};
+use crate::domain::{
+    AccountId, ApiVersion, Description, Invalidation, InvalidationKind, InvalidationTarget, Labels,
+    Permission, PermissionSet, Principal, PrincipalId, ResetError, RevokeReason, StoredState,
+    Timestamp, Token, TokenId, TokenName, TokenSecret, TokenState, now, validate_expiry,
+};
+use crate::store::{Change, SecretChange, TokenQuery};
+
+/// The longest lifetime a token can be given: 100 years is "practically never" while
+/// keeping every computed time far inside the representable range.
+const MAX_TTL_DAYS: i64 = 36_500;
+const DEFAULT_PAGE_SIZE: u32 = 100;
+const MAX_PAGE_SIZE: u32 = 1000;
+
+/// When a new token stops working.
+#[derive(Debug, Clone, Copy)]
+pub enum Expiry {
+    Never,
+    At(Timestamp),
+    After(Duration),
+}
+
+/// A validated CreateToken request.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    /// None: the caller's own principal.
+    pub owner_id: Option<PrincipalId>,
+    pub name: TokenName,
+    pub description: Description,
+    pub scopes: PermissionSet,
+    pub labels: Labels,
+    pub api_version: ApiVersion,
+    pub expiry: Expiry,
+}
+
+/// A validated UpdateToken request: only the fields present change.
+#[derive(Debug, Clone, Default)]
+pub struct TokenUpdate {
+    pub name: Option<TokenName>,
+    pub description: Option<Description>,
+    /// Some(None): never expires.
+    pub expires_at: Option<Option<Timestamp>>,
+    pub scopes: Option<PermissionSet>,
+    pub labels: Option<Labels>,
+    pub api_version: Option<ApiVersion>,
+}
+
+/// The filters of ListTokens.
+#[derive(Debug, Clone, Default)]
+pub struct TokenFilter {
+    pub account_id: Option<AccountId>,
+    pub owner_id: Option<PrincipalId>,
+    pub name_contains: Option<String>,
+    pub state: Option<TokenState>,
+    pub created_at_or_after: Option<Timestamp>,
+    pub created_before: Option<Timestamp>,
+    pub last_used_before: Option<Timestamp>,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Empty on the last page.
+    pub next_page_token: String,
+}
+
+/// Resolves a requested page size: 0 means the default, larger than the maximum is capped.
+pub(super) fn page_size(requested: i32) -> AuthorityResult<u32> {
+    match u32::try_from(requested) {
+        Err(_) => Err(AuthorityError::invalid("page_size", "must not be negative")),
+        Ok(0) => Ok(DEFAULT_PAGE_SIZE),
+        Ok(size) => Ok(size.min(MAX_PAGE_SIZE)),
+    }
+}
+
+impl Authority {
+    /// Loads a token the caller may see, or NotFound.
+    async fn visible_token(&self, caller: &Caller, id: &TokenId) -> AuthorityResult<Token> {
+        let token = self
+            .store
+            .token(id)
+            .await?
+            .ok_or(AuthorityError::NotFound("token"))?;
+        caller.ensure_access(&token.account_id, "token")?;
+        Ok(token)
+    }
+
+    /// Loads a principal the caller may see, or NotFound.
+    pub(super) async fn visible_principal(
+        &self,
+        caller: &Caller,
+        id: &PrincipalId,
+    ) -> AuthorityResult<Principal> {
+        let principal = self
+            .store
+            .principal(id)
+            .await?
+            .ok_or(AuthorityError::NotFound("principal"))?;
+        caller.ensure_access(&principal.account_id, "principal")?;
+        Ok(principal)
+    }
+
+    /// Checks that a token for `owner` with `scopes` may be issued by `caller`: the owner is
+    /// enabled, its account has API access, and neither owner nor caller is exceeded.
+    async fn check_issuable(
+        &self,
+        caller: &Caller,
+        owner: &Principal,
+        scopes: &PermissionSet,
+    ) -> AuthorityResult<()> {
+        if owner.disabled {
+            return Err(AuthorityError::FailedPrecondition(
+                "the owner principal is disabled".into(),
+            ));
+        }
+        let account = self
+            .store
+            .account(&owner.account_id)
+            .await?
+            .ok_or(AuthorityError::NotFound("account"))?;
+        if !account.api_access_enabled {
+            return Err(AuthorityError::FailedPrecondition(
+                "API access is disabled for the owner's account".into(),
+            ));
+        }
+        let lacking = scopes.difference(&owner.permissions);
+        if !lacking.is_empty() {
+            return Err(AuthorityError::invalid(
+                "scopes",
+                format!(
+                    "the owner does not have: {}",
+                    lacking.to_strings().join(", ")
+                ),
+            ));
+        }
+        // Empty scopes mean "everything the owner has", so that is what must not exceed
+        // the caller.
+        let granted = if scopes.is_empty() {
+            &owner.permissions
+        } else {
+            scopes
+        };
+        caller.ensure_holds_all(granted, "the token's scopes")
+    }
+
+    pub async fn create_token(
+        &self,
+        caller: &Caller,
+        request: NewToken,
+    ) -> AuthorityResult<(Token, TokenSecret)> {
+        caller.require(Permission::TOKENS_CREATE)?;
+        let owner_id = request
+            .owner_id
+            .unwrap_or_else(|| caller.principal_id.clone());
+        let owner = self.visible_principal(caller, &owner_id).await?;
+        self.check_issuable(caller, &owner, &request.scopes).await?;
+        let at = now();
+        let expires_at = match request.expiry {
+            Expiry::Never => None,
+            Expiry::At(when) => {
+                validate_expiry(when, at, "expire_time")?;
+                Some(when)
+            }
+            Expiry::After(ttl) => {
+                if ttl <= Duration::zero() || ttl > Duration::days(MAX_TTL_DAYS) {
+                    return Err(AuthorityError::invalid(
+                        "ttl",
+                        "must be positive and at most 100 years",
+                    ));
+                }
+                Some(at + ttl)
+            }
+        };
+        let secret = TokenSecret::generate();
+        let token = Token {
+            id: TokenId::generate(),
+            account_id: owner.account_id.clone(),
+            owner_id: owner.id.clone(),
+            name: request.name,
+            description: request.description,
+            scopes: request.scopes,
+            labels: request.labels,
+            api_version: request.api_version,
+            state: StoredState::Active,
+            created_at: at,
+            created_by: caller.principal_id.clone(),
+            updated_at: at,
+            expires_at,
+            last_used_at: None,
+            display_hint: secret.display_hint(),
+            previous_secret_expires_at: None,
+            version: 1,
+        };
+        let audit = Self::audit(
+            caller,
+            "token.create",
+            "token",
+            token.id.as_str(),
+            &token.account_id,
+            at,
+        );
+        let change = Change {
+            audit,
+            invalidation: None,
+        };
+        self.store
+            .insert_token(&token, &secret.hash(), &change)
+            .await?;
+        tracing::info!(token_id = %token.id, owner_id = %token.owner_id, "token created");
+        Ok((token, secret))
+    }
+
+    pub async fn get_token(&self, caller: &Caller, id: &TokenId) -> AuthorityResult<Token> {
+        caller.require(Permission::TOKENS_READ)?;
+        self.visible_token(caller, id).await
+    }
+
+    pub async fn list_tokens(
+        &self,
+        caller: &Caller,
+        filter: TokenFilter,
+        page_size: i32,
+        page_token: &str,
+    ) -> AuthorityResult<Page<Token>> {
+        caller.require(Permission::TOKENS_READ)?;
+        let limit = self::page_size(page_size)?;
+        let account_id = caller.target_account(filter.account_id.clone())?;
+        // Everything but the position must stay the same from page to page.
+        let fingerprint = format!("{account_id}|{filter:?}");
+        let after = if page_token.is_empty() {
+            None
+        } else {
+            let position = self
+                .page_tokens
+                .decode(page_token, "tokens", &fingerprint)?;
+            Some(decode_time_position(&position, TokenId::parse)?)
+        };
+        let mut tokens = self
+            .store
+            .list_tokens(&TokenQuery {
+                account_id,
+                owner_id: filter.owner_id,
+                name_contains: filter.name_contains,
+                state: filter.state,
+                created_at_or_after: filter.created_at_or_after,
+                created_before: filter.created_before,
+                last_used_before: filter.last_used_before,
+                now: now(),
+                after,
+                limit: limit + 1,
+            })
+            .await?;
+        let next_page_token = if tokens.len() > limit as usize {
+            tokens.truncate(limit as usize);
+            tokens
+                .last()
+                .map(|last| {
+                    let position = format!("{}:{}", last.created_at.timestamp_micros(), last.id);
+                    self.page_tokens.encode("tokens", &fingerprint, &position)
+                })
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Page {
+            items: tokens,
+            next_page_token,
+        })
+    }
+
+    pub async fn update_token(
+        &self,
+        caller: &Caller,
+        id: &TokenId,
+        update: TokenUpdate,
+        etag: Option<&str>,
+    ) -> AuthorityResult<Token> {
+        caller.require(Permission::TOKENS_UPDATE)?;
+        let mut token = self.visible_token(caller, id).await?;
+        check_etag(etag, token.version)?;
+        token.ensure_not_revoked()?;
+        let at = now();
+        let mut fields = Vec::new();
+        // Whether the change is visible in verification answers.
+        let mut affects_verification = false;
+        if let Some(name) = update.name {
+            token.name = name;
+            fields.push("name");
+        }
+        if let Some(description) = update.description {
+            token.description = description;
+            fields.push("description");
+        }
+        if let Some(expires_at) = update.expires_at {
+            if let Some(when) = expires_at {
+                validate_expiry(when, at, "expire_time")?;
+            }
+            token.expires_at = expires_at;
+            fields.push("expire_time");
+            affects_verification = true;
+        }
+        if let Some(scopes) = update.scopes {
+            let owner = self
+                .store
+                .principal(&token.owner_id)
+                .await?
+                .ok_or(AuthorityError::NotFound("principal"))?;
+            narrow_scopes(&token.scopes, &scopes, &owner.permissions)?;
+            token.scopes = scopes;
+            fields.push("scopes");
+            affects_verification = true;
+        }
+        if let Some(labels) = update.labels {
+            token.labels = labels;
+            fields.push("labels");
+            affects_verification = true;
+        }
+        if let Some(api_version) = update.api_version {
+            token.api_version = api_version;
+            fields.push("api_version");
+            affects_verification = true;
+        }
+        if fields.is_empty() {
+            return Err(AuthorityError::invalid(
+                "update_mask",
+                "must name at least one field",
+            ));
+        }
+        let mut details = BTreeMap::new();
+        details.insert("fields".to_owned(), fields.join(","));
+        let kind = affects_verification.then_some(InvalidationKind::TokenUpdated);
+        self.commit_token(caller, token, "token.update", kind, details, None, at)
+            .await
+    }
+
+    pub async fn revoke_token(
+        &self,
+        caller: &Caller,
+        id: &TokenId,
+        reason: RevokeReason,
+        etag: Option<&str>,
+    ) -> AuthorityResult<Token> {
+        caller.require(Permission::TOKENS_UPDATE)?;
+        let mut token = self.visible_token(caller, id).await?;
+        check_etag(etag, token.version)?;
+        let at = now();
+        let mut details = BTreeMap::new();
+        details.insert("reason".to_owned(), reason.as_str().to_owned());
+        token.revoke(caller.principal_id.clone(), reason, at)?;
+        self.commit_token(
+            caller,
+            token,
+            "token.revoke",
+            Some(InvalidationKind::TokenRevoked),
+            details,
+            None,
+            at,
+        )
+        .await
+    }
+
+    pub async fn disable_token(
+        &self,
+        caller: &Caller,
+        id: &TokenId,
+        etag: Option<&str>,
+    ) -> AuthorityResult<Token> {
+        caller.require(Permission::TOKENS_UPDATE)?;
+        let mut token = self.visible_token(caller, id).await?;
+        check_etag(etag, token.version)?;
+        if !token.disable()? {
+            return Ok(token);
+        }
+        let kind = Some(InvalidationKind::TokenDisabled);
+        self.commit_token(
+            caller,
+            token,
+            "token.disable",
+            kind,
+            BTreeMap::new(),
+            None,
+            now(),
+        )
+        .await
+    }
+
+    pub async fn enable_token(
+        &self,
+        caller: &Caller,
+        id: &TokenId,
+        etag: Option<&str>,
+    ) -> AuthorityResult<Token> {
+        caller.require(Permission::TOKENS_UPDATE)?;
+        let mut token = self.visible_token(caller, id).await?;
+        check_etag(etag, token.version)?;
+        if !token.enable()? {
+            return Ok(token);
+        }
+        let kind = Some(InvalidationKind::TokenEnabled);
+        self.commit_token(
+            caller,
+            token,
+            "token.enable",
+            kind,
+            BTreeMap::new(),
+            None,
+            now(),
+        )
+        .await
+    }
+
+    pub async fn delete_token(
+        &self,
+        caller: &Caller,
+        id: &TokenId,
+        etag: Option<&str>,
+    ) -> AuthorityResult<()> {
+        caller.require(Permission::TOKENS_DELETE)?;
+        let token = self.visible_token(caller, id).await?;
+        check_etag(etag, token.version)?;
+        let at = now();
+        let mut audit = Self::audit(
+            caller,
+            "token.delete",
+            "token",
+            token.id.as_str(),
+            &token.account_id,
+            at,
+        );
+        audit
+            .details
+            .insert("name".to_owned(), token.name.as_str().to_owned());
+        audit
+            .details
+            .insert("owner_id".to_owned(), token.owner_id.to_string());
+        let change = Change {
+            audit,
+            invalidation: Some(token_invalidation(&token, InvalidationKind::TokenDeleted)),
+        };
+        let event = self
+            .store
+            .delete_token(&token.id, token.version, &change)
+            .await?;
+        self.apply_committed(event);
+        tracing::info!(token_id = %token.id, "token deleted");
+        Ok(())
+    }
+
+    pub async fn reset_token(
+        &self,
+        caller: &Caller,
+        id: &TokenId,
+        grace_period: Duration,
+        etag: Option<&str>,
+    ) -> AuthorityResult<(Token, TokenSecret)> {
+        caller.require(Permission::TOKENS_UPDATE)?;
+        let mut token = self.visible_token(caller, id).await?;
+        check_etag(etag, token.version)?;
+        let at = now();
+        let max_grace = Duration::from_std(self.config.max_grace_period).unwrap_or(Duration::MAX);
+        let grace_end =
+            token
+                .reset_grace_end(grace_period, max_grace, at)
+                .map_err(|e| match e {
+                    ResetError::Transition(t) => AuthorityError::from(t),
+                    ResetError::Invalid(v) => AuthorityError::Invalid(v),
+                })?;
+        let secret = TokenSecret::generate();
+        token.display_hint = secret.display_hint();
+        token.previous_secret_expires_at = grace_end;
+        let mut details = BTreeMap::new();
+        details.insert(
+            "grace_period_seconds".to_owned(),
+            grace_period.num_seconds().to_string(),
+        );
+        let secret_change = SecretChange {
+            new_hash: secret.hash(),
+            previous_expires_at: grace_end,
+        };
+        let kind = Some(InvalidationKind::TokenReset);
+        let token = self
+            .commit_token(
+                caller,
+                token,
+                "token.reset",
+                kind,
+                details,
+                Some(&secret_change),
+                at,
+            )
+            .await?;
+        Ok((token, secret))
+    }
+
+    pub async fn duplicate_token(
+        &self,
+        caller: &Caller,
+        id: &TokenId,
+        name: Option<TokenName>,
+    ) -> AuthorityResult<(Token, TokenSecret)> {
+        caller.require(Permission::TOKENS_UPDATE)?;
+        let original = self.visible_token(caller, id).await?;
+        let owner = self.visible_principal(caller, &original.owner_id).await?;
+        self.check_issuable(caller, &owner, &original.scopes)
+            .await?;
+        let name = match name {
+            Some(name) => name,
+            None => copy_name(&original.name),
+        };
+        let at = now();
+        let secret = TokenSecret::generate();
+        let token = Token {
+            id: TokenId::generate(),
+            account_id: original.account_id.clone(),
+            owner_id: original.owner_id.clone(),
+            name,
+            description: original.description.clone(),
+            scopes: original.scopes.clone(),
+            labels: original.labels.clone(),
+            api_version: original.api_version.clone(),
+            state: StoredState::Active,
+            created_at: at,
+            created_by: caller.principal_id.clone(),
+            updated_at: at,
+            // The expiry policy is the lifetime, counted again from now.
+            expires_at: original.lifetime().map(|lifetime| at + lifetime),
+            last_used_at: None,
+            display_hint: secret.display_hint(),
+            previous_secret_expires_at: None,
+            version: 1,
+        };
+        let mut audit = Self::audit(
+            caller,
+            "token.duplicate",
+            "token",
+            token.id.as_str(),
+            &token.account_id,
+            at,
+        );
+        audit
+            .details
+            .insert("source_token_id".to_owned(), original.id.to_string());
+        let change = Change {
+            audit,
+            invalidation: None,
+        };
+        self.store
+            .insert_token(&token, &secret.hash(), &change)
+            .await?;
+        tracing::info!(token_id = %token.id, source_token_id = %original.id, "token duplicated");
+        Ok((token, secret))
+    }
+
+    /// Commits a changed token (version bumped) with its audit record and, when `kind` is
+    /// set, its invalidation event, then applies the event to the cache.
+    #[allow(clippy::too_many_arguments)]
+    async fn commit_token(
+        &self,
+        caller: &Caller,
+        mut token: Token,
+        action: &'static str,
+        kind: Option<InvalidationKind>,
+        details: BTreeMap<String, String>,
+        secret: Option<&SecretChange>,
+        at: Timestamp,
+    ) -> AuthorityResult<Token> {
+        let expected_version = token.version;
+        token.version += 1;
+        token.updated_at = at;
+        let mut audit = Self::audit(
+            caller,
+            action,
+            "token",
+            token.id.as_str(),
+            &token.account_id,
+            at,
+        );
+        audit.details = details;
+        let change = Change {
+            audit,
+            invalidation: kind.map(|kind| token_invalidation(&token, kind)),
+        };
+        let event = self
+            .store
+            .update_token(&token, expected_version, secret, &change)
+            .await?;
+        self.apply_committed(event);
+        tracing::info!(token_id = %token.id, action, "token changed");
+        Ok(token)
+    }
+}
+
+fn token_invalidation(token: &Token, kind: InvalidationKind) -> Invalidation {
+    Invalidation {
+        kind,
+        target: InvalidationTarget::Token(token.id.clone()),
+        account_id: token.account_id.clone(),
+    }
+}
+
+/// Scopes may only narrow: the new set must lie within what the token could do before.
+fn narrow_scopes(
+    current: &PermissionSet,
+    new: &PermissionSet,
+    owner: &PermissionSet,
+) -> AuthorityResult<()> {
+    if new.is_empty() && !current.is_empty() {
+        return Err(AuthorityError::invalid(
+            "scopes",
+            "can only be narrowed; an empty list would widen the token to all of its owner's permissions",
+        ));
+    }
+    let bound = if current.is_empty() { owner } else { current };
+    let widening = new.difference(bound);
+    if !widening.is_empty() {
+        return Err(AuthorityError::invalid(
+            "scopes",
+            format!(
+                "can only be narrowed; not allowed: {}",
+                widening.to_strings().join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// "<name> (copy)", shortened to stay within the name's limit.
+fn copy_name(name: &TokenName) -> TokenName {
+    const SUFFIX: &str = " (copy)";
+    let keep: String = name
+        .as_str()
+        .chars()
+        .take(200 - SUFFIX.chars().count())
+        .collect();
+    TokenName::from_trusted(format!("{keep}{SUFFIX}"))
+}
+
+/// Decodes a `micros:id` position.
+pub(super) fn decode_time_position<T>(
+    position: &str,
+    parse_id: impl Fn(&str, &str) -> Result<T, crate::domain::ValidationError>,
+) -> AuthorityResult<(Timestamp, T)> {
+    let invalid =
+        || AuthorityError::invalid("page_token", "is not a page token issued for this request");
+    let (micros, id) = position.split_once(':').ok_or_else(invalid)?;
+    let micros: i64 = micros.parse().map_err(|_| invalid())?;
+    let at = chrono::DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?;
+    let id = parse_id(id, "page_token").map_err(|_| invalid())?;
+    Ok((at, id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(values: &[&str]) -> PermissionSet {
+        PermissionSet::parse(values, "p").unwrap()
+    }
+
+    #[test]
+    fn scopes_narrow_but_never_widen() {
+        let owner = set(&["a", "b", "c"]);
+        assert!(narrow_scopes(&set(&["a", "b"]), &set(&["a"]), &owner).is_ok());
+        assert!(narrow_scopes(&set(&["a"]), &set(&["a", "b"]), &owner).is_err());
+        assert!(narrow_scopes(&set(&["a"]), &PermissionSet::default(), &owner).is_err());
+        // An unscoped token may be narrowed to anything its owner has.
+        assert!(narrow_scopes(&PermissionSet::default(), &set(&["c"]), &owner).is_ok());
+        assert!(narrow_scopes(&PermissionSet::default(), &set(&["z"]), &owner).is_err());
+    }
+
+    #[test]
+    fn page_sizes_default_and_cap() {
+        assert_eq!(page_size(0).unwrap(), 100);
+        assert_eq!(page_size(5).unwrap(), 5);
+        assert_eq!(page_size(5000).unwrap(), 1000);
+        assert!(page_size(-1).is_err());
+    }
+
+    #[test]
+    fn copy_names_stay_within_the_limit() {
+        let long = TokenName::parse(&"x".repeat(200), "name").unwrap();
+        assert_eq!(copy_name(&long).as_str().chars().count(), 200);
+        assert_eq!(
+            copy_name(&TokenName::parse("ci", "name").unwrap()).as_str(),
+            "ci (copy)"
+        );
+    }
+}

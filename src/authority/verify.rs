@@ -1,0 +1,163 @@
+//! VerifyToken and caller authentication: both run the same verification, which answers
+//! from the cache when it can and reads one snapshot from the store when it cannot.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::verification_cache::CachedSnapshot;
+use super::{Authority, AuthorityError, AuthorityResult, Caller};
+use crate::domain::{
+    Permission, PermissionSet, TokenSecret, Verdict, VerificationCode, VerificationSnapshot,
+    evaluate, now,
+};
+
+/// The answer to a verification.
+#[derive(Debug, Clone)]
+pub struct VerifyOutcome {
+    pub verdict: Verdict,
+    /// The snapshot the verdict was computed from; None when the token was malformed or not
+    /// found.
+    pub snapshot: Option<Arc<CachedSnapshot>>,
+    /// The revision the answer holds at.
+    pub revision: u64,
+}
+
+impl VerifyOutcome {
+    fn without_token(code: VerificationCode, revision: u64) -> Self {
+        Self {
+            verdict: Verdict {
+                code,
+                effective_scopes: PermissionSet::default(),
+                missing_scopes: PermissionSet::default(),
+                expires_at: None,
+            },
+            snapshot: None,
+            revision,
+        }
+    }
+
+    pub fn snapshot(&self) -> Option<&VerificationSnapshot> {
+        self.snapshot.as_deref().map(|cached| &cached.snapshot)
+    }
+}
+
+impl Authority {
+    /// VerifyToken: may `presented` be used now with `required` scopes? Answers for tokens of
+    /// other accounts only to operators; to anyone else they do not exist.
+    pub async fn verify_token(
+        &self,
+        caller: &Caller,
+        presented: &str,
+        required: &PermissionSet,
+    ) -> AuthorityResult<VerifyOutcome> {
+        caller.require(Permission::TOKENS_VERIFY)?;
+        let outcome = self.verify(presented, required).await?;
+        if outcome
+            .snapshot()
+            .is_some_and(|s| !caller.can_access(&s.account_id))
+        {
+            return Ok(VerifyOutcome::without_token(
+                VerificationCode::NotFound,
+                outcome.revision,
+            ));
+        }
+        Ok(outcome)
+    }
+
+    /// Authenticates the caller of an RPC from the token it presented.
+    pub async fn authenticate(
+        &self,
+        presented: Option<&str>,
+        peer_address: Option<String>,
+    ) -> AuthorityResult<Caller> {
+        let presented = presented.ok_or_else(|| {
+            AuthorityError::Unauthenticated(
+                "missing credential: send `authorization: Bearer <token>` or `x-api-key: <token>`"
+                    .into(),
+            )
+        })?;
+        let outcome = self.verify(presented, &PermissionSet::default()).await?;
+        let reason = match outcome.verdict.code {
+            VerificationCode::Valid => None,
+            VerificationCode::Malformed => Some("the credential is not a well-formed token"),
+            VerificationCode::NotFound => Some("the credential is not a known token"),
+            VerificationCode::Expired => Some("the credential has expired"),
+            VerificationCode::Revoked => Some("the credential has been revoked"),
+            VerificationCode::Disabled => Some("the credential is disabled"),
+            VerificationCode::OwnerDisabled => Some("the credential's owner is disabled"),
+            VerificationCode::ApiAccessDisabled => {
+                Some("API access is disabled for the credential's account")
+            }
+            VerificationCode::InsufficientScopes => None,
+        };
+        match (reason, outcome.snapshot()) {
+            (None, Some(snapshot)) => Ok(Caller {
+                principal_id: snapshot.owner_id.clone(),
+                token_id: snapshot.token_id.clone(),
+                account_id: snapshot.account_id.clone(),
+                permissions: outcome.verdict.effective_scopes.clone(),
+                operator: snapshot.account_operator,
+                peer_address,
+            }),
+            (reason, _) => Err(AuthorityError::Unauthenticated(
+                reason.unwrap_or("the credential is not valid").to_owned(),
+            )),
+        }
+    }
+
+    /// The verification itself, for any caller.
+    async fn verify(
+        &self,
+        presented: &str,
+        required: &PermissionSet,
+    ) -> AuthorityResult<VerifyOutcome> {
+        let Ok(secret) = TokenSecret::parse(presented) else {
+            return Ok(VerifyOutcome::without_token(
+                VerificationCode::Malformed,
+                self.revision(),
+            ));
+        };
+        let hash = secret.hash();
+        let (cached, revision) = match self.cache.get(&hash) {
+            Some(cached) => (cached, self.revision()),
+            None => {
+                let started = Instant::now();
+                let Some((snapshot, revision)) = self.store.verification_snapshot(&hash).await?
+                else {
+                    return Ok(VerifyOutcome::without_token(
+                        VerificationCode::NotFound,
+                        self.revision(),
+                    ));
+                };
+                let cached = Arc::new(CachedSnapshot::new(snapshot, revision, started));
+                self.cache.insert(hash, cached.clone());
+                (cached, revision.max(self.revision()))
+            }
+        };
+        let at = now();
+        let verdict = evaluate(&cached.snapshot, required, at);
+        if verdict.code == VerificationCode::Valid {
+            self.note_use(&cached, at);
+        }
+        Ok(VerifyOutcome {
+            verdict,
+            snapshot: Some(cached),
+            revision,
+        })
+    }
+
+    /// Hands a use to the last-use recorder at most once a second per token.
+    fn note_use(&self, cached: &CachedSnapshot, at: crate::domain::Timestamp) {
+        let second = at.timestamp();
+        let previous = cached.last_use_second.load(Ordering::Relaxed);
+        if second > previous
+            && cached
+                .last_use_second
+                .compare_exchange(previous, second, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.last_use.record(&cached.snapshot.token_id, at);
+        }
+    }
+}

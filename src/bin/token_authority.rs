@@ -1,0 +1,105 @@
+//! The `token-authority` server binary: parses configuration, sets up logging, and runs
+//! `serve` (the default) or `migrate`.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use clap::Parser;
+use token_authority::configuration::{Cli, Command};
+use token_authority::domain::TokenSecret;
+use token_authority::startup::{Application, open_store};
+use token_authority::telemetry;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = cli.settings;
+    telemetry::init(telemetry::subscriber(
+        settings.log_format,
+        &settings.log_level,
+        std::io::stderr,
+    ));
+
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Migrate => {
+            open_store(&settings).await.context("migration failed")?;
+            tracing::info!("database is up to date");
+        }
+        Command::Serve => {
+            let token_file = settings.bootstrap_token_file.clone();
+            let mut app = Application::build(settings)
+                .await
+                .context("could not start")?;
+            if let Some(token) = app.take_bootstrap_token() {
+                hand_out_bootstrap_token(&token, token_file.as_deref())?;
+            }
+            app.run_until_stopped(shutdown_signal()).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Shows the bootstrap token once: in a file only its owner can read, or on stdout.
+fn hand_out_bootstrap_token(token: &TokenSecret, file: Option<&Path>) -> anyhow::Result<()> {
+    match file {
+        Some(path) => {
+            write_private_file(path, token.expose()).with_context(|| {
+                format!("could not write the bootstrap token to {}", path.display())
+            })?;
+            println!(
+                "Bootstrap token written to {} (shown only this once).",
+                path.display()
+            );
+        }
+        None => {
+            println!("================================================================");
+            println!("Bootstrap owner token (shown only this once; keep it safe):");
+            println!();
+            println!("    {}", token.expose());
+            println!();
+            println!("Use it as `authorization: Bearer <token>` to create other tokens.");
+            println!("================================================================");
+        }
+    }
+    std::io::stdout().flush()?;
+    Ok(())
+}
+
+fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    writeln!(file, "{contents}")?;
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,164 @@
+//! Command line and environment configuration of the `token-authority` binary. Every flag
+//! has an environment-variable twin, so the server runs the same from a shell, a unit file
+//! or a container.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::authority::AuthorityConfig;
+
+/// The gRPC token authority: issues, verifies and revokes API tokens.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "token-authority", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Settings {
+    /// Address to listen on for gRPC (plaintext HTTP/2).
+    #[arg(
+        long,
+        env = "TOKEN_AUTHORITY_LISTEN_ADDR",
+        default_value = "127.0.0.1:50051",
+        global = true
+    )]
+    pub listen_addr: SocketAddr,
+
+    /// Database URL. `sqlite://path` (created if missing) is the embedded default.
+    #[arg(
+        long,
+        env = "TOKEN_AUTHORITY_DATABASE_URL",
+        default_value = "sqlite://token-authority.db",
+        global = true
+    )]
+    pub database_url: String,
+
+    /// Log format.
+    #[arg(
+        long,
+        env = "TOKEN_AUTHORITY_LOG_FORMAT",
+        value_enum,
+        default_value = "human",
+        global = true
+    )]
+    pub log_format: LogFormat,
+
+    /// Log filter, in `tracing` EnvFilter syntax (`info`, `token_authority=debug,info`, …).
+    #[arg(
+        long,
+        env = "TOKEN_AUTHORITY_LOG",
+        default_value = "info",
+        global = true
+    )]
+    pub log_level: String,
+
+    /// On first start, write the bootstrap token to this file (mode 0600) instead of
+    /// printing it.
+    #[arg(long, env = "TOKEN_AUTHORITY_BOOTSTRAP_TOKEN_FILE", global = true)]
+    pub bootstrap_token_file: Option<PathBuf>,
+
+    /// Largest request message accepted, in bytes; larger ones fail with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "TOKEN_AUTHORITY_MAX_MESSAGE_BYTES", default_value_t = 256 * 1024, global = true)]
+    pub max_message_bytes: usize,
+
+    /// Longest grace period a reset may give the old secret.
+    #[arg(long, env = "TOKEN_AUTHORITY_MAX_GRACE_PERIOD", default_value = "7d", value_parser = humantime::parse_duration, global = true)]
+    pub max_grace_period: Duration,
+
+    /// How many verified tokens the in-memory cache holds.
+    #[arg(
+        long,
+        env = "TOKEN_AUTHORITY_VERIFY_CACHE_CAPACITY",
+        default_value_t = 100_000,
+        global = true
+    )]
+    pub verify_cache_capacity: u64,
+
+    /// How long a cached verification is trusted at most (events invalidate it sooner).
+    #[arg(long, env = "TOKEN_AUTHORITY_VERIFY_CACHE_TTL", default_value = "5m", value_parser = humantime::parse_duration, global = true)]
+    pub verify_cache_ttl: Duration,
+
+    /// How often last-use times are written to the database.
+    #[arg(long, env = "TOKEN_AUTHORITY_LAST_USE_FLUSH_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub last_use_flush_interval: Duration,
+
+    /// Read connections to the database.
+    #[arg(
+        long,
+        env = "TOKEN_AUTHORITY_DATABASE_READ_CONNECTIONS",
+        default_value_t = 4,
+        global = true
+    )]
+    pub database_read_connections: u32,
+}
+
+impl Settings {
+    /// Defaults for `database_url`, everything else as the flags' defaults; used by tests
+    /// and benchmarks that start the server in process.
+    pub fn for_database(database_url: impl Into<String>) -> Self {
+        let mut settings = Cli::parse_from(["token-authority"]).settings;
+        settings.database_url = database_url.into();
+        settings
+    }
+
+    pub fn authority(&self) -> AuthorityConfig {
+        AuthorityConfig {
+            max_grace_period: self.max_grace_period,
+            verification_cache_capacity: self.verify_cache_capacity,
+            verification_cache_ttl: self.verify_cache_ttl,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_usable() {
+        let cli = Cli::parse_from(["token-authority"]);
+        assert!(cli.command.is_none());
+        assert_eq!(cli.settings.listen_addr.to_string(), "127.0.0.1:50051");
+        assert_eq!(
+            cli.settings.max_grace_period,
+            Duration::from_secs(7 * 86_400)
+        );
+    }
+
+    #[test]
+    fn flags_parse_after_the_subcommand_too() {
+        let cli = Cli::parse_from([
+            "token-authority",
+            "migrate",
+            "--database-url",
+            "sqlite://x.db",
+        ]);
+        assert!(matches!(cli.command, Some(Command::Migrate)));
+        assert_eq!(cli.settings.database_url, "sqlite://x.db");
+    }
+}

@@ -1,0 +1,18 @@
+//! Accounts: the tenants. Nothing crosses an account boundary except the principals of the
+//! operator account, the one created at bootstrap.
+
+use super::{AccountId, DisplayName, Timestamp};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: AccountId,
+    pub display_name: DisplayName,
+    /// When false, every token of the account fails verification.
+    pub api_access_enabled: bool,
+    /// The bootstrap account: its principals may act in every account.
+    pub operator: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// Bumped by every change; the basis of etags and of optimistic concurrency.
+    pub version: i64,
+}

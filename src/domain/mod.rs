@@ -1,0 +1,44 @@
+//! The rules of the token authority, free of I/O: the token format and its hashing, the
+//! validated value types (ids, names, permissions, labels), the token lifecycle and the
+//! verification verdict. Everything here is pure and unit-tested beside its code.
+
+mod account;
+mod error;
+mod events;
+mod ids;
+mod labels;
+mod permission;
+mod principal;
+mod random;
+mod text;
+mod token;
+mod token_secret;
+mod verification;
+
+pub use account::Account;
+pub use error::ValidationError;
+pub use events::{
+    AuditEvent, AuditRecord, Invalidation, InvalidationEvent, InvalidationKind, InvalidationTarget,
+};
+pub use ids::{AccountId, PrincipalId, TokenId};
+pub use labels::Labels;
+pub use permission::{Permission, PermissionSet};
+pub use principal::{Principal, PrincipalKind};
+pub use text::{ApiVersion, Description, DisplayName, RevokeReason, TokenName};
+pub use token::{ResetError, StoredState, Token, TokenState, TransitionError, validate_expiry};
+pub use token_secret::{ParseError, SecretHash, TOKEN_PREFIX, TokenSecret};
+pub use verification::{Verdict, VerificationCode, VerificationSnapshot, evaluate};
+
+/// Instants are UTC wall-clock times with microsecond precision (what both stores keep).
+pub type Timestamp = chrono::DateTime<chrono::Utc>;
+
+/// The current time, truncated to the microsecond precision the stores keep, so that a value
+/// read back equals the value written.
+pub fn now() -> Timestamp {
+    truncate_to_micros(chrono::Utc::now())
+}
+
+/// Drops sub-microsecond precision.
+pub fn truncate_to_micros(t: Timestamp) -> Timestamp {
+    chrono::DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}

@@ -1,0 +1,231 @@
+//! The token format: `tka_<body><checksum>`.
+//!
+//! * `body` is 32 base62 characters from the OS CSPRNG (≈190 bits).
+//! * `checksum` is the CRC32 of `tka_<body>`, in 6 fixed-width base62 characters, so that a
+//!   typo or a random string is rejected without touching storage, and secret scanners can
+//!   recognise our tokens.
+//!
+//! Only the SHA-256 of the whole token is ever stored. The plaintext lives in a
+//! [`TokenSecret`], whose `Debug` is redacted so that it cannot slip into a log line.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+use super::random::{base62_fixed, is_base62, random_base62};
+
+/// The prefix of every token this service issues (`tka` for "token authority").
+pub const TOKEN_PREFIX: &str = "tka_";
+const BODY_LEN: usize = 32;
+const CHECKSUM_LEN: usize = 6;
+const TOKEN_LEN: usize = TOKEN_PREFIX.len() + BODY_LEN + CHECKSUM_LEN;
+
+/// Why a string is not a token of ours. Deliberately carries no part of the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("the token is empty")]
+    Empty,
+    #[error("the token does not have the expected prefix")]
+    WrongPrefix,
+    #[error("the token does not have the expected length")]
+    WrongLength,
+    #[error("the token contains characters that are not allowed")]
+    InvalidCharacters,
+    #[error("the token's checksum does not match")]
+    BadChecksum,
+}
+
+/// A well-formed plaintext token. Construct it by [`TokenSecret::generate`] or
+/// [`TokenSecret::parse`]; both guarantee the format above.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenSecret(String);
+
+impl TokenSecret {
+    /// A new random token.
+    pub fn generate() -> Self {
+        let mut token = String::with_capacity(TOKEN_LEN);
+        token.push_str(TOKEN_PREFIX);
+        token.push_str(&random_base62(BODY_LEN));
+        let checksum = checksum(&token);
+        token.push_str(&checksum);
+        Self(token)
+    }
+
+    /// Accepts the token bare, as `Bearer <token>` (any case of `Bearer`), and with
+    /// surrounding whitespace. Checks shape and checksum only; no storage is involved.
+    pub fn parse(input: &str) -> Result<Self, ParseError> {
+        let mut candidate = input.trim();
+        if let Some((scheme, rest)) = candidate.split_once(char::is_whitespace) {
+            if scheme.eq_ignore_ascii_case("bearer") {
+                candidate = rest.trim_start();
+            }
+        }
+        if candidate.is_empty() || candidate.eq_ignore_ascii_case("bearer") {
+            return Err(ParseError::Empty);
+        }
+        if !candidate.starts_with(TOKEN_PREFIX) {
+            return Err(ParseError::WrongPrefix);
+        }
+        if candidate.len() != TOKEN_LEN {
+            return Err(ParseError::WrongLength);
+        }
+        let (signed, sum) = candidate.split_at(TOKEN_LEN - CHECKSUM_LEN);
+        if !is_base62(&signed[TOKEN_PREFIX.len()..]) || !is_base62(sum) {
+            return Err(ParseError::InvalidCharacters);
+        }
+        if checksum(signed) != sum {
+            return Err(ParseError::BadChecksum);
+        }
+        Ok(Self(candidate.to_owned()))
+    }
+
+    /// The plaintext. Call it only to hand the secret to its owner, once.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The only form of the secret that is stored.
+    pub fn hash(&self) -> SecretHash {
+        SecretHash(Sha256::digest(self.0.as_bytes()).into())
+    }
+
+    /// A non-secret hint to recognise the token by: the prefix and the last 4 characters.
+    pub fn display_hint(&self) -> String {
+        format!("{TOKEN_PREFIX}…{}", &self.0[self.0.len() - 4..])
+    }
+}
+
+impl fmt::Debug for TokenSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TokenSecret({})", self.display_hint())
+    }
+}
+
+/// SHA-256 of a whole token: how tokens are looked up and compared.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SecretHash(pub [u8; 32]);
+
+impl SecretHash {
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A hash is not a secret, but there is no reason to print all of it either.
+        write!(
+            f,
+            "SecretHash({:02x}{:02x}{:02x}{:02x}…)",
+            self.0[0], self.0[1], self.0[2], self.0[3]
+        )
+    }
+}
+
+fn checksum(signed: &str) -> String {
+    base62_fixed(u64::from(crc32fast::hash(signed.as_bytes())), CHECKSUM_LEN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_tokens_parse() {
+        let token = TokenSecret::generate();
+        assert_eq!(token.expose().len(), TOKEN_LEN);
+        assert_eq!(TokenSecret::parse(token.expose()).unwrap(), token);
+    }
+
+    #[test]
+    fn bearer_prefix_and_whitespace_are_accepted() {
+        let token = TokenSecret::generate();
+        let raw = token.expose();
+        for input in [
+            format!("Bearer {raw}"),
+            format!("bearer {raw}"),
+            format!("BEARER   {raw}"),
+            format!("  {raw}\n"),
+            format!("\tBearer {raw} "),
+        ] {
+            assert_eq!(TokenSecret::parse(&input).unwrap(), token, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn a_single_changed_character_is_caught_by_the_checksum() {
+        let token = TokenSecret::generate();
+        let raw = token.expose();
+        for position in TOKEN_PREFIX.len()..raw.len() {
+            let mut bytes = raw.as_bytes().to_vec();
+            bytes[position] = if bytes[position] == b'a' { b'b' } else { b'a' };
+            let tampered = String::from_utf8(bytes).unwrap();
+            assert_eq!(
+                TokenSecret::parse(&tampered),
+                Err(ParseError::BadChecksum),
+                "position {position}"
+            );
+        }
+    }
+
+    #[test]
+    fn garbage_is_rejected_with_a_reason() {
+        let good = TokenSecret::generate();
+        assert_eq!(TokenSecret::parse(""), Err(ParseError::Empty));
+        assert_eq!(TokenSecret::parse("Bearer "), Err(ParseError::Empty));
+        assert_eq!(TokenSecret::parse("hello"), Err(ParseError::WrongPrefix));
+        assert_eq!(
+            TokenSecret::parse("tka_short"),
+            Err(ParseError::WrongLength)
+        );
+        let with_symbol = format!("tka_{}", "!".repeat(BODY_LEN + CHECKSUM_LEN));
+        assert_eq!(
+            TokenSecret::parse(&with_symbol),
+            Err(ParseError::InvalidCharacters)
+        );
+        let multibyte = format!("tka_{}é", "a".repeat(BODY_LEN + CHECKSUM_LEN - 2));
+        assert_eq!(
+            TokenSecret::parse(&multibyte),
+            Err(ParseError::InvalidCharacters)
+        );
+        assert_eq!(
+            TokenSecret::parse(&format!("Basic {}", good.expose())),
+            Err(ParseError::WrongPrefix)
+        );
+    }
+
+    #[test]
+    fn parse_errors_never_contain_the_input() {
+        let token = TokenSecret::generate();
+        let mut tampered = token.expose().to_owned();
+        tampered.pop();
+        tampered.push('0');
+        let err = TokenSecret::parse(&tampered).unwrap_err();
+        assert!(!err.to_string().contains(&tampered[4..20]));
+    }
+
+    #[test]
+    fn debug_output_is_redacted() {
+        let token = TokenSecret::generate();
+        let printed = format!("{token:?}");
+        assert!(!printed.contains(&token.expose()[4..36]));
+        assert!(printed.contains(&token.display_hint()));
+    }
+
+    #[test]
+    fn hash_is_sha256_of_the_whole_token() {
+        let token =
+            TokenSecret::parse(&format!("Bearer {}", TokenSecret::generate().expose())).unwrap();
+        let expected: [u8; 32] = Sha256::digest(token.expose().as_bytes()).into();
+        assert_eq!(token.hash().0, expected);
+        assert_ne!(TokenSecret::generate().hash(), token.hash());
+    }
+
+    #[test]
+    fn display_hint_shows_prefix_and_last_four() {
+        let token = TokenSecret::generate();
+        let hint = token.display_hint();
+        assert!(hint.starts_with("tka_…"));
+        assert!(hint.ends_with(&token.expose()[TOKEN_LEN - 4..]));
+    }
+}

@@ -1,0 +1,247 @@
+//! The verification verdict: given everything a token's answer depends on (the token, the
+//! secret it was presented with, its owner and its account), is it usable now, with these
+//! scopes? One pure function, so the server's cache and the store give the same answers.
+
+use super::{
+    AccountId, ApiVersion, Labels, PermissionSet, PrincipalId, PrincipalKind, StoredState,
+    Timestamp, TokenId,
+};
+
+/// Why a token did or did not verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerificationCode {
+    Valid,
+    Malformed,
+    NotFound,
+    Expired,
+    Revoked,
+    Disabled,
+    OwnerDisabled,
+    ApiAccessDisabled,
+    InsufficientScopes,
+}
+
+/// Everything a verification answer depends on, read in one consistent snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerificationSnapshot {
+    pub token_id: TokenId,
+    pub account_id: AccountId,
+    pub owner_id: PrincipalId,
+    pub owner_kind: PrincipalKind,
+    pub owner_name: String,
+    pub owner_permissions: PermissionSet,
+    pub owner_disabled: bool,
+    pub api_access_enabled: bool,
+    /// The account is the operator account (its principals may act in every account).
+    pub account_operator: bool,
+    pub state: StoredState,
+    pub scopes: PermissionSet,
+    pub expires_at: Option<Timestamp>,
+    /// Set for a secret replaced by a reset with a grace period: when it stops working.
+    pub secret_expires_at: Option<Timestamp>,
+    pub api_version: ApiVersion,
+    pub labels: Labels,
+}
+
+/// The outcome of [`evaluate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub code: VerificationCode,
+    /// The token's scopes within its owner's current permissions (empty unless the token is
+    /// otherwise usable).
+    pub effective_scopes: PermissionSet,
+    /// With `InsufficientScopes`: the required scopes the token lacks.
+    pub missing_scopes: PermissionSet,
+    /// When the answer stops holding by the clock alone: the sooner of the token's expiry and
+    /// the secret's grace end.
+    pub expires_at: Option<Timestamp>,
+}
+
+/// Decides whether the token in `snapshot` may be used at `now` for `required` scopes.
+///
+/// The order matters: an account whose API access is off fails every token with that
+/// reason; then the token's own state; then its owner; scopes last.
+pub fn evaluate(
+    snapshot: &VerificationSnapshot,
+    required: &PermissionSet,
+    now: Timestamp,
+) -> Verdict {
+    let expires_at = match (snapshot.expires_at, snapshot.secret_expires_at) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let refuse = |code| Verdict {
+        code,
+        effective_scopes: PermissionSet::default(),
+        missing_scopes: PermissionSet::default(),
+        expires_at,
+    };
+    if !snapshot.api_access_enabled {
+        return refuse(VerificationCode::ApiAccessDisabled);
+    }
+    if matches!(snapshot.state, StoredState::Revoked { .. }) {
+        return refuse(VerificationCode::Revoked);
+    }
+    if expires_at.is_some_and(|at| at <= now) {
+        return refuse(VerificationCode::Expired);
+    }
+    if snapshot.state == StoredState::Disabled {
+        return refuse(VerificationCode::Disabled);
+    }
+    if snapshot.owner_disabled {
+        return refuse(VerificationCode::OwnerDisabled);
+    }
+    let effective_scopes =
+        PermissionSet::effective_scopes(&snapshot.scopes, &snapshot.owner_permissions);
+    let missing_scopes = required.difference(&effective_scopes);
+    let code = if missing_scopes.is_empty() {
+        VerificationCode::Valid
+    } else {
+        VerificationCode::InsufficientScopes
+    };
+    Verdict {
+        code,
+        effective_scopes,
+        missing_scopes,
+        expires_at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{RevokeReason, now};
+    use chrono::Duration;
+
+    fn set(values: &[&str]) -> PermissionSet {
+        PermissionSet::parse(values, "p").unwrap()
+    }
+
+    fn snapshot() -> VerificationSnapshot {
+        VerificationSnapshot {
+            token_id: TokenId::generate(),
+            account_id: AccountId::generate(),
+            owner_id: PrincipalId::generate(),
+            owner_kind: PrincipalKind::ServiceAccount,
+            owner_name: "billing".into(),
+            owner_permissions: set(&["orders.read", "orders.write"]),
+            owner_disabled: false,
+            api_access_enabled: true,
+            account_operator: false,
+            state: StoredState::Active,
+            scopes: PermissionSet::default(),
+            expires_at: None,
+            secret_expires_at: None,
+            api_version: ApiVersion::default(),
+            labels: Labels::default(),
+        }
+    }
+
+    fn code(s: &VerificationSnapshot, required: &[&str]) -> VerificationCode {
+        evaluate(s, &set(required), now()).code
+    }
+
+    #[test]
+    fn an_active_unscoped_token_has_all_its_owners_permissions() {
+        let verdict = evaluate(&snapshot(), &set(&["orders.write"]), now());
+        assert_eq!(verdict.code, VerificationCode::Valid);
+        assert_eq!(
+            verdict.effective_scopes,
+            set(&["orders.read", "orders.write"])
+        );
+    }
+
+    #[test]
+    fn scopes_limit_and_the_owner_bounds() {
+        let mut s = snapshot();
+        s.scopes = set(&["orders.read", "admin.all"]);
+        let verdict = evaluate(&s, &set(&["orders.read"]), now());
+        assert_eq!(verdict.code, VerificationCode::Valid);
+        assert_eq!(verdict.effective_scopes, set(&["orders.read"]));
+        let verdict = evaluate(&s, &set(&["orders.write", "admin.all"]), now());
+        assert_eq!(verdict.code, VerificationCode::InsufficientScopes);
+        assert_eq!(verdict.missing_scopes, set(&["admin.all", "orders.write"]));
+    }
+
+    #[test]
+    fn an_owner_losing_a_permission_takes_it_from_the_token() {
+        let mut s = snapshot();
+        s.owner_permissions = set(&["orders.read"]);
+        assert_eq!(
+            code(&s, &["orders.write"]),
+            VerificationCode::InsufficientScopes
+        );
+    }
+
+    #[test]
+    fn each_refusal_has_its_code() {
+        let mut s = snapshot();
+        s.state = StoredState::Disabled;
+        assert_eq!(code(&s, &[]), VerificationCode::Disabled);
+
+        let mut s = snapshot();
+        s.state = StoredState::Revoked {
+            at: now(),
+            by: PrincipalId::generate(),
+            reason: RevokeReason::default(),
+        };
+        assert_eq!(code(&s, &[]), VerificationCode::Revoked);
+
+        let mut s = snapshot();
+        s.expires_at = Some(now() - Duration::seconds(1));
+        assert_eq!(code(&s, &[]), VerificationCode::Expired);
+
+        let mut s = snapshot();
+        s.secret_expires_at = Some(now() - Duration::seconds(1));
+        assert_eq!(code(&s, &[]), VerificationCode::Expired);
+
+        let mut s = snapshot();
+        s.owner_disabled = true;
+        assert_eq!(code(&s, &[]), VerificationCode::OwnerDisabled);
+
+        let mut s = snapshot();
+        s.api_access_enabled = false;
+        assert_eq!(code(&s, &[]), VerificationCode::ApiAccessDisabled);
+    }
+
+    #[test]
+    fn api_access_wins_over_every_other_reason() {
+        let mut s = snapshot();
+        s.api_access_enabled = false;
+        s.state = StoredState::Revoked {
+            at: now(),
+            by: PrincipalId::generate(),
+            reason: RevokeReason::default(),
+        };
+        s.owner_disabled = true;
+        assert_eq!(code(&s, &[]), VerificationCode::ApiAccessDisabled);
+    }
+
+    #[test]
+    fn the_answer_expires_with_the_sooner_of_token_and_secret() {
+        let t = now();
+        let mut s = snapshot();
+        s.expires_at = Some(t + Duration::days(30));
+        s.secret_expires_at = Some(t + Duration::hours(1));
+        assert_eq!(
+            evaluate(&s, &PermissionSet::default(), t).expires_at,
+            Some(t + Duration::hours(1))
+        );
+        s.secret_expires_at = None;
+        assert_eq!(
+            evaluate(&s, &PermissionSet::default(), t).expires_at,
+            Some(t + Duration::days(30))
+        );
+    }
+
+    #[test]
+    fn refusals_grant_no_scopes() {
+        let mut s = snapshot();
+        s.state = StoredState::Disabled;
+        assert!(
+            evaluate(&s, &PermissionSet::default(), now())
+                .effective_scopes
+                .is_empty()
+        );
+    }
+}

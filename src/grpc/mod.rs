@@ -1,0 +1,12 @@
+//! The tonic services: translate protobuf to domain values, authenticate the caller, call
+//! the authority, translate back. No rule lives here.
+
+mod admin_service;
+mod convert;
+mod credential;
+mod status;
+mod token_service;
+
+pub use admin_service::AdminApi;
+pub use credential::credential_from_metadata;
+pub use token_service::TokenApi;

@@ -1,0 +1,320 @@
+//! `tokenauthority.v1.TokenService`.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use tonic::{Request, Response, Status};
+
+use super::convert::{
+    self, mask_paths, opt_account_id, opt_etag, opt_principal_id, parse_opt_timestamp,
+};
+use super::credential::authenticate;
+use crate::authority::{Authority, AuthorityError, Expiry, NewToken, TokenFilter, TokenUpdate};
+use crate::domain::{
+    ApiVersion, Description, Labels, PermissionSet, RevokeReason, TokenId, TokenName,
+    VerificationCode,
+};
+use crate::proto::{self, token_service_server::TokenService};
+
+/// The TokenService over an [`Authority`].
+#[derive(Clone)]
+pub struct TokenApi {
+    authority: Arc<Authority>,
+}
+
+impl TokenApi {
+    pub fn new(authority: Arc<Authority>) -> Self {
+        Self { authority }
+    }
+}
+
+fn token_id(value: &str) -> Result<TokenId, Status> {
+    Ok(TokenId::parse(value, "id")?)
+}
+
+fn respond<T>(message: T) -> Result<Response<T>, Status> {
+    Ok(Response::new(message))
+}
+
+#[tonic::async_trait]
+impl TokenService for TokenApi {
+    async fn create_token(
+        &self,
+        request: Request<proto::CreateTokenRequest>,
+    ) -> Result<Response<proto::CreateTokenResponse>, Status> {
+        let caller = authenticate(&self.authority, &request).await?;
+        let r = request.into_inner();
+        let expiry = match &r.expiry {
+            None => Expiry::Never,
+            Some(proto::create_token_request::Expiry::ExpireTime(t)) => {
+                Expiry::At(convert::parse_timestamp(t, "expire_time")?)
+            }
+            Some(proto::create_token_request::Expiry::Ttl(d)) => {
+                Expiry::After(convert::parse_duration(d, "ttl")?)
+            }
+        };
+        let new = NewToken {
+            owner_id: opt_principal_id(&r.owner_id, "owner_id")?,
+            name: TokenName::parse(&r.name, "name")?,
+            description: Description::parse(&r.description, "description")?,
+            scopes: PermissionSet::parse(&r.scopes, "scopes")?,
+            labels: Labels::parse(&r.labels, "labels")?,
+            api_version: ApiVersion::parse(&r.api_version, "api_version")?,
+            expiry,
+        };
+        let (token, secret) = self.authority.create_token(&caller, new).await?;
+        respond(proto::CreateTokenResponse {
+            token: Some(convert::token(&token)),
+            secret: secret.expose().to_owned(),
+        })
+    }
+
+    async fn get_token(
+        &self,
+        request: Request<proto::GetTokenRequest>,
+    ) -> Result<Response<proto::GetTokenResponse>, Status> {
+        let caller = authenticate(&self.authority, &request).await?;
+        let id = token_id(&request.get_ref().id)?;
+        let token = self.authority.get_token(&caller, &id).await?;
+        respond(proto::GetTokenResponse {
+            token: Some(convert::token(&token)),
+        })
+    }
+
+    async fn list_tokens(
+        &self,
+        request: Request<proto::ListTokensRequest>,
+    ) -> Result<Response<proto::ListTokensResponse>, Status> {
+        let caller = authenticate(&self.authority, &request).await?;
+        let r = request.into_inner();
+        if r.name_contains.chars().count() > 200 {
+            return Err(
+                AuthorityError::invalid("name_contains", "must be at most 200 characters").into(),
+            );
+        }
+        let filter = TokenFilter {
+            account_id: opt_account_id(&r.account_id, "account_id")?,
+            owner_id: opt_principal_id(&r.owner_id, "owner_id")?,
+            name_contains: (!r.name_contains.is_empty()).then(|| r.name_contains.clone()),
+            state: convert::parse_token_state(r.state)?,
+            created_at_or_after: parse_opt_timestamp(
+                r.create_time_after.as_ref(),
+                "create_time_after",
+            )?,
+            created_before: parse_opt_timestamp(
+                r.create_time_before.as_ref(),
+                "create_time_before",
+            )?,
+            last_used_before: parse_opt_timestamp(
+                r.last_use_time_before.as_ref(),
+                "last_use_time_before",
+            )?,
+        };
+        let page = self
+            .authority
+            .list_tokens(&caller, filter, r.page_size, &r.page_token)
+            .await?;
+        respond(proto::ListTokensResponse {
+            tokens: page.items.iter().map(convert::token).collect(),
+            next_page_token: page.next_page_token,
+        })
+    }
+
+    async fn update_token(
+        &self,
+        request: Request<proto::UpdateTokenRequest>,
+    ) -> Result<Response<proto::UpdateTokenResponse>, Status> {
+        let caller = authenticate(&self.authority, &request).await?;
+        let r = request.into_inner();
+        let values = r.token.unwrap_or_default();
+        let id = TokenId::parse(&values.id, "token.id")?;
+        let paths = mask_paths(
+            r.update_mask.as_ref(),
+            &[
+                "name",
+                "description",
+                "expire_time",
+                "scopes",
+                "labels",
+                "api_version",
+            ],
+        )?;
+        let mut update = TokenUpdate::default();
+        for path in paths {
+            match path {
+                "name" => update.name = Some(TokenName::parse(&values.name, "token.name")?),
+                "description" => {
+                    update.description = Some(Description::parse(
+                        &values.description,
+                        "token.description",
+                    )?)
+                }
+                "expire_time" => {
+                    update.expires_at = Some(parse_opt_timestamp(
+                        values.expire_time.as_ref(),
+                        "token.expire_time",
+                    )?)
+                }
+                "scopes" => {
+                    update.scopes = Some(PermissionSet::parse(&values.scopes, "token.scopes")?)
+                }
+                "labels" => update.labels = Some(Labels::parse(&values.labels, "token.labels")?),
+                "api_version" => {
+                    update.api_version =
+                        Some(ApiVersion::parse(&values.api_version, "token.api_version")?)
+                }
+                _ => {}
+            }
+        }
+        let token = self
+            .authority
+            .update_token(&caller, &id, update, opt_etag(&values.etag))
+            .await?;
+        respond(proto::UpdateTokenResponse {
+            token: Some(convert::token(&token)),
+        })
+    }
+
+    async fn revoke_token(
+        &self,
+        request: Request<proto::RevokeTokenRequest>,
+    ) -> Result<Response<proto::RevokeTokenResponse>, Status> {
+        let caller = authenticate(&self.authority, &request).await?;
+        let r = request.get_ref();
+        let id = token_id(&r.id)?;
+        let reason = RevokeReason::parse(&r.reason, "reason")?;
+        let token = self
+            .authority
+            .revoke_token(&caller, &id, reason, opt_etag(&r.etag))
+            .await?;
+        respond(proto::RevokeTokenResponse {
+            token: Some(convert::token(&token)),
+        })
+    }
+
+    async fn disable_token(
+        &self,
+        request: Request<proto::DisableTokenRequest>,
+    ) -> Result<Response<proto::DisableTokenResponse>, Status> {
+        let caller = authenticate(&self.authority, &request).await?;
+        let r = request.get_ref();
+        let token = self
+            .authority
+            .disable_token(&caller, &token_id(&r.id)?, opt_etag(&r.etag))
+            .await?;
+        respond(proto::DisableTokenResponse {
+            token: Some(convert::token(&token)),
+        })
+    }
+
+    async fn enable_token(
+        &self,
+        request: Request<proto::EnableTokenRequest>,
+    ) -> Result<Response<proto::EnableTokenResponse>, Status> {
+        let caller = authenticate(&self.authority, &request).await?;
+        let r = request.get_ref();
+        let token = self
+            .authority
+            .enable_token(&caller, &token_id(&r.id)?, opt_etag(&r.etag))
+            .await?;
+        respond(proto::EnableTokenResponse {
+            token: Some(convert::token(&token)),
+        })
+    }
+
+    async fn delete_token(
+        &self,
+        request: Request<proto::DeleteTokenRequest>,
+    ) -> Result<Response<proto::DeleteTokenResponse>, Status> {
+        let caller = authenticate(&self.authority, &request).await?;
+        let r = request.get_ref();
+        self.authority
+            .delete_token(&caller, &token_id(&r.id)?, opt_etag(&r.etag))
+            .await?;
+        respond(proto::DeleteTokenResponse {})
+    }
+
+    async fn reset_token(
+        &self,
+        request: Request<proto::ResetTokenRequest>,
+    ) -> Result<Response<proto::ResetTokenResponse>, Status> {
+        let caller = authenticate(&self.authority, &request).await?;
+        let r = request.get_ref();
+        let grace = match &r.grace_period {
+            Some(d) => convert::parse_duration(d, "grace_period")?,
+            None => Duration::zero(),
+        };
+        let (token, secret) = self
+            .authority
+            .reset_token(&caller, &token_id(&r.id)?, grace, opt_etag(&r.etag))
+            .await?;
+        respond(proto::ResetTokenResponse {
+            token: Some(convert::token(&token)),
+            secret: secret.expose().to_owned(),
+        })
+    }
+
+    async fn duplicate_token(
+        &self,
+        request: Request<proto::DuplicateTokenRequest>,
+    ) -> Result<Response<proto::DuplicateTokenResponse>, Status> {
+        let caller = authenticate(&self.authority, &request).await?;
+        let r = request.get_ref();
+        let name = if r.name.is_empty() {
+            None
+        } else {
+            Some(TokenName::parse(&r.name, "name")?)
+        };
+        let (token, secret) = self
+            .authority
+            .duplicate_token(&caller, &token_id(&r.id)?, name)
+            .await?;
+        respond(proto::DuplicateTokenResponse {
+            token: Some(convert::token(&token)),
+            secret: secret.expose().to_owned(),
+        })
+    }
+
+    async fn verify_token(
+        &self,
+        request: Request<proto::VerifyTokenRequest>,
+    ) -> Result<Response<proto::VerifyTokenResponse>, Status> {
+        let caller = authenticate(&self.authority, &request).await?;
+        let r = request.get_ref();
+        let required = PermissionSet::parse(&r.required_scopes, "required_scopes")?;
+        let outcome = self
+            .authority
+            .verify_token(&caller, &r.token, &required)
+            .await?;
+        let verdict = &outcome.verdict;
+        let valid = verdict.code == VerificationCode::Valid;
+        let mut response = proto::VerifyTokenResponse {
+            valid,
+            code: convert::verification_code(verdict.code).into(),
+            revision: outcome.revision,
+            missing_scopes: verdict.missing_scopes.to_strings(),
+            ..Default::default()
+        };
+        if let Some(snapshot) = outcome.snapshot() {
+            response.token_id = snapshot.token_id.to_string();
+            response.account_id = snapshot.account_id.to_string();
+            response.owner = Some(proto::TokenOwner {
+                id: snapshot.owner_id.to_string(),
+                kind: convert::principal_kind(snapshot.owner_kind).into(),
+                display_name: snapshot.owner_name.clone(),
+            });
+            if valid {
+                response.effective_scopes = verdict.effective_scopes.to_strings();
+                response.expire_time = verdict.expires_at.map(convert::timestamp);
+                response.api_version = snapshot.api_version.as_str().to_owned();
+                response.labels = snapshot
+                    .labels
+                    .as_map()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+            }
+        }
+        respond(response)
+    }
+}

@@ -1,0 +1,30 @@
+//! The token authority: issues, verifies and revokes API tokens over gRPC.
+//!
+//! Layers, each depending only on those below it:
+//! - [`proto`]: the generated gRPC/protobuf code of `tokenauthority.v1`.
+//! - [`domain`]: token format, hashing and the rules; no I/O.
+//! - `store`: persistence behind one trait (SQLite today).
+//! - `authority`: the use cases, with the verification cache.
+//! - `grpc`: thin tonic services over the authority.
+//! - `configuration`, `telemetry`, `startup`: running the server.
+
+pub mod domain;
+pub mod proto;
+
+#[cfg(feature = "server")]
+pub mod store;
+
+#[cfg(feature = "server")]
+pub mod authority;
+
+#[cfg(feature = "server")]
+pub mod grpc;
+
+#[cfg(feature = "server")]
+pub mod configuration;
+
+#[cfg(feature = "server")]
+pub mod startup;
+
+#[cfg(feature = "server")]
+pub mod telemetry;

@@ -1,0 +1,180 @@
+//! Start-up: open and migrate the store, bootstrap an empty database, build the authority
+//! and serve the gRPC services (with health and reflection) until told to stop.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+use crate::authority::{Authority, AuthorityError, bootstrap};
+use crate::configuration::Settings;
+use crate::domain::TokenSecret;
+use crate::grpc::{AdminApi, TokenApi};
+use crate::proto::admin_service_server::AdminServiceServer;
+use crate::proto::token_service_server::TokenServiceServer;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Store, StoreError};
+
+/// Why the server could not start or keep running.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("unsupported database URL (expected sqlite://…): {0}")]
+    UnsupportedDatabase(String),
+    #[error("could not open the database")]
+    Store(#[from] StoreError),
+    #[error("could not initialise the authority")]
+    Authority(#[from] AuthorityError),
+    #[error("could not listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not build server reflection")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("the gRPC server failed")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// Opens the store the URL names, and migrates it.
+pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartupError> {
+    let url = settings.database_url.as_str();
+    if url.starts_with("sqlite:") {
+        let store = SqliteStore::connect(url, settings.database_read_connections).await?;
+        store.migrate().await?;
+        return Ok(Arc::new(store));
+    }
+    // Only the scheme: the rest of a URL may hold a password.
+    let scheme = url.split(':').next().unwrap_or_default().to_owned();
+    Err(StartupError::UnsupportedDatabase(scheme))
+}
+
+/// A server that is listening, but not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    authority: Arc<Authority>,
+    settings: Settings,
+    bootstrap_token: Option<TokenSecret>,
+}
+
+impl Application {
+    /// Opens the store, bootstraps it if empty, and binds the listen address (port 0 picks a
+    /// free port).
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let store = open_store(&settings).await?;
+        let bootstrap_token = bootstrap(store.as_ref()).await?;
+        let authority = Arc::new(Authority::new(store, settings.authority()).await?);
+        let listener = TcpListener::bind(settings.listen_addr)
+            .await
+            .map_err(|source| StartupError::Bind {
+                addr: settings.listen_addr,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: settings.listen_addr,
+            source,
+        })?;
+        Ok(Self {
+            listener,
+            local_addr,
+            authority,
+            settings,
+            bootstrap_token,
+        })
+    }
+
+    /// Where the server listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The owner token created on first start; None on later starts. Taking it leaves None.
+    pub fn take_bootstrap_token(&mut self) -> Option<TokenSecret> {
+        self.bootstrap_token.take()
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight calls and writes pending
+    /// last-use times.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartupError> {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_serving::<TokenServiceServer<TokenApi>>().await;
+        health.set_serving::<AdminServiceServer<AdminApi>>().await;
+
+        // Both reflection versions: grpcurl 1.8 asks only for v1alpha.
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let reflection_v1 = reflection().build_v1()?;
+        let reflection_v1alpha = reflection().build_v1alpha()?;
+
+        let max_message = self.settings.max_message_bytes;
+        let token_service = TokenServiceServer::new(TokenApi::new(self.authority.clone()))
+            .max_decoding_message_size(max_message);
+        let admin_service = AdminServiceServer::new(AdminApi::new(self.authority.clone()))
+            .max_decoding_message_size(max_message);
+
+        let flusher = tokio::spawn(flush_last_use_periodically(
+            self.authority.clone(),
+            self.settings.last_use_flush_interval,
+        ));
+
+        let stopping = async move {
+            shutdown.await;
+            tracing::info!("shutting down: draining in-flight calls");
+            health
+                .set_not_serving::<TokenServiceServer<TokenApi>>()
+                .await;
+            health
+                .set_not_serving::<AdminServiceServer<AdminApi>>()
+                .await;
+        };
+
+        tracing::info!(addr = %self.local_addr, "token authority listening");
+        let served = Server::builder()
+            // Notices dead peers so that their streams and memory are released.
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(token_service)
+            .add_service(admin_service)
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                stopping,
+            )
+            .await;
+
+        flusher.abort();
+        if let Err(error) = self.authority.flush_last_use().await {
+            tracing::warn!(%error, "could not write last-use times at shutdown");
+        }
+        served?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn flush_last_use_periodically(authority: Arc<Authority>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match authority.flush_last_use().await {
+            Ok(0) => {}
+            Ok(count) => tracing::debug!(count, "last-use times written"),
+            Err(error) => tracing::warn!(%error, "could not write last-use times; will retry"),
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! What can go wrong in a store, in terms the layers above can act on.
+
+/// A store failure. `Unavailable` is worth a retry; the others are not.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Optimistic concurrency: the object changed since it was read.
+    #[error("the {0} was changed concurrently")]
+    Conflict(&'static str),
+    /// The object to change does not exist (any more).
+    #[error("no such {0}")]
+    NotFound(&'static str),
+    /// The database cannot be reached or is overloaded.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// A row that does not decode into the domain: a bug or manual tampering.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    #[error("database migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => Self::Unavailable(error),
+            sqlx::Error::Database(ref db) if is_busy(db.code().as_deref()) => {
+                Self::Unavailable(error)
+            }
+            other => Self::Database(other),
+        }
+    }
+}
+
+/// SQLite's "database is locked/busy" after the busy timeout: a load problem, not a bug.
+fn is_busy(code: Option<&str>) -> bool {
+    matches!(code, Some("5" | "6" | "517"))
+}

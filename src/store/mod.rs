@@ -1,0 +1,179 @@
+//! Persistence: one [`Store`] trait, one implementation per database.
+//!
+//! The store knows SQL and nothing of the rules. Each mutating method commits the change,
+//! its audit record and (when the change can alter a verification answer) its invalidation
+//! event in a single transaction: the events table is the outbox that caches and watchers
+//! follow, so an acknowledged change can never be missing from it.
+
+mod error;
+mod rows;
+pub mod sqlite;
+mod time;
+
+use async_trait::async_trait;
+
+use crate::domain::{
+    Account, AccountId, AuditEvent, AuditRecord, Invalidation, InvalidationEvent, Principal,
+    PrincipalId, SecretHash, Timestamp, Token, TokenId, TokenState, VerificationSnapshot,
+};
+
+pub use error::StoreError;
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A change as the store commits it: always audited, sometimes an invalidation.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub audit: AuditRecord,
+    pub invalidation: Option<Invalidation>,
+}
+
+/// How a token's secrets change in an update (a reset).
+#[derive(Debug, Clone)]
+pub struct SecretChange {
+    /// The new current secret.
+    pub new_hash: SecretHash,
+    /// Until when the secret being replaced keeps working; None: it stops now. Secrets older
+    /// than the one being replaced stop now in every case.
+    pub previous_expires_at: Option<Timestamp>,
+}
+
+/// When API access is switched off, every token of the account that is not yet revoked is
+/// revoked with this actor and reason, so that switching access back on revives nothing.
+#[derive(Debug, Clone)]
+pub struct BulkRevoke {
+    pub by: PrincipalId,
+    pub reason: String,
+    pub at: Timestamp,
+}
+
+/// Filters and position of a token listing. Ordered by (create time, id), oldest first.
+#[derive(Debug, Clone)]
+pub struct TokenQuery {
+    pub account_id: AccountId,
+    pub owner_id: Option<PrincipalId>,
+    pub name_contains: Option<String>,
+    pub state: Option<TokenState>,
+    pub created_at_or_after: Option<Timestamp>,
+    pub created_before: Option<Timestamp>,
+    /// Last used before this time, or never used.
+    pub last_used_before: Option<Timestamp>,
+    /// The instant EXPIRED is judged against.
+    pub now: Timestamp,
+    /// Start after this (create time, id).
+    pub after: Option<(Timestamp, TokenId)>,
+    pub limit: u32,
+}
+
+/// Position of a principal listing. Ordered by (create time, id).
+#[derive(Debug, Clone)]
+pub struct PrincipalQuery {
+    pub account_id: AccountId,
+    pub after: Option<(Timestamp, PrincipalId)>,
+    pub limit: u32,
+}
+
+/// Filters and position of an audit listing. Newest first.
+#[derive(Debug, Clone)]
+pub struct AuditQuery {
+    pub account_id: AccountId,
+    pub target_id: Option<String>,
+    pub actor_id: Option<PrincipalId>,
+    pub action: Option<String>,
+    pub occurred_at_or_after: Option<Timestamp>,
+    pub occurred_before: Option<Timestamp>,
+    /// Start below this audit event id.
+    pub before_id: Option<i64>,
+    pub limit: u32,
+}
+
+/// What the first start of a service writes: the operator account, its owner and a token.
+#[derive(Debug, Clone)]
+pub struct Bootstrap {
+    pub account: Account,
+    pub owner: Principal,
+    pub token: Token,
+    pub secret: SecretHash,
+    pub audit: Vec<AuditRecord>,
+}
+
+/// The persistence the authority needs. Implementations must make every mutating method
+/// atomic, and must refuse an update whose `expected_version` is no longer current with
+/// [`StoreError::Conflict`] (optimistic concurrency).
+///
+/// Mutating methods return the invalidation event they wrote, with its revision, if the
+/// change carried one.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Writes `bootstrap` if the store holds no account yet; returns whether it did.
+    async fn bootstrap(&self, bootstrap: &Bootstrap) -> StoreResult<bool>;
+
+    /// The revision of the newest invalidation event (0 when there is none).
+    async fn revision(&self) -> StoreResult<u64>;
+
+    /// A server-wide setting, created with `initial` if absent; returns the stored value.
+    /// Concurrent first calls agree on one value.
+    async fn setting_or_init(&self, key: &str, initial: &[u8]) -> StoreResult<Vec<u8>>;
+
+    async fn insert_account(
+        &self,
+        account: &Account,
+        change: &Change,
+    ) -> StoreResult<Option<InvalidationEvent>>;
+    async fn account(&self, id: &AccountId) -> StoreResult<Option<Account>>;
+    async fn update_account(
+        &self,
+        account: &Account,
+        expected_version: i64,
+        revoke_tokens: Option<&BulkRevoke>,
+        change: &Change,
+    ) -> StoreResult<Option<InvalidationEvent>>;
+
+    async fn insert_principal(
+        &self,
+        principal: &Principal,
+        change: &Change,
+    ) -> StoreResult<Option<InvalidationEvent>>;
+    async fn principal(&self, id: &PrincipalId) -> StoreResult<Option<Principal>>;
+    async fn list_principals(&self, query: &PrincipalQuery) -> StoreResult<Vec<Principal>>;
+    async fn update_principal(
+        &self,
+        principal: &Principal,
+        expected_version: i64,
+        change: &Change,
+    ) -> StoreResult<Option<InvalidationEvent>>;
+
+    async fn insert_token(
+        &self,
+        token: &Token,
+        secret: &SecretHash,
+        change: &Change,
+    ) -> StoreResult<Option<InvalidationEvent>>;
+    async fn token(&self, id: &TokenId) -> StoreResult<Option<Token>>;
+    async fn list_tokens(&self, query: &TokenQuery) -> StoreResult<Vec<Token>>;
+    async fn update_token(
+        &self,
+        token: &Token,
+        expected_version: i64,
+        secret: Option<&SecretChange>,
+        change: &Change,
+    ) -> StoreResult<Option<InvalidationEvent>>;
+    async fn delete_token(
+        &self,
+        id: &TokenId,
+        expected_version: i64,
+        change: &Change,
+    ) -> StoreResult<Option<InvalidationEvent>>;
+
+    /// Everything the verification of the secret with this hash depends on, and the revision
+    /// it was read at, in one consistent snapshot. None: no such secret.
+    async fn verification_snapshot(
+        &self,
+        hash: &SecretHash,
+    ) -> StoreResult<Option<(VerificationSnapshot, u64)>>;
+
+    /// Records last-use times in one batch; a time never moves backwards.
+    async fn record_last_use(&self, uses: &[(TokenId, Timestamp)]) -> StoreResult<()>;
+
+    async fn list_audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>>;
+}
