@@ -55,10 +55,10 @@ impl TokenSecret {
     /// surrounding whitespace. Checks shape and checksum only; no storage is involved.
     pub fn parse(input: &str) -> Result<Self, ParseError> {
         let mut candidate = input.trim();
-        if let Some((scheme, rest)) = candidate.split_once(char::is_whitespace) {
-            if scheme.eq_ignore_ascii_case("bearer") {
-                candidate = rest.trim_start();
-            }
+        if let Some((scheme, rest)) = candidate.split_once(char::is_whitespace)
+            && scheme.eq_ignore_ascii_case("bearer")
+        {
+            candidate = rest.trim_start();
         }
         if candidate.is_empty() || candidate.eq_ignore_ascii_case("bearer") {
             return Err(ParseError::Empty);

@@ -1,0 +1,337 @@
+//! The test harness: spawns the real server in process on a random port over a real SQLite
+//! file, and hands out generated gRPC clients that present a given token.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::metadata::MetadataValue;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+
+use token_authority::configuration::{LogFormat, Settings};
+use token_authority::proto::admin_service_client::AdminServiceClient;
+use token_authority::proto::token_service_client::TokenServiceClient;
+use token_authority::proto::{self, PrincipalKind};
+use token_authority::startup::{Application, StartupError};
+use token_authority::telemetry;
+
+/// Everything the server logged, across all tests of this binary (captured at debug level
+/// and finer for this crate, so that a leaked secret would show).
+pub fn captured_logs() -> String {
+    let buffer = log_buffer().lock().unwrap_or_else(|p| p.into_inner());
+    String::from_utf8_lossy(&buffer).into_owned()
+}
+
+fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
+    static BUFFER: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    BUFFER.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let sink = buffer.clone();
+        let filter =
+            "token_authority=trace,sqlx=debug,tonic=debug,h2=debug,hyper=debug,tower=debug,info";
+        telemetry::init(telemetry::subscriber(LogFormat::Json, filter, move || {
+            LogSink(sink.clone())
+        }));
+        buffer
+    })
+}
+
+struct LogSink(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogSink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Adds a credential to every request, as a backend or admin tool would.
+#[derive(Clone)]
+pub enum Credential {
+    Bearer(String),
+    ApiKey(String),
+    /// A raw `authorization` value, for malformed-header tests.
+    RawAuthorization(String),
+    None,
+}
+
+impl Interceptor for Credential {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let (key, value) = match self {
+            Credential::Bearer(token) => ("authorization", format!("Bearer {token}")),
+            Credential::ApiKey(token) => ("x-api-key", token.clone()),
+            Credential::RawAuthorization(value) => ("authorization", value.clone()),
+            Credential::None => return Ok(request),
+        };
+        let value: MetadataValue<_> = value
+            .parse()
+            .map_err(|_| Status::internal("bad test metadata"))?;
+        request.metadata_mut().insert(key, value);
+        Ok(request)
+    }
+}
+
+pub type Tokens = TokenServiceClient<InterceptedService<Channel, Credential>>;
+pub type Admin = AdminServiceClient<InterceptedService<Channel, Credential>>;
+
+/// A running server.
+pub struct TestApp {
+    /// The operator owner's token, printed on first start.
+    pub bootstrap_token: String,
+    pub database_url: String,
+    /// The directory holding the SQLite file; kept alive (and reusable across restarts).
+    pub dir: Arc<TempDir>,
+    pub channel: Channel,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<Result<(), StartupError>>>,
+}
+
+/// Settings for a test server: random port, quick last-use flushes.
+pub fn test_settings(database_url: &str) -> Settings {
+    let mut settings = Settings::for_database(database_url);
+    settings.listen_addr = "127.0.0.1:0".parse().expect("valid address");
+    settings.last_use_flush_interval = Duration::from_millis(100);
+    settings.max_grace_period = Duration::from_secs(24 * 3600);
+    settings
+}
+
+impl TestApp {
+    /// A fresh server on a fresh database.
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// A fresh server on a fresh database, with adjusted settings.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let database_url = format!("sqlite://{}", dir.path().join("authority.db").display());
+        let mut settings = test_settings(&database_url);
+        adjust(&mut settings);
+        let mut app = Self::start(settings, dir).await;
+        assert!(
+            !app.bootstrap_token.is_empty(),
+            "a new database prints a bootstrap token"
+        );
+        app.bootstrap_token = app.bootstrap_token.clone();
+        app
+    }
+
+    /// Starts a server with `settings` on the database in `dir`.
+    pub async fn start(settings: Settings, dir: Arc<TempDir>) -> TestApp {
+        log_buffer();
+        let database_url = settings.database_url.clone();
+        let mut application = Application::build(settings).await.expect("server starts");
+        let addr = application.local_addr();
+        let bootstrap_token = application
+            .take_bootstrap_token()
+            .map(|t| t.expose().to_owned())
+            .unwrap_or_default();
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let server = tokio::spawn(application.run_until_stopped(async {
+            let _ = stop.await;
+        }));
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .expect("valid uri")
+            .connect()
+            .await
+            .expect("connects to the server");
+        TestApp {
+            bootstrap_token,
+            database_url,
+            dir,
+            channel,
+            shutdown: Some(shutdown),
+            server: Some(server),
+        }
+    }
+
+    /// Stops the server gracefully (pending last-use times are written).
+    pub async fn stop(mut self) -> (Arc<TempDir>, String) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("server task")
+                .expect("server stops cleanly");
+        }
+        (self.dir.clone(), self.database_url.clone())
+    }
+
+    pub fn tokens_with(&self, credential: Credential) -> Tokens {
+        TokenServiceClient::with_interceptor(self.channel.clone(), credential)
+    }
+
+    pub fn admin_with(&self, credential: Credential) -> Admin {
+        AdminServiceClient::with_interceptor(self.channel.clone(), credential)
+    }
+
+    /// A TokenService client presenting `token` as a Bearer credential.
+    pub fn tokens(&self, token: &str) -> Tokens {
+        self.tokens_with(Credential::Bearer(token.to_owned()))
+    }
+
+    /// An AdminService client presenting `token` as a Bearer credential.
+    pub fn admin(&self, token: &str) -> Admin {
+        self.admin_with(Credential::Bearer(token.to_owned()))
+    }
+
+    /// The operator's clients.
+    pub fn operator_tokens(&self) -> Tokens {
+        self.tokens(&self.bootstrap_token)
+    }
+
+    pub fn operator_admin(&self) -> Admin {
+        self.admin(&self.bootstrap_token)
+    }
+
+    /// Creates a tenant account with an administrator holding every tenant permission
+    /// (all system permissions but `accounts.manage`) plus the application permissions
+    /// `extra`, and an unscoped token for it.
+    pub async fn create_tenant(&self, name: &str, extra: &[&str]) -> Tenant {
+        let account = self
+            .operator_admin()
+            .create_account(proto::CreateAccountRequest {
+                display_name: name.to_owned(),
+            })
+            .await
+            .expect("operator creates an account")
+            .into_inner()
+            .account
+            .expect("account");
+        let system: Vec<&str> = vec![
+            "audit.read",
+            "principals.manage",
+            "tokens.create",
+            "tokens.delete",
+            "tokens.read",
+            "tokens.update",
+            "tokens.verify",
+        ];
+        let admin = self
+            .create_principal(&self.bootstrap_token, &account.id, "admin", &system)
+            .await;
+        let created = self
+            .create_token(&self.bootstrap_token, &admin.id, &[])
+            .await;
+        if !extra.is_empty() {
+            // Application permissions are granted inside the tenant: the operator holds none
+            // of them, so it could not issue an unscoped token for an owner that has them.
+            let mut permissions: Vec<String> = system
+                .iter()
+                .chain(extra)
+                .map(|p| (*p).to_owned())
+                .collect();
+            permissions.sort();
+            self.admin(&created.secret)
+                .update_principal(proto::UpdatePrincipalRequest {
+                    principal: Some(proto::Principal {
+                        id: admin.id.clone(),
+                        permissions,
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["permissions".to_owned()],
+                    }),
+                })
+                .await
+                .expect("the tenant admin grants itself application permissions");
+        }
+        Tenant {
+            account_id: account.id,
+            admin_id: admin.id,
+            admin_token: created.secret,
+        }
+    }
+
+    /// Creates a principal in `account_id` as the holder of `caller_token`.
+    pub async fn create_principal(
+        &self,
+        caller_token: &str,
+        account_id: &str,
+        name: &str,
+        permissions: &[&str],
+    ) -> proto::Principal {
+        self.admin(caller_token)
+            .create_principal(proto::CreatePrincipalRequest {
+                account_id: account_id.to_owned(),
+                kind: PrincipalKind::ServiceAccount as i32,
+                display_name: name.to_owned(),
+                permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+            })
+            .await
+            .expect("principal created")
+            .into_inner()
+            .principal
+            .expect("principal")
+    }
+
+    /// Creates a token for `owner_id` with `scopes`, as the holder of `caller_token`.
+    pub async fn create_token(
+        &self,
+        caller_token: &str,
+        owner_id: &str,
+        scopes: &[&str],
+    ) -> proto::CreateTokenResponse {
+        self.tokens(caller_token)
+            .create_token(proto::CreateTokenRequest {
+                owner_id: owner_id.to_owned(),
+                name: "test token".to_owned(),
+                scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+                ..Default::default()
+            })
+            .await
+            .expect("token created")
+            .into_inner()
+    }
+
+    /// Verifies `token` as the operator (who may verify tokens of every account).
+    pub async fn verify(&self, token: &str, required: &[&str]) -> proto::VerifyTokenResponse {
+        self.operator_tokens()
+            .verify_token(proto::VerifyTokenRequest {
+                token: token.to_owned(),
+                required_scopes: required.iter().map(|s| (*s).to_owned()).collect(),
+            })
+            .await
+            .expect("VerifyToken answers OK")
+            .into_inner()
+    }
+}
+
+/// A tenant account and its administrator.
+pub struct Tenant {
+    pub account_id: String,
+    pub admin_id: String,
+    pub admin_token: String,
+}
+
+/// Asserts that a call failed with `code`, and returns the status for further checks.
+#[track_caller]
+pub fn assert_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
+    match result {
+        Ok(value) => panic!("expected {code:?}, got OK: {value:?}"),
+        Err(status) => {
+            assert_eq!(status.code(), code, "unexpected status: {status:?}");
+            status
+        }
+    }
+}
+
+/// The code of a verification answer.
+pub fn code_of(response: &proto::VerifyTokenResponse) -> proto::VerificationCode {
+    proto::VerificationCode::try_from(response.code).expect("known code")
+}

@@ -1,0 +1,482 @@
+//! Who may call what: every RPC refuses a caller that lacks its permission, an
+//! unauthenticated caller is refused, and nobody can hand out more than they hold.
+
+use prost_types::FieldMask;
+use tonic::{Code, Status};
+
+use token_authority::domain::TokenSecret;
+use token_authority::proto::{self, PrincipalKind};
+
+use crate::helpers::{Credential, TestApp, assert_code};
+
+const TENANT_PERMISSIONS: [&str; 7] = [
+    "audit.read",
+    "principals.manage",
+    "tokens.create",
+    "tokens.delete",
+    "tokens.read",
+    "tokens.update",
+    "tokens.verify",
+];
+
+fn mask(path: &str) -> Option<FieldMask> {
+    Some(FieldMask {
+        paths: vec![path.to_owned()],
+    })
+}
+
+/// Drops a successful answer: only the outcome matters here.
+fn ok<T>(result: Result<T, Status>) -> Result<(), Status> {
+    result.map(|_| ())
+}
+
+/// Calls every RPC that `permission` guards, as `token`, and returns each outcome.
+async fn calls_guarded_by(
+    app: &TestApp,
+    token: &str,
+    permission: &str,
+    target_token: &str,
+    target_principal: &str,
+) -> Vec<(&'static str, Result<(), Status>)> {
+    let mut tokens = app.tokens(token);
+    let mut admin = app.admin(token);
+    let id = target_token.to_owned();
+    match permission {
+        "tokens.create" => vec![(
+            "CreateToken",
+            ok(tokens
+                .create_token(proto::CreateTokenRequest {
+                    name: "x".into(),
+                    ..Default::default()
+                })
+                .await),
+        )],
+        "tokens.read" => vec![
+            (
+                "GetToken",
+                ok(tokens
+                    .get_token(proto::GetTokenRequest { id: id.clone() })
+                    .await),
+            ),
+            (
+                "ListTokens",
+                ok(tokens
+                    .list_tokens(proto::ListTokensRequest::default())
+                    .await),
+            ),
+        ],
+        "tokens.update" => vec![
+            (
+                "UpdateToken",
+                ok(tokens
+                    .update_token(proto::UpdateTokenRequest {
+                        token: Some(proto::Token {
+                            id: id.clone(),
+                            name: "y".into(),
+                            ..Default::default()
+                        }),
+                        update_mask: mask("name"),
+                    })
+                    .await),
+            ),
+            (
+                "RevokeToken",
+                ok(tokens
+                    .revoke_token(proto::RevokeTokenRequest {
+                        id: id.clone(),
+                        ..Default::default()
+                    })
+                    .await),
+            ),
+            (
+                "DisableToken",
+                ok(tokens
+                    .disable_token(proto::DisableTokenRequest {
+                        id: id.clone(),
+                        ..Default::default()
+                    })
+                    .await),
+            ),
+            (
+                "EnableToken",
+                ok(tokens
+                    .enable_token(proto::EnableTokenRequest {
+                        id: id.clone(),
+                        ..Default::default()
+                    })
+                    .await),
+            ),
+            (
+                "ResetToken",
+                ok(tokens
+                    .reset_token(proto::ResetTokenRequest {
+                        id: id.clone(),
+                        ..Default::default()
+                    })
+                    .await),
+            ),
+            (
+                "DuplicateToken",
+                ok(tokens
+                    .duplicate_token(proto::DuplicateTokenRequest {
+                        id: id.clone(),
+                        ..Default::default()
+                    })
+                    .await),
+            ),
+        ],
+        "tokens.delete" => vec![(
+            "DeleteToken",
+            ok(tokens
+                .delete_token(proto::DeleteTokenRequest {
+                    id: id.clone(),
+                    ..Default::default()
+                })
+                .await),
+        )],
+        "tokens.verify" => vec![(
+            "VerifyToken",
+            ok(tokens
+                .verify_token(proto::VerifyTokenRequest {
+                    token: app.bootstrap_token.clone(),
+                    required_scopes: vec![],
+                })
+                .await),
+        )],
+        "principals.manage" => vec![
+            (
+                "CreatePrincipal",
+                ok(admin
+                    .create_principal(proto::CreatePrincipalRequest {
+                        kind: PrincipalKind::User as i32,
+                        display_name: "z".into(),
+                        ..Default::default()
+                    })
+                    .await),
+            ),
+            (
+                "GetPrincipal",
+                ok(admin
+                    .get_principal(proto::GetPrincipalRequest {
+                        id: target_principal.to_owned(),
+                    })
+                    .await),
+            ),
+            (
+                "ListPrincipals",
+                ok(admin
+                    .list_principals(proto::ListPrincipalsRequest::default())
+                    .await),
+            ),
+            (
+                "UpdatePrincipal",
+                ok(admin
+                    .update_principal(proto::UpdatePrincipalRequest {
+                        principal: Some(proto::Principal {
+                            id: target_principal.to_owned(),
+                            display_name: "w".into(),
+                            ..Default::default()
+                        }),
+                        update_mask: mask("display_name"),
+                    })
+                    .await),
+            ),
+        ],
+        "accounts.manage" => vec![
+            (
+                "CreateAccount",
+                ok(admin
+                    .create_account(proto::CreateAccountRequest {
+                        display_name: "n".into(),
+                    })
+                    .await),
+            ),
+            (
+                "SetApiAccess",
+                ok(admin
+                    .set_api_access(proto::SetApiAccessRequest {
+                        account_id: String::new(),
+                        enabled: true,
+                    })
+                    .await),
+            ),
+        ],
+        "audit.read" => vec![(
+            "ListAuditEvents",
+            ok(admin
+                .list_audit_events(proto::ListAuditEventsRequest::default())
+                .await),
+        )],
+        other => panic!("no calls listed for {other}"),
+    }
+}
+
+#[tokio::test]
+async fn every_rpc_is_refused_without_its_permission() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme", &[]).await;
+    let target = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &[])
+        .await
+        .token
+        .unwrap();
+    for missing in TENANT_PERMISSIONS.iter().chain(&["accounts.manage"]) {
+        let granted: Vec<&str> = TENANT_PERMISSIONS
+            .iter()
+            .copied()
+            .filter(|p| p != missing)
+            .collect();
+        let limited = app
+            .create_principal(&tenant.admin_token, &tenant.account_id, "limited", &granted)
+            .await;
+        let token = app
+            .create_token(&tenant.admin_token, &limited.id, &[])
+            .await
+            .secret;
+        let outcomes = calls_guarded_by(&app, &token, missing, &target.id, &tenant.admin_id).await;
+        assert!(!outcomes.is_empty());
+        for (rpc, outcome) in outcomes {
+            let status = outcome.expect_err(&format!("{rpc} without {missing} must be refused"));
+            assert_eq!(
+                status.code(),
+                Code::PermissionDenied,
+                "{rpc} without {missing}: {status:?}"
+            );
+            assert!(
+                status.message().contains(missing),
+                "{rpc}: the message names the permission"
+            );
+        }
+    }
+    // Nothing was changed by the refused calls.
+    assert!(app.verify(&tenant.admin_token, &[]).await.valid);
+    let still = app
+        .tokens(&tenant.admin_token)
+        .get_token(proto::GetTokenRequest {
+            id: target.id.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(still.into_inner().token.unwrap().etag, target.etag);
+}
+
+#[tokio::test]
+async fn a_scoped_token_limits_its_caller() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme", &[]).await;
+    let read_only = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &["tokens.read"])
+        .await
+        .secret;
+    let mut tokens = app.tokens(&read_only);
+    assert!(
+        tokens
+            .list_tokens(proto::ListTokensRequest::default())
+            .await
+            .is_ok()
+    );
+    let status = assert_code(
+        tokens
+            .create_token(proto::CreateTokenRequest {
+                name: "x".into(),
+                ..Default::default()
+            })
+            .await,
+        Code::PermissionDenied,
+    );
+    assert!(status.message().contains("tokens.create"));
+}
+
+#[tokio::test]
+async fn callers_without_a_valid_credential_are_unauthenticated() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme", &[]).await;
+    let revoked = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &[])
+        .await;
+    app.tokens(&tenant.admin_token)
+        .revoke_token(proto::RevokeTokenRequest {
+            id: revoked.token.unwrap().id,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let credentials = [
+        Credential::None,
+        Credential::Bearer("garbage".into()),
+        Credential::Bearer(TokenSecret::generate().expose().to_owned()),
+        Credential::Bearer(revoked.secret.clone()),
+        Credential::RawAuthorization(format!("Basic {}", tenant.admin_token)),
+        Credential::RawAuthorization("Bearer".into()),
+        Credential::ApiKey("tka_nope".into()),
+    ];
+    for credential in credentials {
+        let status = assert_code(
+            app.tokens_with(credential.clone())
+                .list_tokens(proto::ListTokensRequest::default())
+                .await,
+            Code::Unauthenticated,
+        );
+        assert!(!status.message().is_empty());
+        assert_code(
+            app.admin_with(credential)
+                .get_account(proto::GetAccountRequest::default())
+                .await,
+            Code::Unauthenticated,
+        );
+    }
+    // The x-api-key header works as well as Bearer.
+    let ok = app
+        .tokens_with(Credential::ApiKey(tenant.admin_token.clone()))
+        .list_tokens(proto::ListTokensRequest::default())
+        .await;
+    assert!(ok.is_ok());
+}
+
+#[tokio::test]
+async fn nobody_issues_more_than_they_hold() {
+    let app = TestApp::spawn().await;
+    let tenant = app
+        .create_tenant("Acme", &["orders.read", "orders.write"])
+        .await;
+    let robot = app
+        .create_principal(
+            &tenant.admin_token,
+            &tenant.account_id,
+            "robot",
+            &["orders.read", "orders.write"],
+        )
+        .await;
+    // A token creator that itself holds only orders.read.
+    let issuer = app
+        .create_principal(
+            &tenant.admin_token,
+            &tenant.account_id,
+            "issuer",
+            &["tokens.create", "orders.read"],
+        )
+        .await;
+    let issuer_token = app
+        .create_token(&tenant.admin_token, &issuer.id, &[])
+        .await
+        .secret;
+    let mut tokens = app.tokens(&issuer_token);
+    let create = |scopes: Vec<&str>| proto::CreateTokenRequest {
+        owner_id: robot.id.clone(),
+        name: "t".into(),
+        scopes: scopes.into_iter().map(String::from).collect(),
+        ..Default::default()
+    };
+    assert!(
+        tokens
+            .create_token(create(vec!["orders.read"]))
+            .await
+            .is_ok()
+    );
+    assert_code(
+        tokens.create_token(create(vec!["orders.write"])).await,
+        Code::PermissionDenied,
+    );
+    // Unscoped means "everything the owner has", which exceeds the issuer.
+    assert_code(
+        tokens.create_token(create(vec![])).await,
+        Code::PermissionDenied,
+    );
+    // A scope the owner lacks is refused whoever asks.
+    let status = assert_code(
+        app.tokens(&tenant.admin_token)
+            .create_token(create(vec!["billing.read"]))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert!(status.message().contains("billing.read"));
+
+    // A principal manager cannot grant system permissions it lacks.
+    let manager = app
+        .create_principal(
+            &tenant.admin_token,
+            &tenant.account_id,
+            "manager",
+            &["principals.manage"],
+        )
+        .await;
+    let manager_token = app
+        .create_token(&tenant.admin_token, &manager.id, &[])
+        .await
+        .secret;
+    let grant = app
+        .admin(&manager_token)
+        .create_principal(proto::CreatePrincipalRequest {
+            kind: PrincipalKind::User as i32,
+            display_name: "sneaky".into(),
+            permissions: vec!["tokens.delete".into()],
+            ..Default::default()
+        })
+        .await;
+    assert_code(grant, Code::PermissionDenied);
+    let self_grant = app
+        .admin(&manager_token)
+        .update_principal(proto::UpdatePrincipalRequest {
+            principal: Some(proto::Principal {
+                id: manager.id.clone(),
+                permissions: vec!["principals.manage".into(), "audit.read".into()],
+                ..Default::default()
+            }),
+            update_mask: mask("permissions"),
+        })
+        .await;
+    assert_code(self_grant, Code::PermissionDenied);
+}
+
+#[tokio::test]
+async fn only_operators_create_accounts() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme", &[]).await;
+    // Even holding accounts.manage inside a tenant does not make one an operator.
+    let manager = app
+        .create_principal(
+            &app.bootstrap_token,
+            &tenant.account_id,
+            "mgr",
+            &["accounts.manage"],
+        )
+        .await;
+    let token = app
+        .create_token(&app.bootstrap_token, &manager.id, &[])
+        .await
+        .secret;
+    let status = assert_code(
+        app.admin(&token)
+            .create_account(proto::CreateAccountRequest {
+                display_name: "Evil".into(),
+            })
+            .await,
+        Code::PermissionDenied,
+    );
+    assert!(status.message().contains("operator"));
+    // It may switch its own account's API access, though.
+    let account = app
+        .admin(&token)
+        .set_api_access(proto::SetApiAccessRequest {
+            account_id: String::new(),
+            enabled: true,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap();
+    assert_eq!(account.id, tenant.account_id);
+    // But not another account's.
+    let other = app.create_tenant("Globex", &[]).await;
+    assert_code(
+        app.admin(&token)
+            .set_api_access(proto::SetApiAccessRequest {
+                account_id: other.account_id.clone(),
+                enabled: false,
+            })
+            .await,
+        Code::NotFound,
+    );
+    assert!(app.verify(&other.admin_token, &[]).await.valid);
+}

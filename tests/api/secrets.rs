@@ -1,0 +1,117 @@
+//! Secrets never leak: no plaintext token in the database files, the logs or error
+//! messages, whatever was done with it.
+
+use tonic::Code;
+
+use token_authority::proto;
+
+use crate::helpers::{Credential, TestApp, captured_logs};
+
+#[tokio::test]
+async fn no_plaintext_secret_reaches_the_database_logs_or_errors() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme", &[]).await;
+    let mut tokens = app.tokens(&tenant.admin_token);
+    let mut secrets = vec![app.bootstrap_token.clone(), tenant.admin_token.clone()];
+
+    let created = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &[])
+        .await;
+    let id = created.token.clone().unwrap().id;
+    secrets.push(created.secret.clone());
+    let reset = tokens
+        .reset_token(proto::ResetTokenRequest {
+            id: id.clone(),
+            grace_period: Some(prost_types::Duration {
+                seconds: 60,
+                nanos: 0,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    secrets.push(reset.secret.clone());
+    let duplicate = tokens
+        .duplicate_token(proto::DuplicateTokenRequest {
+            id: id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    secrets.push(duplicate.secret.clone());
+
+    // Use every secret: as a credential, in VerifyToken, and in failing calls.
+    let mut messages = Vec::new();
+    for secret in &secrets {
+        assert!(app.verify(secret, &["tokens.read"]).await.valid);
+        let _ = app
+            .tokens(secret)
+            .list_tokens(proto::ListTokensRequest::default())
+            .await;
+        // Almost right: a typo of the secret, presented as a credential and to VerifyToken.
+        let mut typo = secret.clone();
+        typo.pop();
+        typo.push(if secret.ends_with('a') { 'b' } else { 'a' });
+        let status = app
+            .tokens_with(Credential::ApiKey(typo.clone()))
+            .list_tokens(proto::ListTokensRequest::default())
+            .await
+            .expect_err("a typo is not a credential");
+        assert_eq!(status.code(), Code::Unauthenticated);
+        messages.push(status.message().to_owned());
+        let _ = app.verify(&typo, &[]).await;
+        // A request that fails validation while carrying the secret.
+        let status = tokens
+            .verify_token(proto::VerifyTokenRequest {
+                token: secret.clone(),
+                required_scopes: vec!["BAD".into()],
+            })
+            .await
+            .expect_err("bad scope");
+        messages.push(status.message().to_owned());
+    }
+    tokens
+        .revoke_token(proto::RevokeTokenRequest {
+            id: id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let status = app
+        .tokens(&reset.secret)
+        .list_tokens(proto::ListTokensRequest::default())
+        .await
+        .unwrap_err();
+    messages.push(status.message().to_owned());
+
+    let (dir, _) = app.stop().await;
+    let logs = captured_logs();
+    assert!(!logs.is_empty(), "logs were captured");
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        files.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+    }
+    assert!(files.iter().any(|(name, _)| name.ends_with("authority.db")));
+    for secret in &secrets {
+        // The random body alone: no prefix or formatting can hide a match.
+        let body = &secret[4..36];
+        assert!(!logs.contains(body), "a secret is in the logs");
+        for message in &messages {
+            assert!(
+                !message.contains(body),
+                "a secret is in an error message: {message}"
+            );
+        }
+        for (name, bytes) in &files {
+            assert!(
+                !bytes
+                    .windows(body.len())
+                    .any(|window| window == body.as_bytes()),
+                "a secret is in {name}"
+            );
+        }
+    }
+}
