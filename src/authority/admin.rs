@@ -53,7 +53,7 @@ impl Authority {
         display_name: DisplayName,
     ) -> AuthorityResult<Account> {
         caller.require(Permission::ACCOUNTS_MANAGE)?;
-        if !caller.operator {
+        if !caller.is_operator() {
             return Err(AuthorityError::PermissionDenied(
                 "only operators can create accounts".into(),
             ));
@@ -149,7 +149,7 @@ impl Authority {
             }),
         };
         let revoke = (!enabled).then(|| BulkRevoke {
-            by: caller.principal_id.clone(),
+            by: caller.principal_id().clone(),
             reason: "API access disabled for the account".to_owned(),
             at,
         });
@@ -284,7 +284,7 @@ impl Authority {
             fields.push("permissions");
         }
         if let Some(disabled) = update.disabled {
-            if disabled && principal.id == caller.principal_id {
+            if disabled && &principal.id == caller.principal_id() {
                 return Err(AuthorityError::FailedPrecondition(
                     "a principal cannot disable itself".into(),
                 ));

@@ -1,26 +1,59 @@
 //! The authenticated caller of an RPC, and the checks every use case makes with it.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
 use super::AuthorityError;
+use super::verification_cache::CachedSnapshot;
 use crate::domain::{AccountId, PermissionSet, PrincipalId, TokenId};
 
 /// Who is calling: the owner of the token presented, with that token's effective scopes.
+///
+/// It shares the verification snapshot its token was authenticated with, so that
+/// authenticating a call copies nothing.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub principal_id: PrincipalId,
-    pub token_id: TokenId,
-    pub account_id: AccountId,
-    /// The caller token's effective scopes: what this call may do.
-    pub permissions: PermissionSet,
-    /// A principal of the operator account: may act in every account.
-    pub operator: bool,
+    credential: Arc<CachedSnapshot>,
     /// The caller's network address, for the audit log.
-    pub peer_address: Option<String>,
+    peer: Option<SocketAddr>,
 }
 
 impl Caller {
+    pub(super) fn new(credential: Arc<CachedSnapshot>, peer: Option<SocketAddr>) -> Self {
+        Self { credential, peer }
+    }
+
+    /// The principal the caller's token acts for.
+    pub fn principal_id(&self) -> &PrincipalId {
+        &self.credential.snapshot.owner_id
+    }
+
+    /// The token the caller presented.
+    pub fn token_id(&self) -> &TokenId {
+        &self.credential.snapshot.token_id
+    }
+
+    pub fn account_id(&self) -> &AccountId {
+        &self.credential.snapshot.account_id
+    }
+
+    /// The caller token's effective scopes: what this call may do.
+    pub fn permissions(&self) -> &PermissionSet {
+        &self.credential.effective_scopes
+    }
+
+    /// A principal of the operator account: may act in every account.
+    pub fn is_operator(&self) -> bool {
+        self.credential.snapshot.account_operator
+    }
+
+    pub fn peer_address(&self) -> Option<String> {
+        self.peer.map(|addr| addr.to_string())
+    }
+
     /// Refuses unless the caller holds `permission`.
     pub fn require(&self, permission: &str) -> Result<(), AuthorityError> {
-        if self.permissions.contains(permission) {
+        if self.permissions().contains(permission) {
             Ok(())
         } else {
             Err(AuthorityError::PermissionDenied(format!(
@@ -32,7 +65,7 @@ impl Caller {
     /// Whether the caller may see objects of `account`. Objects it may not see are reported
     /// as not found, so that their existence is not revealed.
     pub fn can_access(&self, account: &AccountId) -> bool {
-        self.operator || &self.account_id == account
+        self.is_operator() || self.account_id() == account
     }
 
     /// `NotFound(what)` unless the caller may see objects of `account`.
@@ -53,7 +86,7 @@ impl Caller {
         &self,
         requested: Option<AccountId>,
     ) -> Result<AccountId, AuthorityError> {
-        let account = requested.unwrap_or_else(|| self.account_id.clone());
+        let account = requested.unwrap_or_else(|| self.account_id().clone());
         self.ensure_access(&account, "account")?;
         Ok(account)
     }
@@ -64,7 +97,7 @@ impl Caller {
         wanted: &PermissionSet,
         what: &str,
     ) -> Result<(), AuthorityError> {
-        let missing = wanted.difference(&self.permissions);
+        let missing = wanted.difference(self.permissions());
         if missing.is_empty() {
             Ok(())
         } else {

@@ -132,12 +132,12 @@ impl Authority {
     ) -> AuditRecord {
         AuditRecord {
             account_id: account_id.clone(),
-            actor_id: Some(caller.principal_id.clone()),
-            actor_token_id: Some(caller.token_id.clone()),
+            actor_id: Some(caller.principal_id().clone()),
+            actor_token_id: Some(caller.token_id().clone()),
             action,
             target_type,
             target_id: target_id.to_owned(),
-            peer_address: caller.peer_address.clone(),
+            peer_address: caller.peer_address(),
             details: Default::default(),
             occurred_at: now,
         }

@@ -159,7 +159,7 @@ impl Authority {
         caller.require(Permission::TOKENS_CREATE)?;
         let owner_id = request
             .owner_id
-            .unwrap_or_else(|| caller.principal_id.clone());
+            .unwrap_or_else(|| caller.principal_id().clone());
         let owner = self.visible_principal(caller, &owner_id).await?;
         self.check_issuable(caller, &owner, &request.scopes).await?;
         let at = now();
@@ -191,7 +191,7 @@ impl Authority {
             api_version: request.api_version,
             state: StoredState::Active,
             created_at: at,
-            created_by: caller.principal_id.clone(),
+            created_by: caller.principal_id().clone(),
             updated_at: at,
             expires_at,
             last_used_at: None,
@@ -354,7 +354,7 @@ impl Authority {
         let at = now();
         let mut details = BTreeMap::new();
         details.insert("reason".to_owned(), reason.as_str().to_owned());
-        token.revoke(caller.principal_id.clone(), reason, at)?;
+        token.revoke(caller.principal_id().clone(), reason, at)?;
         self.commit_token(
             caller,
             token,
@@ -528,7 +528,7 @@ impl Authority {
             api_version: original.api_version.clone(),
             state: StoredState::Active,
             created_at: at,
-            created_by: caller.principal_id.clone(),
+            created_by: caller.principal_id().clone(),
             updated_at: at,
             // The expiry policy is the lifetime, counted again from now.
             expires_at: original.lifetime().map(|lifetime| at + lifetime),

@@ -13,16 +13,22 @@
 //! so it is pruned.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicI64;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::domain::{InvalidationTarget, SecretHash, VerificationSnapshot};
+use crate::domain::{
+    AccountId, InvalidationTarget, PermissionSet, PrincipalId, SecretHash, TokenId,
+    VerificationSnapshot,
+};
 
-/// A snapshot as cached.
+/// A snapshot as cached, with what every verification of it needs precomputed.
 #[derive(Debug)]
 pub struct CachedSnapshot {
     pub snapshot: VerificationSnapshot,
+    /// The token's effective scopes (they depend on the snapshot only).
+    pub effective_scopes: PermissionSet,
     /// The revision the snapshot was read at.
     pub revision: u64,
     /// When the read that produced it began.
@@ -35,6 +41,7 @@ pub struct CachedSnapshot {
 impl CachedSnapshot {
     pub fn new(snapshot: VerificationSnapshot, revision: u64, loaded_at: Instant) -> Self {
         Self {
+            effective_scopes: snapshot.effective_scopes(),
             snapshot,
             revision,
             loaded_at,
@@ -43,16 +50,39 @@ impl CachedSnapshot {
     }
 }
 
-/// Watermarks: the newest revision applied per object, and when.
-#[derive(Default)]
+/// The newest revision applied per object of one kind, and when it was applied.
+struct Marks<K>(HashMap<K, (u64, Instant)>);
+
+impl<K: Eq + Hash> Marks<K> {
+    fn raise(&mut self, key: K, revision: u64, now: Instant) {
+        let mark = self.0.entry(key).or_insert((0, now));
+        *mark = (mark.0.max(revision), now);
+    }
+
+    /// Whether an entry read at `revision` is at least as new as the mark of `key`.
+    fn admits(&self, key: &K, revision: u64) -> bool {
+        self.0.get(key).is_none_or(|(mark, _)| revision >= *mark)
+    }
+
+    fn prune(&mut self, now: Instant, ttl: Duration) {
+        self.0
+            .retain(|_, (_, applied)| now.duration_since(*applied) < ttl);
+    }
+}
+
+/// Watermarks, one map per kind of object so that lookups borrow the snapshot's ids.
 struct Watermarks {
-    by_target: HashMap<InvalidationTarget, (u64, Instant)>,
-    last_pruned: Option<Instant>,
+    tokens: Marks<TokenId>,
+    principals: Marks<PrincipalId>,
+    accounts: Marks<AccountId>,
+    last_pruned: Instant,
 }
 
 pub struct VerificationCache {
     entries: moka::sync::Cache<SecretHash, Arc<CachedSnapshot>>,
     watermarks: RwLock<Watermarks>,
+    /// How many watermarks exist: while none do, reads skip the lock.
+    watermark_count: AtomicUsize,
     ttl: Duration,
 }
 
@@ -63,7 +93,13 @@ impl VerificationCache {
                 .max_capacity(capacity)
                 .time_to_live(ttl)
                 .build(),
-            watermarks: RwLock::new(Watermarks::default()),
+            watermarks: RwLock::new(Watermarks {
+                tokens: Marks(HashMap::new()),
+                principals: Marks(HashMap::new()),
+                accounts: Marks(HashMap::new()),
+                last_pruned: Instant::now(),
+            }),
+            watermark_count: AtomicUsize::new(0),
             ttl,
         }
     }
@@ -93,41 +129,33 @@ impl VerificationCache {
             .watermarks
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mark = marks.by_target.entry(target).or_insert((0, now));
-        *mark = (mark.0.max(revision), now);
-        if marks
-            .last_pruned
-            .is_none_or(|at| now.duration_since(at) >= self.ttl)
-        {
-            let ttl = self.ttl;
-            marks
-                .by_target
-                .retain(|_, (_, applied)| now.duration_since(*applied) < ttl);
-            marks.last_pruned = Some(now);
+        match target {
+            InvalidationTarget::Token(id) => marks.tokens.raise(id, revision, now),
+            InvalidationTarget::Principal(id) => marks.principals.raise(id, revision, now),
+            InvalidationTarget::Account(id) => marks.accounts.raise(id, revision, now),
         }
+        if now.duration_since(marks.last_pruned) >= self.ttl {
+            marks.tokens.prune(now, self.ttl);
+            marks.principals.prune(now, self.ttl);
+            marks.accounts.prune(now, self.ttl);
+            marks.last_pruned = now;
+        }
+        let count = marks.tokens.0.len() + marks.principals.0.len() + marks.accounts.0.len();
+        self.watermark_count.store(count, Ordering::Release);
     }
 
     fn is_current(&self, entry: &CachedSnapshot) -> bool {
+        if self.watermark_count.load(Ordering::Acquire) == 0 {
+            return true;
+        }
         let marks = self
             .watermarks
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if marks.by_target.is_empty() {
-            return true;
-        }
         let snapshot = &entry.snapshot;
-        [
-            InvalidationTarget::Token(snapshot.token_id.clone()),
-            InvalidationTarget::Principal(snapshot.owner_id.clone()),
-            InvalidationTarget::Account(snapshot.account_id.clone()),
-        ]
-        .iter()
-        .all(|target| {
-            marks
-                .by_target
-                .get(target)
-                .is_none_or(|(mark, _)| entry.revision >= *mark)
-        })
+        marks.tokens.admits(&snapshot.token_id, entry.revision)
+            && marks.principals.admits(&snapshot.owner_id, entry.revision)
+            && marks.accounts.admits(&snapshot.account_id, entry.revision)
     }
 }
 

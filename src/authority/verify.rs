@@ -8,8 +8,8 @@ use std::time::Instant;
 use super::verification_cache::CachedSnapshot;
 use super::{Authority, AuthorityError, AuthorityResult, Caller};
 use crate::domain::{
-    Permission, PermissionSet, TokenSecret, Verdict, VerificationCode, VerificationSnapshot,
-    evaluate, now,
+    Permission, PermissionSet, Timestamp, TokenSecret, Verdict, VerificationCode,
+    VerificationSnapshot, evaluate, now,
 };
 
 /// The answer to a verification.
@@ -28,7 +28,6 @@ impl VerifyOutcome {
         Self {
             verdict: Verdict {
                 code,
-                effective_scopes: PermissionSet::default(),
                 missing_scopes: PermissionSet::default(),
                 expires_at: None,
             },
@@ -39,6 +38,14 @@ impl VerifyOutcome {
 
     pub fn snapshot(&self) -> Option<&VerificationSnapshot> {
         self.snapshot.as_deref().map(|cached| &cached.snapshot)
+    }
+
+    /// What the token may do: its effective scopes when valid, nothing otherwise.
+    pub fn granted_scopes(&self) -> Option<&PermissionSet> {
+        match (&self.snapshot, self.verdict.code) {
+            (Some(cached), VerificationCode::Valid) => Some(&cached.effective_scopes),
+            _ => None,
+        }
     }
 }
 
@@ -69,7 +76,7 @@ impl Authority {
     pub async fn authenticate(
         &self,
         presented: Option<&str>,
-        peer_address: Option<String>,
+        peer: Option<std::net::SocketAddr>,
     ) -> AuthorityResult<Caller> {
         let presented = presented.ok_or_else(|| {
             AuthorityError::Unauthenticated(
@@ -91,15 +98,8 @@ impl Authority {
             }
             VerificationCode::InsufficientScopes => None,
         };
-        match (reason, outcome.snapshot()) {
-            (None, Some(snapshot)) => Ok(Caller {
-                principal_id: snapshot.owner_id.clone(),
-                token_id: snapshot.token_id.clone(),
-                account_id: snapshot.account_id.clone(),
-                permissions: outcome.verdict.effective_scopes.clone(),
-                operator: snapshot.account_operator,
-                peer_address,
-            }),
+        match (reason, outcome.snapshot) {
+            (None, Some(credential)) => Ok(Caller::new(credential, peer)),
             (reason, _) => Err(AuthorityError::Unauthenticated(
                 reason.unwrap_or("the credential is not valid").to_owned(),
             )),
@@ -112,13 +112,12 @@ impl Authority {
         presented: &str,
         required: &PermissionSet,
     ) -> AuthorityResult<VerifyOutcome> {
-        let Ok(secret) = TokenSecret::parse(presented) else {
+        let Ok(hash) = TokenSecret::hash_presented(presented) else {
             return Ok(VerifyOutcome::without_token(
                 VerificationCode::Malformed,
                 self.revision(),
             ));
         };
-        let hash = secret.hash();
         let (cached, revision) = match self.cache.get(&hash) {
             Some(cached) => (cached, self.revision()),
             None => {
@@ -136,7 +135,7 @@ impl Authority {
             }
         };
         let at = now();
-        let verdict = evaluate(&cached.snapshot, required, at);
+        let verdict = evaluate(&cached.snapshot, &cached.effective_scopes, required, at);
         if verdict.code == VerificationCode::Valid {
             self.note_use(&cached, at);
         }
@@ -148,7 +147,7 @@ impl Authority {
     }
 
     /// Hands a use to the last-use recorder at most once a second per token.
-    fn note_use(&self, cached: &CachedSnapshot, at: crate::domain::Timestamp) {
+    fn note_use(&self, cached: &CachedSnapshot, at: Timestamp) {
         let second = at.timestamp();
         let previous = cached.last_use_second.load(Ordering::Relaxed);
         if second > previous

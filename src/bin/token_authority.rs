@@ -1,7 +1,7 @@
 //! The `token-authority` server binary: parses configuration, sets up logging, and runs
 //! `serve` (the default) or `migrate`.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 use anyhow::Context;
@@ -11,14 +11,19 @@ use token_authority::domain::TokenSecret;
 use token_authority::startup::{Application, open_store};
 use token_authority::telemetry;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = cli.settings;
+    let ansi = std::io::stderr().is_terminal();
     telemetry::init(telemetry::subscriber(
         settings.log_format,
         &settings.log_level,
         std::io::stderr,
+        ansi,
     ));
 
     match cli.command.unwrap_or(Command::Serve) {

@@ -54,29 +54,13 @@ impl TokenSecret {
     /// Accepts the token bare, as `Bearer <token>` (any case of `Bearer`), and with
     /// surrounding whitespace. Checks shape and checksum only; no storage is involved.
     pub fn parse(input: &str) -> Result<Self, ParseError> {
-        let mut candidate = input.trim();
-        if let Some((scheme, rest)) = candidate.split_once(char::is_whitespace)
-            && scheme.eq_ignore_ascii_case("bearer")
-        {
-            candidate = rest.trim_start();
-        }
-        if candidate.is_empty() || candidate.eq_ignore_ascii_case("bearer") {
-            return Err(ParseError::Empty);
-        }
-        if !candidate.starts_with(TOKEN_PREFIX) {
-            return Err(ParseError::WrongPrefix);
-        }
-        if candidate.len() != TOKEN_LEN {
-            return Err(ParseError::WrongLength);
-        }
-        let (signed, sum) = candidate.split_at(TOKEN_LEN - CHECKSUM_LEN);
-        if !is_base62(&signed[TOKEN_PREFIX.len()..]) || !is_base62(sum) {
-            return Err(ParseError::InvalidCharacters);
-        }
-        if checksum(signed) != sum {
-            return Err(ParseError::BadChecksum);
-        }
-        Ok(Self(candidate.to_owned()))
+        canonical(input).map(|token| Self(token.to_owned()))
+    }
+
+    /// The hash of a presented token, checked as [`TokenSecret::parse`] does, without
+    /// copying the secret: the verification hot path.
+    pub fn hash_presented(input: &str) -> Result<SecretHash, ParseError> {
+        canonical(input).map(hash)
     }
 
     /// The plaintext. Call it only to hand the secret to its owner, once.
@@ -86,7 +70,7 @@ impl TokenSecret {
 
     /// The only form of the secret that is stored.
     pub fn hash(&self) -> SecretHash {
-        SecretHash(Sha256::digest(self.0.as_bytes()).into())
+        hash(&self.0)
     }
 
     /// A non-secret hint to recognise the token by: the prefix and the last 4 characters.
@@ -120,6 +104,37 @@ impl fmt::Debug for SecretHash {
             self.0[0], self.0[1], self.0[2], self.0[3]
         )
     }
+}
+
+/// The token inside `input` (without `Bearer` and whitespace), if it is well formed.
+fn canonical(input: &str) -> Result<&str, ParseError> {
+    let mut candidate = input.trim();
+    if let Some((scheme, rest)) = candidate.split_once(char::is_whitespace)
+        && scheme.eq_ignore_ascii_case("bearer")
+    {
+        candidate = rest.trim_start();
+    }
+    if candidate.is_empty() || candidate.eq_ignore_ascii_case("bearer") {
+        return Err(ParseError::Empty);
+    }
+    if !candidate.starts_with(TOKEN_PREFIX) {
+        return Err(ParseError::WrongPrefix);
+    }
+    if candidate.len() != TOKEN_LEN {
+        return Err(ParseError::WrongLength);
+    }
+    let (signed, sum) = candidate.split_at(TOKEN_LEN - CHECKSUM_LEN);
+    if !is_base62(&signed[TOKEN_PREFIX.len()..]) || !is_base62(sum) {
+        return Err(ParseError::InvalidCharacters);
+    }
+    if checksum(signed) != sum {
+        return Err(ParseError::BadChecksum);
+    }
+    Ok(candidate)
+}
+
+fn hash(token: &str) -> SecretHash {
+    SecretHash(Sha256::digest(token.as_bytes()).into())
 }
 
 fn checksum(signed: &str) -> String {
@@ -219,6 +234,17 @@ mod tests {
         let expected: [u8; 32] = Sha256::digest(token.expose().as_bytes()).into();
         assert_eq!(token.hash().0, expected);
         assert_ne!(TokenSecret::generate().hash(), token.hash());
+    }
+
+    #[test]
+    fn hash_presented_agrees_with_parse_then_hash() {
+        let token = TokenSecret::generate();
+        let presented = format!(" Bearer {} ", token.expose());
+        assert_eq!(TokenSecret::hash_presented(&presented), Ok(token.hash()));
+        assert_eq!(
+            TokenSecret::hash_presented("tka_nope"),
+            Err(ParseError::WrongLength)
+        );
     }
 
     #[test]

@@ -43,13 +43,19 @@ pub struct VerificationSnapshot {
     pub labels: Labels,
 }
 
-/// The outcome of [`evaluate`].
+impl VerificationSnapshot {
+    /// The token's scopes within its owner's current permissions. Depends only on the
+    /// snapshot, so a cache computes it once per entry rather than once per call.
+    pub fn effective_scopes(&self) -> PermissionSet {
+        PermissionSet::effective_scopes(&self.scopes, &self.owner_permissions)
+    }
+}
+
+/// The outcome of [`evaluate`]. A valid token's effective scopes are the snapshot's
+/// [`VerificationSnapshot::effective_scopes`]; an invalid one grants none.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
     pub code: VerificationCode,
-    /// The token's scopes within its owner's current permissions (empty unless the token is
-    /// otherwise usable).
-    pub effective_scopes: PermissionSet,
     /// With `InsufficientScopes`: the required scopes the token lacks.
     pub missing_scopes: PermissionSet,
     /// When the answer stops holding by the clock alone: the sooner of the token's expiry and
@@ -57,12 +63,14 @@ pub struct Verdict {
     pub expires_at: Option<Timestamp>,
 }
 
-/// Decides whether the token in `snapshot` may be used at `now` for `required` scopes.
+/// Decides whether the token in `snapshot`, whose effective scopes are `effective_scopes`,
+/// may be used at `now` for `required` scopes.
 ///
 /// The order matters: an account whose API access is off fails every token with that
 /// reason; then the token's own state; then its owner; scopes last.
 pub fn evaluate(
     snapshot: &VerificationSnapshot,
+    effective_scopes: &PermissionSet,
     required: &PermissionSet,
     now: Timestamp,
 ) -> Verdict {
@@ -70,39 +78,32 @@ pub fn evaluate(
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
-    let refuse = |code| Verdict {
+    let verdict = |code| Verdict {
         code,
-        effective_scopes: PermissionSet::default(),
         missing_scopes: PermissionSet::default(),
         expires_at,
     };
     if !snapshot.api_access_enabled {
-        return refuse(VerificationCode::ApiAccessDisabled);
+        return verdict(VerificationCode::ApiAccessDisabled);
     }
     if matches!(snapshot.state, StoredState::Revoked { .. }) {
-        return refuse(VerificationCode::Revoked);
+        return verdict(VerificationCode::Revoked);
     }
     if expires_at.is_some_and(|at| at <= now) {
-        return refuse(VerificationCode::Expired);
+        return verdict(VerificationCode::Expired);
     }
     if snapshot.state == StoredState::Disabled {
-        return refuse(VerificationCode::Disabled);
+        return verdict(VerificationCode::Disabled);
     }
     if snapshot.owner_disabled {
-        return refuse(VerificationCode::OwnerDisabled);
+        return verdict(VerificationCode::OwnerDisabled);
     }
-    let effective_scopes =
-        PermissionSet::effective_scopes(&snapshot.scopes, &snapshot.owner_permissions);
-    let missing_scopes = required.difference(&effective_scopes);
-    let code = if missing_scopes.is_empty() {
-        VerificationCode::Valid
-    } else {
-        VerificationCode::InsufficientScopes
-    };
+    if required.is_subset(effective_scopes) {
+        return verdict(VerificationCode::Valid);
+    }
     Verdict {
-        code,
-        effective_scopes,
-        missing_scopes,
+        code: VerificationCode::InsufficientScopes,
+        missing_scopes: required.difference(effective_scopes),
         expires_at,
     }
 }
@@ -137,30 +138,30 @@ mod tests {
         }
     }
 
+    fn verdict(s: &VerificationSnapshot, required: &[&str]) -> Verdict {
+        evaluate(s, &s.effective_scopes(), &set(required), now())
+    }
+
     fn code(s: &VerificationSnapshot, required: &[&str]) -> VerificationCode {
-        evaluate(s, &set(required), now()).code
+        verdict(s, required).code
     }
 
     #[test]
     fn an_active_unscoped_token_has_all_its_owners_permissions() {
-        let verdict = evaluate(&snapshot(), &set(&["orders.write"]), now());
-        assert_eq!(verdict.code, VerificationCode::Valid);
-        assert_eq!(
-            verdict.effective_scopes,
-            set(&["orders.read", "orders.write"])
-        );
+        let s = snapshot();
+        assert_eq!(code(&s, &["orders.write"]), VerificationCode::Valid);
+        assert_eq!(s.effective_scopes(), set(&["orders.read", "orders.write"]));
     }
 
     #[test]
     fn scopes_limit_and_the_owner_bounds() {
         let mut s = snapshot();
         s.scopes = set(&["orders.read", "admin.all"]);
-        let verdict = evaluate(&s, &set(&["orders.read"]), now());
-        assert_eq!(verdict.code, VerificationCode::Valid);
-        assert_eq!(verdict.effective_scopes, set(&["orders.read"]));
-        let verdict = evaluate(&s, &set(&["orders.write", "admin.all"]), now());
-        assert_eq!(verdict.code, VerificationCode::InsufficientScopes);
-        assert_eq!(verdict.missing_scopes, set(&["admin.all", "orders.write"]));
+        assert_eq!(code(&s, &["orders.read"]), VerificationCode::Valid);
+        assert_eq!(s.effective_scopes(), set(&["orders.read"]));
+        let refused = verdict(&s, &["orders.write", "admin.all"]);
+        assert_eq!(refused.code, VerificationCode::InsufficientScopes);
+        assert_eq!(refused.missing_scopes, set(&["admin.all", "orders.write"]));
     }
 
     #[test]
@@ -220,28 +221,20 @@ mod tests {
     #[test]
     fn the_answer_expires_with_the_sooner_of_token_and_secret() {
         let t = now();
+        let none = PermissionSet::default();
         let mut s = snapshot();
         s.expires_at = Some(t + Duration::days(30));
         s.secret_expires_at = Some(t + Duration::hours(1));
-        assert_eq!(
-            evaluate(&s, &PermissionSet::default(), t).expires_at,
-            Some(t + Duration::hours(1))
-        );
+        let at = |s: &VerificationSnapshot| evaluate(s, &s.effective_scopes(), &none, t).expires_at;
+        assert_eq!(at(&s), Some(t + Duration::hours(1)));
         s.secret_expires_at = None;
-        assert_eq!(
-            evaluate(&s, &PermissionSet::default(), t).expires_at,
-            Some(t + Duration::days(30))
-        );
+        assert_eq!(at(&s), Some(t + Duration::days(30)));
     }
 
     #[test]
-    fn refusals_grant_no_scopes() {
+    fn refusals_list_no_missing_scopes() {
         let mut s = snapshot();
         s.state = StoredState::Disabled;
-        assert!(
-            evaluate(&s, &PermissionSet::default(), now())
-                .effective_scopes
-                .is_empty()
-        );
+        assert!(verdict(&s, &["admin.all"]).missing_scopes.is_empty());
     }
 }

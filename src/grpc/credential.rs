@@ -36,8 +36,9 @@ pub(super) async fn authenticate<T>(
     request: &tonic::Request<T>,
 ) -> Result<crate::authority::Caller, Status> {
     let credential = credential_from_metadata(request.metadata())?;
-    let peer_address = request.remote_addr().map(|addr| addr.to_string());
-    Ok(authority.authenticate(credential, peer_address).await?)
+    Ok(authority
+        .authenticate(credential, request.remote_addr())
+        .await?)
 }
 
 #[cfg(test)]

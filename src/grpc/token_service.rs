@@ -304,7 +304,10 @@ impl TokenService for TokenApi {
                 display_name: snapshot.owner_name.clone(),
             });
             if valid {
-                response.effective_scopes = verdict.effective_scopes.to_strings();
+                response.effective_scopes = outcome
+                    .granted_scopes()
+                    .map(PermissionSet::to_strings)
+                    .unwrap_or_default();
                 response.expire_time = verdict.expires_at.map(convert::timestamp);
                 response.api_version = snapshot.api_version.as_str().to_owned();
                 response.labels = snapshot

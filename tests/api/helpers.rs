@@ -35,9 +35,8 @@ fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
         let sink = buffer.clone();
         let filter =
             "token_authority=trace,sqlx=debug,tonic=debug,h2=debug,hyper=debug,tower=debug,info";
-        telemetry::init(telemetry::subscriber(LogFormat::Json, filter, move || {
-            LogSink(sink.clone())
-        }));
+        let sink = move || LogSink(sink.clone());
+        telemetry::init(telemetry::subscriber(LogFormat::Json, filter, sink, false));
         buffer
     })
 }

@@ -1,0 +1,70 @@
+//! Criterion benchmarks of the verification path, from the cheapest step to the whole warm
+//! in-process verification:
+//!
+//! - `token/parse`: shape and CRC32 checksum of a presented token (what rejects garbage
+//!   without storage);
+//! - `token/hash`: SHA-256 of the token (how it is looked up);
+//! - `authority/verify_warm`: `Authority::verify_token` for a token already in the cache,
+//!   caller check included, no network and no database.
+//!
+//! Run with `cargo bench --bench verification`.
+
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use std::hint::black_box;
+
+use token_authority::authority::{Authority, AuthorityConfig, bootstrap};
+use token_authority::domain::{PermissionSet, TokenSecret};
+use token_authority::store::Store;
+use token_authority::store::sqlite::SqliteStore;
+
+fn token_format(c: &mut Criterion) {
+    let token = TokenSecret::generate();
+    let raw = format!("Bearer {}", token.expose());
+    c.bench_function("token/parse", |b| {
+        b.iter(|| TokenSecret::parse(black_box(&raw)))
+    });
+    c.bench_function("token/hash", |b| b.iter(|| black_box(&token).hash()));
+    c.bench_function("token/generate", |b| b.iter(TokenSecret::generate));
+}
+
+fn warm_verification(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let (authority, caller, secret) = runtime.block_on(async {
+        let store = SqliteStore::connect(&url, 2).await.expect("store");
+        store.migrate().await.expect("migrations");
+        let store: Arc<dyn Store> = Arc::new(store);
+        let secret = bootstrap(store.as_ref())
+            .await
+            .expect("bootstrap")
+            .expect("new database");
+        let authority = Authority::new(store, AuthorityConfig::default())
+            .await
+            .expect("authority");
+        let caller = authority
+            .authenticate(Some(secret.expose()), None)
+            .await
+            .expect("caller");
+        (authority, caller, secret)
+    });
+    let required = PermissionSet::parse(&["tokens.read"], "required").expect("scopes");
+    let presented = secret.expose().to_owned();
+    c.bench_function("authority/verify_warm", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let outcome = authority
+                .verify_token(&caller, black_box(&presented), &required)
+                .await
+                .expect("verifies");
+            black_box(outcome.verdict.code)
+        })
+    });
+}
+
+criterion_group!(benches, token_format, warm_verification);
+criterion_main!(benches);
