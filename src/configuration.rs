@@ -107,6 +107,11 @@ pub struct Settings {
     #[arg(long, env = "TOKEN_AUTHORITY_LAST_USE_FLUSH_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub last_use_flush_interval: Duration,
 
+    /// On SIGINT/SIGTERM, how long in-flight calls may take to finish before the remaining
+    /// connections are closed.
+    #[arg(long, env = "TOKEN_AUTHORITY_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub shutdown_timeout: Duration,
+
     /// Read connections to the database.
     #[arg(
         long,

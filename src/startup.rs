@@ -128,6 +128,9 @@ impl Application {
             self.settings.last_use_flush_interval,
         ));
 
+        // Draining waits for in-flight calls, but no longer than the shutdown timeout: a
+        // client that never closes its connection must not hold up a restart.
+        let (stop_requested, mut stop_heard) = tokio::sync::watch::channel(false);
         let stopping = async move {
             shutdown.await;
             tracing::info!("shutting down: draining in-flight calls");
@@ -137,10 +140,19 @@ impl Application {
             health
                 .set_not_serving::<AdminServiceServer<AdminApi>>()
                 .await;
+            let _ = stop_requested.send(true);
+        };
+        let shutdown_timeout = self.settings.shutdown_timeout;
+        let drain_deadline = async move {
+            if stop_heard.wait_for(|stopped| *stopped).await.is_ok() {
+                tokio::time::sleep(shutdown_timeout).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
         };
 
         tracing::info!(addr = %self.local_addr, "token authority listening");
-        let served = Server::builder()
+        let serve = Server::builder()
             // Notices dead peers so that their streams and memory are released.
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
@@ -153,8 +165,14 @@ impl Application {
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(self.listener).with_nodelay(Some(true)),
                 stopping,
-            )
-            .await;
+            );
+        let served = tokio::select! {
+            served = serve => served,
+            () = drain_deadline => {
+                tracing::warn!(timeout = ?shutdown_timeout, "drain timed out; closing the remaining connections");
+                Ok(())
+            }
+        };
 
         flusher.abort();
         if let Err(error) = self.authority.flush_last_use().await {

@@ -64,6 +64,28 @@ pub struct TokenFilter {
     pub last_used_before: Option<Timestamp>,
 }
 
+/// What a change to an existing token is, for its audit record and invalidation event.
+struct TokenChange<'a> {
+    /// The audit action, e.g. `token.revoke`.
+    action: &'static str,
+    /// Set when the change can alter verification answers.
+    invalidation: Option<InvalidationKind>,
+    details: BTreeMap<String, String>,
+    /// Set by a reset.
+    secret: Option<&'a SecretChange>,
+}
+
+impl TokenChange<'_> {
+    fn new(action: &'static str, invalidation: Option<InvalidationKind>) -> Self {
+        Self {
+            action,
+            invalidation,
+            details: BTreeMap::new(),
+            secret: None,
+        }
+    }
+}
+
 /// One page of a listing.
 #[derive(Debug, Clone)]
 pub struct Page<T> {
@@ -337,8 +359,11 @@ impl Authority {
         let mut details = BTreeMap::new();
         details.insert("fields".to_owned(), fields.join(","));
         let kind = affects_verification.then_some(InvalidationKind::TokenUpdated);
-        self.commit_token(caller, token, "token.update", kind, details, None, at)
-            .await
+        let change = TokenChange {
+            details,
+            ..TokenChange::new("token.update", kind)
+        };
+        self.commit_token(caller, token, change, at).await
     }
 
     pub async fn revoke_token(
@@ -355,16 +380,11 @@ impl Authority {
         let mut details = BTreeMap::new();
         details.insert("reason".to_owned(), reason.as_str().to_owned());
         token.revoke(caller.principal_id().clone(), reason, at)?;
-        self.commit_token(
-            caller,
-            token,
-            "token.revoke",
-            Some(InvalidationKind::TokenRevoked),
+        let change = TokenChange {
             details,
-            None,
-            at,
-        )
-        .await
+            ..TokenChange::new("token.revoke", Some(InvalidationKind::TokenRevoked))
+        };
+        self.commit_token(caller, token, change, at).await
     }
 
     pub async fn disable_token(
@@ -380,16 +400,8 @@ impl Authority {
             return Ok(token);
         }
         let kind = Some(InvalidationKind::TokenDisabled);
-        self.commit_token(
-            caller,
-            token,
-            "token.disable",
-            kind,
-            BTreeMap::new(),
-            None,
-            now(),
-        )
-        .await
+        let change = TokenChange::new("token.disable", kind);
+        self.commit_token(caller, token, change, now()).await
     }
 
     pub async fn enable_token(
@@ -405,16 +417,8 @@ impl Authority {
             return Ok(token);
         }
         let kind = Some(InvalidationKind::TokenEnabled);
-        self.commit_token(
-            caller,
-            token,
-            "token.enable",
-            kind,
-            BTreeMap::new(),
-            None,
-            now(),
-        )
-        .await
+        let change = TokenChange::new("token.enable", kind);
+        self.commit_token(caller, token, change, now()).await
     }
 
     pub async fn delete_token(
@@ -485,18 +489,12 @@ impl Authority {
             new_hash: secret.hash(),
             previous_expires_at: grace_end,
         };
-        let kind = Some(InvalidationKind::TokenReset);
-        let token = self
-            .commit_token(
-                caller,
-                token,
-                "token.reset",
-                kind,
-                details,
-                Some(&secret_change),
-                at,
-            )
-            .await?;
+        let change = TokenChange {
+            details,
+            secret: Some(&secret_change),
+            ..TokenChange::new("token.reset", Some(InvalidationKind::TokenReset))
+        };
+        let token = self.commit_token(caller, token, change, at).await?;
         Ok((token, secret))
     }
 
@@ -559,22 +557,20 @@ impl Authority {
         Ok((token, secret))
     }
 
-    /// Commits a changed token (version bumped) with its audit record and, when `kind` is
-    /// set, its invalidation event, then applies the event to the cache.
-    #[allow(clippy::too_many_arguments)]
+    /// Commits a changed token (version bumped) with its audit record and, when the change
+    /// can alter verification answers, its invalidation event, then applies the event to
+    /// the cache.
     async fn commit_token(
         &self,
         caller: &Caller,
         mut token: Token,
-        action: &'static str,
-        kind: Option<InvalidationKind>,
-        details: BTreeMap<String, String>,
-        secret: Option<&SecretChange>,
+        change: TokenChange<'_>,
         at: Timestamp,
     ) -> AuthorityResult<Token> {
         let expected_version = token.version;
         token.version += 1;
         token.updated_at = at;
+        let action = change.action;
         let mut audit = Self::audit(
             caller,
             action,
@@ -583,10 +579,13 @@ impl Authority {
             &token.account_id,
             at,
         );
-        audit.details = details;
+        audit.details = change.details;
+        let secret = change.secret;
         let change = Change {
             audit,
-            invalidation: kind.map(|kind| token_invalidation(&token, kind)),
+            invalidation: change
+                .invalidation
+                .map(|kind| token_invalidation(&token, kind)),
         };
         let event = self
             .store

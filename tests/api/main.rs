@@ -4,6 +4,7 @@
 
 mod admin;
 mod bad_input;
+mod binary;
 mod health_reflection;
 mod helpers;
 mod isolation;
