@@ -235,7 +235,7 @@ impl Authority {
                 .decode(page_token, "principals", &fingerprint)?;
             Some(decode_time_position(&position, PrincipalId::parse)?)
         };
-        let mut principals = self
+        let principals = self
             .store
             .list_principals(&PrincipalQuery {
                 account_id,
@@ -243,23 +243,11 @@ impl Authority {
                 limit: limit + 1,
             })
             .await?;
-        let next_page_token = if principals.len() > limit as usize {
-            principals.truncate(limit as usize);
-            principals
-                .last()
-                .map(|last| {
-                    let position = format!("{}:{}", last.created_at.timestamp_micros(), last.id);
-                    self.page_tokens
-                        .encode("principals", &fingerprint, &position)
-                })
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
-        Ok(Page {
-            items: principals,
-            next_page_token,
-        })
+        Ok(Page::from_overfetch(principals, limit, |last| {
+            let position = format!("{}:{}", last.created_at.timestamp_micros(), last.id);
+            self.page_tokens
+                .encode("principals", &fingerprint, &position)
+        }))
     }
 
     pub async fn update_principal(
@@ -349,7 +337,7 @@ impl Authority {
             })?;
             Some(id)
         };
-        let mut events = self
+        let events = self
             .store
             .list_audit_events(&AuditQuery {
                 account_id,
@@ -362,21 +350,9 @@ impl Authority {
                 limit: limit + 1,
             })
             .await?;
-        let next_page_token = if events.len() > limit as usize {
-            events.truncate(limit as usize);
-            events
-                .last()
-                .map(|last| {
-                    self.page_tokens
-                        .encode("audit", &fingerprint, &last.id.to_string())
-                })
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
-        Ok(Page {
-            items: events,
-            next_page_token,
-        })
+        Ok(Page::from_overfetch(events, limit, |last| {
+            self.page_tokens
+                .encode("audit", &fingerprint, &last.id.to_string())
+        }))
     }
 }

@@ -94,6 +94,28 @@ pub struct Page<T> {
     pub next_page_token: String,
 }
 
+impl<T> Page<T> {
+    /// A page from `items` fetched with a limit of `limit + 1`: the extra item, if present,
+    /// only tells that another page follows, which resumes after the page's last item.
+    pub(super) fn from_overfetch(
+        mut items: Vec<T>,
+        limit: u32,
+        resume_after: impl Fn(&T) -> String,
+    ) -> Self {
+        let limit = limit as usize;
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next_page_token = match items.last() {
+            Some(last) if more => resume_after(last),
+            _ => String::new(),
+        };
+        Self {
+            items,
+            next_page_token,
+        }
+    }
+}
+
 /// Resolves a requested page size: 0 means the default, larger than the maximum is capped.
 pub(super) fn page_size(requested: i32) -> AuthorityResult<u32> {
     match u32::try_from(requested) {
@@ -265,7 +287,7 @@ impl Authority {
                 .decode(page_token, "tokens", &fingerprint)?;
             Some(decode_time_position(&position, TokenId::parse)?)
         };
-        let mut tokens = self
+        let tokens = self
             .store
             .list_tokens(&TokenQuery {
                 account_id,
@@ -280,22 +302,10 @@ impl Authority {
                 limit: limit + 1,
             })
             .await?;
-        let next_page_token = if tokens.len() > limit as usize {
-            tokens.truncate(limit as usize);
-            tokens
-                .last()
-                .map(|last| {
-                    let position = format!("{}:{}", last.created_at.timestamp_micros(), last.id);
-                    self.page_tokens.encode("tokens", &fingerprint, &position)
-                })
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
-        Ok(Page {
-            items: tokens,
-            next_page_token,
-        })
+        Ok(Page::from_overfetch(tokens, limit, |last| {
+            let position = format!("{}:{}", last.created_at.timestamp_micros(), last.id);
+            self.page_tokens.encode("tokens", &fingerprint, &position)
+        }))
     }
 
     pub async fn update_token(
@@ -393,15 +403,7 @@ impl Authority {
         id: &TokenId,
         etag: Option<&str>,
     ) -> AuthorityResult<Token> {
-        caller.require(Permission::TOKENS_UPDATE)?;
-        let mut token = self.visible_token(caller, id).await?;
-        check_etag(etag, token.version)?;
-        if !token.disable()? {
-            return Ok(token);
-        }
-        let kind = Some(InvalidationKind::TokenDisabled);
-        let change = TokenChange::new("token.disable", kind);
-        self.commit_token(caller, token, change, now()).await
+        self.switch_token(caller, id, etag, false).await
     }
 
     pub async fn enable_token(
@@ -410,14 +412,33 @@ impl Authority {
         id: &TokenId,
         etag: Option<&str>,
     ) -> AuthorityResult<Token> {
+        self.switch_token(caller, id, etag, true).await
+    }
+
+    /// Disables or enables a token; switching it to the state it is in changes nothing.
+    async fn switch_token(
+        &self,
+        caller: &Caller,
+        id: &TokenId,
+        etag: Option<&str>,
+        enable: bool,
+    ) -> AuthorityResult<Token> {
         caller.require(Permission::TOKENS_UPDATE)?;
         let mut token = self.visible_token(caller, id).await?;
         check_etag(etag, token.version)?;
-        if !token.enable()? {
+        let changed = if enable {
+            token.enable()?
+        } else {
+            token.disable()?
+        };
+        if !changed {
             return Ok(token);
         }
-        let kind = Some(InvalidationKind::TokenEnabled);
-        let change = TokenChange::new("token.enable", kind);
+        let change = if enable {
+            TokenChange::new("token.enable", Some(InvalidationKind::TokenEnabled))
+        } else {
+            TokenChange::new("token.disable", Some(InvalidationKind::TokenDisabled))
+        };
         self.commit_token(caller, token, change, now()).await
     }
 
@@ -673,6 +694,18 @@ mod tests {
         // An unscoped token may be narrowed to anything its owner has.
         assert!(narrow_scopes(&PermissionSet::default(), &set(&["c"]), &owner).is_ok());
         assert!(narrow_scopes(&PermissionSet::default(), &set(&["z"]), &owner).is_err());
+    }
+
+    #[test]
+    fn a_page_says_whether_more_follow() {
+        let full = Page::from_overfetch(vec![1, 2, 3], 2, |last| format!("after {last}"));
+        assert_eq!(full.items, vec![1, 2]);
+        assert_eq!(full.next_page_token, "after 2");
+        let last = Page::from_overfetch(vec![1, 2], 2, |last| format!("after {last}"));
+        assert_eq!(last.items, vec![1, 2]);
+        assert!(last.next_page_token.is_empty());
+        let empty = Page::from_overfetch(Vec::<i32>::new(), 2, |_| unreachable!());
+        assert!(empty.items.is_empty() && empty.next_page_token.is_empty());
     }
 
     #[test]

@@ -162,30 +162,7 @@ impl VerificationCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{
-        AccountId, ApiVersion, Labels, PermissionSet, PrincipalId, PrincipalKind, StoredState,
-        TokenId, TokenSecret,
-    };
-
-    fn snapshot() -> VerificationSnapshot {
-        VerificationSnapshot {
-            token_id: TokenId::generate(),
-            account_id: AccountId::generate(),
-            owner_id: PrincipalId::generate(),
-            owner_kind: PrincipalKind::User,
-            owner_name: "ann".into(),
-            owner_permissions: PermissionSet::default(),
-            owner_disabled: false,
-            api_access_enabled: true,
-            account_operator: false,
-            state: StoredState::Active,
-            scopes: PermissionSet::default(),
-            expires_at: None,
-            secret_expires_at: None,
-            api_version: ApiVersion::default(),
-            labels: Labels::default(),
-        }
-    }
+    use crate::domain::{TokenSecret, sample_snapshot as snapshot};
 
     fn cached(revision: u64) -> (SecretHash, Arc<CachedSnapshot>) {
         let entry = Arc::new(CachedSnapshot::new(snapshot(), revision, Instant::now()));

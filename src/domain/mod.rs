@@ -27,6 +27,8 @@ pub use principal::{Principal, PrincipalKind};
 pub use text::{ApiVersion, Description, DisplayName, RevokeReason, TokenName};
 pub use token::{ResetError, StoredState, Token, TokenState, TransitionError, validate_expiry};
 pub use token_secret::{ParseError, SecretHash, TOKEN_PREFIX, TokenSecret};
+#[cfg(test)]
+pub(crate) use verification::sample_snapshot;
 pub use verification::{Verdict, VerificationCode, VerificationSnapshot, evaluate};
 
 /// Instants are UTC wall-clock times with microsecond precision (what both stores keep).

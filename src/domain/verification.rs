@@ -108,34 +108,41 @@ pub fn evaluate(
     }
 }
 
+/// A valid snapshot of an unscoped service-account token whose owner holds `orders.read`
+/// and `orders.write`: the starting point of unit tests.
+#[cfg(test)]
+pub(crate) fn sample_snapshot() -> VerificationSnapshot {
+    VerificationSnapshot {
+        token_id: TokenId::generate(),
+        account_id: AccountId::generate(),
+        owner_id: PrincipalId::generate(),
+        owner_kind: PrincipalKind::ServiceAccount,
+        owner_name: "billing".into(),
+        owner_permissions: PermissionSet::from_trusted([
+            "orders.read".to_owned(),
+            "orders.write".to_owned(),
+        ]),
+        owner_disabled: false,
+        api_access_enabled: true,
+        account_operator: false,
+        state: StoredState::Active,
+        scopes: PermissionSet::default(),
+        expires_at: None,
+        secret_expires_at: None,
+        api_version: ApiVersion::default(),
+        labels: Labels::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::sample_snapshot as snapshot;
     use super::*;
     use crate::domain::{RevokeReason, now};
     use chrono::Duration;
 
     fn set(values: &[&str]) -> PermissionSet {
         PermissionSet::parse(values, "p").unwrap()
-    }
-
-    fn snapshot() -> VerificationSnapshot {
-        VerificationSnapshot {
-            token_id: TokenId::generate(),
-            account_id: AccountId::generate(),
-            owner_id: PrincipalId::generate(),
-            owner_kind: PrincipalKind::ServiceAccount,
-            owner_name: "billing".into(),
-            owner_permissions: set(&["orders.read", "orders.write"]),
-            owner_disabled: false,
-            api_access_enabled: true,
-            account_operator: false,
-            state: StoredState::Active,
-            scopes: PermissionSet::default(),
-            expires_at: None,
-            secret_expires_at: None,
-            api_version: ApiVersion::default(),
-            labels: Labels::default(),
-        }
     }
 
     fn verdict(s: &VerificationSnapshot, required: &[&str]) -> Verdict {

@@ -57,6 +57,17 @@ impl Write for LogSink {
     }
 }
 
+/// Every system permission but `accounts.manage`: what a tenant's administrator holds.
+pub const TENANT_PERMISSIONS: [&str; 7] = [
+    "audit.read",
+    "principals.manage",
+    "tokens.create",
+    "tokens.delete",
+    "tokens.read",
+    "tokens.update",
+    "tokens.verify",
+];
+
 /// Adds a credential to every request, as a backend or admin tool would.
 #[derive(Clone)]
 pub enum Credential {
@@ -212,15 +223,7 @@ impl TestApp {
             .into_inner()
             .account
             .expect("account");
-        let system: Vec<&str> = vec![
-            "audit.read",
-            "principals.manage",
-            "tokens.create",
-            "tokens.delete",
-            "tokens.read",
-            "tokens.update",
-            "tokens.verify",
-        ];
+        let system: Vec<&str> = TENANT_PERMISSIONS.to_vec();
         let admin = self
             .create_principal(&self.bootstrap_token, &account.id, "admin", &system)
             .await;

@@ -7,17 +7,7 @@ use tonic::{Code, Status};
 use token_authority::domain::TokenSecret;
 use token_authority::proto::{self, PrincipalKind};
 
-use crate::helpers::{Credential, TestApp, assert_code};
-
-const TENANT_PERMISSIONS: [&str; 7] = [
-    "audit.read",
-    "principals.manage",
-    "tokens.create",
-    "tokens.delete",
-    "tokens.read",
-    "tokens.update",
-    "tokens.verify",
-];
+use crate::helpers::{Credential, TENANT_PERMISSIONS, TestApp, assert_code};
 
 fn mask(path: &str) -> Option<FieldMask> {
     Some(FieldMask {

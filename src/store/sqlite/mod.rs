@@ -163,6 +163,18 @@ async fn insert_principal(
     Ok(())
 }
 
+/// Keyset pagination over (created_at, id): rows strictly after the given position.
+fn push_after(sql: &mut QueryBuilder<'_, Sqlite>, created_at: Timestamp, id: &str) {
+    let created_at = to_micros(created_at);
+    sql.push(" AND (created_at > ")
+        .push_bind(created_at)
+        .push(" OR (created_at = ")
+        .push_bind(created_at)
+        .push(" AND id > ")
+        .push_bind(id.to_owned())
+        .push("))");
+}
+
 /// After an update matched no row: tells a concurrent change from a missing object.
 async fn conflict_or_missing(
     tx: &mut Transaction<'_, Sqlite>,
@@ -304,13 +316,7 @@ impl Store for SqliteStore {
         let mut sql = QueryBuilder::<Sqlite>::new("SELECT * FROM principals WHERE account_id = ");
         sql.push_bind(query.account_id.as_str());
         if let Some((created_at, id)) = &query.after {
-            sql.push(" AND (created_at > ")
-                .push_bind(to_micros(*created_at))
-                .push(" OR (created_at = ")
-                .push_bind(to_micros(*created_at))
-                .push(" AND id > ")
-                .push_bind(id.as_str())
-                .push("))");
+            push_after(&mut sql, *created_at, id.as_str());
         }
         sql.push(" ORDER BY created_at, id LIMIT ")
             .push_bind(i64::from(query.limit));

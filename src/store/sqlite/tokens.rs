@@ -207,13 +207,7 @@ pub(super) async fn list(pool: &SqlitePool, query: &TokenQuery) -> StoreResult<V
             .push(")");
     }
     if let Some((created_at, id)) = &query.after {
-        sql.push(" AND (created_at > ")
-            .push_bind(to_micros(*created_at))
-            .push(" OR (created_at = ")
-            .push_bind(to_micros(*created_at))
-            .push(" AND id > ")
-            .push_bind(id.as_str())
-            .push("))");
+        super::push_after(&mut sql, *created_at, id.as_str());
     }
     sql.push(" ORDER BY created_at, id LIMIT ")
         .push_bind(i64::from(query.limit));
