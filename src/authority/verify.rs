@@ -118,20 +118,25 @@ impl Authority {
                 self.revision(),
             ));
         };
+        // Read before the lookup: every event up to `applied` has been applied to the cache,
+        // so an entry the cache still serves holds at `applied`. A fresh read holds at its
+        // own revision, which may be older: an answer never claims a newer revision than the
+        // one it is known to hold at.
+        let applied = self.revision();
         let (cached, revision) = match self.cache.get(&hash) {
-            Some(cached) => (cached, self.revision()),
+            Some(cached) => {
+                let revision = applied.max(cached.revision);
+                (cached, revision)
+            }
             None => {
                 let started = Instant::now();
                 let Some((snapshot, revision)) = self.store.verification_snapshot(&hash).await?
                 else {
-                    return Ok(VerifyOutcome::without_token(
-                        VerificationCode::NotFound,
-                        self.revision(),
-                    ));
+                    return Ok(VerifyOutcome::without_token(VerificationCode::NotFound, applied));
                 };
                 let cached = Arc::new(CachedSnapshot::new(snapshot, revision, started));
                 self.cache.insert(hash, cached.clone());
-                (cached, revision.max(self.revision()))
+                (cached, revision)
             }
         };
         let at = now();
