@@ -107,6 +107,35 @@ pub struct Settings {
     #[arg(long, env = "TOKEN_AUTHORITY_LAST_USE_FLUSH_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub last_use_flush_interval: Duration,
 
+    /// How often WatchRevocations sends a checkpoint, so that idle watchers can tell that
+    /// they are still up to date.
+    #[arg(long, env = "TOKEN_AUTHORITY_WATCH_CHECKPOINT_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
+    pub watch_checkpoint_interval: Duration,
+
+    /// How many event batches are buffered for watchers; one further behind is cut off and
+    /// resumes.
+    #[arg(
+        long,
+        env = "TOKEN_AUTHORITY_WATCH_BUFFER",
+        default_value_t = 1024,
+        global = true
+    )]
+    pub watch_buffer: usize,
+
+    /// How long a watcher may leave a message unread before it is cut off.
+    #[arg(long, env = "TOKEN_AUTHORITY_WATCH_SEND_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub watch_send_timeout: Duration,
+
+    /// How long invalidation events are kept for watchers to resume from; a watcher asking
+    /// for an older revision gets a reset.
+    #[arg(long, env = "TOKEN_AUTHORITY_EVENT_RETENTION", default_value = "24h", value_parser = humantime::parse_duration, global = true)]
+    pub event_retention: Duration,
+
+    /// How often the events table is polled for changes made by other processes (local
+    /// changes are picked up at once).
+    #[arg(long, env = "TOKEN_AUTHORITY_EVENT_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration, global = true)]
+    pub event_poll_interval: Duration,
+
     /// On SIGINT/SIGTERM, how long in-flight calls may take to finish before the remaining
     /// connections are closed.
     #[arg(long, env = "TOKEN_AUTHORITY_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
@@ -123,6 +152,14 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The per-stream settings of WatchRevocations.
+    pub fn watch(&self) -> crate::authority::WatchOptions {
+        crate::authority::WatchOptions {
+            checkpoint_every: self.watch_checkpoint_interval,
+            send_timeout: self.watch_send_timeout,
+        }
+    }
+
     /// Defaults for `database_url`, everything else as the flags' defaults; used by tests
     /// and benchmarks that start the server in process.
     pub fn for_database(database_url: impl Into<String>) -> Self {
@@ -136,6 +173,7 @@ impl Settings {
             max_grace_period: self.max_grace_period,
             verification_cache_capacity: self.verify_cache_capacity,
             verification_cache_ttl: self.verify_cache_ttl,
+            watch_buffer: self.watch_buffer,
         }
     }
 }

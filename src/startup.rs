@@ -118,19 +118,18 @@ impl Application {
         let reflection_v1alpha = reflection().build_v1alpha()?;
 
         let max_message = self.settings.max_message_bytes;
-        let token_service = TokenServiceServer::new(TokenApi::new(self.authority.clone()))
-            .max_decoding_message_size(max_message);
+        let token_service =
+            TokenServiceServer::new(TokenApi::new(self.authority.clone(), self.settings.watch()))
+                .max_decoding_message_size(max_message);
         let admin_service = AdminServiceServer::new(AdminApi::new(self.authority.clone()))
             .max_decoding_message_size(max_message);
 
-        let flusher = tokio::spawn(flush_last_use_periodically(
-            self.authority.clone(),
-            self.settings.last_use_flush_interval,
-        ));
+        let mut background = spawn_background_tasks(&self.authority, &self.settings);
 
         // Draining waits for in-flight calls, but no longer than the shutdown timeout: a
         // client that never closes its connection must not hold up a restart.
         let (stop_requested, mut stop_heard) = tokio::sync::watch::channel(false);
+        let authority = self.authority.clone();
         let stopping = async move {
             shutdown.await;
             tracing::info!("shutting down: draining in-flight calls");
@@ -140,6 +139,7 @@ impl Application {
             health
                 .set_not_serving::<AdminServiceServer<AdminApi>>()
                 .await;
+            authority.stop_watches();
             let _ = stop_requested.send(true);
         };
         let shutdown_timeout = self.settings.shutdown_timeout;
@@ -174,7 +174,7 @@ impl Application {
             }
         };
 
-        flusher.abort();
+        background.abort_all();
         if let Err(error) = self.authority.flush_last_use().await {
             tracing::warn!(%error, "could not write last-use times at shutdown");
         }
@@ -184,15 +184,74 @@ impl Application {
     }
 }
 
-async fn flush_last_use_periodically(authority: Arc<Authority>, every: Duration) {
-    let mut ticks = tokio::time::interval(every);
+/// How often secrets whose grace period has ended are looked for.
+const GRACE_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// How often old invalidation events are pruned at most (short retentions prune sooner).
+const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The authority's periodic work, stopped at shutdown.
+fn spawn_background_tasks(
+    authority: &Arc<Authority>,
+    settings: &Settings,
+) -> tokio::task::JoinSet<()> {
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(
+        authority
+            .clone()
+            .follow_events(settings.event_poll_interval),
+    );
+    let flusher = authority.clone();
+    tasks.spawn(every(settings.last_use_flush_interval, move || {
+        let authority = flusher.clone();
+        async move {
+            match authority.flush_last_use().await {
+                Ok(0) => {}
+                Ok(count) => tracing::debug!(count, "last-use times written"),
+                Err(error) => tracing::warn!(%error, "could not write last-use times; will retry"),
+            }
+        }
+    }));
+    let sweeper = authority.clone();
+    tasks.spawn(every(GRACE_SWEEP_INTERVAL, move || {
+        let authority = sweeper.clone();
+        async move {
+            match authority.announce_expired_secrets().await {
+                Ok(0) => {}
+                Ok(count) => tracing::debug!(count, "grace periods ended"),
+                Err(error) => {
+                    tracing::warn!(%error, "could not announce ended grace periods; will retry")
+                }
+            }
+        }
+    }));
+    let pruner = authority.clone();
+    let retention = settings.event_retention;
+    let prune_every = (retention / 2).clamp(Duration::from_millis(100), PRUNE_INTERVAL);
+    tasks.spawn(every(prune_every, move || {
+        let authority = pruner.clone();
+        async move {
+            match authority.prune_events(retention).await {
+                Ok(0) => {}
+                Ok(count) => tracing::debug!(count, "old invalidation events pruned"),
+                Err(error) => {
+                    tracing::warn!(%error, "could not prune invalidation events; will retry")
+                }
+            }
+        }
+    }));
+    tasks
+}
+
+/// Runs `work` every `period`, forever.
+async fn every<F, Fut>(period: Duration, work: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        match authority.flush_last_use().await {
-            Ok(0) => {}
-            Ok(count) => tracing::debug!(count, "last-use times written"),
-            Err(error) => tracing::warn!(%error, "could not write last-use times; will retry"),
-        }
+        work().await;
     }
 }

@@ -24,6 +24,12 @@ pub enum AuthorityError {
     /// A concurrent change won, or the caller's etag is stale: read again and retry.
     #[error("{0}")]
     Aborted(String),
+    /// A watcher could not keep up and was cut off; it resumes from the revision given.
+    #[error("{0}")]
+    ResourceExhausted(String),
+    /// The server is shutting down; resume on another replica or after the restart.
+    #[error("the server is shutting down; resume from the last revision seen")]
+    ShuttingDown,
     /// The database cannot be reached; worth a retry.
     #[error("the service is temporarily unavailable")]
     Unavailable,

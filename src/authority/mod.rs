@@ -10,11 +10,13 @@ mod admin;
 mod bootstrap;
 mod caller;
 mod error;
+mod events;
 mod last_use;
 mod page_token;
 mod tokens;
 mod verification_cache;
 mod verify;
+mod watch;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,9 +29,11 @@ pub use admin::{AuditFilter, NewPrincipal, PrincipalUpdate};
 pub use bootstrap::bootstrap;
 pub use caller::Caller;
 pub use error::AuthorityError;
+pub use events::EventBatch;
 pub use page_token::PageTokenCodec;
 pub use tokens::{Expiry, NewToken, Page, TokenFilter, TokenUpdate};
 pub use verify::VerifyOutcome;
+pub use watch::{Watch, WatchItem, WatchOptions};
 
 use last_use::LastUseRecorder;
 use verification_cache::VerificationCache;
@@ -45,6 +49,9 @@ pub struct AuthorityConfig {
     pub verification_cache_capacity: u64,
     /// How long a cached snapshot is trusted at most, events or not.
     pub verification_cache_ttl: Duration,
+    /// How many event batches the watchers' broadcast holds: a watcher further behind than
+    /// this is cut off (and resumes from the store).
+    pub watch_buffer: usize,
 }
 
 impl Default for AuthorityConfig {
@@ -53,6 +60,7 @@ impl Default for AuthorityConfig {
             max_grace_period: Duration::from_secs(7 * 24 * 3600),
             verification_cache_capacity: 100_000,
             verification_cache_ttl: Duration::from_secs(300),
+            watch_buffer: 1024,
         }
     }
 }
@@ -64,8 +72,14 @@ pub struct Authority {
     cache: VerificationCache,
     last_use: LastUseRecorder,
     page_tokens: PageTokenCodec,
-    /// The newest revision applied to the cache.
+    /// The revision up to which every event has been applied to the cache, in order.
     revision: AtomicU64,
+    /// Applied events, for the watchers.
+    feed: tokio::sync::broadcast::Sender<EventBatch>,
+    /// Wakes the event follower after a local commit.
+    wake: tokio::sync::Notify,
+    /// Turns true when the server shuts down: watch streams end so that draining can finish.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Authority {
@@ -76,6 +90,7 @@ impl Authority {
             .await?;
         let key: [u8; 32] = key.try_into().map_err(|_| AuthorityError::Internal)?;
         let revision = store.revision().await?;
+        let (feed, _) = tokio::sync::broadcast::channel(config.watch_buffer.max(1));
         Ok(Self {
             cache: VerificationCache::new(
                 config.verification_cache_capacity,
@@ -86,6 +101,9 @@ impl Authority {
             last_use: LastUseRecorder::default(),
             page_tokens: PageTokenCodec::new(key),
             revision: AtomicU64::new(revision),
+            feed,
+            wake: tokio::sync::Notify::new(),
+            stopping: tokio::sync::watch::Sender::new(false),
         })
     }
 
@@ -94,17 +112,20 @@ impl Authority {
         self.revision.load(Ordering::Acquire)
     }
 
-    /// Applies a committed invalidation to the cache.
-    pub fn apply(&self, event: &InvalidationEvent) {
-        self.cache
-            .invalidate(event.invalidation.target.clone(), event.revision);
-        self.revision.fetch_max(event.revision, Ordering::AcqRel);
-    }
-
+    /// A change this process committed: its watermark is raised at once, so that the next
+    /// verification here sees it, and the event follower is woken to apply and broadcast it
+    /// in revision order.
     fn apply_committed(&self, event: Option<InvalidationEvent>) {
         if let Some(event) = event {
-            self.apply(&event);
+            self.cache
+                .invalidate(event.invalidation.target, event.revision);
+            self.wake.notify_one();
         }
+    }
+
+    /// Ends every watch stream (with UNAVAILABLE, so that clients resume elsewhere).
+    pub fn stop_watches(&self) {
+        self.stopping.send_replace(true);
     }
 
     /// Writes pending last-use times to the store. Called periodically and at shutdown.

@@ -132,7 +132,10 @@ impl Authority {
                 let started = Instant::now();
                 let Some((snapshot, revision)) = self.store.verification_snapshot(&hash).await?
                 else {
-                    return Ok(VerifyOutcome::without_token(VerificationCode::NotFound, applied));
+                    return Ok(VerifyOutcome::without_token(
+                        VerificationCode::NotFound,
+                        applied,
+                    ));
                 };
                 let cached = Arc::new(CachedSnapshot::new(snapshot, revision, started));
                 self.cache.insert(hash, cached.clone());

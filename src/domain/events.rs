@@ -15,19 +15,22 @@ pub enum InvalidationKind {
     TokenDeleted,
     /// Scopes, expiry, labels or api_version changed.
     TokenUpdated,
+    /// The grace period of a secret replaced by a reset has ended: it stops working now.
+    TokenSecretExpired,
     /// Permissions, disabled flag or name changed.
     PrincipalUpdated,
     ApiAccessChanged,
 }
 
 impl InvalidationKind {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::TokenRevoked,
         Self::TokenReset,
         Self::TokenDisabled,
         Self::TokenEnabled,
         Self::TokenDeleted,
         Self::TokenUpdated,
+        Self::TokenSecretExpired,
         Self::PrincipalUpdated,
         Self::ApiAccessChanged,
     ];
@@ -41,6 +44,7 @@ impl InvalidationKind {
             Self::TokenEnabled => "token_enabled",
             Self::TokenDeleted => "token_deleted",
             Self::TokenUpdated => "token_updated",
+            Self::TokenSecretExpired => "token_secret_expired",
             Self::PrincipalUpdated => "principal_updated",
             Self::ApiAccessChanged => "api_access_changed",
         }

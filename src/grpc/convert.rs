@@ -4,10 +4,11 @@
 use chrono::Duration;
 use prost_types::{FieldMask, Timestamp as ProtoTimestamp};
 
-use crate::authority::{AuthorityError, etag};
+use crate::authority::{AuthorityError, WatchItem, etag};
 use crate::domain::{
-    Account, AccountId, AuditEvent, Principal, PrincipalId, PrincipalKind, StoredState, Timestamp,
-    Token, TokenState, VerificationCode,
+    Account, AccountId, AuditEvent, InvalidationEvent, InvalidationKind, InvalidationTarget,
+    Principal, PrincipalId, PrincipalKind, StoredState, Timestamp, Token, TokenState,
+    VerificationCode,
 };
 use crate::proto;
 
@@ -208,6 +209,53 @@ pub fn account(account: &Account) -> proto::Account {
         create_time: Some(timestamp(account.created_at)),
         update_time: Some(timestamp(account.updated_at)),
         etag: etag(account.version),
+    }
+}
+
+pub fn invalidation_type(kind: InvalidationKind) -> proto::InvalidationType {
+    match kind {
+        InvalidationKind::TokenRevoked => proto::InvalidationType::TokenRevoked,
+        InvalidationKind::TokenReset => proto::InvalidationType::TokenReset,
+        InvalidationKind::TokenDisabled => proto::InvalidationType::TokenDisabled,
+        InvalidationKind::TokenEnabled => proto::InvalidationType::TokenEnabled,
+        InvalidationKind::TokenDeleted => proto::InvalidationType::TokenDeleted,
+        InvalidationKind::TokenUpdated => proto::InvalidationType::TokenUpdated,
+        InvalidationKind::TokenSecretExpired => proto::InvalidationType::TokenSecretExpired,
+        InvalidationKind::PrincipalUpdated => proto::InvalidationType::PrincipalUpdated,
+        InvalidationKind::ApiAccessChanged => proto::InvalidationType::ApiAccessChanged,
+    }
+}
+
+pub fn invalidation_event(event: &InvalidationEvent) -> proto::InvalidationEvent {
+    let target = match &event.invalidation.target {
+        InvalidationTarget::Token(id) => {
+            Some(proto::invalidation_event::Target::TokenId(id.to_string()))
+        }
+        InvalidationTarget::Principal(id) => Some(proto::invalidation_event::Target::PrincipalId(
+            id.to_string(),
+        )),
+        InvalidationTarget::Account(_) => None,
+    };
+    proto::InvalidationEvent {
+        revision: event.revision,
+        r#type: invalidation_type(event.invalidation.kind).into(),
+        account_id: event.invalidation.account_id.to_string(),
+        target,
+        occur_time: Some(timestamp(event.occurred_at)),
+    }
+}
+
+pub fn watch_item(item: WatchItem) -> proto::WatchRevocationsResponse {
+    use proto::watch_revocations_response::Message;
+    let message = match item {
+        WatchItem::Events(events) => Message::Batch(proto::InvalidationBatch {
+            events: events.iter().map(invalidation_event).collect(),
+        }),
+        WatchItem::Checkpoint { revision } => Message::Checkpoint(proto::Checkpoint { revision }),
+        WatchItem::Reset { revision } => Message::Reset(proto::Reset { revision }),
+    };
+    proto::WatchRevocationsResponse {
+        message: Some(message),
     }
 }
 

@@ -13,7 +13,8 @@ impl From<AuthorityError> for Status {
             AuthorityError::Invalid(_) => Code::InvalidArgument,
             AuthorityError::FailedPrecondition(_) => Code::FailedPrecondition,
             AuthorityError::Aborted(_) => Code::Aborted,
-            AuthorityError::Unavailable => Code::Unavailable,
+            AuthorityError::ResourceExhausted(_) => Code::ResourceExhausted,
+            AuthorityError::Unavailable | AuthorityError::ShuttingDown => Code::Unavailable,
             AuthorityError::Internal => Code::Internal,
         };
         Status::new(code, error.to_string())

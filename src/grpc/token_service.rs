@@ -1,6 +1,11 @@
 //! `tokenauthority.v1.TokenService`.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 
 use chrono::Duration;
 use tonic::{Request, Response, Status};
@@ -9,7 +14,9 @@ use super::convert::{
     self, mask_paths, opt_account_id, opt_etag, opt_principal_id, parse_opt_timestamp,
 };
 use super::credential::authenticate;
-use crate::authority::{Authority, AuthorityError, Expiry, NewToken, TokenFilter, TokenUpdate};
+use crate::authority::{
+    Authority, AuthorityError, Expiry, NewToken, TokenFilter, TokenUpdate, WatchOptions,
+};
 use crate::domain::{
     ApiVersion, Description, Labels, PermissionSet, RevokeReason, TokenId, TokenName,
     VerificationCode,
@@ -20,13 +27,18 @@ use crate::proto::{self, token_service_server::TokenService};
 #[derive(Clone)]
 pub struct TokenApi {
     authority: Arc<Authority>,
+    watch: WatchOptions,
 }
 
 impl TokenApi {
-    pub fn new(authority: Arc<Authority>) -> Self {
-        Self { authority }
+    pub fn new(authority: Arc<Authority>, watch: WatchOptions) -> Self {
+        Self { authority, watch }
     }
 }
+
+/// The stream WatchRevocations answers with.
+pub type WatchStream =
+    Pin<Box<dyn Stream<Item = Result<proto::WatchRevocationsResponse, Status>> + Send>>;
 
 fn token_id(value: &str) -> Result<TokenId, Status> {
     Ok(TokenId::parse(value, "id")?)
@@ -38,6 +50,33 @@ fn respond<T>(message: T) -> Result<Response<T>, Status> {
 
 #[tonic::async_trait]
 impl TokenService for TokenApi {
+    type WatchRevocationsStream = WatchStream;
+
+    async fn watch_revocations(
+        &self,
+        request: Request<proto::WatchRevocationsRequest>,
+    ) -> Result<Response<WatchStream>, Status> {
+        let caller = authenticate(&self.authority, &request).await?;
+        let r = request.get_ref();
+        let account = opt_account_id(&r.account_id, "account_id")?;
+        let watch = self
+            .authority
+            .watch(&caller, r.after_revision, account, self.watch)
+            .await?;
+        let items = ReceiverStream::new(watch.items)
+            .map(|item| item.map(convert::watch_item).map_err(Status::from));
+        // A watcher cut off while its queue was full could not be told why in the queue.
+        let cut_off = watch.cut_off;
+        let ending = tokio_stream::once(()).filter_map(move |()| {
+            cut_off.load(Ordering::Acquire).then(|| {
+                Err(Status::resource_exhausted(
+                    "this watcher fell behind and was cut off; resume from the last revision seen",
+                ))
+            })
+        });
+        Ok(Response::new(Box::pin(items.chain(ending))))
+    }
+
     async fn create_token(
         &self,
         request: Request<proto::CreateTokenRequest>,

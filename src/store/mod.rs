@@ -176,4 +176,21 @@ pub trait Store: Send + Sync + 'static {
     async fn record_last_use(&self, uses: &[(TokenId, Timestamp)]) -> StoreResult<()>;
 
     async fn list_audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>>;
+
+    /// Committed invalidation events with a revision above `after`, in revision order, at
+    /// most `limit`. Never skips an event that commits later with a lower revision.
+    async fn events_after(&self, after: u64, limit: u32) -> StoreResult<Vec<InvalidationEvent>>;
+
+    /// The revision of the oldest retained event; None when there is none.
+    async fn oldest_event_revision(&self) -> StoreResult<Option<u64>>;
+
+    /// Deletes the events that occurred before `before`, always keeping the newest one (it
+    /// holds the current revision); returns how many were deleted.
+    async fn prune_events(&self, before: Timestamp) -> StoreResult<u64>;
+
+    /// Announces the secrets whose grace period ended at or before `now`: each gets one
+    /// `TokenSecretExpired` event, written in the same transaction that marks it announced,
+    /// so that every secret is announced exactly once (by whichever replica gets there first).
+    async fn announce_expired_secrets(&self, now: Timestamp)
+    -> StoreResult<Vec<InvalidationEvent>>;
 }

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use super::StoreError;
 use super::time::{from_micros, opt_from_micros};
 use crate::domain::{
-    Account, AccountId, ApiVersion, AuditEvent, Description, DisplayName, Labels, PermissionSet,
-    Principal, PrincipalId, PrincipalKind, RevokeReason, StoredState, Token, TokenId, TokenName,
+    Account, AccountId, ApiVersion, AuditEvent, Description, DisplayName, Invalidation,
+    InvalidationEvent, InvalidationKind, InvalidationTarget, Labels, PermissionSet, Principal,
+    PrincipalId, PrincipalKind, RevokeReason, StoredState, Token, TokenId, TokenName,
     VerificationSnapshot,
 };
 
@@ -204,6 +205,43 @@ impl TryFrom<AuditRow> for AuditEvent {
             target_id: row.target_id,
             peer_address: row.peer_address,
             details: decode_json(&row.details, "audit details")?,
+            occurred_at: from_micros(row.occurred_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct EventRow {
+    revision: i64,
+    kind: String,
+    account_id: String,
+    token_id: Option<String>,
+    principal_id: Option<String>,
+    occurred_at: i64,
+}
+
+impl TryFrom<EventRow> for InvalidationEvent {
+    type Error = StoreError;
+
+    fn try_from(row: EventRow) -> Result<Self, StoreError> {
+        let kind = InvalidationKind::from_stored(&row.kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown event kind {:?}", row.kind)))?;
+        let account_id = AccountId::from_trusted(row.account_id);
+        let target = match (row.token_id, row.principal_id) {
+            (Some(token), _) => InvalidationTarget::Token(TokenId::from_trusted(token)),
+            (None, Some(principal)) => {
+                InvalidationTarget::Principal(PrincipalId::from_trusted(principal))
+            }
+            (None, None) => InvalidationTarget::Account(account_id.clone()),
+        };
+        Ok(InvalidationEvent {
+            revision: u64::try_from(row.revision)
+                .map_err(|_| StoreError::Corrupt("negative revision".into()))?,
+            invalidation: Invalidation {
+                kind,
+                target,
+                account_id,
+            },
             occurred_at: from_micros(row.occurred_at)?,
         })
     }

@@ -99,6 +99,7 @@ pub type Admin = AdminServiceClient<InterceptedService<Channel, Credential>>;
 
 /// A running server.
 pub struct TestApp {
+    pub addr: std::net::SocketAddr,
     /// The operator owner's token, printed on first start.
     pub bootstrap_token: String,
     pub database_url: String,
@@ -115,6 +116,7 @@ pub fn test_settings(database_url: &str) -> Settings {
     settings.listen_addr = "127.0.0.1:0".parse().expect("valid address");
     settings.last_use_flush_interval = Duration::from_millis(100);
     settings.max_grace_period = Duration::from_secs(24 * 3600);
+    settings.watch_checkpoint_interval = Duration::from_millis(200);
     settings
 }
 
@@ -159,6 +161,7 @@ impl TestApp {
             .await
             .expect("connects to the server");
         TestApp {
+            addr,
             bootstrap_token,
             database_url,
             dir,
@@ -180,6 +183,11 @@ impl TestApp {
                 .expect("server stops cleanly");
         }
         (self.dir.clone(), self.database_url.clone())
+    }
+
+    /// The server's address as a URI, for custom channels.
+    pub fn channel_uri(&self) -> String {
+        format!("http://{}", self.addr)
     }
 
     pub fn tokens_with(&self, credential: Credential) -> Tokens {
@@ -311,6 +319,79 @@ impl TestApp {
             .await
             .expect("VerifyToken answers OK")
             .into_inner()
+    }
+}
+
+/// What a watcher has read so far.
+#[derive(Debug, Default)]
+pub struct Watched {
+    pub events: Vec<proto::InvalidationEvent>,
+    pub checkpoints: Vec<u64>,
+    pub resets: Vec<u64>,
+    /// How the stream ended, if it did.
+    pub ended: Option<Result<(), Status>>,
+}
+
+impl Watched {
+    /// The revision to resume from: the newest one seen in any message.
+    pub fn last_revision(&self) -> u64 {
+        let events = self.events.iter().map(|e| e.revision);
+        events
+            .chain(self.checkpoints.iter().copied())
+            .chain(self.resets.iter().copied())
+            .max()
+            .unwrap_or(0)
+    }
+
+    pub fn types(&self) -> Vec<proto::InvalidationType> {
+        self.events.iter().map(|e| e.r#type()).collect()
+    }
+}
+
+/// Reads `stream` until `done` holds for what was read, the stream ends, or `within` passes.
+pub async fn read_until(
+    stream: &mut tonic::Streaming<proto::WatchRevocationsResponse>,
+    watched: &mut Watched,
+    within: Duration,
+    done: impl Fn(&Watched) -> bool,
+) {
+    use proto::watch_revocations_response::Message;
+    let deadline = tokio::time::Instant::now() + within;
+    while !done(watched) && watched.ended.is_none() {
+        let Ok(next) = tokio::time::timeout_at(deadline, stream.message()).await else {
+            return;
+        };
+        match next {
+            Ok(Some(response)) => match response.message {
+                Some(Message::Batch(batch)) => {
+                    assert!(!batch.events.is_empty(), "batches are never empty");
+                    watched.events.extend(batch.events);
+                }
+                Some(Message::Checkpoint(c)) => watched.checkpoints.push(c.revision),
+                Some(Message::Reset(r)) => watched.resets.push(r.revision),
+                None => panic!("an empty watch message"),
+            },
+            Ok(None) => watched.ended = Some(Ok(())),
+            Err(status) => watched.ended = Some(Err(status)),
+        }
+    }
+}
+
+impl TestApp {
+    /// Opens a WatchRevocations stream as the holder of `token`.
+    pub async fn watch(
+        &self,
+        token: &str,
+        after_revision: u64,
+        account_id: &str,
+    ) -> Result<tonic::Streaming<proto::WatchRevocationsResponse>, Status> {
+        self.tokens(token)
+            .watch_revocations(proto::WatchRevocationsRequest {
+                after_revision,
+                account_id: account_id.to_owned(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
     }
 }
 

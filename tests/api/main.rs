@@ -13,3 +13,4 @@ mod restart;
 mod secrets;
 mod tokens;
 mod verify;
+mod watch;

@@ -13,15 +13,18 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool, Transaction};
 
-use super::rows::{AccountRow, AuditRow, PrincipalRow, encode_details, encode_permissions};
+use super::rows::{
+    AccountRow, AuditRow, EventRow, PrincipalRow, encode_details, encode_permissions,
+};
 use super::time::to_micros;
 use super::{
     AuditQuery, Bootstrap, BulkRevoke, Change, PrincipalQuery, SecretChange, Store, StoreError,
     StoreResult, TokenQuery,
 };
 use crate::domain::{
-    Account, AccountId, AuditEvent, AuditRecord, InvalidationEvent, InvalidationTarget, Principal,
-    PrincipalId, SecretHash, Timestamp, Token, TokenId, VerificationSnapshot,
+    Account, AccountId, AuditEvent, AuditRecord, Invalidation, InvalidationEvent, InvalidationKind,
+    InvalidationTarget, Principal, PrincipalId, SecretHash, Timestamp, Token, TokenId,
+    VerificationSnapshot,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -76,15 +79,25 @@ async fn record_change(
     change: &Change,
 ) -> StoreResult<Option<InvalidationEvent>> {
     insert_audit(tx, &change.audit).await?;
-    let Some(invalidation) = &change.invalidation else {
-        return Ok(None);
-    };
+    match &change.invalidation {
+        Some(invalidation) => insert_event(tx, invalidation, change.audit.occurred_at)
+            .await
+            .map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Appends an invalidation event to the outbox; its revision is assigned here.
+async fn insert_event(
+    tx: &mut Transaction<'_, Sqlite>,
+    invalidation: &Invalidation,
+    occurred_at: Timestamp,
+) -> StoreResult<InvalidationEvent> {
     let (token_id, principal_id) = match &invalidation.target {
         InvalidationTarget::Token(id) => (Some(id.as_str()), None),
         InvalidationTarget::Principal(id) => (None, Some(id.as_str())),
         InvalidationTarget::Account(_) => (None, None),
     };
-    let occurred_at = change.audit.occurred_at;
     let revision: i64 = sqlx::query_scalar(
         "INSERT INTO invalidation_events (kind, account_id, token_id, principal_id, occurred_at)
          VALUES (?, ?, ?, ?, ?) RETURNING revision",
@@ -96,12 +109,12 @@ async fn record_change(
     .bind(to_micros(occurred_at))
     .fetch_one(&mut **tx)
     .await?;
-    Ok(Some(InvalidationEvent {
+    Ok(InvalidationEvent {
         revision: u64::try_from(revision)
             .map_err(|_| StoreError::Corrupt("negative revision".into()))?,
         invalidation: invalidation.clone(),
         occurred_at,
-    }))
+    })
 }
 
 async fn insert_audit(tx: &mut Transaction<'_, Sqlite>, audit: &AuditRecord) -> StoreResult<()> {
@@ -482,5 +495,73 @@ impl Store for SqliteStore {
             .into_iter()
             .map(AuditEvent::try_from)
             .collect()
+    }
+
+    async fn events_after(&self, after: u64, limit: u32) -> StoreResult<Vec<InvalidationEvent>> {
+        // SQLite has one writer and assigns revisions inside it, so revisions commit in order
+        // and a plain range read never skips one.
+        sqlx::query_as::<_, EventRow>(
+            "SELECT * FROM invalidation_events WHERE revision > ? ORDER BY revision LIMIT ?",
+        )
+        .bind(i64::try_from(after).unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?
+        .into_iter()
+        .map(InvalidationEvent::try_from)
+        .collect()
+    }
+
+    async fn oldest_event_revision(&self) -> StoreResult<Option<u64>> {
+        let oldest: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(revision) FROM invalidation_events")
+                .fetch_one(&self.reader)
+                .await?;
+        Ok(oldest.and_then(|r| u64::try_from(r).ok()))
+    }
+
+    async fn prune_events(&self, before: Timestamp) -> StoreResult<u64> {
+        let mut tx = self.begin_write().await?;
+        let deleted = sqlx::query(
+            "DELETE FROM invalidation_events
+             WHERE occurred_at < ? AND revision < (SELECT MAX(revision) FROM invalidation_events)",
+        )
+        .bind(to_micros(before))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(deleted.rows_affected())
+    }
+
+    async fn announce_expired_secrets(
+        &self,
+        now: Timestamp,
+    ) -> StoreResult<Vec<InvalidationEvent>> {
+        let mut tx = self.begin_write().await?;
+        let due: Vec<(String, String)> = sqlx::query_as(
+            "SELECT s.token_id, t.account_id FROM token_secrets s JOIN tokens t ON t.id = s.token_id
+             WHERE s.expiry_announced = 0 AND s.expires_at <= ?",
+        )
+        .bind(to_micros(now))
+        .fetch_all(&mut *tx)
+        .await?;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        sqlx::query("UPDATE token_secrets SET expiry_announced = 1 WHERE expiry_announced = 0 AND expires_at <= ?")
+            .bind(to_micros(now))
+            .execute(&mut *tx)
+            .await?;
+        let mut events = Vec::with_capacity(due.len());
+        for (token_id, account_id) in due {
+            let invalidation = Invalidation {
+                kind: InvalidationKind::TokenSecretExpired,
+                target: InvalidationTarget::Token(TokenId::from_trusted(token_id)),
+                account_id: AccountId::from_trusted(account_id),
+            };
+            events.push(insert_event(&mut tx, &invalidation, now).await?);
+        }
+        tx.commit().await?;
+        Ok(events)
     }
 }

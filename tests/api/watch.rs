@@ -1,0 +1,511 @@
+//! WatchRevocations: every kind of change reaches watchers, resuming loses and repeats
+//! nothing (across a server restart too), too-old revisions get a reset, slow watchers are
+//! cut off without holding others up, and watchers see only their own account.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use prost_types::FieldMask;
+use tonic::Code;
+
+use token_authority::proto::invalidation_event::Target;
+use token_authority::proto::{self, InvalidationType};
+
+use crate::helpers::{TestApp, Tokens, Watched, assert_code, read_until, test_settings};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn mask(path: &str) -> Option<FieldMask> {
+    Some(FieldMask {
+        paths: vec![path.to_owned()],
+    })
+}
+
+/// Disables the token on even steps and enables it on odd ones: one event per step.
+async fn toggle(tokens: &mut Tokens, id: &str, step: usize) {
+    let id = id.to_owned();
+    if step.is_multiple_of(2) {
+        tokens
+            .disable_token(proto::DisableTokenRequest {
+                id,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    } else {
+        tokens
+            .enable_token(proto::EnableTokenRequest {
+                id,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+}
+
+/// Asserts revisions strictly increase: no duplicate, in order.
+fn assert_increasing(events: &[proto::InvalidationEvent]) {
+    for pair in events.windows(2) {
+        assert!(
+            pair[0].revision < pair[1].revision,
+            "{} then {}",
+            pair[0].revision,
+            pair[1].revision
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_kind_of_change_reaches_a_watcher() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme", &[]).await;
+    let mut stream = app.watch(&tenant.admin_token, 0, "").await.unwrap();
+    let mut watched = Watched::default();
+    read_until(&mut stream, &mut watched, WAIT, |w| {
+        !w.checkpoints.is_empty()
+    })
+    .await;
+    let start = watched.checkpoints[0];
+
+    let mut tokens = app.tokens(&tenant.admin_token);
+    let robot = app
+        .create_principal(
+            &tenant.admin_token,
+            &tenant.account_id,
+            "robot",
+            &["tokens.read"],
+        )
+        .await;
+    let token = app
+        .create_token(&tenant.admin_token, &robot.id, &[])
+        .await
+        .token
+        .unwrap();
+    let id = token.id.clone();
+    let simple = |id: &str| proto::DisableTokenRequest {
+        id: id.to_owned(),
+        ..Default::default()
+    };
+    tokens.disable_token(simple(&id)).await.unwrap();
+    tokens
+        .enable_token(proto::EnableTokenRequest {
+            id: id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    tokens
+        .update_token(proto::UpdateTokenRequest {
+            token: Some(proto::Token {
+                id: id.clone(),
+                labels: HashMap::from([("k".into(), "v".into())]),
+                ..Default::default()
+            }),
+            update_mask: mask("labels"),
+        })
+        .await
+        .unwrap();
+    tokens
+        .reset_token(proto::ResetTokenRequest {
+            id: id.clone(),
+            grace_period: Some(prost_types::Duration {
+                seconds: 1,
+                nanos: 0,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut admin = app.admin(&tenant.admin_token);
+    admin
+        .update_principal(proto::UpdatePrincipalRequest {
+            principal: Some(proto::Principal {
+                id: robot.id.clone(),
+                permissions: vec![],
+                ..Default::default()
+            }),
+            update_mask: mask("permissions"),
+        })
+        .await
+        .unwrap();
+    tokens
+        .revoke_token(proto::RevokeTokenRequest {
+            id: id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let doomed = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &[])
+        .await
+        .token
+        .unwrap();
+    tokens
+        .delete_token(proto::DeleteTokenRequest {
+            id: doomed.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // The grace period of the reset (1 s) ends: announced by the server on its own.
+    read_until(&mut stream, &mut watched, WAIT, |w| {
+        w.types().contains(&InvalidationType::TokenSecretExpired)
+    })
+    .await;
+    app.operator_admin()
+        .set_api_access(proto::SetApiAccessRequest {
+            account_id: tenant.account_id.clone(),
+            enabled: false,
+        })
+        .await
+        .unwrap();
+    // The watcher's own credential belongs to the account: the stream may end here, but
+    // the event is delivered first.
+    read_until(&mut stream, &mut watched, WAIT, |w| {
+        w.types().contains(&InvalidationType::ApiAccessChanged)
+    })
+    .await;
+
+    use InvalidationType::*;
+    let expected = vec![
+        TokenDisabled,
+        TokenEnabled,
+        TokenUpdated,
+        TokenReset,
+        PrincipalUpdated,
+        TokenRevoked,
+        TokenDeleted,
+        TokenSecretExpired,
+        ApiAccessChanged,
+    ];
+    assert_eq!(watched.types(), expected);
+    assert_increasing(&watched.events);
+    assert!(watched.events[0].revision > start);
+    let targets: Vec<Option<Target>> = watched.events.iter().map(|e| e.target.clone()).collect();
+    assert_eq!(targets[0], Some(Target::TokenId(id.clone())));
+    assert_eq!(targets[4], Some(Target::PrincipalId(robot.id.clone())));
+    assert_eq!(targets[6], Some(Target::TokenId(doomed.id.clone())));
+    assert_eq!(targets[7], Some(Target::TokenId(id.clone())));
+    assert_eq!(targets[8], None, "account-wide");
+    assert!(
+        watched
+            .events
+            .iter()
+            .all(|e| e.account_id == tenant.account_id && e.occur_time.is_some())
+    );
+}
+
+#[tokio::test]
+async fn idle_watchers_get_checkpoints_with_the_current_revision() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme", &[]).await;
+    let revision = app.verify(&tenant.admin_token, &[]).await.revision;
+    let mut stream = app.watch(&tenant.admin_token, 0, "").await.unwrap();
+    let mut watched = Watched::default();
+    read_until(&mut stream, &mut watched, WAIT, |w| {
+        w.checkpoints.len() >= 3
+    })
+    .await;
+    assert!(watched.checkpoints.len() >= 3);
+    assert!(
+        watched.checkpoints.iter().all(|c| *c == revision),
+        "{:?} vs {revision}",
+        watched.checkpoints
+    );
+    assert!(watched.events.is_empty());
+}
+
+#[tokio::test]
+async fn resuming_loses_nothing_and_repeats_nothing_across_a_restart() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme", &[]).await;
+    let token = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &[])
+        .await
+        .token
+        .unwrap();
+    let mut stream = app.watch(&tenant.admin_token, 0, "").await.unwrap();
+    let mut first = Watched::default();
+    read_until(&mut stream, &mut first, WAIT, |w| !w.checkpoints.is_empty()).await;
+    let mut tokens = app.tokens(&tenant.admin_token);
+    for step in 0..5 {
+        toggle(&mut tokens, &token.id, step).await;
+    }
+    read_until(&mut stream, &mut first, WAIT, |w| w.events.len() >= 5).await;
+    assert_eq!(first.events.len(), 5);
+    drop(stream);
+
+    // Missed while disconnected, then across a restart on the same database.
+    for step in 5..9 {
+        toggle(&mut tokens, &token.id, step).await;
+    }
+    let (dir, database_url) = app.stop().await;
+    let app = TestApp::start(test_settings(&database_url), dir).await;
+    let mut tokens = app.tokens(&tenant.admin_token);
+    for step in 9..12 {
+        toggle(&mut tokens, &token.id, step).await;
+    }
+    let mut stream = app
+        .watch(&tenant.admin_token, first.last_revision(), "")
+        .await
+        .unwrap();
+    let mut second = Watched::default();
+    read_until(&mut stream, &mut second, WAIT, |w| w.events.len() >= 7).await;
+    // Give a duplicate the chance to show up.
+    read_until(&mut stream, &mut second, Duration::from_millis(500), |_| {
+        false
+    })
+    .await;
+    assert_eq!(second.events.len(), 7, "exactly the missed events");
+    assert!(second.resets.is_empty());
+    let all: Vec<proto::InvalidationEvent> =
+        first.events.iter().chain(&second.events).cloned().collect();
+    assert_increasing(&all);
+    for pair in all.windows(2) {
+        assert_eq!(
+            pair[1].revision,
+            pair[0].revision + 1,
+            "no gap: every change of this account in between"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_revision_older_than_the_retained_log_gets_a_reset() {
+    let app =
+        TestApp::spawn_with(|settings| settings.event_retention = Duration::from_millis(500)).await;
+    let tenant = app.create_tenant("Acme", &[]).await;
+    let token = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &[])
+        .await
+        .token
+        .unwrap();
+    let mut tokens = app.tokens(&tenant.admin_token);
+    for step in 0..6 {
+        toggle(&mut tokens, &token.id, step).await;
+    }
+    let current = app.verify(&tenant.admin_token, &[]).await.revision;
+    // Wait for the pruner to drop all but the newest event.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut stream = app.watch(&tenant.admin_token, 1, "").await.unwrap();
+    let mut watched = Watched::default();
+    read_until(&mut stream, &mut watched, WAIT, |w| {
+        !w.resets.is_empty() || !w.events.is_empty()
+    })
+    .await;
+    assert_eq!(watched.resets, vec![current]);
+    assert!(watched.events.is_empty());
+    // After a reset the stream continues live.
+    tokens
+        .disable_token(proto::DisableTokenRequest {
+            id: token.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    read_until(&mut stream, &mut watched, WAIT, |w| !w.events.is_empty()).await;
+    assert_eq!(watched.events.len(), 1);
+    assert_eq!(watched.events[0].revision, current + 1);
+    // Resuming from a retained revision needs no reset.
+    let mut again = app.watch(&tenant.admin_token, current, "").await.unwrap();
+    let mut resumed = Watched::default();
+    read_until(&mut again, &mut resumed, WAIT, |w| {
+        !w.events.is_empty() || !w.resets.is_empty()
+    })
+    .await;
+    assert!(resumed.resets.is_empty());
+    assert_eq!(resumed.events.len(), 1);
+}
+
+#[tokio::test]
+async fn watchers_see_only_their_own_account() {
+    let app = TestApp::spawn().await;
+    let acme = app.create_tenant("Acme", &[]).await;
+    let globex = app.create_tenant("Globex", &[]).await;
+    let acme_token = app
+        .create_token(&acme.admin_token, &acme.admin_id, &[])
+        .await
+        .token
+        .unwrap();
+    let globex_token = app
+        .create_token(&globex.admin_token, &globex.admin_id, &[])
+        .await
+        .token
+        .unwrap();
+
+    assert_code(
+        app.watch(&acme.admin_token, 0, &globex.account_id).await,
+        Code::NotFound,
+    );
+    let no_verify = app
+        .create_principal(
+            &acme.admin_token,
+            &acme.account_id,
+            "reader",
+            &["tokens.read"],
+        )
+        .await;
+    let reader = app
+        .create_token(&acme.admin_token, &no_verify.id, &[])
+        .await
+        .secret;
+    assert_code(app.watch(&reader, 0, "").await, Code::PermissionDenied);
+
+    let mut ours = app.watch(&acme.admin_token, 0, "").await.unwrap();
+    let mut everything = app.watch(&app.bootstrap_token, 0, "").await.unwrap();
+    let mut only_globex = app
+        .watch(&app.bootstrap_token, 0, &globex.account_id)
+        .await
+        .unwrap();
+    let (mut a, mut all, mut g) = (Watched::default(), Watched::default(), Watched::default());
+    for (stream, watched) in [
+        (&mut ours, &mut a),
+        (&mut everything, &mut all),
+        (&mut only_globex, &mut g),
+    ] {
+        read_until(stream, watched, WAIT, |w| !w.checkpoints.is_empty()).await;
+    }
+    app.tokens(&globex.admin_token)
+        .revoke_token(proto::RevokeTokenRequest {
+            id: globex_token.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    app.tokens(&acme.admin_token)
+        .revoke_token(proto::RevokeTokenRequest {
+            id: acme_token.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    read_until(&mut ours, &mut a, WAIT, |w| !w.events.is_empty()).await;
+    read_until(&mut everything, &mut all, WAIT, |w| w.events.len() >= 2).await;
+    read_until(&mut only_globex, &mut g, WAIT, |w| !w.events.is_empty()).await;
+    // Let anything that should not arrive have its chance.
+    read_until(&mut ours, &mut a, Duration::from_millis(500), |_| false).await;
+    assert_eq!(a.events.len(), 1);
+    assert_eq!(
+        a.events[0].target,
+        Some(Target::TokenId(acme_token.id.clone()))
+    );
+    assert_eq!(all.events.len(), 2, "operators watch every account");
+    assert_eq!(g.events.len(), 1);
+    assert_eq!(g.events[0].account_id, globex.account_id);
+    // The tenant's checkpoints still advance past the other account's event, so a resume
+    // never replays what the tenant may not see.
+    read_until(&mut ours, &mut a, WAIT, |w| {
+        w.checkpoints.last().copied() >= Some(all.last_revision())
+    })
+    .await;
+    assert_eq!(a.checkpoints.last().copied(), Some(all.events[1].revision));
+}
+
+#[tokio::test]
+async fn a_slow_watcher_is_cut_off_without_holding_up_the_others() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.watch_buffer = 4;
+        settings.watch_send_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let tenant = app.create_tenant("Acme", &[]).await;
+    let token = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &[])
+        .await
+        .token
+        .unwrap();
+    // A watcher whose connection accepts hardly any data and that reads nothing for now.
+    let slow_channel = tonic::transport::Endpoint::from_shared(app.channel_uri())
+        .unwrap()
+        .initial_stream_window_size(Some(1024))
+        .initial_connection_window_size(Some(1024))
+        .connect()
+        .await
+        .unwrap();
+    let mut slow_client =
+        token_authority::proto::token_service_client::TokenServiceClient::with_interceptor(
+            slow_channel,
+            crate::helpers::Credential::Bearer(tenant.admin_token.clone()),
+        );
+    let mut slow = slow_client
+        .watch_revocations(proto::WatchRevocationsRequest {
+            after_revision: 0,
+            account_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut fast = app.watch(&tenant.admin_token, 0, "").await.unwrap();
+    let mut fast_seen = Watched::default();
+    read_until(&mut fast, &mut fast_seen, WAIT, |w| {
+        !w.checkpoints.is_empty()
+    })
+    .await;
+
+    let mut tokens = app.tokens(&tenant.admin_token);
+    let changes = 200;
+    for step in 0..changes {
+        toggle(&mut tokens, &token.id, step).await;
+        // The fast watcher keeps up all along.
+        read_until(&mut fast, &mut fast_seen, Duration::from_millis(1), |_| {
+            false
+        })
+        .await;
+    }
+    read_until(&mut fast, &mut fast_seen, WAIT, |w| {
+        w.events.len() >= changes
+    })
+    .await;
+    assert_eq!(
+        fast_seen.events.len(),
+        changes,
+        "the fast watcher got everything"
+    );
+    assert!(fast_seen.ended.is_none());
+
+    // The slow one got a prefix, then was told to resume.
+    let mut slow_seen = Watched::default();
+    read_until(&mut slow, &mut slow_seen, WAIT, |_| false).await;
+    let status = slow_seen
+        .ended
+        .clone()
+        .expect("the slow stream ended")
+        .expect_err("with an error");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(slow_seen.events.len() < changes);
+    assert_eq!(
+        slow_seen.events[..],
+        fast_seen.events[..slow_seen.events.len()],
+        "a prefix, in order"
+    );
+    // Resuming from what it saw delivers exactly the rest.
+    let mut resumed = app
+        .watch(&tenant.admin_token, slow_seen.last_revision(), "")
+        .await
+        .unwrap();
+    let mut rest = Watched::default();
+    let missing = changes - slow_seen.events.len();
+    read_until(&mut resumed, &mut rest, WAIT, |w| w.events.len() >= missing).await;
+    assert_eq!(rest.events[..], fast_seen.events[slow_seen.events.len()..]);
+}
+
+#[tokio::test]
+async fn shutdown_ends_watch_streams_with_unavailable() {
+    let app = TestApp::spawn().await;
+    let mut stream = app.watch(&app.bootstrap_token, 0, "").await.unwrap();
+    let mut watched = Watched::default();
+    read_until(&mut stream, &mut watched, WAIT, |w| {
+        !w.checkpoints.is_empty()
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let stopping = tokio::spawn(app.stop());
+    read_until(&mut stream, &mut watched, WAIT, |_| false).await;
+    let status = watched.ended.expect("ended").expect_err("with a status");
+    assert_eq!(status.code(), Code::Unavailable);
+    stopping.await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "draining did not wait for the stream"
+    );
+}
