@@ -8,8 +8,14 @@
 //! - `grpc`: thin tonic services over the authority.
 //! - `configuration`, `telemetry`, `startup`: running the server.
 
+pub mod credential;
 pub mod domain;
 pub mod proto;
+#[cfg(any(feature = "server", feature = "client"))]
+pub mod watermarks;
+
+#[cfg(feature = "client")]
+pub mod client;
 
 #[cfg(feature = "server")]
 pub mod store;

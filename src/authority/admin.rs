@@ -157,7 +157,7 @@ impl Authority {
             .store
             .update_account(&account, expected_version, revoke.as_ref(), &change)
             .await?;
-        self.apply_committed(event);
+        self.apply_committed(event).await;
         tracing::info!(account_id = %id, enabled, "API access changed");
         Ok(account)
     }
@@ -312,7 +312,7 @@ impl Authority {
             .store
             .update_principal(&principal, expected_version, &change)
             .await?;
-        self.apply_committed(event);
+        self.apply_committed(event).await;
         tracing::info!(principal_id = %principal.id, "principal updated");
         Ok(principal)
     }

@@ -44,6 +44,7 @@ impl Authority {
             // Stored before the broadcast: a watcher that subscribes and then reads the
             // applied revision either receives this batch or finds it in the store.
             self.revision.store(last, Ordering::Release);
+            self.applied.send_replace(last);
             // No receivers is not an error: nobody is watching.
             let _ = self.feed.send(events.into());
             if (last - applied) < u64::from(READ_LIMIT) {
@@ -55,10 +56,11 @@ impl Authority {
     /// Announces secrets whose grace period has ended; runs periodically.
     pub async fn announce_expired_secrets(&self) -> AuthorityResult<usize> {
         let events = self.store.announce_expired_secrets(now()).await?;
-        for event in &events {
-            self.apply_committed(Some(event.clone()));
+        let count = events.len();
+        for event in events {
+            self.apply_committed(Some(event)).await;
         }
-        Ok(events.len())
+        Ok(count)
     }
 
     /// Deletes events older than `retention` (always keeping the newest); runs periodically.

@@ -40,6 +40,9 @@ use verification_cache::VerificationCache;
 
 pub type AuthorityResult<T> = Result<T, AuthorityError>;
 
+/// The longest a mutating call waits for the event follower to apply its event.
+const APPLY_WAIT: Duration = Duration::from_secs(1);
+
 /// Tunables of the authority.
 #[derive(Debug, Clone)]
 pub struct AuthorityConfig {
@@ -72,8 +75,11 @@ pub struct Authority {
     cache: VerificationCache,
     last_use: LastUseRecorder,
     page_tokens: PageTokenCodec,
-    /// The revision up to which every event has been applied to the cache, in order.
+    /// The revision up to which every event has been applied to the cache, in order (read on
+    /// every verification, hence an atomic) ...
     revision: AtomicU64,
+    /// ... and the same, for waiting on it.
+    applied: tokio::sync::watch::Sender<u64>,
     /// Applied events, for the watchers.
     feed: tokio::sync::broadcast::Sender<EventBatch>,
     /// Wakes the event follower after a local commit.
@@ -101,6 +107,7 @@ impl Authority {
             last_use: LastUseRecorder::default(),
             page_tokens: PageTokenCodec::new(key),
             revision: AtomicU64::new(revision),
+            applied: tokio::sync::watch::Sender::new(revision),
             feed,
             wake: tokio::sync::Notify::new(),
             stopping: tokio::sync::watch::Sender::new(false),
@@ -112,14 +119,20 @@ impl Authority {
         self.revision.load(Ordering::Acquire)
     }
 
-    /// A change this process committed: its watermark is raised at once, so that the next
-    /// verification here sees it, and the event follower is woken to apply and broadcast it
-    /// in revision order.
-    fn apply_committed(&self, event: Option<InvalidationEvent>) {
-        if let Some(event) = event {
-            self.cache
-                .invalidate(event.invalidation.target, event.revision);
-            self.wake.notify_one();
+    /// A change this process committed: its watermark is raised at once, the event
+    /// follower is woken, and the call returns once the follower has applied the event (or
+    /// after [`APPLY_WAIT`] if it cannot read the store). So when a mutating RPC returns,
+    /// verifications here reflect it, carry a revision at least its own, and watchers have
+    /// been handed the event.
+    async fn apply_committed(&self, event: Option<InvalidationEvent>) {
+        let Some(event) = event else { return };
+        self.cache
+            .invalidate(event.invalidation.target, event.revision);
+        self.wake.notify_one();
+        let mut applied = self.applied.subscribe();
+        let caught_up = applied.wait_for(|revision| *revision >= event.revision);
+        if tokio::time::timeout(APPLY_WAIT, caught_up).await.is_err() {
+            tracing::warn!(revision = event.revision, "the event follower is behind");
         }
     }
 

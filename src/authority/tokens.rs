@@ -474,7 +474,7 @@ impl Authority {
             .store
             .delete_token(&token.id, token.version, &change)
             .await?;
-        self.apply_committed(event);
+        self.apply_committed(event).await;
         tracing::info!(token_id = %token.id, "token deleted");
         Ok(())
     }
@@ -612,7 +612,7 @@ impl Authority {
             .store
             .update_token(&token, expected_version, secret, &change)
             .await?;
-        self.apply_committed(event);
+        self.apply_committed(event).await;
         tracing::info!(token_id = %token.id, action, "token changed");
         Ok(token)
     }

@@ -2,26 +2,16 @@
 //!
 //! Entries are keyed by the secret's hash and hold the snapshot an answer is computed from,
 //! tagged with the revision it was read at. Invalidation events do not search the cache;
-//! they raise a *watermark* for the token, principal or account they name, and an entry is
-//! trusted only while its revision is at least the watermarks of its token, owner and
-//! account. That makes invalidation O(1) and race-free: a snapshot read before a change
-//! committed carries an older revision, so it is refused even if it is inserted after the
-//! event was applied.
-//!
-//! Entries live at most `ttl` from the moment their read began, which also bounds the
-//! watermarks: a watermark older than `ttl` can only cover entries that have expired anyway,
-//! so it is pruned.
+//! they raise a watermark (see `crate::watermarks`) for the object they name, which makes
+//! invalidation O(1) and race-free. Entries live at most `ttl` from the moment their read
+//! began, which also bounds how long watermarks must be kept.
 
-use std::collections::HashMap;
-use std::hash::Hash;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
 use std::time::{Duration, Instant};
 
-use crate::domain::{
-    AccountId, InvalidationTarget, PermissionSet, PrincipalId, SecretHash, TokenId,
-    VerificationSnapshot,
-};
+use crate::domain::{InvalidationTarget, PermissionSet, SecretHash, VerificationSnapshot};
+use crate::watermarks::{Dependencies, Watermarks};
 
 /// A snapshot as cached, with what every verification of it needs precomputed.
 #[derive(Debug)]
@@ -48,41 +38,19 @@ impl CachedSnapshot {
             last_use_second: AtomicI64::new(0),
         }
     }
-}
 
-/// The newest revision applied per object of one kind, and when it was applied.
-struct Marks<K>(HashMap<K, (u64, Instant)>);
-
-impl<K: Eq + Hash> Marks<K> {
-    fn raise(&mut self, key: K, revision: u64, now: Instant) {
-        let mark = self.0.entry(key).or_insert((0, now));
-        *mark = (mark.0.max(revision), now);
+    fn dependencies(&self) -> Dependencies<'_> {
+        Dependencies {
+            token: Some(&self.snapshot.token_id),
+            principal: Some(&self.snapshot.owner_id),
+            account: Some(&self.snapshot.account_id),
+        }
     }
-
-    /// Whether an entry read at `revision` is at least as new as the mark of `key`.
-    fn admits(&self, key: &K, revision: u64) -> bool {
-        self.0.get(key).is_none_or(|(mark, _)| revision >= *mark)
-    }
-
-    fn prune(&mut self, now: Instant, ttl: Duration) {
-        self.0
-            .retain(|_, (_, applied)| now.duration_since(*applied) < ttl);
-    }
-}
-
-/// Watermarks, one map per kind of object so that lookups borrow the snapshot's ids.
-struct Watermarks {
-    tokens: Marks<TokenId>,
-    principals: Marks<PrincipalId>,
-    accounts: Marks<AccountId>,
-    last_pruned: Instant,
 }
 
 pub struct VerificationCache {
     entries: moka::sync::Cache<SecretHash, Arc<CachedSnapshot>>,
-    watermarks: RwLock<Watermarks>,
-    /// How many watermarks exist: while none do, reads skip the lock.
-    watermark_count: AtomicUsize,
+    watermarks: Watermarks,
     ttl: Duration,
 }
 
@@ -93,13 +61,7 @@ impl VerificationCache {
                 .max_capacity(capacity)
                 .time_to_live(ttl)
                 .build(),
-            watermarks: RwLock::new(Watermarks {
-                tokens: Marks(HashMap::new()),
-                principals: Marks(HashMap::new()),
-                accounts: Marks(HashMap::new()),
-                last_pruned: Instant::now(),
-            }),
-            watermark_count: AtomicUsize::new(0),
+            watermarks: Watermarks::new(ttl),
             ttl,
         }
     }
@@ -107,7 +69,9 @@ impl VerificationCache {
     /// The cached snapshot for `hash`, if there is one that no applied event has outdated.
     pub fn get(&self, hash: &SecretHash) -> Option<Arc<CachedSnapshot>> {
         let entry = self.entries.get(hash)?;
-        if entry.loaded_at.elapsed() >= self.ttl || !self.is_current(&entry) {
+        if entry.loaded_at.elapsed() >= self.ttl
+            || !self.watermarks.admits(entry.dependencies(), entry.revision)
+        {
             self.entries.invalidate(hash);
             return None;
         }
@@ -116,7 +80,7 @@ impl VerificationCache {
 
     /// Caches a snapshot, unless an event newer than it has already been applied.
     pub fn insert(&self, hash: SecretHash, entry: Arc<CachedSnapshot>) {
-        if self.is_current(&entry) {
+        if self.watermarks.admits(entry.dependencies(), entry.revision) {
             self.entries.insert(hash, entry);
         }
     }
@@ -124,45 +88,14 @@ impl VerificationCache {
     /// Applies an invalidation: entries depending on `target` read before `revision` are
     /// no longer trusted.
     pub fn invalidate(&self, target: InvalidationTarget, revision: u64) {
-        let now = Instant::now();
-        let mut marks = self
-            .watermarks
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match target {
-            InvalidationTarget::Token(id) => marks.tokens.raise(id, revision, now),
-            InvalidationTarget::Principal(id) => marks.principals.raise(id, revision, now),
-            InvalidationTarget::Account(id) => marks.accounts.raise(id, revision, now),
-        }
-        if now.duration_since(marks.last_pruned) >= self.ttl {
-            marks.tokens.prune(now, self.ttl);
-            marks.principals.prune(now, self.ttl);
-            marks.accounts.prune(now, self.ttl);
-            marks.last_pruned = now;
-        }
-        let count = marks.tokens.0.len() + marks.principals.0.len() + marks.accounts.0.len();
-        self.watermark_count.store(count, Ordering::Release);
-    }
-
-    fn is_current(&self, entry: &CachedSnapshot) -> bool {
-        if self.watermark_count.load(Ordering::Acquire) == 0 {
-            return true;
-        }
-        let marks = self
-            .watermarks
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let snapshot = &entry.snapshot;
-        marks.tokens.admits(&snapshot.token_id, entry.revision)
-            && marks.principals.admits(&snapshot.owner_id, entry.revision)
-            && marks.accounts.admits(&snapshot.account_id, entry.revision)
+        self.watermarks.raise(target, revision);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{TokenSecret, sample_snapshot as snapshot};
+    use crate::domain::{TokenId, TokenSecret, sample_snapshot as snapshot};
 
     fn cached(revision: u64) -> (SecretHash, Arc<CachedSnapshot>) {
         let entry = Arc::new(CachedSnapshot::new(snapshot(), revision, Instant::now()));

@@ -8,5 +8,4 @@ mod status;
 mod token_service;
 
 pub use admin_service::AdminApi;
-pub use credential::credential_from_metadata;
 pub use token_service::TokenApi;

@@ -171,8 +171,22 @@ impl TestApp {
         }
     }
 
+    /// The server again, on the same port and database, after [`TestApp::stop`].
+    pub async fn restart(stopped: Stopped, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut settings = test_settings(&stopped.database_url);
+        settings.listen_addr = stopped.addr;
+        adjust(&mut settings);
+        let mut app = Self::start(settings, stopped.dir).await;
+        assert!(
+            app.bootstrap_token.is_empty(),
+            "a second start prints nothing secret"
+        );
+        app.bootstrap_token = stopped.bootstrap_token;
+        app
+    }
+
     /// Stops the server gracefully (pending last-use times are written).
-    pub async fn stop(mut self) -> (Arc<TempDir>, String) {
+    pub async fn stop(mut self) -> Stopped {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -182,7 +196,12 @@ impl TestApp {
                 .expect("server task")
                 .expect("server stops cleanly");
         }
-        (self.dir.clone(), self.database_url.clone())
+        Stopped {
+            dir: self.dir.clone(),
+            database_url: self.database_url.clone(),
+            addr: self.addr,
+            bootstrap_token: self.bootstrap_token.clone(),
+        }
     }
 
     /// The server's address as a URI, for custom channels.
@@ -393,6 +412,15 @@ impl TestApp {
             .await
             .map(tonic::Response::into_inner)
     }
+}
+
+/// What is left of a stopped server: enough to start it again.
+pub struct Stopped {
+    pub dir: Arc<TempDir>,
+    pub database_url: String,
+    pub addr: std::net::SocketAddr,
+    /// The operator token printed by the first start.
+    pub bootstrap_token: String,
 }
 
 /// A tenant account and its administrator.

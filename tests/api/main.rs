@@ -5,6 +5,7 @@
 mod admin;
 mod bad_input;
 mod binary;
+mod client;
 mod health_reflection;
 mod helpers;
 mod isolation;

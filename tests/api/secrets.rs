@@ -86,7 +86,7 @@ async fn no_plaintext_secret_reaches_the_database_logs_or_errors() {
         .unwrap_err();
     messages.push(status.message().to_owned());
 
-    let (dir, _) = app.stop().await;
+    let dir = app.stop().await.dir;
     let logs = captured_logs();
     assert!(!logs.is_empty(), "logs were captured");
     let mut files = Vec::new();

@@ -11,7 +11,7 @@ use tonic::Code;
 use token_authority::proto::invalidation_event::Target;
 use token_authority::proto::{self, InvalidationType};
 
-use crate::helpers::{TestApp, Tokens, Watched, assert_code, read_until, test_settings};
+use crate::helpers::{TestApp, Tokens, Watched, assert_code, read_until};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -239,8 +239,7 @@ async fn resuming_loses_nothing_and_repeats_nothing_across_a_restart() {
     for step in 5..9 {
         toggle(&mut tokens, &token.id, step).await;
     }
-    let (dir, database_url) = app.stop().await;
-    let app = TestApp::start(test_settings(&database_url), dir).await;
+    let app = TestApp::restart(app.stop().await, |_| {}).await;
     let mut tokens = app.tokens(&tenant.admin_token);
     for step in 9..12 {
         toggle(&mut tokens, &token.id, step).await;

@@ -1,0 +1,137 @@
+//! A tower layer for tonic servers: verifies the caller's token with a [`CachingVerifier`]
+//! before the request reaches the service, refuses it with UNAUTHENTICATED,
+//! PERMISSION_DENIED or UNAVAILABLE otherwise, and puts the verified [`Identity`] in the
+//! request extensions (`request.extensions().get::<Arc<Identity>>()` in a handler).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tonic::Status;
+use tonic::body::Body;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::{CachingVerifier, Identity, VerifyError};
+use crate::proto::VerificationCode;
+
+/// Verifies every request's token, requiring `required_scopes`.
+#[derive(Clone)]
+pub struct VerifyLayer {
+    verifier: CachingVerifier,
+    required_scopes: Arc<[String]>,
+    /// Path prefixes that pass unverified (health checks, reflection).
+    open_paths: Arc<[String]>,
+}
+
+impl VerifyLayer {
+    pub fn new(verifier: CachingVerifier, required_scopes: &[&str]) -> Self {
+        Self {
+            verifier,
+            required_scopes: required_scopes.iter().map(|s| (*s).to_owned()).collect(),
+            open_paths: Arc::new([]),
+        }
+    }
+
+    /// Lets requests whose path starts with `prefix` through without a token, e.g.
+    /// `/grpc.health.v1.Health/`.
+    pub fn allow_unauthenticated(mut self, prefix: &str) -> Self {
+        let mut open: Vec<String> = self.open_paths.to_vec();
+        open.push(prefix.to_owned());
+        self.open_paths = open.into();
+        self
+    }
+}
+
+impl<S> Layer<S> for VerifyLayer {
+    type Service = VerifyService<S>;
+
+    fn layer(&self, inner: S) -> VerifyService<S> {
+        VerifyService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service [`VerifyLayer`] wraps around another.
+#[derive(Clone)]
+pub struct VerifyService<S> {
+    inner: S,
+    layer: VerifyLayer,
+}
+
+impl<S, B> Service<http::Request<B>> for VerifyService<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        // The ready service handles this request; a fresh clone takes its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let layer = self.layer.clone();
+        Box::pin(async move {
+            let path = request.uri().path();
+            if layer
+                .open_paths
+                .iter()
+                .any(|prefix| path.starts_with(prefix.as_str()))
+            {
+                return inner.call(request).await;
+            }
+            match check(&layer, request.headers()).await {
+                Ok(identity) => {
+                    request.extensions_mut().insert(identity);
+                    inner.call(request).await
+                }
+                Err(status) => Ok(status.into_http()),
+            }
+        })
+    }
+}
+
+/// The caller's identity, or the status that refuses the request.
+async fn check(layer: &VerifyLayer, headers: &http::HeaderMap) -> Result<Arc<Identity>, Status> {
+    let token = crate::credential::from_headers(headers)
+        .map_err(|e| Status::unauthenticated(e.to_string()))?
+        .ok_or_else(|| {
+            Status::unauthenticated("missing credential: send `authorization: Bearer <token>`")
+        })?;
+    let required: Vec<&str> = layer.required_scopes.iter().map(String::as_str).collect();
+    let verification =
+        layer
+            .verifier
+            .verify(token, &required)
+            .await
+            .map_err(|error| match error {
+                VerifyError::Unavailable(_) => {
+                    Status::unavailable("the token authority is unavailable")
+                }
+                VerifyError::Refused(_) | VerifyError::Config(_) => {
+                    tracing::error!(%error, "token verification is misconfigured");
+                    Status::unavailable("token verification is unavailable")
+                }
+            })?;
+    match (verification.code, verification.identity) {
+        (VerificationCode::Valid, Some(identity)) => Ok(identity),
+        (VerificationCode::InsufficientScopes, _) => Err(Status::permission_denied(format!(
+            "the token lacks: {}",
+            verification.missing_scopes.join(", ")
+        ))),
+        (code, _) => Err(Status::unauthenticated(format!(
+            "the token is not valid: {}",
+            code.as_str_name()
+        ))),
+    }
+}

@@ -1,0 +1,194 @@
+//! The caching verifier: answers from memory when it can trust its cache, from the authority
+//! otherwise, and fails closed when neither is possible.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Status};
+
+use super::answer::{Answer, Verification};
+use super::cache::AnswerCache;
+use super::{VerifierConfig, VerifyError, watcher};
+use crate::domain::TokenSecret;
+use crate::proto::VerifyTokenRequest;
+use crate::proto::token_service_client::TokenServiceClient;
+
+/// Presents the verifier's own credential on every call.
+#[derive(Clone)]
+pub(super) struct Bearer(MetadataValue<Ascii>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+pub(super) type Client = TokenServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// What the verifier and its watch task share.
+pub(super) struct Shared {
+    pub cache: AnswerCache,
+    /// When the verifier was created: the origin of `last_heard`.
+    epoch: Instant,
+    /// Nanoseconds after `epoch` when the stream last delivered something; 0: never.
+    last_heard: AtomicU64,
+    /// The newest revision the stream delivered.
+    pub revision: AtomicU64,
+    staleness_bound: Duration,
+}
+
+impl Shared {
+    pub fn heard_now(&self) {
+        let nanos = u64::try_from(self.epoch.elapsed().as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self.last_heard.store(nanos, Ordering::Release);
+    }
+
+    /// Whether the stream has been heard from within the staleness bound.
+    fn trusted(&self) -> bool {
+        let heard = self.last_heard.load(Ordering::Acquire);
+        heard != 0
+            && self
+                .epoch
+                .elapsed()
+                .saturating_sub(Duration::from_nanos(heard))
+                <= self.staleness_bound
+    }
+}
+
+/// Verifies tokens for a backend service; cheap to clone (clones share the cache and the
+/// watch stream, which stops when the last clone is dropped).
+#[derive(Clone)]
+pub struct CachingVerifier {
+    shared: Arc<Shared>,
+    client: Client,
+    request_timeout: Duration,
+    /// Dropped with the last clone: that ends the watch task.
+    _stop: Arc<tokio::sync::watch::Sender<()>>,
+}
+
+impl CachingVerifier {
+    /// Creates the verifier and starts following the authority's revocations. Call it inside
+    /// a tokio runtime; it connects lazily, so it succeeds while the authority is down.
+    pub fn new(config: VerifierConfig) -> Result<Self, VerifyError> {
+        let endpoint = Endpoint::from_shared(config.endpoint.clone())
+            .map_err(|e| VerifyError::Config(format!("endpoint: {e}")))?
+            .connect_timeout(config.request_timeout)
+            .tcp_nodelay(true)
+            // Notices a dead authority on an idle stream.
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(5))
+            .keep_alive_while_idle(true);
+        let credential: MetadataValue<Ascii> = format!("Bearer {}", config.credential)
+            .parse()
+            .map_err(|_| VerifyError::Config("the credential is not valid header text".into()))?;
+        let client =
+            TokenServiceClient::with_interceptor(endpoint.connect_lazy(), Bearer(credential));
+        let shared = Arc::new(Shared {
+            cache: AnswerCache::new(config.capacity, config.valid_ttl, config.invalid_ttl),
+            epoch: Instant::now(),
+            last_heard: AtomicU64::new(0),
+            revision: AtomicU64::new(0),
+            staleness_bound: config.staleness_bound,
+        });
+        let (stop, stopped) = tokio::sync::watch::channel(());
+        tokio::spawn(watcher::follow(
+            shared.clone(),
+            client.clone(),
+            config.reconnect_backoff,
+            stopped,
+        ));
+        Ok(Self {
+            shared,
+            client,
+            request_timeout: config.request_timeout,
+            _stop: Arc::new(stop),
+        })
+    }
+
+    /// May `token` be used now with `required_scopes`? A malformed token is refused without
+    /// a network call; a cached answer is used while the watch stream is fresh; otherwise the
+    /// authority is asked. Errors only when no answer can be had (fail closed).
+    pub async fn verify(
+        &self,
+        token: &str,
+        required_scopes: &[&str],
+    ) -> Result<Verification, VerifyError> {
+        let Ok(hash) = TokenSecret::hash_presented(token) else {
+            return Ok(Verification::malformed());
+        };
+        if self.shared.trusted()
+            && let Some(entry) = self.shared.cache.get(&hash)
+        {
+            return Ok(entry.answer.for_scopes(required_scopes));
+        }
+        let response = self.ask_authority(token).await?;
+        let answer = Answer::from_response(response);
+        let verification = answer.for_scopes(required_scopes);
+        self.remember(hash, answer);
+        Ok(verification)
+    }
+
+    /// Caches an answer if it can still be trusted: only while the watch stream is fresh,
+    /// and only if no event newer than the answer has been applied for its token, owner or
+    /// account (otherwise a revocation that overtook the answer would be lost).
+    fn remember(&self, hash: crate::domain::SecretHash, answer: Answer) -> bool {
+        self.shared.trusted() && self.shared.cache.insert(hash, answer)
+    }
+
+    /// Caches an answer obtained elsewhere (for example by a VerifyToken call made before a
+    /// revocation was heard of), under the same rules as answers the verifier fetches itself;
+    /// returns whether it was cached.
+    pub fn offer(&self, token: &str, response: crate::proto::VerifyTokenResponse) -> bool {
+        match TokenSecret::hash_presented(token) {
+            Ok(hash) => self.remember(hash, Answer::from_response(response)),
+            Err(_) => false,
+        }
+    }
+
+    /// The newest revision the watch stream has delivered (0 before it connected).
+    pub fn revision(&self) -> u64 {
+        self.shared.revision.load(Ordering::Acquire)
+    }
+
+    /// Whether answers may currently come from the cache (the stream is fresh).
+    pub fn is_fresh(&self) -> bool {
+        self.shared.trusted()
+    }
+
+    async fn ask_authority(
+        &self,
+        token: &str,
+    ) -> Result<crate::proto::VerifyTokenResponse, VerifyError> {
+        let mut request = Request::new(VerifyTokenRequest {
+            token: token.to_owned(),
+            required_scopes: Vec::new(),
+        });
+        request.set_timeout(self.request_timeout);
+        let mut client = self.client.clone();
+        match tokio::time::timeout(self.request_timeout, client.verify_token(request)).await {
+            Ok(Ok(response)) => Ok(response.into_inner()),
+            Ok(Err(status))
+                if matches!(
+                    status.code(),
+                    Code::Unauthenticated | Code::PermissionDenied
+                ) =>
+            {
+                Err(VerifyError::Refused(status))
+            }
+            Ok(Err(status)) => Err(VerifyError::Unavailable(status.message().to_owned())),
+            Err(_) => Err(VerifyError::Unavailable(
+                "the authority did not answer in time".into(),
+            )),
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The verifier's background task: follows WatchRevocations, applies every event to the
+//! cache, and reconnects with back-off, resuming from the last revision seen.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tonic::Status;
+
+use super::verifier::{Client, Shared};
+use crate::domain::{AccountId, InvalidationTarget, PrincipalId, TokenId};
+use crate::proto::invalidation_event::Target;
+use crate::proto::watch_revocations_response::Message;
+use crate::proto::{InvalidationEvent, WatchRevocationsRequest};
+
+/// Runs until `stopped` reports that the verifier is gone.
+pub(super) async fn follow(
+    shared: Arc<Shared>,
+    client: Client,
+    (first_delay, longest_delay): (Duration, Duration),
+    mut stopped: tokio::sync::watch::Receiver<()>,
+) {
+    let mut after = 0;
+    let mut delay = first_delay;
+    loop {
+        tokio::select! {
+            outcome = follow_once(&shared, client.clone(), &mut after, &mut delay, first_delay) => {
+                match outcome {
+                    Ok(()) => tracing::debug!(after, "revocation stream ended; reconnecting"),
+                    Err(status) => tracing::debug!(after, %status, "revocation stream failed; reconnecting"),
+                }
+            }
+            _ = stopped.changed() => return,
+        }
+        tokio::select! {
+            () = tokio::time::sleep(jittered(delay)) => {}
+            _ = stopped.changed() => return,
+        }
+        delay = (delay * 2).min(longest_delay);
+    }
+}
+
+/// One connection's worth of following; `after` and `delay` carry over to the next.
+async fn follow_once(
+    shared: &Shared,
+    mut client: Client,
+    after: &mut u64,
+    delay: &mut Duration,
+    first_delay: Duration,
+) -> Result<(), Status> {
+    let fresh = *after == 0;
+    let mut stream = client
+        .watch_revocations(WatchRevocationsRequest {
+            after_revision: *after,
+            account_id: String::new(),
+        })
+        .await?
+        .into_inner();
+    while let Some(response) = stream.message().await? {
+        *delay = first_delay;
+        match response.message {
+            Some(Message::Batch(batch)) => {
+                for event in batch.events {
+                    let revision = event.revision;
+                    if let Some(target) = target_of(event) {
+                        shared.cache.apply(target, revision);
+                    }
+                    *after = (*after).max(revision);
+                }
+            }
+            Some(Message::Checkpoint(checkpoint)) => {
+                if fresh && *after == 0 {
+                    // The stream starts here: answers from before it could have missed events.
+                    shared.cache.raise_floor(checkpoint.revision, false);
+                }
+                *after = (*after).max(checkpoint.revision);
+            }
+            Some(Message::Reset(reset)) => {
+                shared.cache.raise_floor(reset.revision, true);
+                *after = reset.revision;
+            }
+            None => continue,
+        }
+        shared.revision.store(*after, Ordering::Release);
+        shared.heard_now();
+    }
+    Ok(())
+}
+
+/// The object an event names.
+fn target_of(event: InvalidationEvent) -> Option<InvalidationTarget> {
+    match event.target {
+        Some(Target::TokenId(id)) => Some(InvalidationTarget::Token(TokenId::from_trusted(id))),
+        Some(Target::PrincipalId(id)) => {
+            Some(InvalidationTarget::Principal(PrincipalId::from_trusted(id)))
+        }
+        None if !event.account_id.is_empty() => Some(InvalidationTarget::Account(
+            AccountId::from_trusted(event.account_id),
+        )),
+        None => None,
+    }
+}
+
+/// Between half and all of `delay`, so that many clients do not reconnect in step.
+fn jittered(delay: Duration) -> Duration {
+    let mut byte = [0u8; 1];
+    let random = getrandom::fill(&mut byte).map(|()| byte[0]).unwrap_or(255);
+    delay / 2 + delay / 2 * u32::from(random) / 255
+}

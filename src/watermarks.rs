@@ -1,0 +1,194 @@
+//! Revision watermarks: the rule that keeps caches of verification answers race-free, shared
+//! by the server's cache and the client library's.
+//!
+//! Every cached answer is tagged with the revision it was computed at and names the token,
+//! principal and account it depends on. An invalidation event raises the watermark of the
+//! object it names to its revision; a reset raises a floor for everything. An answer is
+//! trusted only while its revision is at least the floor and the watermarks of all three
+//! objects, so an answer computed before a change is never served after the change has been
+//! applied, however late it arrives.
+//!
+//! Watermarks are kept for `ttl`, the longest any cache keeps an answer: a watermark older
+//! than that can only cover answers that have expired anyway.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::domain::{AccountId, InvalidationTarget, PrincipalId, TokenId};
+
+/// The objects an answer depends on, as far as they are known.
+#[derive(Debug, Clone, Copy)]
+pub struct Dependencies<'a> {
+    pub token: Option<&'a TokenId>,
+    pub principal: Option<&'a PrincipalId>,
+    pub account: Option<&'a AccountId>,
+}
+
+/// The newest revision applied per object of one kind, and when it was applied.
+struct Marks<K>(HashMap<K, (u64, Instant)>);
+
+impl<K: Eq + Hash> Marks<K> {
+    fn raise(&mut self, key: K, revision: u64, now: Instant) {
+        let mark = self.0.entry(key).or_insert((0, now));
+        *mark = (mark.0.max(revision), now);
+    }
+
+    fn admits(&self, key: Option<&K>, revision: u64) -> bool {
+        key.is_none_or(|key| self.0.get(key).is_none_or(|(mark, _)| revision >= *mark))
+    }
+
+    fn prune(&mut self, now: Instant, ttl: Duration) {
+        self.0
+            .retain(|_, (_, applied)| now.duration_since(*applied) < ttl);
+    }
+}
+
+struct Marked {
+    tokens: Marks<TokenId>,
+    principals: Marks<PrincipalId>,
+    accounts: Marks<AccountId>,
+    last_pruned: Instant,
+}
+
+/// Watermarks for one cache.
+pub struct Watermarks {
+    marks: RwLock<Marked>,
+    /// How many watermarks exist: while none do, checks skip the lock.
+    count: AtomicUsize,
+    /// No answer older than this is trusted (raised by resets).
+    floor: AtomicU64,
+    ttl: Duration,
+}
+
+impl Watermarks {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            marks: RwLock::new(Marked {
+                tokens: Marks(HashMap::new()),
+                principals: Marks(HashMap::new()),
+                accounts: Marks(HashMap::new()),
+                last_pruned: Instant::now(),
+            }),
+            count: AtomicUsize::new(0),
+            floor: AtomicU64::new(0),
+            ttl,
+        }
+    }
+
+    /// Applies an invalidation event.
+    pub fn raise(&self, target: InvalidationTarget, revision: u64) {
+        let now = Instant::now();
+        let mut marks = self
+            .marks
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match target {
+            InvalidationTarget::Token(id) => marks.tokens.raise(id, revision, now),
+            InvalidationTarget::Principal(id) => marks.principals.raise(id, revision, now),
+            InvalidationTarget::Account(id) => marks.accounts.raise(id, revision, now),
+        }
+        if now.duration_since(marks.last_pruned) >= self.ttl {
+            marks.tokens.prune(now, self.ttl);
+            marks.principals.prune(now, self.ttl);
+            marks.accounts.prune(now, self.ttl);
+            marks.last_pruned = now;
+        }
+        let count = marks.tokens.0.len() + marks.principals.0.len() + marks.accounts.0.len();
+        self.count.store(count, Ordering::Release);
+    }
+
+    /// Distrusts every answer older than `revision` (after a reset).
+    pub fn raise_floor(&self, revision: u64) {
+        self.floor.fetch_max(revision, Ordering::AcqRel);
+    }
+
+    /// Whether an answer computed at `revision` that depends on `dependencies` is current.
+    pub fn admits(&self, dependencies: Dependencies<'_>, revision: u64) -> bool {
+        if revision < self.floor.load(Ordering::Acquire) {
+            return false;
+        }
+        if self.count.load(Ordering::Acquire) == 0 {
+            return true;
+        }
+        let marks = self
+            .marks
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        marks.tokens.admits(dependencies.token, revision)
+            && marks.principals.admits(dependencies.principal, revision)
+            && marks.accounts.admits(dependencies.account, revision)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids() -> (TokenId, PrincipalId, AccountId) {
+        (
+            TokenId::generate(),
+            PrincipalId::generate(),
+            AccountId::generate(),
+        )
+    }
+
+    #[test]
+    fn an_event_outdates_older_answers_about_its_object_only() {
+        let marks = Watermarks::new(Duration::from_secs(60));
+        let (token, principal, account) = ids();
+        let deps = Dependencies {
+            token: Some(&token),
+            principal: Some(&principal),
+            account: Some(&account),
+        };
+        assert!(marks.admits(deps, 5));
+        marks.raise(InvalidationTarget::Token(TokenId::generate()), 9);
+        assert!(marks.admits(deps, 5), "another token's event");
+        for target in [
+            InvalidationTarget::Token(token.clone()),
+            InvalidationTarget::Principal(principal.clone()),
+            InvalidationTarget::Account(account.clone()),
+        ] {
+            let marks = Watermarks::new(Duration::from_secs(60));
+            marks.raise(target, 6);
+            assert!(!marks.admits(deps, 5), "read before the change");
+            assert!(marks.admits(deps, 6), "read at or after the change");
+        }
+    }
+
+    #[test]
+    fn unknown_dependencies_are_not_checked_but_the_floor_is() {
+        let marks = Watermarks::new(Duration::from_secs(60));
+        let none = Dependencies {
+            token: None,
+            principal: None,
+            account: None,
+        };
+        marks.raise(InvalidationTarget::Token(TokenId::generate()), 9);
+        assert!(marks.admits(none, 1));
+        marks.raise_floor(4);
+        assert!(!marks.admits(none, 3));
+        assert!(marks.admits(none, 4));
+    }
+
+    #[test]
+    fn watermarks_older_than_the_ttl_are_pruned() {
+        let marks = Watermarks::new(Duration::from_millis(10));
+        let (token, _, _) = ids();
+        marks.raise(InvalidationTarget::Token(token.clone()), 5);
+        std::thread::sleep(Duration::from_millis(20));
+        marks.raise(InvalidationTarget::Token(TokenId::generate()), 6);
+        let deps = Dependencies {
+            token: Some(&token),
+            principal: None,
+            account: None,
+        };
+        assert!(
+            marks.admits(deps, 1),
+            "pruned: answers that old have expired anyway"
+        );
+    }
+}

@@ -1,0 +1,581 @@
+//! The client library against the real server: the caching verifier hears every kind of
+//! change, resumes after restarts, flushes on resets, never caches an answer a revocation
+//! has overtaken, and fails closed; the tower layer guards a service with it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prost_types::FieldMask;
+use tonic::Code;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use token_authority::client::{
+    CachingVerifier, Identity, VerifierConfig, VerifyError, VerifyLayer,
+};
+use token_authority::proto::{self, VerificationCode};
+
+use crate::helpers::{Tenant, TestApp};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A verifier for `app`, as a backend holding the tenant's admin token (which has
+/// `tokens.verify`).
+fn verifier(
+    app: &TestApp,
+    credential: &str,
+    adjust: impl FnOnce(&mut VerifierConfig),
+) -> CachingVerifier {
+    let mut config = VerifierConfig::new(app.channel_uri(), credential);
+    config.staleness_bound = Duration::from_secs(5);
+    adjust(&mut config);
+    CachingVerifier::new(config).expect("a valid configuration")
+}
+
+/// Waits until the verifier's stream is connected and has delivered `revision`.
+async fn heard(verifier: &CachingVerifier, revision: u64) {
+    let deadline = Instant::now() + WAIT;
+    while !(verifier.is_fresh() && verifier.revision() >= revision) {
+        assert!(
+            Instant::now() < deadline,
+            "the verifier never heard revision {revision} (at {})",
+            verifier.revision()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn code(verifier: &CachingVerifier, token: &str, required: &[&str]) -> VerificationCode {
+    verifier
+        .verify(token, required)
+        .await
+        .expect("an answer")
+        .code
+}
+
+/// The server's current revision, as seen by a fresh verification.
+async fn server_revision(app: &TestApp, tenant: &Tenant) -> u64 {
+    app.verify(&tenant.admin_token, &[]).await.revision
+}
+
+fn mask(path: &str) -> Option<FieldMask> {
+    Some(FieldMask {
+        paths: vec![path.to_owned()],
+    })
+}
+
+#[tokio::test]
+async fn every_invalidation_reaches_the_cache() {
+    let app = TestApp::spawn().await;
+    let tenant = app
+        .create_tenant("Acme", &["orders.read", "orders.write"])
+        .await;
+    let verifier = verifier(&app, &tenant.admin_token, |_| {});
+    heard(&verifier, 0).await;
+    let mut tokens = app.tokens(&tenant.admin_token);
+    let mut admin = app.admin(&tenant.admin_token);
+    let robot = app
+        .create_principal(
+            &tenant.admin_token,
+            &tenant.account_id,
+            "robot",
+            &["orders.read", "orders.write"],
+        )
+        .await;
+    // Each case: a token cached as valid, a change, and the code it must answer afterwards.
+    let fresh = |scopes: &'static [&'static str]| {
+        let app = &app;
+        let owner = robot.id.clone();
+        let creator = tenant.admin_token.clone();
+        async move { app.create_token(&creator, &owner, scopes).await }
+    };
+
+    let revoked = fresh(&[]).await;
+    let disabled = fresh(&[]).await;
+    let deleted = fresh(&[]).await;
+    let reset = fresh(&[]).await;
+    let narrowed = fresh(&["orders.read", "orders.write"]).await;
+    for created in [&revoked, &disabled, &deleted, &reset, &narrowed] {
+        assert_eq!(
+            code(&verifier, &created.secret, &["orders.write"]).await,
+            VerificationCode::Valid
+        );
+    }
+    let id = |c: &proto::CreateTokenResponse| c.token.clone().unwrap().id;
+    tokens
+        .revoke_token(proto::RevokeTokenRequest {
+            id: id(&revoked),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    tokens
+        .disable_token(proto::DisableTokenRequest {
+            id: id(&disabled),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    tokens
+        .delete_token(proto::DeleteTokenRequest {
+            id: id(&deleted),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    tokens
+        .reset_token(proto::ResetTokenRequest {
+            id: id(&reset),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    tokens
+        .update_token(proto::UpdateTokenRequest {
+            token: Some(proto::Token {
+                id: id(&narrowed),
+                scopes: vec!["orders.read".into()],
+                ..Default::default()
+            }),
+            update_mask: mask("scopes"),
+        })
+        .await
+        .unwrap();
+    heard(&verifier, server_revision(&app, &tenant).await).await;
+    assert_eq!(
+        code(&verifier, &revoked.secret, &[]).await,
+        VerificationCode::Revoked
+    );
+    assert_eq!(
+        code(&verifier, &disabled.secret, &[]).await,
+        VerificationCode::Disabled
+    );
+    assert_eq!(
+        code(&verifier, &deleted.secret, &[]).await,
+        VerificationCode::NotFound
+    );
+    assert_eq!(
+        code(&verifier, &reset.secret, &[]).await,
+        VerificationCode::NotFound
+    );
+    assert_eq!(
+        code(&verifier, &narrowed.secret, &["orders.write"]).await,
+        VerificationCode::InsufficientScopes
+    );
+
+    // Enabling again: the briefly cached DISABLED answer is dropped by the event.
+    tokens
+        .enable_token(proto::EnableTokenRequest {
+            id: id(&disabled),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    heard(&verifier, server_revision(&app, &tenant).await).await;
+    assert_eq!(
+        code(&verifier, &disabled.secret, &[]).await,
+        VerificationCode::Valid
+    );
+
+    // The owner loses a permission, then is disabled: all of its tokens follow.
+    let owner_token = fresh(&[]).await;
+    assert_eq!(
+        code(&verifier, &owner_token.secret, &["orders.write"]).await,
+        VerificationCode::Valid
+    );
+    admin
+        .update_principal(proto::UpdatePrincipalRequest {
+            principal: Some(proto::Principal {
+                id: robot.id.clone(),
+                permissions: vec!["orders.read".into()],
+                ..Default::default()
+            }),
+            update_mask: mask("permissions"),
+        })
+        .await
+        .unwrap();
+    heard(&verifier, server_revision(&app, &tenant).await).await;
+    assert_eq!(
+        code(&verifier, &owner_token.secret, &["orders.write"]).await,
+        VerificationCode::InsufficientScopes
+    );
+    admin
+        .update_principal(proto::UpdatePrincipalRequest {
+            principal: Some(proto::Principal {
+                id: robot.id.clone(),
+                disabled: true,
+                ..Default::default()
+            }),
+            update_mask: mask("disabled"),
+        })
+        .await
+        .unwrap();
+    heard(&verifier, server_revision(&app, &tenant).await).await;
+    assert_eq!(
+        code(&verifier, &owner_token.secret, &[]).await,
+        VerificationCode::OwnerDisabled
+    );
+
+    // A reset's grace period ends: announced by the server, heard by the verifier.
+    let graced = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &[])
+        .await;
+    tokens
+        .reset_token(proto::ResetTokenRequest {
+            id: id(&graced),
+            grace_period: Some(prost_types::Duration {
+                seconds: 1,
+                nanos: 0,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        code(&verifier, &graced.secret, &[]).await,
+        VerificationCode::Valid
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let deadline = Instant::now() + WAIT;
+    while code(&verifier, &graced.secret, &[]).await == VerificationCode::Valid {
+        assert!(
+            Instant::now() < deadline,
+            "the ended grace period never reached the verifier"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        code(&verifier, &graced.secret, &[]).await,
+        VerificationCode::Expired
+    );
+
+    // API access switched off: every token of the account, the verifier's own included.
+    let operator_verifier = verifier_for_operator(&app);
+    let last = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &[])
+        .await;
+    assert_eq!(
+        code(&operator_verifier, &last.secret, &[]).await,
+        VerificationCode::Valid
+    );
+    app.operator_admin()
+        .set_api_access(proto::SetApiAccessRequest {
+            account_id: tenant.account_id.clone(),
+            enabled: false,
+        })
+        .await
+        .unwrap();
+    heard(&operator_verifier, server_revision(&app, &tenant).await).await;
+    assert_eq!(
+        code(&operator_verifier, &last.secret, &[]).await,
+        VerificationCode::ApiAccessDisabled
+    );
+}
+
+fn verifier_for_operator(app: &TestApp) -> CachingVerifier {
+    verifier(app, &app.bootstrap_token, |_| {})
+}
+
+#[tokio::test]
+async fn an_answer_overtaken_by_a_revocation_is_never_cached() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme", &[]).await;
+    let verifier = verifier(&app, &tenant.admin_token, |_| {});
+    heard(&verifier, 0).await;
+    let created = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &[])
+        .await;
+
+    // 1. A VerifyToken call is answered (valid, at revision R) ...
+    let in_flight = app
+        .tokens(&tenant.admin_token)
+        .verify_token(proto::VerifyTokenRequest {
+            token: created.secret.clone(),
+            required_scopes: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(in_flight.valid);
+    // 2. ... the token is revoked and the verifier hears of it ...
+    app.tokens(&tenant.admin_token)
+        .revoke_token(proto::RevokeTokenRequest {
+            id: created.token.clone().unwrap().id,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let revoked_at = server_revision(&app, &tenant).await;
+    assert!(revoked_at > in_flight.revision);
+    heard(&verifier, revoked_at).await;
+    // 3. ... before the answer reaches the cache: it is refused, and nothing stale remains.
+    assert!(
+        !verifier.offer(&created.secret, in_flight.clone()),
+        "the overtaken answer must not be cached"
+    );
+    assert_eq!(
+        code(&verifier, &created.secret, &[]).await,
+        VerificationCode::Revoked
+    );
+
+    // Control: an answer computed after the revocation is cached.
+    let current = app
+        .tokens(&tenant.admin_token)
+        .verify_token(proto::VerifyTokenRequest {
+            token: created.secret.clone(),
+            required_scopes: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(verifier.offer(&created.secret, current));
+}
+
+#[tokio::test]
+async fn the_cache_survives_short_outages_then_fails_closed() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme", &[]).await;
+    let created = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &[])
+        .await;
+    let verifier = verifier(&app, &tenant.admin_token, |config| {
+        config.staleness_bound = Duration::from_millis(800);
+        // Stay disconnected for a while after the stream drops.
+        config.reconnect_backoff = (Duration::from_secs(6), Duration::from_secs(6));
+    });
+    heard(&verifier, 0).await;
+    assert_eq!(
+        code(&verifier, &created.secret, &[]).await,
+        VerificationCode::Valid
+    );
+
+    // The authority goes away: within the staleness bound the cache still answers.
+    let stopped = app.stop().await;
+    let down_since = Instant::now();
+    assert_eq!(
+        code(&verifier, &created.secret, &[]).await,
+        VerificationCode::Valid
+    );
+
+    // Back up, but the verifier's stream is not (yet): past the bound, every call is remote,
+    // so a revocation made meanwhile is seen although no event was heard.
+    let app = TestApp::restart(stopped, |_| {}).await;
+    app.tokens(&tenant.admin_token)
+        .revoke_token(proto::RevokeTokenRequest {
+            id: created.token.clone().unwrap().id,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(900).saturating_sub(down_since.elapsed())).await;
+    assert!(!verifier.is_fresh());
+    assert_eq!(
+        code(&verifier, &created.secret, &[]).await,
+        VerificationCode::Revoked
+    );
+
+    // Down again, past the bound: no answer rather than a stale one.
+    let other = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &[])
+        .await;
+    let _ = app.stop().await;
+    let error = verifier
+        .verify(&other.secret, &[])
+        .await
+        .expect_err("fails closed");
+    assert!(matches!(error, VerifyError::Unavailable(_)), "{error:?}");
+    // Malformed tokens are still refused locally.
+    assert_eq!(
+        code(&verifier, "not a token", &[]).await,
+        VerificationCode::Malformed
+    );
+}
+
+#[tokio::test]
+async fn resuming_after_a_restart_replays_what_was_missed_and_a_reset_flushes_the_cache() {
+    let app = TestApp::spawn_with(|s| s.event_retention = Duration::from_millis(400)).await;
+    let tenant = app.create_tenant("Acme", &[]).await;
+    let kept = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &[])
+        .await;
+    let missed = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &[])
+        .await;
+    let verifier = verifier(&app, &tenant.admin_token, |config| {
+        config.staleness_bound = Duration::from_secs(60);
+        config.reconnect_backoff = (Duration::from_millis(1500), Duration::from_millis(1500));
+    });
+    heard(&verifier, server_revision(&app, &tenant).await).await;
+    assert_eq!(
+        code(&verifier, &kept.secret, &[]).await,
+        VerificationCode::Valid
+    );
+    assert_eq!(
+        code(&verifier, &missed.secret, &[]).await,
+        VerificationCode::Valid
+    );
+
+    // While the verifier is disconnected (server restart), a token is revoked, and enough
+    // time passes for the event to be pruned behind a newer one.
+    let stopped = app.stop().await;
+    let app = TestApp::restart(stopped, |s| s.event_retention = Duration::from_millis(400)).await;
+    let mut tokens = app.tokens(&tenant.admin_token);
+    tokens
+        .revoke_token(proto::RevokeTokenRequest {
+            id: missed.token.clone().unwrap().id,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    tokens
+        .disable_token(proto::DisableTokenRequest {
+            id: kept.token.clone().unwrap().id,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    tokens
+        .enable_token(proto::EnableTokenRequest {
+            id: kept.token.clone().unwrap().id,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let now = server_revision(&app, &tenant).await;
+    heard(&verifier, now).await;
+    // The revocation was never delivered as an event (pruned), but the reset flushed the
+    // cache, so the stale "valid" is gone.
+    assert_eq!(
+        code(&verifier, &missed.secret, &[]).await,
+        VerificationCode::Revoked
+    );
+    assert_eq!(
+        code(&verifier, &kept.secret, &[]).await,
+        VerificationCode::Valid
+    );
+}
+
+#[tokio::test]
+async fn a_tenant_verifier_sees_only_its_own_account() {
+    let app = TestApp::spawn().await;
+    let acme = app.create_tenant("Acme", &[]).await;
+    let globex = app.create_tenant("Globex", &[]).await;
+    let theirs = app
+        .create_token(&globex.admin_token, &globex.admin_id, &[])
+        .await;
+    let verifier = verifier(&app, &acme.admin_token, |_| {});
+    heard(&verifier, 0).await;
+    assert_eq!(
+        code(&verifier, &theirs.secret, &[]).await,
+        VerificationCode::NotFound
+    );
+    let refused = CachingVerifier::new(VerifierConfig::new(
+        app.channel_uri(),
+        "tka_not-a-real-token",
+    ))
+    .unwrap()
+    .verify(&theirs.secret, &[])
+    .await
+    .expect_err("a verifier without a valid credential gets no answers");
+    assert!(
+        matches!(refused, VerifyError::Refused(ref s) if s.code() == Code::Unauthenticated),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_layer_guards_a_service_and_hands_it_the_identity() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme", &["orders.read"]).await;
+    let reader = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &["orders.read"])
+        .await;
+    let weak = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &["tokens.read"])
+        .await;
+    let verifier = verifier(&app, &tenant.admin_token, |_| {});
+    heard(&verifier, 0).await;
+    // The protected service answers with the token id it was handed.
+    let inner = tower::service_fn(|request: http::Request<tonic::body::Body>| async move {
+        let identity = request.extensions().get::<Arc<Identity>>().cloned();
+        let mut response = http::Response::new(tonic::body::Body::empty());
+        if let Some(identity) = identity {
+            response
+                .headers_mut()
+                .insert("x-token-id", identity.token_id.parse().unwrap());
+        }
+        Ok::<_, std::convert::Infallible>(response)
+    });
+    let mut service = VerifyLayer::new(verifier, &["orders.read"])
+        .allow_unauthenticated("/grpc.health.v1.Health/")
+        .layer(inner);
+    let call = |path: &str, auth: Option<String>| {
+        let mut builder = http::Request::builder().uri(format!("http://backend{path}"));
+        if let Some(auth) = auth {
+            builder = builder.header("authorization", auth);
+        }
+        builder.body(tonic::body::Body::empty()).unwrap()
+    };
+    let grpc_status = |response: &http::Response<tonic::body::Body>| {
+        tonic::Status::from_header_map(response.headers()).map(|s| s.code())
+    };
+
+    let ok = service
+        .call(call(
+            "/orders.v1.Orders/List",
+            Some(format!("Bearer {}", reader.secret)),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        ok.headers()["x-token-id"],
+        reader.token.clone().unwrap().id.as_str()
+    );
+    let none = service
+        .call(call("/orders.v1.Orders/List", None))
+        .await
+        .unwrap();
+    assert_eq!(grpc_status(&none), Some(Code::Unauthenticated));
+    let basic = service
+        .call(call(
+            "/orders.v1.Orders/List",
+            Some(format!("Basic {}", reader.secret)),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(grpc_status(&basic), Some(Code::Unauthenticated));
+    let garbage = service
+        .call(call("/orders.v1.Orders/List", Some("Bearer nope".into())))
+        .await
+        .unwrap();
+    assert_eq!(grpc_status(&garbage), Some(Code::Unauthenticated));
+    let lacking = service
+        .call(call(
+            "/orders.v1.Orders/List",
+            Some(format!("Bearer {}", weak.secret)),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(grpc_status(&lacking), Some(Code::PermissionDenied));
+    let health = service
+        .call(call("/grpc.health.v1.Health/Check", None))
+        .await
+        .unwrap();
+    assert_eq!(
+        grpc_status(&health),
+        None,
+        "open paths pass without a token"
+    );
+    let _ = app.stop().await;
+    let down = service
+        .call(call(
+            "/orders.v1.Orders/List",
+            Some(format!("Bearer {}", weak.secret)),
+        ))
+        .await
+        .unwrap();
+    assert!(matches!(
+        grpc_status(&down),
+        Some(Code::PermissionDenied) | Some(Code::Unavailable)
+    ));
+}
