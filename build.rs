@@ -9,6 +9,8 @@ const PROTOS: &[&str] = &[
     "proto/tokenauthority/v1/admin_service.proto",
 ];
 
+const EXAMPLE_PROTO: &str = "examples/proto/orders/v1/orders.proto";
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     let file_descriptors = protox::compile(PROTOS, ["proto"])?;
@@ -26,7 +28,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "tokenauthority.v1.VerifyTokenRequest",
         ])
         .compile_fds(file_descriptors)?;
-    for proto in PROTOS {
+    // The example backend's own API (examples/backend.rs).
+    tonic_prost_build::configure()
+        .build_client(true)
+        .compile_fds(protox::compile([EXAMPLE_PROTO], ["examples/proto"])?)?;
+    for proto in PROTOS.iter().chain(&[EXAMPLE_PROTO]) {
         println!("cargo:rerun-if-changed={proto}");
     }
     Ok(())
