@@ -122,10 +122,6 @@ pub struct Settings {
     )]
     pub watch_buffer: usize,
 
-    /// How long a watcher may leave a message unread before it is cut off.
-    #[arg(long, env = "TOKEN_AUTHORITY_WATCH_SEND_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
-    pub watch_send_timeout: Duration,
-
     /// How long invalidation events are kept for watchers to resume from; a watcher asking
     /// for an older revision gets a reset.
     #[arg(long, env = "TOKEN_AUTHORITY_EVENT_RETENTION", default_value = "24h", value_parser = humantime::parse_duration, global = true)]
@@ -156,7 +152,6 @@ impl Settings {
     pub fn watch(&self) -> crate::authority::WatchOptions {
         crate::authority::WatchOptions {
             checkpoint_every: self.watch_checkpoint_interval,
-            send_timeout: self.watch_send_timeout,
         }
     }
 

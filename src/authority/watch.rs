@@ -1,20 +1,24 @@
 //! WatchRevocations: a stream of invalidation events for one watcher.
 //!
 //! A watcher subscribes to the live broadcast first, then replays what it missed from the
-//! store, then follows the broadcast; the revision of the last event considered is the
-//! resume point, so resuming with it loses nothing and repeats nothing. Checkpoints carry
-//! that revision when nothing happens. A watcher whose revision is older than the retained
-//! log gets a reset. A watcher that cannot keep up is cut off: the broadcast does not wait
-//! for it (so it delays nobody) and memory stays bounded; it recovers by resuming.
+//! store (page by page), then follows the broadcast; the revision of the last event
+//! considered is the resume point, so resuming with it loses nothing and repeats nothing.
+//! Checkpoints carry that revision when nothing happens. A watcher whose revision is older
+//! than the retained log gets a reset.
+//!
+//! The stream is polled by the transport only as fast as the client reads (HTTP/2 flow
+//! control), so a slow watcher holds nothing but its position in the shared, bounded
+//! broadcast: it delays nobody, and once it falls further behind than the broadcast holds it
+//! is cut off with RESOURCE_EXHAUSTED and resumes from the store.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::mpsc;
 
-use super::{Authority, AuthorityError, AuthorityResult, Caller};
+use super::{Authority, AuthorityError, AuthorityResult, Caller, EventBatch};
 use crate::domain::{AccountId, InvalidationEvent, Permission};
 
 /// What a watcher receives.
@@ -34,32 +38,21 @@ pub enum WatchItem {
 pub struct WatchOptions {
     /// How often a checkpoint is sent.
     pub checkpoint_every: Duration,
-    /// How long a watcher may leave a message unread before it is cut off.
-    pub send_timeout: Duration,
 }
 
-/// The receiving end of a watch: items until the stream ends, and whether it ended because
-/// the watcher was cut off.
-pub struct Watch {
-    pub items: mpsc::Receiver<AuthorityResult<WatchItem>>,
-    pub cut_off: Arc<AtomicBool>,
-}
-
-/// Messages queued per watcher before the watcher counts as not keeping up.
-const QUEUE: usize = 16;
 /// How many events one backlog read returns at most.
 const BACKLOG_READ: u32 = 1000;
 
 impl Authority {
     /// Starts a watch for `caller`: events after `after_revision` (0: from now), of
     /// `account` (None: the caller's own account, or every account for operators).
-    pub async fn watch(
+    pub fn watch(
         self: &Arc<Self>,
         caller: &Caller,
         after_revision: u64,
         account: Option<AccountId>,
         options: WatchOptions,
-    ) -> AuthorityResult<Watch> {
+    ) -> AuthorityResult<impl Stream<Item = AuthorityResult<WatchItem>> + Send + 'static> {
         caller.require(Permission::TOKENS_VERIFY)?;
         let filter = match account {
             Some(account) => {
@@ -69,139 +62,150 @@ impl Authority {
             None if caller.is_operator() => None,
             None => Some(caller.account_id().clone()),
         };
-        let live = self.subscribe();
-        let (sender, items) = mpsc::channel(QUEUE);
-        let cut_off = Arc::new(AtomicBool::new(false));
+        let mut checkpoints = tokio::time::interval_at(
+            tokio::time::Instant::now() + options.checkpoint_every,
+            options.checkpoint_every,
+        );
+        checkpoints.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let watcher = Watcher {
+            live: self.subscribe(),
+            stopping: self.stopping.subscribe(),
             authority: self.clone(),
-            sender,
             filter,
-            options,
-            cut_off: cut_off.clone(),
+            checkpoints,
             last: after_revision,
+            phase: Phase::Starting,
+            pending: VecDeque::new(),
         };
-        tokio::spawn(watcher.run(live));
-        Ok(Watch { items, cut_off })
+        Ok(futures_util::stream::unfold(
+            watcher,
+            |mut watcher| async move { watcher.next().await.map(|item| (item, watcher)) },
+        ))
     }
 }
 
-/// The task behind one watch.
-struct Watcher {
-    authority: Arc<Authority>,
-    sender: mpsc::Sender<AuthorityResult<WatchItem>>,
-    /// Only events of this account; None: all.
-    filter: Option<AccountId>,
-    options: WatchOptions,
-    cut_off: Arc<AtomicBool>,
-    /// The revision of the last event considered (sent or filtered out): the resume point.
-    last: u64,
+enum Phase {
+    /// Nothing sent yet.
+    Starting,
+    /// Replaying stored events up to this revision.
+    Replaying { until: u64 },
+    /// Following the broadcast.
+    Following,
+    /// The stream has ended.
+    Done,
 }
 
-/// Why a watcher stops.
-enum Stop {
-    /// The client went away.
-    Gone,
-    /// The client does not keep up, or an error must be reported.
-    Failed(AuthorityError),
+/// The state behind one watch stream.
+struct Watcher {
+    authority: Arc<Authority>,
+    live: tokio::sync::broadcast::Receiver<EventBatch>,
+    stopping: tokio::sync::watch::Receiver<bool>,
+    /// Only events of this account; None: all.
+    filter: Option<AccountId>,
+    checkpoints: tokio::time::Interval,
+    /// The revision of the last event considered (sent or filtered out): the resume point.
+    last: u64,
+    phase: Phase,
+    /// Items ready to be sent.
+    pending: VecDeque<WatchItem>,
 }
 
 impl Watcher {
-    async fn run(mut self, live: tokio::sync::broadcast::Receiver<crate::authority::EventBatch>) {
-        let outcome = match self.start().await {
-            Ok(()) => self.follow(live).await,
-            Err(stop) => Err(stop),
-        };
-        if let Err(Stop::Failed(error)) = outcome {
-            if matches!(error, AuthorityError::ResourceExhausted(_)) {
-                self.cut_off.store(true, Ordering::Release);
+    /// The next item, or None when the stream ends.
+    async fn next(&mut self) -> Option<AuthorityResult<WatchItem>> {
+        loop {
+            if let Some(item) = self.pending.pop_front() {
+                return Some(Ok(item));
             }
-            // The queue may be full; the flag still tells the stream why it ends.
-            let _ = self.sender.try_send(Err(error));
+            let step = match self.phase {
+                Phase::Done => return None,
+                Phase::Starting => self.start().await,
+                Phase::Replaying { until } => self.replay(until).await,
+                Phase::Following => self.follow().await,
+            };
+            if let Err(error) = step {
+                self.phase = Phase::Done;
+                return Some(Err(error));
+            }
         }
     }
 
-    /// Replays what the watcher missed, or tells it where it starts.
-    async fn start(&mut self) -> Result<(), Stop> {
+    /// Tells the watcher where it starts, or prepares the replay of what it missed.
+    async fn start(&mut self) -> AuthorityResult<()> {
         let applied = self.authority.revision();
+        self.phase = Phase::Following;
         if self.last == 0 {
             self.last = applied;
-            return self.send(WatchItem::Checkpoint { revision: applied }).await;
+            self.pending
+                .push_back(WatchItem::Checkpoint { revision: applied });
+        } else if self.last < applied {
+            let oldest = self.authority.store.oldest_event_revision().await?;
+            if oldest.is_none_or(|oldest| self.last + 1 < oldest) {
+                self.last = applied;
+                self.pending
+                    .push_back(WatchItem::Reset { revision: applied });
+            } else {
+                self.phase = Phase::Replaying { until: applied };
+            }
         }
-        if self.last >= applied {
-            // Nothing missed (or a revision this server has not applied yet: the live
-            // stream skips everything up to it).
-            return Ok(());
-        }
-        let oldest = self
+        // Otherwise nothing was missed, or the watcher knows a revision this server has not
+        // applied yet: following skips everything up to it.
+        Ok(())
+    }
+
+    /// Sends one page of stored events.
+    async fn replay(&mut self, until: u64) -> AuthorityResult<()> {
+        let events = self
             .authority
             .store
-            .oldest_event_revision()
-            .await
-            .map_err(|e| Stop::Failed(e.into()))?;
-        if oldest.is_none_or(|oldest| self.last + 1 < oldest) {
-            self.last = applied;
-            return self.send(WatchItem::Reset { revision: applied }).await;
+            .events_after(self.last, BACKLOG_READ)
+            .await?;
+        let events: Vec<_> = events.into_iter().filter(|e| e.revision <= until).collect();
+        if events.is_empty() || events.last().is_some_and(|e| e.revision >= until) {
+            self.phase = Phase::Following;
         }
-        while self.last < applied {
-            let events = self
-                .authority
-                .store
-                .events_after(self.last, BACKLOG_READ)
-                .await
-                .map_err(|e| Stop::Failed(e.into()))?;
-            let events: Vec<_> = events
-                .into_iter()
-                .filter(|e| e.revision <= applied)
-                .collect();
-            if events.is_empty() {
-                break;
+        self.forward(&events);
+        Ok(())
+    }
+
+    /// Waits for the next batch, checkpoint or shutdown.
+    async fn follow(&mut self) -> AuthorityResult<()> {
+        enum Woken {
+            Batch(Result<EventBatch, RecvError>),
+            Checkpoint,
+            Stopping,
+        }
+        let stopping = &mut self.stopping;
+        let woken = tokio::select! {
+            received = self.live.recv() => Woken::Batch(received),
+            _ = self.checkpoints.tick() => Woken::Checkpoint,
+            () = async { let _ = stopping.wait_for(|stopping| *stopping).await; } => Woken::Stopping,
+        };
+        match woken {
+            Woken::Batch(Ok(batch)) => self.forward(&batch),
+            Woken::Batch(Err(RecvError::Lagged(_))) => {
+                return Err(AuthorityError::ResourceExhausted(format!(
+                    "this watcher fell too far behind; resume from revision {}",
+                    self.last
+                )));
             }
-            self.forward(&events).await?;
+            Woken::Batch(Err(RecvError::Closed)) => self.phase = Phase::Done,
+            Woken::Checkpoint => self.pending.push_back(WatchItem::Checkpoint {
+                revision: self.last,
+            }),
+            Woken::Stopping => return Err(AuthorityError::ShuttingDown),
         }
         Ok(())
     }
 
-    /// Follows the live broadcast, with checkpoints, until the client goes or falls behind.
-    async fn follow(
-        &mut self,
-        mut live: tokio::sync::broadcast::Receiver<crate::authority::EventBatch>,
-    ) -> Result<(), Stop> {
-        let mut stopping = self.authority.stopping.subscribe();
-        let mut checkpoints = tokio::time::interval(self.options.checkpoint_every);
-        checkpoints.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        checkpoints.tick().await;
-        loop {
-            tokio::select! {
-                received = live.recv() => match received {
-                    Ok(batch) => self.forward(&batch).await?,
-                    Err(RecvError::Lagged(_)) => {
-                        return Err(Stop::Failed(AuthorityError::ResourceExhausted(format!(
-                            "this watcher fell too far behind; resume from revision {}",
-                            self.last
-                        ))));
-                    }
-                    Err(RecvError::Closed) => return Err(Stop::Gone),
-                },
-                _ = checkpoints.tick() => {
-                    let revision = self.last;
-                    self.send(WatchItem::Checkpoint { revision }).await?;
-                }
-                () = self.sender.closed() => return Err(Stop::Gone),
-                () = async { let _ = stopping.wait_for(|stopping| *stopping).await; } => {
-                    return Err(Stop::Failed(AuthorityError::ShuttingDown));
-                }
-            }
-        }
-    }
-
-    /// Sends the events of `batch` newer than the resume point that pass the filter, and
+    /// Queues the events of `batch` newer than the resume point that pass the filter, and
     /// moves the resume point past all of them.
-    async fn forward(&mut self, batch: &[InvalidationEvent]) -> Result<(), Stop> {
+    fn forward(&mut self, batch: &[InvalidationEvent]) {
         let Some(newest) = batch.last().map(|e| e.revision) else {
-            return Ok(());
+            return;
         };
         if newest <= self.last {
-            return Ok(());
+            return;
         }
         let events: Vec<InvalidationEvent> = batch
             .iter()
@@ -214,20 +218,8 @@ impl Watcher {
             .cloned()
             .collect();
         self.last = newest;
-        if events.is_empty() {
-            return Ok(());
-        }
-        self.send(WatchItem::Events(events)).await
-    }
-
-    async fn send(&self, item: WatchItem) -> Result<(), Stop> {
-        match tokio::time::timeout(self.options.send_timeout, self.sender.send(Ok(item))).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(Stop::Gone),
-            Err(_) => Err(Stop::Failed(AuthorityError::ResourceExhausted(format!(
-                "this watcher stopped reading; resume from revision {}",
-                self.last
-            )))),
+        if !events.is_empty() {
+            self.pending.push_back(WatchItem::Events(events));
         }
     }
 }

@@ -2,9 +2,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 
 use chrono::Duration;
@@ -59,22 +57,11 @@ impl TokenService for TokenApi {
         let caller = authenticate(&self.authority, &request).await?;
         let r = request.get_ref();
         let account = opt_account_id(&r.account_id, "account_id")?;
-        let watch = self
+        let items = self
             .authority
-            .watch(&caller, r.after_revision, account, self.watch)
-            .await?;
-        let items = ReceiverStream::new(watch.items)
+            .watch(&caller, r.after_revision, account, self.watch)?
             .map(|item| item.map(convert::watch_item).map_err(Status::from));
-        // A watcher cut off while its queue was full could not be told why in the queue.
-        let cut_off = watch.cut_off;
-        let ending = tokio_stream::once(()).filter_map(move |()| {
-            cut_off.load(Ordering::Acquire).then(|| {
-                Err(Status::resource_exhausted(
-                    "this watcher fell behind and was cut off; resume from the last revision seen",
-                ))
-            })
-        });
-        Ok(Response::new(Box::pin(items.chain(ending))))
+        Ok(Response::new(Box::pin(items)))
     }
 
     async fn create_token(
