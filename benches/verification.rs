@@ -5,7 +5,9 @@
 //!   without storage);
 //! - `token/hash`: SHA-256 of the token (how it is looked up);
 //! - `authority/verify_warm`: `Authority::verify_token` for a token already in the cache,
-//!   caller check included, no network and no database.
+//!   caller check included, no network and no database;
+//! - `client/verify_hit`: the client library's `CachingVerifier::verify` answering from its
+//!   cache (a real server runs in process to fill it and feed its watch stream).
 //!
 //! Run with `cargo bench --bench verification`.
 
@@ -66,5 +68,66 @@ fn warm_verification(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, token_format, warm_verification);
+fn client_cache_hit(c: &mut Criterion) {
+    use token_authority::client::{CachingVerifier, VerifierConfig};
+    use token_authority::configuration::Settings;
+    use token_authority::startup::Application;
+
+    // The server on its own runtime, so that the measured thread only runs the client.
+    let server_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("server runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = Settings::for_database(format!(
+        "sqlite://{}",
+        dir.path().join("client.db").display()
+    ));
+    settings.listen_addr = "127.0.0.1:0".parse().expect("address");
+    let (addr, token) = server_runtime.block_on(async {
+        let mut app = Application::build(settings).await.expect("server starts");
+        let token = app
+            .take_bootstrap_token()
+            .expect("new database")
+            .expose()
+            .to_owned();
+        let addr = app.local_addr();
+        tokio::spawn(app.run_until_stopped(std::future::pending()));
+        (addr, token)
+    });
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let verifier = runtime.block_on(async {
+        let verifier =
+            CachingVerifier::new(VerifierConfig::new(format!("http://{addr}"), token.clone()))
+                .expect("verifier");
+        while !verifier.is_fresh() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert!(
+            verifier
+                .verify(&token, &[])
+                .await
+                .expect("answer")
+                .is_valid()
+        );
+        verifier
+    });
+    c.bench_function("client/verify_hit", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let answer = verifier
+                .verify(black_box(&token), &["tokens.read"])
+                .await
+                .expect("answer");
+            black_box(answer.code)
+        })
+    });
+    drop(server_runtime);
+}
+
+criterion_group!(benches, token_format, warm_verification, client_cache_hit);
 criterion_main!(benches);
