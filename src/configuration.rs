@@ -49,7 +49,8 @@ pub struct Settings {
     )]
     pub listen_addr: SocketAddr,
 
-    /// Database URL. `sqlite://path` (created if missing) is the embedded default.
+    /// Database URL: `sqlite://path` (created if missing; the embedded default) or
+    /// `postgres://user:password@host/database` (for several replicas).
     #[arg(
         long,
         env = "TOKEN_AUTHORITY_DATABASE_URL",
@@ -137,7 +138,24 @@ pub struct Settings {
     #[arg(long, env = "TOKEN_AUTHORITY_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub shutdown_timeout: Duration,
 
-    /// Read connections to the database.
+    /// Apply database migrations on start (otherwise run `token-authority migrate` first).
+    #[arg(long, env = "TOKEN_AUTHORITY_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub migrate_on_start: bool,
+
+    /// PostgreSQL: the most connections this replica opens.
+    #[arg(
+        long,
+        env = "TOKEN_AUTHORITY_DATABASE_MAX_CONNECTIONS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub database_max_connections: u32,
+
+    /// How long a call waits for a database connection before failing with UNAVAILABLE.
+    #[arg(long, env = "TOKEN_AUTHORITY_DATABASE_ACQUIRE_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration, global = true)]
+    pub database_acquire_timeout: Duration,
+
+    /// SQLite: read connections (writes use one).
     #[arg(
         long,
         env = "TOKEN_AUTHORITY_DATABASE_READ_CONNECTIONS",

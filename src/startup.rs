@@ -16,13 +16,14 @@ use crate::domain::TokenSecret;
 use crate::grpc::{AdminApi, TokenApi};
 use crate::proto::admin_service_server::AdminServiceServer;
 use crate::proto::token_service_server::TokenServiceServer;
+use crate::store::postgres::{PoolSettings, PostgresStore};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 
 /// Why the server could not start or keep running.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("unsupported database URL (expected sqlite://…): {0}")]
+    #[error("unsupported database URL scheme (expected sqlite:// or postgres://): {0}")]
     UnsupportedDatabase(String),
     #[error("could not open the database")]
     Store(#[from] StoreError),
@@ -40,12 +41,28 @@ pub enum StartupError {
     Serve(#[from] tonic::transport::Error),
 }
 
-/// Opens the store the URL names, and migrates it.
-pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartupError> {
+/// Opens the store the URL names; migrates it when `migrate` is set.
+pub async fn open_store(
+    settings: &Settings,
+    migrate: bool,
+) -> Result<Arc<dyn Store>, StartupError> {
     let url = settings.database_url.as_str();
     if url.starts_with("sqlite:") {
         let store = SqliteStore::connect(url, settings.database_read_connections).await?;
-        store.migrate().await?;
+        if migrate {
+            store.migrate().await?;
+        }
+        return Ok(Arc::new(store));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let pool = PoolSettings {
+            max_connections: settings.database_max_connections,
+            acquire_timeout: settings.database_acquire_timeout,
+        };
+        let store = PostgresStore::connect(url, pool).await?;
+        if migrate {
+            store.migrate().await?;
+        }
         return Ok(Arc::new(store));
     }
     // Only the scheme: the rest of a URL may hold a password.
@@ -66,7 +83,7 @@ impl Application {
     /// Opens the store, bootstraps it if empty, and binds the listen address (port 0 picks a
     /// free port).
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let store = open_store(&settings).await?;
+        let store = open_store(&settings, settings.migrate_on_start).await?;
         let bootstrap_token = bootstrap(store.as_ref()).await?;
         let authority = Arc::new(Authority::new(store, settings.authority()).await?);
         let listener = TcpListener::bind(settings.listen_addr)

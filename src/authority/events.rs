@@ -21,11 +21,24 @@ const READ_LIMIT: u32 = 1000;
 impl Authority {
     /// Runs forever: applies and broadcasts events as they are committed. Spawn it once.
     pub async fn follow_events(self: Arc<Self>, poll_every: Duration) {
+        let mut others = self.store.changes();
         loop {
             if let Err(error) = self.catch_up().await {
                 tracing::warn!(%error, "could not read invalidation events; will retry");
             }
-            let _ = tokio::time::timeout(poll_every, self.wake.notified()).await;
+            let other_processes = async {
+                match others.as_mut() {
+                    Some(changes) => {
+                        let _ = changes.changed().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = other_processes => {}
+                () = tokio::time::sleep(poll_every) => {}
+            }
         }
     }
 

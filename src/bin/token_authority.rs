@@ -28,7 +28,9 @@ async fn main() -> anyhow::Result<()> {
 
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => {
-            open_store(&settings).await.context("migration failed")?;
+            open_store(&settings, true)
+                .await
+                .context("migration failed")?;
             tracing::info!("database is up to date");
         }
         Command::Serve => {

@@ -28,7 +28,7 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_) => Self::Unavailable(error),
-            sqlx::Error::Database(ref db) if is_busy(db.code().as_deref()) => {
+            sqlx::Error::Database(ref db) if is_transient(db.code().as_deref()) => {
                 Self::Unavailable(error)
             }
             other => Self::Database(other),
@@ -36,7 +36,13 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-/// SQLite's "database is locked/busy" after the busy timeout: a load problem, not a bug.
-fn is_busy(code: Option<&str>) -> bool {
-    matches!(code, Some("5" | "6" | "517"))
+/// Errors that say "not now" rather than "never": SQLite's database-locked/busy after the
+/// busy timeout, PostgreSQL's connection exceptions (class 08), shutdowns and start-ups
+/// (57P01–57P03) and connection exhaustion (53300).
+fn is_transient(code: Option<&str>) -> bool {
+    match code {
+        Some("5" | "6" | "517" | "57P01" | "57P02" | "57P03" | "53300") => true,
+        Some(code) => code.starts_with("08"),
+        None => false,
+    }
 }

@@ -6,6 +6,7 @@
 //! follow, so an acknowledged change can never be missing from it.
 
 mod error;
+pub mod postgres;
 mod rows;
 pub mod sqlite;
 mod time;
@@ -193,4 +194,10 @@ pub trait Store: Send + Sync + 'static {
     /// so that every secret is announced exactly once (by whichever replica gets there first).
     async fn announce_expired_secrets(&self, now: Timestamp)
     -> StoreResult<Vec<InvalidationEvent>>;
+
+    /// Ticks when other processes may have committed events (PostgreSQL's NOTIFY); None when
+    /// no other process writes to this store (SQLite).
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<()>> {
+        None
+    }
 }

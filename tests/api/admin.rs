@@ -7,8 +7,8 @@ use token_authority::proto::{self, PrincipalKind};
 
 use crate::helpers::{TestApp, assert_code};
 
-#[tokio::test]
-async fn accounts_are_created_read_and_switched() {
+backend_tests! {
+    async fn accounts_are_created_read_and_switched() {
     let app = TestApp::spawn().await;
     let mut admin = app.operator_admin();
     let own = admin
@@ -55,9 +55,10 @@ async fn accounts_are_created_read_and_switched() {
     assert!(!switched.api_access_enabled);
     assert_ne!(switched.etag, created.etag);
 }
+}
 
-#[tokio::test]
-async fn principals_are_created_listed_in_pages_and_updated() {
+backend_tests! {
+    async fn principals_are_created_listed_in_pages_and_updated() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let mut admin = app.admin(&tenant.admin_token);
@@ -158,9 +159,10 @@ async fn principals_are_created_listed_in_pages_and_updated() {
         .await;
     assert_code(own, Code::FailedPrecondition);
 }
+}
 
-#[tokio::test]
-async fn the_audit_log_records_who_did_what_and_filters_and_pages() {
+backend_tests! {
+    async fn the_audit_log_records_who_did_what_and_filters_and_pages() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let mut tokens = app.tokens(&tenant.admin_token);
@@ -261,4 +263,5 @@ async fn the_audit_log_records_who_did_what_and_filters_and_pages() {
         seen,
         events.iter().map(|e| e.id.clone()).collect::<Vec<_>>()
     );
+}
 }

@@ -25,8 +25,8 @@ fn named(name: &str) -> proto::CreateTokenRequest {
     }
 }
 
-#[tokio::test]
-async fn invalid_token_fields_are_refused_naming_the_field() {
+backend_tests! {
+    async fn invalid_token_fields_are_refused_naming_the_field() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let mut tokens = app.tokens(&tenant.admin_token);
@@ -142,9 +142,10 @@ async fn invalid_token_fields_are_refused_naming_the_field() {
         "only the admin's own token exists: nothing was created"
     );
 }
+}
 
-#[tokio::test]
-async fn unknown_and_malformed_ids() {
+backend_tests! {
+    async fn unknown_and_malformed_ids() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let mut tokens = app.tokens(&tenant.admin_token);
@@ -208,9 +209,10 @@ async fn unknown_and_malformed_ids() {
         Code::InvalidArgument,
     );
 }
+}
 
-#[tokio::test]
-async fn tampered_and_misused_page_tokens_are_refused() {
+backend_tests! {
+    async fn tampered_and_misused_page_tokens_are_refused() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     for _ in 0..3 {
@@ -290,9 +292,10 @@ async fn tampered_and_misused_page_tokens_are_refused() {
     assert_eq!(next.tokens.len(), 1);
     assert_ne!(next.tokens[0].id, first.tokens[0].id);
 }
+}
 
-#[tokio::test]
-async fn grace_periods_beyond_the_cap_or_the_expiry_are_refused() {
+backend_tests! {
+    async fn grace_periods_beyond_the_cap_or_the_expiry_are_refused() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let mut tokens = app.tokens(&tenant.admin_token);
@@ -340,9 +343,10 @@ async fn grace_periods_beyond_the_cap_or_the_expiry_are_refused() {
     assert!(app.verify(&short.secret, &[]).await.valid);
     assert!(app.verify(&forever.secret, &[]).await.valid);
 }
+}
 
-#[tokio::test]
-async fn invalid_updates_and_admin_requests_are_refused() {
+backend_tests! {
+    async fn invalid_updates_and_admin_requests_are_refused() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let token = app
@@ -464,9 +468,10 @@ async fn invalid_updates_and_admin_requests_are_refused() {
         .unwrap();
     assert_eq!(unchanged.etag, token.etag);
 }
+}
 
-#[tokio::test]
-async fn oversized_messages_are_rejected_by_the_size_limit() {
+backend_tests! {
+    async fn oversized_messages_are_rejected_by_the_size_limit() {
     let app = TestApp::spawn_with(|settings| settings.max_message_bytes = 64 * 1024).await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let huge = proto::CreateTokenRequest {
@@ -492,4 +497,5 @@ async fn oversized_messages_are_rejected_by_the_size_limit() {
     ));
     // The server is fine afterwards.
     assert!(app.verify(&tenant.admin_token, &[]).await.valid);
+}
 }

@@ -64,8 +64,8 @@ fn mask(path: &str) -> Option<FieldMask> {
     })
 }
 
-#[tokio::test]
-async fn every_invalidation_reaches_the_cache() {
+backend_tests! {
+    async fn every_invalidation_reaches_the_cache() {
     let app = TestApp::spawn().await;
     let tenant = app
         .create_tenant("Acme", &["orders.read", "orders.write"])
@@ -271,13 +271,14 @@ async fn every_invalidation_reaches_the_cache() {
         VerificationCode::ApiAccessDisabled
     );
 }
+}
 
 fn verifier_for_operator(app: &TestApp) -> CachingVerifier {
     verifier(app, &app.bootstrap_token, |_| {})
 }
 
-#[tokio::test]
-async fn an_answer_overtaken_by_a_revocation_is_never_cached() {
+backend_tests! {
+    async fn an_answer_overtaken_by_a_revocation_is_never_cached() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let verifier = verifier(&app, &tenant.admin_token, |_| {});
@@ -330,9 +331,10 @@ async fn an_answer_overtaken_by_a_revocation_is_never_cached() {
         .into_inner();
     assert!(verifier.offer(&created.secret, current));
 }
+}
 
-#[tokio::test]
-async fn the_cache_survives_short_outages_then_fails_closed() {
+backend_tests! {
+    async fn the_cache_survives_short_outages_then_fails_closed() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let created = app
@@ -390,9 +392,10 @@ async fn the_cache_survives_short_outages_then_fails_closed() {
         VerificationCode::Malformed
     );
 }
+}
 
-#[tokio::test]
-async fn resuming_after_a_restart_replays_what_was_missed_and_a_reset_flushes_the_cache() {
+backend_tests! {
+    async fn resuming_after_a_restart_replays_what_was_missed_and_a_reset_flushes_the_cache() {
     let app = TestApp::spawn_with(|s| s.event_retention = Duration::from_millis(400)).await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let kept = app
@@ -454,9 +457,10 @@ async fn resuming_after_a_restart_replays_what_was_missed_and_a_reset_flushes_th
         VerificationCode::Valid
     );
 }
+}
 
-#[tokio::test]
-async fn a_tenant_verifier_sees_only_its_own_account() {
+backend_tests! {
+    async fn a_tenant_verifier_sees_only_its_own_account() {
     let app = TestApp::spawn().await;
     let acme = app.create_tenant("Acme", &[]).await;
     let globex = app.create_tenant("Globex", &[]).await;
@@ -482,9 +486,10 @@ async fn a_tenant_verifier_sees_only_its_own_account() {
         "{refused:?}"
     );
 }
+}
 
-#[tokio::test]
-async fn the_layer_guards_a_service_and_hands_it_the_identity() {
+backend_tests! {
+    async fn the_layer_guards_a_service_and_hands_it_the_identity() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &["orders.read"]).await;
     let reader = app
@@ -578,4 +583,5 @@ async fn the_layer_guards_a_service_and_hands_it_the_identity() {
         grpc_status(&down),
         Some(Code::PermissionDenied) | Some(Code::Unavailable)
     ));
+}
 }

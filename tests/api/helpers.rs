@@ -110,6 +110,25 @@ pub struct TestApp {
     server: Option<JoinHandle<Result<(), StartupError>>>,
 }
 
+/// The databases the suite runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+tokio::task_local! {
+    /// The backend of the test running in this task (set by `backend_tests!`).
+    pub static BACKEND: Backend;
+}
+
+/// The backend of the current test; SQLite outside `backend_tests!`.
+pub fn backend() -> Backend {
+    BACKEND
+        .try_with(|backend| *backend)
+        .unwrap_or(Backend::Sqlite)
+}
+
 /// Settings for a test server: random port, quick last-use flushes.
 pub fn test_settings(database_url: &str) -> Settings {
     let mut settings = Settings::for_database(database_url);
@@ -129,7 +148,10 @@ impl TestApp {
     /// A fresh server on a fresh database, with adjusted settings.
     pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
-        let database_url = format!("sqlite://{}", dir.path().join("authority.db").display());
+        let database_url = match backend() {
+            Backend::Sqlite => format!("sqlite://{}", dir.path().join("authority.db").display()),
+            Backend::Postgres => crate::postgres::fresh_database().await,
+        };
         let mut settings = test_settings(&database_url);
         adjust(&mut settings);
         let mut app = Self::start(settings, dir).await;

@@ -8,8 +8,8 @@ use token_authority::proto::{self, PrincipalKind, VerificationCode};
 
 use crate::helpers::{TestApp, assert_code, code_of};
 
-#[tokio::test]
-async fn another_accounts_objects_are_not_found() {
+backend_tests! {
+    async fn another_accounts_objects_are_not_found() {
     let app = TestApp::spawn().await;
     let acme = app.create_tenant("Acme", &[]).await;
     let globex = app.create_tenant("Globex", &[]).await;
@@ -206,9 +206,10 @@ async fn another_accounts_objects_are_not_found() {
     assert!(verdict.valid);
     assert!(app.verify(&globex.admin_token, &[]).await.valid);
 }
+}
 
-#[tokio::test]
-async fn operators_reach_every_account() {
+backend_tests! {
+    async fn operators_reach_every_account() {
     let app = TestApp::spawn().await;
     let acme = app.create_tenant("Acme", &[]).await;
     let token = app
@@ -239,4 +240,5 @@ async fn operators_reach_every_account() {
         .unwrap();
     assert_eq!(account.display_name, "Acme");
     assert!(!account.operator);
+}
 }

@@ -1,6 +1,28 @@
 //! Integration tests: the real server, started in process on a random port over a real
-//! SQLite file, driven through the generated gRPC clients. One test binary, so the crate
-//! links once.
+//! database, driven through the generated gRPC clients. Storage-facing tests run on both
+//! backends (SQLite files and a throwaway PostgreSQL cluster the tests start themselves).
+//! One test binary, so the crate links once.
+
+/// Runs each test once per backend: `name::sqlite` and `name::postgres`, same body.
+macro_rules! backend_tests {
+    ($($(#[$meta:meta])* async fn $name:ident() $body:block)*) => {$(
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test]
+            async fn sqlite() {
+                crate::helpers::BACKEND.scope(crate::helpers::Backend::Sqlite, async $body).await
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                crate::helpers::BACKEND.scope(crate::helpers::Backend::Postgres, async $body).await
+            }
+        }
+    )*};
+}
 
 mod admin;
 mod bad_input;
@@ -10,6 +32,7 @@ mod health_reflection;
 mod helpers;
 mod isolation;
 mod permissions;
+mod postgres;
 mod restart;
 mod secrets;
 mod tokens;

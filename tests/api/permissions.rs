@@ -201,8 +201,8 @@ async fn calls_guarded_by(
     }
 }
 
-#[tokio::test]
-async fn every_rpc_is_refused_without_its_permission() {
+backend_tests! {
+    async fn every_rpc_is_refused_without_its_permission() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let target = app
@@ -249,9 +249,10 @@ async fn every_rpc_is_refused_without_its_permission() {
         .unwrap();
     assert_eq!(still.into_inner().token.unwrap().etag, target.etag);
 }
+}
 
-#[tokio::test]
-async fn a_scoped_token_limits_its_caller() {
+backend_tests! {
+    async fn a_scoped_token_limits_its_caller() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let read_only = app
@@ -276,9 +277,10 @@ async fn a_scoped_token_limits_its_caller() {
     );
     assert!(status.message().contains("tokens.create"));
 }
+}
 
-#[tokio::test]
-async fn callers_without_a_valid_credential_are_unauthenticated() {
+backend_tests! {
+    async fn callers_without_a_valid_credential_are_unauthenticated() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let revoked = app
@@ -322,9 +324,10 @@ async fn callers_without_a_valid_credential_are_unauthenticated() {
         .await;
     assert!(ok.is_ok());
 }
+}
 
-#[tokio::test]
-async fn nobody_issues_more_than_they_hold() {
+backend_tests! {
+    async fn nobody_issues_more_than_they_hold() {
     let app = TestApp::spawn().await;
     let tenant = app
         .create_tenant("Acme", &["orders.read", "orders.write"])
@@ -417,9 +420,10 @@ async fn nobody_issues_more_than_they_hold() {
         .await;
     assert_code(self_grant, Code::PermissionDenied);
 }
+}
 
-#[tokio::test]
-async fn only_operators_create_accounts() {
+backend_tests! {
+    async fn only_operators_create_accounts() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     // Even holding accounts.manage inside a tenant does not make one an operator.
@@ -469,4 +473,5 @@ async fn only_operators_create_accounts() {
         Code::NotFound,
     );
     assert!(app.verify(&other.admin_token, &[]).await.valid);
+}
 }

@@ -5,8 +5,8 @@ use token_authority::proto::{self, TokenState, VerificationCode};
 
 use crate::helpers::{TestApp, code_of};
 
-#[tokio::test]
-async fn every_token_and_state_survives_a_restart() {
+backend_tests! {
+    async fn every_token_and_state_survives_a_restart() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &["orders.read"]).await;
     let mut tokens = app.tokens(&tenant.admin_token);
@@ -118,4 +118,5 @@ async fn every_token_and_state_survives_a_restart() {
 
     // Page tokens issued before the restart still work after it.
     let _ = app.stop().await;
+}
 }

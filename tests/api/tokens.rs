@@ -17,8 +17,8 @@ fn mask(paths: &[&str]) -> Option<FieldMask> {
     })
 }
 
-#[tokio::test]
-async fn create_returns_the_secret_once_and_get_never_does() {
+backend_tests! {
+    async fn create_returns_the_secret_once_and_get_never_does() {
     let app = TestApp::spawn().await;
     let tenant = app
         .create_tenant("Acme", &["orders.read", "orders.write"])
@@ -76,9 +76,10 @@ async fn create_returns_the_secret_once_and_get_never_does() {
     let verdict = app.verify(&created.secret, &["orders.read"]).await;
     assert!(verdict.valid);
 }
+}
 
-#[tokio::test]
-async fn list_filters_and_pages_in_a_stable_order() {
+backend_tests! {
+    async fn list_filters_and_pages_in_a_stable_order() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let other = app
@@ -196,9 +197,10 @@ async fn list_filters_and_pages_in_a_stable_order() {
     .await;
     assert_eq!(after.len(), 4, "the fourth and later");
 }
+}
 
-#[tokio::test]
-async fn stale_tokens_are_found_by_last_use() {
+backend_tests! {
+    async fn stale_tokens_are_found_by_last_use() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let used = app
@@ -247,9 +249,10 @@ async fn stale_tokens_are_found_by_last_use() {
     );
     assert!(!stale_ids.contains(&used_id));
 }
+}
 
-#[tokio::test]
-async fn update_changes_only_the_masked_fields_and_scopes_only_narrow() {
+backend_tests! {
+    async fn update_changes_only_the_masked_fields_and_scopes_only_narrow() {
     let app = TestApp::spawn().await;
     let tenant = app
         .create_tenant("Acme", &["orders.read", "orders.write"])
@@ -336,9 +339,10 @@ async fn update_changes_only_the_masked_fields_and_scopes_only_narrow() {
         .unwrap();
     assert_eq!(cleared.expire_time, None);
 }
+}
 
-#[tokio::test]
-async fn revoke_is_permanent_and_keeps_the_record() {
+backend_tests! {
+    async fn revoke_is_permanent_and_keeps_the_record() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let created = app
@@ -402,9 +406,10 @@ async fn revoke_is_permanent_and_keeps_the_record() {
         VerificationCode::Revoked
     );
 }
+}
 
-#[tokio::test]
-async fn disable_and_enable_are_reversible() {
+backend_tests! {
+    async fn disable_and_enable_are_reversible() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let created = app
@@ -456,9 +461,10 @@ async fn disable_and_enable_are_reversible() {
     assert_eq!(enabled.state(), TokenState::Active);
     assert!(app.verify(&created.secret, &[]).await.valid);
 }
+}
 
-#[tokio::test]
-async fn delete_removes_the_record_but_the_audit_log_keeps_the_fact() {
+backend_tests! {
+    async fn delete_removes_the_record_but_the_audit_log_keeps_the_fact() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let created = app
@@ -514,9 +520,10 @@ async fn delete_removes_the_record_but_the_audit_log_keeps_the_fact() {
     assert_eq!(events[0].details["name"], "test token");
     assert!(!events[0].peer_address.is_empty());
 }
+}
 
-#[tokio::test]
-async fn reset_keeps_the_id_and_the_old_secret_stops_at_once() {
+backend_tests! {
+    async fn reset_keeps_the_id_and_the_old_secret_stops_at_once() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let created = app
@@ -545,9 +552,10 @@ async fn reset_keeps_the_id_and_the_old_secret_stops_at_once() {
     assert!(verdict.valid);
     assert_eq!(verdict.token_id, original.id);
 }
+}
 
-#[tokio::test]
-async fn reset_with_a_grace_period_keeps_the_old_secret_until_it_ends() {
+backend_tests! {
+    async fn reset_with_a_grace_period_keeps_the_old_secret_until_it_ends() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let created = app
@@ -602,9 +610,10 @@ async fn reset_with_a_grace_period_keeps_the_old_secret_until_it_ends() {
     );
     assert!(app.verify(&second.secret, &[]).await.valid);
 }
+}
 
-#[tokio::test]
-async fn duplicate_copies_owner_scopes_labels_version_and_expiry_policy() {
+backend_tests! {
+    async fn duplicate_copies_owner_scopes_labels_version_and_expiry_policy() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &["orders.read"]).await;
     let mut tokens = app.tokens(&tenant.admin_token);
@@ -647,9 +656,10 @@ async fn duplicate_copies_owner_scopes_labels_version_and_expiry_policy() {
     assert!(app.verify(&copy.secret, &["orders.read"]).await.valid);
     assert!(app.verify(&original.secret, &["orders.read"]).await.valid);
 }
+}
 
-#[tokio::test]
-async fn concurrent_conflicting_updates_lose_nothing() {
+backend_tests! {
+    async fn concurrent_conflicting_updates_lose_nothing() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let created = app
@@ -722,4 +732,5 @@ async fn concurrent_conflicting_updates_lose_nothing() {
         app.verify(&created.secret, &[]).await.valid,
         "nothing was lost or changed"
     );
+}
 }

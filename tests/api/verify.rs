@@ -21,8 +21,8 @@ async fn set_principal(app: &TestApp, caller: &str, principal: proto::Principal,
         .expect("principal updated");
 }
 
-#[tokio::test]
-async fn a_valid_token_answers_with_its_identity_and_effective_scopes() {
+backend_tests! {
+    async fn a_valid_token_answers_with_its_identity_and_effective_scopes() {
     let app = TestApp::spawn().await;
     let tenant = app
         .create_tenant("Acme", &["orders.read", "orders.write"])
@@ -50,9 +50,10 @@ async fn a_valid_token_answers_with_its_identity_and_effective_scopes() {
         assert!(app.verify(&presented, &[]).await.valid);
     }
 }
+}
 
-#[tokio::test]
-async fn malformed_and_unknown_tokens() {
+backend_tests! {
+    async fn malformed_and_unknown_tokens() {
     let app = TestApp::spawn().await;
     for garbage in [
         "",
@@ -84,9 +85,10 @@ async fn malformed_and_unknown_tokens() {
     assert_eq!(code_of(&verdict), VerificationCode::NotFound);
     assert!(verdict.owner.is_none());
 }
+}
 
-#[tokio::test]
-async fn expired_tokens_fail() {
+backend_tests! {
+    async fn expired_tokens_fail() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let created = app
@@ -124,9 +126,10 @@ async fn expired_tokens_fail() {
         .unwrap();
     assert_eq!(listed.state(), proto::TokenState::Expired);
 }
+}
 
-#[tokio::test]
-async fn revoked_and_disabled_tokens_fail_with_their_codes() {
+backend_tests! {
+    async fn revoked_and_disabled_tokens_fail_with_their_codes() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let mut tokens = app.tokens(&tenant.admin_token);
@@ -161,9 +164,10 @@ async fn revoked_and_disabled_tokens_fail_with_their_codes() {
         VerificationCode::Disabled
     );
 }
+}
 
-#[tokio::test]
-async fn a_token_never_has_more_than_its_owner_has_now() {
+backend_tests! {
+    async fn a_token_never_has_more_than_its_owner_has_now() {
     let app = TestApp::spawn().await;
     let tenant = app
         .create_tenant("Acme", &["orders.read", "orders.write"])
@@ -221,9 +225,10 @@ async fn a_token_never_has_more_than_its_owner_has_now() {
     set_principal(&app, &tenant.admin_token, disable(false), &["disabled"]).await;
     assert!(app.verify(&unscoped.secret, &[]).await.valid);
 }
+}
 
-#[tokio::test]
-async fn disabling_api_access_fails_every_token_and_enabling_does_not_revive_them() {
+backend_tests! {
+    async fn disabling_api_access_fails_every_token_and_enabling_does_not_revive_them() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let other = app.create_tenant("Other", &[]).await;
@@ -273,9 +278,10 @@ async fn disabling_api_access_fails_every_token_and_enabling_does_not_revive_the
         .await;
     assert!(app.verify(&fresh.secret, &[]).await.valid);
 }
+}
 
-#[tokio::test]
-async fn the_operator_accounts_api_access_cannot_be_switched_off() {
+backend_tests! {
+    async fn the_operator_accounts_api_access_cannot_be_switched_off() {
     let app = TestApp::spawn().await;
     let result = app
         .operator_admin()
@@ -286,4 +292,5 @@ async fn the_operator_accounts_api_access_cannot_be_switched_off() {
         .await;
     crate::helpers::assert_code(result, tonic::Code::FailedPrecondition);
     assert!(app.verify(&app.bootstrap_token, &[]).await.valid);
+}
 }

@@ -55,8 +55,8 @@ fn assert_increasing(events: &[proto::InvalidationEvent]) {
     }
 }
 
-#[tokio::test]
-async fn every_kind_of_change_reaches_a_watcher() {
+backend_tests! {
+    async fn every_kind_of_change_reaches_a_watcher() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let mut stream = app.watch(&tenant.admin_token, 0, "").await.unwrap();
@@ -194,9 +194,10 @@ async fn every_kind_of_change_reaches_a_watcher() {
             .all(|e| e.account_id == tenant.account_id && e.occur_time.is_some())
     );
 }
+}
 
-#[tokio::test]
-async fn idle_watchers_get_checkpoints_with_the_current_revision() {
+backend_tests! {
+    async fn idle_watchers_get_checkpoints_with_the_current_revision() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let revision = app.verify(&tenant.admin_token, &[]).await.revision;
@@ -214,9 +215,10 @@ async fn idle_watchers_get_checkpoints_with_the_current_revision() {
     );
     assert!(watched.events.is_empty());
 }
+}
 
-#[tokio::test]
-async fn resuming_loses_nothing_and_repeats_nothing_across_a_restart() {
+backend_tests! {
+    async fn resuming_loses_nothing_and_repeats_nothing_across_a_restart() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let token = app
@@ -268,9 +270,10 @@ async fn resuming_loses_nothing_and_repeats_nothing_across_a_restart() {
         );
     }
 }
+}
 
-#[tokio::test]
-async fn a_revision_older_than_the_retained_log_gets_a_reset() {
+backend_tests! {
+    async fn a_revision_older_than_the_retained_log_gets_a_reset() {
     let app =
         TestApp::spawn_with(|settings| settings.event_retention = Duration::from_millis(500)).await;
     let tenant = app.create_tenant("Acme", &[]).await;
@@ -315,9 +318,10 @@ async fn a_revision_older_than_the_retained_log_gets_a_reset() {
     assert!(resumed.resets.is_empty());
     assert_eq!(resumed.events.len(), 1);
 }
+}
 
-#[tokio::test]
-async fn watchers_see_only_their_own_account() {
+backend_tests! {
+    async fn watchers_see_only_their_own_account() {
     let app = TestApp::spawn().await;
     let acme = app.create_tenant("Acme", &[]).await;
     let globex = app.create_tenant("Globex", &[]).await;
@@ -399,9 +403,10 @@ async fn watchers_see_only_their_own_account() {
     .await;
     assert_eq!(a.checkpoints.last().copied(), Some(all.events[1].revision));
 }
+}
 
-#[tokio::test]
-async fn a_slow_watcher_is_cut_off_without_holding_up_the_others() {
+backend_tests! {
+    async fn a_slow_watcher_is_cut_off_without_holding_up_the_others() {
     let app = TestApp::spawn_with(|settings| settings.watch_buffer = 4).await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let token = app
@@ -483,9 +488,10 @@ async fn a_slow_watcher_is_cut_off_without_holding_up_the_others() {
     read_until(&mut resumed, &mut rest, WAIT, |w| w.events.len() >= missing).await;
     assert_eq!(rest.events[..], fast_seen.events[slow_seen.events.len()..]);
 }
+}
 
-#[tokio::test]
-async fn shutdown_ends_watch_streams_with_unavailable() {
+backend_tests! {
+    async fn shutdown_ends_watch_streams_with_unavailable() {
     let app = TestApp::spawn().await;
     let mut stream = app.watch(&app.bootstrap_token, 0, "").await.unwrap();
     let mut watched = Watched::default();
@@ -503,4 +509,5 @@ async fn shutdown_ends_watch_streams_with_unavailable() {
         started.elapsed() < Duration::from_secs(5),
         "draining did not wait for the stream"
     );
+}
 }

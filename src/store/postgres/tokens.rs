@@ -1,0 +1,243 @@
+//! The SQL of tokens and their secrets on PostgreSQL.
+
+use sqlx::{PgPool, Postgres, QueryBuilder, Transaction};
+
+use super::super::rows::{SnapshotRow, TokenRow, encode_labels, encode_permissions};
+use super::super::time::to_micros;
+use super::super::{BulkRevoke, SecretChange, StoreResult, TokenQuery};
+use crate::domain::{
+    AccountId, SecretHash, StoredState, Token, TokenId, TokenState, VerificationSnapshot,
+};
+
+/// The revoke columns of a state, for binding.
+fn revoke_columns(state: &StoredState) -> (Option<i64>, Option<&str>, Option<&str>) {
+    match state {
+        StoredState::Revoked { at, by, reason } => (
+            Some(to_micros(*at)),
+            Some(by.as_str()),
+            Some(reason.as_str()),
+        ),
+        _ => (None, None, None),
+    }
+}
+
+pub(super) async fn insert(
+    tx: &mut Transaction<'_, Postgres>,
+    token: &Token,
+    secret: &SecretHash,
+) -> StoreResult<()> {
+    let (revoked_at, revoked_by, revoke_reason) = revoke_columns(&token.state);
+    sqlx::query(
+        "INSERT INTO tokens
+           (id, account_id, owner_id, name, description, scopes, labels, api_version, state,
+            created_at, created_by, updated_at, expires_at, last_used_at, revoked_at, revoked_by,
+            revoke_reason, display_hint, previous_secret_expires_at, version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+    )
+    .bind(token.id.as_str())
+    .bind(token.account_id.as_str())
+    .bind(token.owner_id.as_str())
+    .bind(token.name.as_str())
+    .bind(token.description.as_str())
+    .bind(encode_permissions(&token.scopes))
+    .bind(encode_labels(&token.labels))
+    .bind(token.api_version.as_str())
+    .bind(token.state.as_str())
+    .bind(to_micros(token.created_at))
+    .bind(token.created_by.as_str())
+    .bind(to_micros(token.updated_at))
+    .bind(token.expires_at.map(to_micros))
+    .bind(token.last_used_at.map(to_micros))
+    .bind(revoked_at)
+    .bind(revoked_by)
+    .bind(revoke_reason)
+    .bind(&token.display_hint)
+    .bind(token.previous_secret_expires_at.map(to_micros))
+    .bind(token.version)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("INSERT INTO token_secrets (hash, token_id, expires_at) VALUES ($1, $2, NULL)")
+        .bind(secret.as_bytes().as_slice())
+        .bind(token.id.as_str())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Writes every mutable column if the stored version is `expected_version`; returns
+/// whether a row matched.
+pub(super) async fn update(
+    tx: &mut Transaction<'_, Postgres>,
+    token: &Token,
+    expected_version: i64,
+) -> StoreResult<bool> {
+    let (revoked_at, revoked_by, revoke_reason) = revoke_columns(&token.state);
+    let result = sqlx::query(
+        "UPDATE tokens SET name = $1, description = $2, scopes = $3, labels = $4, api_version = $5, state = $6,
+           updated_at = $7, expires_at = $8, revoked_at = $9, revoked_by = $10, revoke_reason = $11,
+           display_hint = $12, previous_secret_expires_at = $13, version = $14
+         WHERE id = $15 AND version = $16",
+    )
+    .bind(token.name.as_str())
+    .bind(token.description.as_str())
+    .bind(encode_permissions(&token.scopes))
+    .bind(encode_labels(&token.labels))
+    .bind(token.api_version.as_str())
+    .bind(token.state.as_str())
+    .bind(to_micros(token.updated_at))
+    .bind(token.expires_at.map(to_micros))
+    .bind(revoked_at)
+    .bind(revoked_by)
+    .bind(revoke_reason)
+    .bind(&token.display_hint)
+    .bind(token.previous_secret_expires_at.map(to_micros))
+    .bind(token.version)
+    .bind(token.id.as_str())
+    .bind(expected_version)
+    .execute(&mut **tx)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// A reset: older previous secrets stop now; the current one stops now or at the end of
+/// its grace period; the new one becomes current.
+pub(super) async fn replace_secret(
+    tx: &mut Transaction<'_, Postgres>,
+    id: &TokenId,
+    change: &SecretChange,
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM token_secrets WHERE token_id = $1 AND expires_at IS NOT NULL")
+        .bind(id.as_str())
+        .execute(&mut **tx)
+        .await?;
+    match change.previous_expires_at {
+        Some(at) => {
+            sqlx::query("UPDATE token_secrets SET expires_at = $1 WHERE token_id = $2")
+                .bind(to_micros(at))
+                .bind(id.as_str())
+                .execute(&mut **tx)
+                .await?
+        }
+        None => {
+            sqlx::query("DELETE FROM token_secrets WHERE token_id = $1")
+                .bind(id.as_str())
+                .execute(&mut **tx)
+                .await?
+        }
+    };
+    sqlx::query("INSERT INTO token_secrets (hash, token_id, expires_at) VALUES ($1, $2, NULL)")
+        .bind(change.new_hash.as_bytes().as_slice())
+        .bind(id.as_str())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn revoke_all_of_account(
+    tx: &mut Transaction<'_, Postgres>,
+    account_id: &AccountId,
+    revoke: &BulkRevoke,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE tokens SET state = 'revoked', revoked_at = $1, revoked_by = $2, revoke_reason = $3,
+           previous_secret_expires_at = NULL, updated_at = $4, version = version + 1
+         WHERE account_id = $5 AND state <> 'revoked'",
+    )
+    .bind(to_micros(revoke.at))
+    .bind(revoke.by.as_str())
+    .bind(&revoke.reason)
+    .bind(to_micros(revoke.at))
+    .bind(account_id.as_str())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn get(pool: &PgPool, id: &TokenId) -> StoreResult<Option<Token>> {
+    sqlx::query_as::<_, TokenRow>("SELECT * FROM tokens WHERE id = $1")
+        .bind(id.as_str())
+        .fetch_optional(pool)
+        .await?
+        .map(Token::try_from)
+        .transpose()
+}
+
+pub(super) async fn list(pool: &PgPool, query: &TokenQuery) -> StoreResult<Vec<Token>> {
+    let now = to_micros(query.now);
+    let mut sql = QueryBuilder::<Postgres>::new("SELECT * FROM tokens WHERE account_id = ");
+    sql.push_bind(query.account_id.as_str());
+    if let Some(owner) = &query.owner_id {
+        sql.push(" AND owner_id = ").push_bind(owner.as_str());
+    }
+    if let Some(text) = &query.name_contains {
+        // instr() needs no escaping, unlike LIKE.
+        sql.push(" AND strpos(lower(name), lower(")
+            .push_bind(text.as_str())
+            .push(")) > 0");
+    }
+    match query.state {
+        None => {}
+        Some(TokenState::Active) => {
+            sql.push(" AND state = 'active' AND (expires_at IS NULL OR expires_at > ")
+                .push_bind(now)
+                .push(")");
+        }
+        Some(TokenState::Disabled) => {
+            sql.push(" AND state = 'disabled' AND (expires_at IS NULL OR expires_at > ")
+                .push_bind(now)
+                .push(")");
+        }
+        Some(TokenState::Revoked) => {
+            sql.push(" AND state = 'revoked'");
+        }
+        Some(TokenState::Expired) => {
+            sql.push(" AND state <> 'revoked' AND expires_at <= ")
+                .push_bind(now);
+        }
+    }
+    if let Some(at) = query.created_at_or_after {
+        sql.push(" AND created_at >= ").push_bind(to_micros(at));
+    }
+    if let Some(at) = query.created_before {
+        sql.push(" AND created_at < ").push_bind(to_micros(at));
+    }
+    if let Some(at) = query.last_used_before {
+        sql.push(" AND (last_used_at IS NULL OR last_used_at < ")
+            .push_bind(to_micros(at))
+            .push(")");
+    }
+    if let Some((created_at, id)) = &query.after {
+        super::push_after(&mut sql, *created_at, id.as_str());
+    }
+    sql.push(" ORDER BY created_at, id LIMIT ")
+        .push_bind(i64::from(query.limit));
+    sql.build_query_as::<TokenRow>()
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(Token::try_from)
+        .collect()
+}
+
+pub(super) async fn snapshot(
+    tx: &mut Transaction<'_, Postgres>,
+    hash: &SecretHash,
+) -> StoreResult<Option<VerificationSnapshot>> {
+    sqlx::query_as::<_, SnapshotRow>(
+        "SELECT t.id AS token_id, t.account_id, t.owner_id,
+                p.kind AS owner_kind, p.display_name AS owner_name, p.permissions AS owner_permissions,
+                p.disabled AS owner_disabled, a.api_access_enabled, a.operator AS account_operator,
+                t.state, t.revoked_at, t.revoked_by, t.revoke_reason, t.scopes, t.expires_at,
+                s.expires_at AS secret_expires_at, t.api_version, t.labels
+         FROM token_secrets s
+         JOIN tokens t ON t.id = s.token_id
+         JOIN principals p ON p.id = t.owner_id
+         JOIN accounts a ON a.id = t.account_id
+         WHERE s.hash = $1",
+    )
+    .bind(hash.as_bytes().as_slice())
+    .fetch_optional(&mut **tx)
+    .await?
+    .map(VerificationSnapshot::try_from)
+    .transpose()
+}
