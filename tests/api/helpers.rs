@@ -207,6 +207,17 @@ impl TestApp {
         app
     }
 
+    /// Another server on the same database (PostgreSQL: a second replica).
+    pub async fn replica(&self) -> TestApp {
+        let mut app = Self::start(test_settings(&self.database_url), self.dir.clone()).await;
+        assert!(
+            app.bootstrap_token.is_empty(),
+            "only the first replica bootstraps"
+        );
+        app.bootstrap_token = self.bootstrap_token.clone();
+        app
+    }
+
     /// Stops the server gracefully (pending last-use times are written).
     pub async fn stop(mut self) -> Stopped {
         if let Some(shutdown) = self.shutdown.take() {

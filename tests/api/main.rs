@@ -33,6 +33,7 @@ mod helpers;
 mod isolation;
 mod permissions;
 mod postgres;
+mod replicas;
 mod restart;
 mod secrets;
 mod tokens;
