@@ -46,9 +46,13 @@ fn warm_verification(c: &mut Criterion) {
             .await
             .expect("bootstrap")
             .expect("new database");
-        let authority = Authority::new(store, AuthorityConfig::default())
-            .await
-            .expect("authority");
+        let authority = Arc::new(
+            Authority::new(store, AuthorityConfig::default())
+                .await
+                .expect("authority"),
+        );
+        // As in the server: the cache is trusted while the event follower keeps up.
+        tokio::spawn(authority.clone().follow_events(std::time::Duration::from_secs(1)));
         let caller = authority
             .authenticate(Some(secret.expose()), None)
             .await

@@ -133,6 +133,11 @@ pub struct Settings {
     #[arg(long, env = "TOKEN_AUTHORITY_EVENT_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration, global = true)]
     pub event_poll_interval: Duration,
 
+    /// How long warm verifications are answered from memory while the events table cannot
+    /// be read (database outage); after that they need the database (or fail UNAVAILABLE).
+    #[arg(long, env = "TOKEN_AUTHORITY_MAX_EVENT_LAG", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub max_event_lag: Duration,
+
     /// On SIGINT/SIGTERM, how long in-flight calls may take to finish before the remaining
     /// connections are closed.
     #[arg(long, env = "TOKEN_AUTHORITY_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
@@ -187,6 +192,7 @@ impl Settings {
             verification_cache_capacity: self.verify_cache_capacity,
             verification_cache_ttl: self.verify_cache_ttl,
             watch_buffer: self.watch_buffer,
+            max_event_lag: self.max_event_lag,
         }
     }
 }

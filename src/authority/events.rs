@@ -48,6 +48,8 @@ impl Authority {
             let applied = self.revision.load(Ordering::Acquire);
             let events = self.store.events_after(applied, READ_LIMIT).await?;
             let Some(last) = events.last().map(|e| e.revision) else {
+                self.followed_at
+                    .store(now().timestamp_micros(), Ordering::Release);
                 return Ok(());
             };
             for event in &events {
@@ -61,6 +63,8 @@ impl Authority {
             // No receivers is not an error: nobody is watching.
             let _ = self.feed.send(events.into());
             if (last - applied) < u64::from(READ_LIMIT) {
+                self.followed_at
+                    .store(now().timestamp_micros(), Ordering::Release);
                 return Ok(());
             }
         }

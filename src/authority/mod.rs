@@ -55,6 +55,9 @@ pub struct AuthorityConfig {
     /// How many event batches the watchers' broadcast holds: a watcher further behind than
     /// this is cut off (and resumes from the store).
     pub watch_buffer: usize,
+    /// The cache is trusted only while the event follower has read the events table this
+    /// recently: when the database is unreachable, warm answers are served this long at most.
+    pub max_event_lag: Duration,
 }
 
 impl Default for AuthorityConfig {
@@ -64,6 +67,7 @@ impl Default for AuthorityConfig {
             verification_cache_capacity: 100_000,
             verification_cache_ttl: Duration::from_secs(300),
             watch_buffer: 1024,
+            max_event_lag: Duration::from_secs(30),
         }
     }
 }
@@ -80,6 +84,8 @@ pub struct Authority {
     revision: AtomicU64,
     /// ... and the same, for waiting on it.
     applied: tokio::sync::watch::Sender<u64>,
+    /// When (Unix microseconds) the event follower last read the events table successfully.
+    followed_at: std::sync::atomic::AtomicI64,
     /// Applied events, for the watchers.
     feed: tokio::sync::broadcast::Sender<EventBatch>,
     /// Wakes the event follower after a local commit.
@@ -108,6 +114,7 @@ impl Authority {
             page_tokens: PageTokenCodec::new(key),
             revision: AtomicU64::new(revision),
             applied: tokio::sync::watch::Sender::new(revision),
+            followed_at: std::sync::atomic::AtomicI64::new(crate::domain::now().timestamp_micros()),
             feed,
             wake: tokio::sync::Notify::new(),
             stopping: tokio::sync::watch::Sender::new(false),
@@ -134,6 +141,14 @@ impl Authority {
         if tokio::time::timeout(APPLY_WAIT, caught_up).await.is_err() {
             tracing::warn!(revision = event.revision, "the event follower is behind");
         }
+    }
+
+    /// Whether the event follower has read the events table within `bound` of `at`: only
+    /// then is what the cache holds known to be current.
+    fn events_followed_within(&self, bound: Duration, at: Timestamp) -> bool {
+        let followed_at = self.followed_at.load(Ordering::Acquire);
+        let lag = at.timestamp_micros().saturating_sub(followed_at);
+        u128::try_from(lag).is_ok_and(|lag| lag <= bound.as_micros())
     }
 
     /// Ends every watch stream (with UNAVAILABLE, so that clients resume elsewhere).

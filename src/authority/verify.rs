@@ -123,7 +123,15 @@ impl Authority {
         // own revision, which may be older: an answer never claims a newer revision than the
         // one it is known to hold at.
         let applied = self.revision();
-        let (cached, revision) = match self.cache.get(&hash) {
+        let at = now();
+        // While the events cannot be read (the database is unreachable), what the cache holds
+        // may be outdated by changes made elsewhere: it is trusted for a bounded time only.
+        let cached = if self.events_followed_within(self.config.max_event_lag, at) {
+            self.cache.get(&hash)
+        } else {
+            None
+        };
+        let (cached, revision) = match cached {
             Some(cached) => {
                 let revision = applied.max(cached.revision);
                 (cached, revision)
@@ -142,7 +150,6 @@ impl Authority {
                 (cached, revision)
             }
         };
-        let at = now();
         let verdict = evaluate(&cached.snapshot, &cached.effective_scopes, required, at);
         if verdict.code == VerificationCode::Valid {
             self.note_use(&cached, at);

@@ -73,6 +73,7 @@ impl Authority {
             authority: self.clone(),
             filter,
             checkpoints,
+            checkpoint_every: options.checkpoint_every,
             last: after_revision,
             phase: Phase::Starting,
             pending: VecDeque::new(),
@@ -103,6 +104,7 @@ struct Watcher {
     /// Only events of this account; None: all.
     filter: Option<AccountId>,
     checkpoints: tokio::time::Interval,
+    checkpoint_every: Duration,
     /// The revision of the last event considered (sent or filtered out): the resume point.
     last: u64,
     phase: Phase,
@@ -190,9 +192,19 @@ impl Watcher {
                 )));
             }
             Woken::Batch(Err(RecvError::Closed)) => self.phase = Phase::Done,
-            Woken::Checkpoint => self.pending.push_back(WatchItem::Checkpoint {
-                revision: self.last,
-            }),
+            Woken::Checkpoint => {
+                // A checkpoint says "nothing missed": only true while the follower can read
+                // the events table. Without checkpoints, clients stop trusting their caches.
+                let bound = self.checkpoint_every * 2 + Duration::from_secs(1);
+                if self
+                    .authority
+                    .events_followed_within(bound, crate::domain::now())
+                {
+                    self.pending.push_back(WatchItem::Checkpoint {
+                        revision: self.last,
+                    });
+                }
+            }
             Woken::Stopping => return Err(AuthorityError::ShuttingDown),
         }
         Ok(())

@@ -31,6 +31,7 @@ mod client;
 mod health_reflection;
 mod helpers;
 mod isolation;
+mod outage;
 mod permissions;
 mod postgres;
 mod replicas;

@@ -1,23 +1,134 @@
-//! A throwaway PostgreSQL cluster for the tests, started by the tests themselves.
+//! Throwaway PostgreSQL clusters for the tests, started by the tests themselves.
 //!
 //! Set `TOKEN_AUTHORITY_TEST_POSTGRES_URL` to use a server of your own. Otherwise the first
-//! test that needs PostgreSQL starts a cluster with Debian's binaries (the `postgresql`
-//! package keeps `initdb` and `pg_ctl` in `/usr/lib/postgresql/<version>/bin`), as the
-//! `postgres` user when run as root, in a directory under the system's temp dir, listening
-//! on 127.0.0.1 only, with fsync off (test data need not survive a crash). The cluster is
-//! reused by later runs; every test gets a database of its own.
+//! test that needs PostgreSQL starts the shared cluster with Debian's binaries (the
+//! `postgresql` package keeps `initdb` and `pg_ctl` in `/usr/lib/postgresql/<version>/bin`),
+//! as the `postgres` user when run as root, in a directory under the system's temp dir,
+//! listening on 127.0.0.1 only, with fsync off (test data need not survive a crash). Clusters
+//! are reused by later runs; every test gets a database of its own. Tests that stop the
+//! database use a dedicated cluster of their own.
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use sqlx::Connection;
 
-const DEFAULT_PORT: u16 = 54329;
+const SHARED_PORT: u16 = 54329;
 
-/// The URL of a new, empty database.
+/// One PostgreSQL cluster on 127.0.0.1.
+pub struct Cluster {
+    port: u16,
+    dir: PathBuf,
+    bin: PathBuf,
+    as_root: bool,
+}
+
+impl Cluster {
+    /// A cluster on `port`, in its own directory; call [`Cluster::start`].
+    pub fn new(port: u16) -> Self {
+        Self {
+            port,
+            dir: std::env::temp_dir().join(format!("token-authority-test-postgres-{port}")),
+            bin: binaries(),
+            as_root: is_root(),
+        }
+    }
+
+    /// The server's base URL (no database).
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}", self.port)
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> Output {
+        let path = self.bin.join(program);
+        let mut command = if self.as_root {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(&path);
+            command
+        } else {
+            Command::new(&path)
+        };
+        command
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()))
+    }
+
+    fn data(&self) -> &str {
+        self.dir.to_str().expect("UTF-8 temp dir")
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.run("pg_ctl", &["status", "-D", self.data()])
+            .status
+            .success()
+    }
+
+    /// Creates the cluster if needed and starts it unless it runs.
+    pub fn start(&self) {
+        if self.is_running() {
+            return;
+        }
+        let data = self.data();
+        if !self.dir.join("PG_VERSION").exists() {
+            std::fs::create_dir_all(&self.dir).expect("cluster directory");
+            if self.as_root {
+                let chown = Command::new("chown")
+                    .args(["-R", "postgres:postgres", data])
+                    .status();
+                assert!(
+                    chown.is_ok_and(|s| s.success()),
+                    "cannot give {data} to the postgres user"
+                );
+            }
+            let init = self.run(
+                "initdb",
+                &["-D", data, "-A", "trust", "-U", "postgres", "--no-sync"],
+            );
+            assert!(
+                init.status.success() || self.dir.join("PG_VERSION").exists(),
+                "initdb failed: {}",
+                String::from_utf8_lossy(&init.stderr)
+            );
+        }
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k {data} -c fsync=off -c synchronous_commit=off \
+             -c full_page_writes=off -c max_connections=400",
+            self.port
+        );
+        let log = format!("{data}/server.log");
+        let started = self.run(
+            "pg_ctl",
+            &["start", "-w", "-D", data, "-l", &log, "-o", &options],
+        );
+        // Another test process may have started it meanwhile.
+        assert!(
+            started.status.success() || self.is_running(),
+            "PostgreSQL did not start: {}{}",
+            String::from_utf8_lossy(&started.stdout),
+            String::from_utf8_lossy(&started.stderr)
+        );
+    }
+
+    /// Stops the server at once (connections are cut), as an outage would.
+    pub fn stop(&self) {
+        let stopped = self.run("pg_ctl", &["stop", "-w", "-m", "fast", "-D", self.data()]);
+        assert!(
+            stopped.status.success(),
+            "pg_ctl stop failed: {}",
+            String::from_utf8_lossy(&stopped.stderr)
+        );
+    }
+}
+
+/// The URL of a new, empty database on the shared test server.
 pub async fn fresh_database() -> String {
-    let server = server_url();
+    fresh_database_on(shared_url()).await
+}
+
+/// The URL of a new, empty database on the server at `server`.
+pub async fn fresh_database_on(server: &str) -> String {
     let name = format!(
         "tka_test_{}",
         token_authority::domain::TokenId::generate().as_str()[4..].to_lowercase()
@@ -33,8 +144,8 @@ pub async fn fresh_database() -> String {
     format!("{server}/{name}")
 }
 
-/// The server's base URL (without a database), starting the cluster once per process.
-fn server_url() -> &'static str {
+/// The shared server's base URL, starting its cluster once per process.
+fn shared_url() -> &'static str {
     static URL: OnceLock<String> = OnceLock::new();
     URL.get_or_init(|| {
         if let Ok(url) = std::env::var("TOKEN_AUTHORITY_TEST_POSTGRES_URL") {
@@ -43,71 +154,11 @@ fn server_url() -> &'static str {
         let port = std::env::var("TOKEN_AUTHORITY_TEST_POSTGRES_PORT")
             .ok()
             .and_then(|p| p.parse().ok())
-            .unwrap_or(DEFAULT_PORT);
-        start_cluster(port);
-        format!("postgres://postgres@127.0.0.1:{port}")
+            .unwrap_or(SHARED_PORT);
+        let cluster = Cluster::new(port);
+        cluster.start();
+        cluster.url()
     })
-}
-
-fn start_cluster(port: u16) {
-    let bin = binaries();
-    let dir = std::env::temp_dir().join(format!("token-authority-test-postgres-{port}"));
-    let as_root = is_root();
-    let run = |program: &str, args: &[&str]| {
-        let path = bin.join(program);
-        let mut command = if as_root {
-            let mut command = Command::new("runuser");
-            command.args(["-u", "postgres", "--"]).arg(&path);
-            command
-        } else {
-            Command::new(&path)
-        };
-        command
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()))
-    };
-    let data = dir.to_str().expect("UTF-8 temp dir");
-    if run("pg_ctl", &["status", "-D", data]).status.success() {
-        return;
-    }
-    if !dir.join("PG_VERSION").exists() {
-        std::fs::create_dir_all(&dir).expect("cluster directory");
-        if as_root {
-            let chown = Command::new("chown")
-                .args(["-R", "postgres:postgres", data])
-                .status();
-            assert!(
-                chown.is_ok_and(|s| s.success()),
-                "cannot give {data} to the postgres user"
-            );
-        }
-        let init = run(
-            "initdb",
-            &["-D", data, "-A", "trust", "-U", "postgres", "--no-sync"],
-        );
-        assert!(
-            init.status.success() || dir.join("PG_VERSION").exists(),
-            "initdb failed: {}",
-            String::from_utf8_lossy(&init.stderr)
-        );
-    }
-    let options = format!(
-        "-c listen_addresses=127.0.0.1 -p {port} -k {data} -c fsync=off -c synchronous_commit=off \
-         -c full_page_writes=off -c max_connections=400"
-    );
-    let log = format!("{data}/server.log");
-    let started = run(
-        "pg_ctl",
-        &["start", "-w", "-D", data, "-l", &log, "-o", &options],
-    );
-    // Another test process may have started it meanwhile.
-    assert!(
-        started.status.success() || run("pg_ctl", &["status", "-D", data]).status.success(),
-        "PostgreSQL did not start: {}{}",
-        String::from_utf8_lossy(&started.stdout),
-        String::from_utf8_lossy(&started.stderr)
-    );
 }
 
 /// Where Debian (or `PG_BIN`) keeps `initdb` and `pg_ctl`.

@@ -1,0 +1,112 @@
+//! A database outage while serving: calls that need the database fail fast with UNAVAILABLE,
+//! warm verifications are served from memory for a bounded time, and everything recovers by
+//! itself when the database returns, with nothing lost.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tonic::Code;
+
+use token_authority::proto::{self, VerificationCode};
+
+use crate::helpers::{TestApp, Watched, assert_code, read_until, test_settings};
+use crate::postgres::{Cluster, fresh_database_on};
+
+/// A port of its own: this test stops its database, which no other test may share.
+const OUTAGE_PORT: u16 = 54331;
+
+#[tokio::test]
+async fn a_database_restart_while_serving_loses_nothing() {
+    let cluster = Cluster::new(OUTAGE_PORT);
+    cluster.start();
+    let database_url = fresh_database_on(&cluster.url()).await;
+    let mut settings = test_settings(&database_url);
+    settings.database_acquire_timeout = Duration::from_millis(500);
+    settings.max_event_lag = Duration::from_secs(2);
+    settings.event_poll_interval = Duration::from_millis(200);
+    let app = TestApp::start(settings, Arc::new(tempfile::tempdir().unwrap())).await;
+    // The database is fresh, so this start bootstrapped it.
+    assert!(!app.bootstrap_token.is_empty());
+    let tenant = app.create_tenant("Acme", &[]).await;
+    let created = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &[])
+        .await;
+    assert!(app.verify(&created.secret, &[]).await.valid);
+    let mut stream = app.watch(&app.bootstrap_token, 0, "").await.unwrap();
+    let mut watched = Watched::default();
+    read_until(&mut stream, &mut watched, Duration::from_secs(10), |w| {
+        !w.checkpoints.is_empty()
+    })
+    .await;
+
+    cluster.stop();
+
+    // Writes fail fast and clearly.
+    let started = Instant::now();
+    let write = app
+        .tokens(&tenant.admin_token)
+        .create_token(proto::CreateTokenRequest {
+            name: "during the outage".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_code(write, Code::Unavailable);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "no hang: {:?}",
+        started.elapsed()
+    );
+    // Warm verifications are still answered from memory ...
+    assert!(app.verify(&created.secret, &[]).await.valid);
+    // ... for a bounded time only.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let stale = app
+        .operator_tokens()
+        .verify_token(proto::VerifyTokenRequest {
+            token: created.secret.clone(),
+            required_scopes: vec![],
+        })
+        .await;
+    assert_code(stale, Code::Unavailable);
+
+    cluster.start();
+
+    // Recovers by itself.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let again = app
+            .tokens(&tenant.admin_token)
+            .create_token(proto::CreateTokenRequest {
+                name: "after the outage".into(),
+                ..Default::default()
+            })
+            .await;
+        if again.is_ok() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not recover: {again:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Nothing was lost, and changes flow to the watcher that stayed connected.
+    assert!(app.verify(&created.secret, &[]).await.valid);
+    app.tokens(&tenant.admin_token)
+        .revoke_token(proto::RevokeTokenRequest {
+            id: created.token.clone().unwrap().id,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        crate::helpers::code_of(&app.verify(&created.secret, &[]).await),
+        VerificationCode::Revoked
+    );
+    read_until(&mut stream, &mut watched, Duration::from_secs(10), |w| {
+        !w.events.is_empty()
+    })
+    .await;
+    assert_eq!(watched.types(), vec![proto::InvalidationType::TokenRevoked]);
+    let _ = app.stop().await;
+}
