@@ -52,7 +52,11 @@ fn warm_verification(c: &mut Criterion) {
                 .expect("authority"),
         );
         // As in the server: the cache is trusted while the event follower keeps up.
-        tokio::spawn(authority.clone().follow_events(std::time::Duration::from_secs(1)));
+        tokio::spawn(
+            authority
+                .clone()
+                .follow_events(std::time::Duration::from_secs(1)),
+        );
         let caller = authority
             .authenticate(Some(secret.expose()), None)
             .await

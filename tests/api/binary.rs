@@ -14,7 +14,7 @@ use token_authority::proto::token_service_client::TokenServiceClient;
 const BINARY: &str = env!("CARGO_BIN_EXE_token-authority");
 
 /// Starts `token-authority serve` on a free port; returns the child and its address.
-fn serve(database_url: &str, extra: &[&str]) -> (Child, String) {
+pub(crate) fn serve(database_url: &str, extra: &[&str]) -> (Child, String) {
     let mut child = Command::new(BINARY)
         .args([
             "serve",
@@ -47,7 +47,7 @@ fn serve(database_url: &str, extra: &[&str]) -> (Child, String) {
 }
 
 /// Sends SIGTERM and waits: a graceful shutdown exits 0, well within the shutdown timeout.
-fn terminate(mut child: Child) -> String {
+pub(crate) fn terminate(mut child: Child) -> String {
     let started = std::time::Instant::now();
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -145,3 +145,127 @@ async fn concurrent_writers_on_both_replicas_never_leave_a_watcher_a_gap() {
     );
     assert_eq!(seen.len(), 3 * writes, "one event per write");
 }
+
+/// One replica process is killed (SIGKILL) while both serve traffic: the other keeps
+/// serving, and the restarted one catches up with what happened meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_replica_is_not_missed_and_catches_up_when_restarted() {
+    let database_url = crate::postgres::fresh_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("owner.token");
+    let token_file = token_file.to_str().unwrap();
+    let (mut a, a_addr) =
+        crate::binary::serve(&database_url, &["--bootstrap-token-file", token_file]);
+    let (b, b_addr) = crate::binary::serve(&database_url, &[]);
+    let operator = std::fs::read_to_string(token_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let client = move |addr: &str| {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_lazy();
+        token_authority::proto::token_service_client::TokenServiceClient::with_interceptor(
+            channel,
+            crate::helpers::Credential::Bearer(operator.clone()),
+        )
+    };
+    let verify = {
+        let client = client.clone();
+        move |addr: String, token: String| {
+            let mut tokens = client(&addr);
+            async move {
+                tokens
+                    .verify_token(proto::VerifyTokenRequest {
+                        token,
+                        required_scopes: vec![],
+                    })
+                    .await
+                    .map(|r| r.into_inner())
+            }
+        }
+    };
+    let victim = client(&a_addr)
+        .create_token(proto::CreateTokenRequest {
+            name: "victim".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
+    // Traffic on both replicas, then A dies mid-stream.
+    let traffic = {
+        let (a_addr, b_addr, secret) = (a_addr.clone(), b_addr.clone(), victim.secret.clone());
+        let verify = verify.clone();
+        tokio::spawn(async move {
+            let (mut ok_on_b, mut failed_on_b) = (0, 0);
+            for _ in 0..200 {
+                let _ = verify(a_addr.clone(), secret.clone()).await;
+                match verify(b_addr.clone(), secret.clone()).await {
+                    Ok(answer) if answer.valid => ok_on_b += 1,
+                    _ => failed_on_b += 1,
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            (ok_on_b, failed_on_b)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    a.kill().unwrap();
+    a.wait().unwrap();
+    let (ok_on_b, failed_on_b) = traffic.await.unwrap();
+    assert_eq!(failed_on_b, 0, "B kept serving while A died");
+    assert_eq!(ok_on_b, 200);
+
+    // While A is down, the token is revoked through B.
+    client(&b_addr)
+        .revoke_token(proto::RevokeTokenRequest {
+            id: victim.token.clone().unwrap().id,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // A comes back (a new process on the same database) and knows.
+    let (a_again, a_again_addr) = crate::binary::serve(&database_url, &[]);
+    let answer = verify(a_again_addr.clone(), victim.secret.clone())
+        .await
+        .unwrap();
+    assert_eq!(answer.code(), VerificationCode::Revoked);
+    // And a change on the restarted A reaches B.
+    let second = client(&a_again_addr)
+        .create_token(proto::CreateTokenRequest {
+            name: "second".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        verify(b_addr.clone(), second.secret.clone())
+            .await
+            .unwrap()
+            .valid
+    );
+    client(&a_again_addr)
+        .disable_token(proto::DisableTokenRequest {
+            id: second.token.clone().unwrap().id,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while verify(b_addr.clone(), second.secret.clone())
+        .await
+        .unwrap()
+        .valid
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B never heard of the change on the restarted A"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    crate::binary::terminate(a_again);
+    crate::binary::terminate(b);
+}
