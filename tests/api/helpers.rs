@@ -209,7 +209,14 @@ impl TestApp {
 
     /// Another server on the same database (PostgreSQL: a second replica).
     pub async fn replica(&self) -> TestApp {
-        let mut app = Self::start(test_settings(&self.database_url), self.dir.clone()).await;
+        self.replica_with(|_| {}).await
+    }
+
+    /// Another server on the same database, with adjusted settings.
+    pub async fn replica_with(&self, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut settings = test_settings(&self.database_url);
+        adjust(&mut settings);
+        let mut app = Self::start(settings, self.dir.clone()).await;
         assert!(
             app.bootstrap_token.is_empty(),
             "only the first replica bootstraps"

@@ -18,7 +18,10 @@ async fn postgres_app() -> TestApp {
 #[tokio::test]
 async fn a_revocation_on_one_replica_is_refused_by_the_other_at_once() {
     let a = postgres_app().await;
-    let b = a.replica().await;
+    // B polls the events table only every minute: only LISTEN/NOTIFY can tell it in time.
+    let b = a
+        .replica_with(|settings| settings.event_poll_interval = Duration::from_secs(60))
+        .await;
     let tenant = a.create_tenant("Acme", &[]).await;
     let created = a
         .create_token(&tenant.admin_token, &tenant.admin_id, &[])
@@ -40,7 +43,13 @@ async fn a_revocation_on_one_replica_is_refused_by_the_other_at_once() {
         })
         .await
         .unwrap();
+    let revoked = std::time::Instant::now();
     read_until(&mut stream, &mut watched, WAIT, |w| !w.events.is_empty()).await;
+    assert!(
+        revoked.elapsed() < Duration::from_secs(2),
+        "notified, not polled: {:?}",
+        revoked.elapsed()
+    );
     assert_eq!(
         watched.types(),
         vec![proto::InvalidationType::TokenRevoked],

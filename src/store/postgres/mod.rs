@@ -42,6 +42,9 @@ pub struct PostgresStore {
     pool: PgPool,
     /// Ticks whenever another process (or this one) announces new events.
     changes: tokio::sync::watch::Sender<()>,
+    /// Keeps the channel open while the store lives: the listener stops once every clone of
+    /// the store (and every subscriber) is gone.
+    _alive: tokio::sync::watch::Receiver<()>,
 }
 
 /// Pool settings.
@@ -60,9 +63,13 @@ impl PostgresStore {
             .acquire_timeout(settings.acquire_timeout)
             .connect(url)
             .await?;
-        let (changes, _) = tokio::sync::watch::channel(());
+        let (changes, alive) = tokio::sync::watch::channel(());
         tokio::spawn(listen(pool.clone(), changes.clone()));
-        Ok(Self { pool, changes })
+        Ok(Self {
+            pool,
+            changes,
+            _alive: alive,
+        })
     }
 
     /// Brings the schema up to date. Concurrent replicas are serialised by sqlx's own lock.
