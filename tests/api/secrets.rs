@@ -5,10 +5,49 @@ use tonic::Code;
 
 use token_authority::proto;
 
-use crate::helpers::{Credential, TestApp, captured_logs};
+use crate::helpers::{Backend, Credential, Stopped, TestApp, backend, captured_logs};
 
-#[tokio::test]
-async fn no_plaintext_secret_reaches_the_database_logs_or_errors() {
+/// Everything the database holds, as (where, bytes): the SQLite files, or every row of every
+/// PostgreSQL table as text (bytea columns show as hex, so hex forms are added too).
+async fn stored_bytes(stopped: &Stopped) -> Vec<(String, Vec<u8>)> {
+    match backend() {
+        Backend::Sqlite => {
+            let mut files = Vec::new();
+            for entry in std::fs::read_dir(stopped.dir.path()).unwrap() {
+                let path = entry.unwrap().path();
+                files.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+            }
+            assert!(files.iter().any(|(name, _)| name.ends_with("authority.db")));
+            files
+        }
+        Backend::Postgres => {
+            use sqlx::Connection;
+            let mut db = sqlx::PgConnection::connect(&stopped.database_url)
+                .await
+                .unwrap();
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'",
+            )
+            .fetch_all(&mut db)
+            .await
+            .unwrap();
+            assert!(tables.len() >= 7, "{tables:?}");
+            let mut dumps = Vec::new();
+            for table in tables {
+                let rows: Vec<String> =
+                    sqlx::query_scalar(&format!("SELECT t::text FROM {table} t"))
+                        .fetch_all(&mut db)
+                        .await
+                        .unwrap();
+                dumps.push((table, rows.join("\n").into_bytes()));
+            }
+            dumps
+        }
+    }
+}
+
+backend_tests! {
+    async fn no_plaintext_secret_reaches_the_database_logs_or_errors() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let mut tokens = app.tokens(&tenant.admin_token);
@@ -86,15 +125,16 @@ async fn no_plaintext_secret_reaches_the_database_logs_or_errors() {
         .unwrap_err();
     messages.push(status.message().to_owned());
 
-    let dir = app.stop().await.dir;
+    let stopped = app.stop().await;
     let logs = captured_logs();
     assert!(!logs.is_empty(), "logs were captured");
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let path = entry.unwrap().path();
-        files.push((path.display().to_string(), std::fs::read(&path).unwrap()));
-    }
-    assert!(files.iter().any(|(name, _)| name.ends_with("authority.db")));
+    let files = stored_bytes(&stopped).await;
+    let found = |needle: &str| {
+        files
+            .iter()
+            .any(|(_, bytes)| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
+    };
+    assert!(found(&id), "the scan sees what is stored (the token id)");
     for secret in &secrets {
         // The random body alone: no prefix or formatting can hide a match.
         let body = &secret[4..36];
@@ -105,7 +145,12 @@ async fn no_plaintext_secret_reaches_the_database_logs_or_errors() {
                 "a secret is in an error message: {message}"
             );
         }
+        let hex: String = body.bytes().map(|b| format!("{b:02x}")).collect();
         for (name, bytes) in &files {
+            assert!(
+                !bytes.windows(hex.len()).any(|window| window == hex.as_bytes()),
+                "a secret (hex) is in {name}"
+            );
             assert!(
                 !bytes
                     .windows(body.len())
@@ -114,4 +159,5 @@ async fn no_plaintext_secret_reaches_the_database_logs_or_errors() {
             );
         }
     }
+}
 }
