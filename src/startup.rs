@@ -142,6 +142,10 @@ impl Application {
             .max_decoding_message_size(max_message);
 
         let mut background = spawn_background_tasks(&self.authority, &self.settings);
+        background.spawn(report_database_health(
+            self.authority.clone(),
+            health.clone(),
+        ));
 
         // Draining waits for in-flight calls, but no longer than the shutdown timeout: a
         // client that never closes its connection must not hold up a restart.
@@ -257,6 +261,46 @@ fn spawn_background_tasks(
         }
     }));
     tasks
+}
+
+/// How often the health service checks that the database answers.
+const HEALTH_PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Keeps the health service NOT_SERVING while the database is unreachable (load balancers
+/// then route elsewhere), and SERVING otherwise, until shutdown begins.
+async fn report_database_health(
+    authority: Arc<Authority>,
+    health: tonic_health::server::HealthReporter,
+) {
+    let mut serving = true;
+    let mut ticks = tokio::time::interval(HEALTH_PROBE_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let probe = tokio::time::timeout(HEALTH_PROBE_INTERVAL, authority.database_reachable());
+        let reachable = probe.await.unwrap_or(false);
+        if authority.is_stopping() {
+            return;
+        }
+        if reachable == serving {
+            continue;
+        }
+        serving = reachable;
+        let status = if reachable {
+            tracing::info!("database reachable again: serving");
+            tonic_health::ServingStatus::Serving
+        } else {
+            tracing::warn!("database unreachable: health reports NOT_SERVING");
+            tonic_health::ServingStatus::NotServing
+        };
+        for service in [
+            "",
+            "tokenauthority.v1.TokenService",
+            "tokenauthority.v1.AdminService",
+        ] {
+            health.set_service_status(service, status).await;
+        }
+    }
 }
 
 /// Runs `work` every `period`, forever.

@@ -151,6 +151,16 @@ impl Authority {
         u128::try_from(lag).is_ok_and(|lag| lag <= bound.as_micros())
     }
 
+    /// Whether the database answers (a cheap read), for the health service.
+    pub async fn database_reachable(&self) -> bool {
+        self.store.revision().await.is_ok()
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
     /// Ends every watch stream (with UNAVAILABLE, so that clients resume elsewhere).
     pub fn stop_watches(&self) {
         self.stopping.send_replace(true);

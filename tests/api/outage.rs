@@ -39,6 +39,22 @@ async fn a_database_restart_while_serving_loses_nothing() {
     })
     .await;
 
+    let health_of = |app: &TestApp| {
+        let mut client = tonic_health::pb::health_client::HealthClient::new(app.channel.clone());
+        async move {
+            client
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .status()
+        }
+    };
+    use tonic_health::pb::health_check_response::ServingStatus;
+    assert_eq!(health_of(&app).await, ServingStatus::Serving);
+
     cluster.stop();
 
     // Writes fail fast and clearly.
@@ -68,6 +84,8 @@ async fn a_database_restart_while_serving_loses_nothing() {
         })
         .await;
     assert_code(stale, Code::Unavailable);
+    // Load balancers are told.
+    assert_eq!(health_of(&app).await, ServingStatus::NotServing);
 
     cluster.start();
 
@@ -89,6 +107,14 @@ async fn a_database_restart_while_serving_loses_nothing() {
             "the server did not recover: {again:?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while health_of(&app).await != ServingStatus::Serving {
+        assert!(
+            Instant::now() < deadline,
+            "health never returned to SERVING"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Nothing was lost, and changes flow to the watcher that stayed connected.
     assert!(app.verify(&created.secret, &[]).await.valid);
