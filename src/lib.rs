@@ -17,6 +17,12 @@ pub mod watermarks;
 #[cfg(feature = "client")]
 pub mod client;
 
+#[cfg(any(feature = "server", feature = "cli"))]
+pub mod private_file;
+
+#[cfg(feature = "cli")]
+pub mod tokenctl;
+
 #[cfg(feature = "server")]
 pub mod store;
 

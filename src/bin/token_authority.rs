@@ -51,7 +51,7 @@ async fn main() -> anyhow::Result<()> {
 fn hand_out_bootstrap_token(token: &TokenSecret, file: Option<&Path>) -> anyhow::Result<()> {
     match file {
         Some(path) => {
-            write_private_file(path, token.expose()).with_context(|| {
+            token_authority::private_file::write(path, token.expose()).with_context(|| {
                 format!("could not write the bootstrap token to {}", path.display())
             })?;
             println!(
@@ -70,16 +70,6 @@ fn hand_out_bootstrap_token(token: &TokenSecret, file: Option<&Path>) -> anyhow:
         }
     }
     std::io::stdout().flush()?;
-    Ok(())
-}
-
-fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    writeln!(file, "{contents}")?;
     Ok(())
 }
 

@@ -37,6 +37,7 @@ mod postgres;
 mod replicas;
 mod restart;
 mod secrets;
+mod tokenctl;
 mod tokens;
 mod verify;
 mod watch;

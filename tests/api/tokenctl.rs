@@ -1,0 +1,295 @@
+//! `tokenctl` end to end against a real server: JSON output parsed and checked, the secret
+//! shown once or written to a private file, and one exit code per error class.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::helpers::TestApp;
+
+const TOKENCTL: &str = env!("CARGO_BIN_EXE_tokenctl");
+
+/// Runs tokenctl against `app` as the holder of `token`.
+fn tokenctl(app: &TestApp, token: &str, args: &[&str]) -> Output {
+    Command::new(TOKENCTL)
+        .env("TOKENCTL_ENDPOINT", app.channel_uri())
+        .env("TOKENCTL_TOKEN", token)
+        .args(args)
+        .output()
+        .expect("tokenctl runs")
+}
+
+fn json(output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "tokenctl failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON output")
+}
+
+/// The exit code and the single error line.
+fn failure(output: &Output) -> (i32, String) {
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+    (output.status.code().expect("exit code"), stderr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_commands_work_end_to_end_with_json_output() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme", &[]).await;
+    let admin = tenant.admin_token.clone();
+
+    let created = json(&tokenctl(
+        &app,
+        &admin,
+        &[
+            "-o",
+            "json",
+            "token",
+            "create",
+            "--name",
+            "ci deploy",
+            "--scope",
+            "tokens.read",
+            "--label",
+            "team=payments",
+            "--expires",
+            "30d",
+        ],
+    ));
+    let secret = created["secret"]
+        .as_str()
+        .expect("the secret is shown once")
+        .to_owned();
+    let id = created["token"]["id"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("tka_"));
+    assert_eq!(created["token"]["name"], "ci deploy");
+    assert_eq!(
+        created["token"]["scopes"],
+        serde_json::json!(["tokens.read"])
+    );
+    assert_eq!(created["token"]["labels"]["team"], "payments");
+    assert_eq!(created["token"]["state"], "active");
+    assert!(created["token"]["expire_time"].is_string());
+    assert!(app.verify(&secret, &["tokens.read"]).await.valid);
+
+    let fetched = json(&tokenctl(
+        &app,
+        &admin,
+        &["-o", "json", "token", "get", &id],
+    ));
+    assert_eq!(fetched[0]["id"], id.as_str());
+    assert!(fetched[0].get("secret").is_none(), "never shown again");
+    assert!(
+        !String::from_utf8_lossy(&tokenctl(&app, &admin, &["token", "get", &id]).stdout)
+            .contains(&secret)
+    );
+
+    // Verification.
+    let verdict = json(&tokenctl(
+        &app,
+        &admin,
+        &[
+            "-o",
+            "json",
+            "token",
+            "verify",
+            &secret,
+            "--scope",
+            "tokens.read",
+        ],
+    ));
+    assert_eq!(verdict["valid"], true);
+    assert_eq!(verdict["code"], "valid");
+    assert_eq!(verdict["token_id"], id.as_str());
+
+    // Pagination: --all follows every page.
+    for i in 0..3 {
+        json(&tokenctl(
+            &app,
+            &admin,
+            &["-o", "json", "token", "create", "--name", &format!("t{i}")],
+        ));
+    }
+    let first_page = json(&tokenctl(
+        &app,
+        &admin,
+        &["-o", "json", "token", "list", "--page-size", "2"],
+    ));
+    assert_eq!(first_page.as_array().unwrap().len(), 2);
+    let all = json(&tokenctl(
+        &app,
+        &admin,
+        &["-o", "json", "token", "list", "--page-size", "2", "--all"],
+    ));
+    assert_eq!(
+        all.as_array().unwrap().len(),
+        5,
+        "the admin's own token and four created"
+    );
+    let filtered = json(&tokenctl(
+        &app,
+        &admin,
+        &["-o", "json", "token", "list", "--name-contains", "deploy"],
+    ));
+    assert_eq!(filtered.as_array().unwrap().len(), 1);
+
+    // Revoke, then the table shows it and verification says so.
+    let revoked = json(&tokenctl(
+        &app,
+        &admin,
+        &["-o", "json", "token", "revoke", &id, "--reason", "rotation"],
+    ));
+    assert_eq!(revoked[0]["state"], "revoked");
+    assert_eq!(revoked[0]["revoke_reason"], "rotation");
+    let table = String::from_utf8_lossy(
+        &tokenctl(&app, &admin, &["token", "list", "--state", "revoked"]).stdout,
+    )
+    .into_owned();
+    assert!(table.lines().next().unwrap().starts_with("ID"), "{table}");
+    assert!(table.contains(&id) && table.contains("revoked"));
+    let verdict = json(&tokenctl(
+        &app,
+        &admin,
+        &["-o", "json", "token", "verify", &secret],
+    ));
+    assert_eq!(verdict["code"], "revoked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_secret_can_go_to_a_private_file_instead_of_the_terminal() {
+    let app = TestApp::spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("deploy.token");
+    let output = tokenctl(
+        &app,
+        &app.bootstrap_token,
+        &[
+            "-o",
+            "json",
+            "token",
+            "create",
+            "--name",
+            "deploy",
+            "--secret-file",
+            file.to_str().unwrap(),
+        ],
+    );
+    let created = json(&output);
+    assert!(created.get("secret").is_none());
+    let secret = std::fs::read_to_string(&file).unwrap().trim().to_owned();
+    assert!(secret.starts_with("tka_"));
+    assert!(!String::from_utf8_lossy(&output.stdout).contains(&secret));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    assert!(app.verify(&secret, &[]).await.valid);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_error_class_has_its_exit_code_and_one_line() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme", &[]).await;
+    let reader = app
+        .create_principal(
+            &tenant.admin_token,
+            &tenant.account_id,
+            "reader",
+            &["tokens.read"],
+        )
+        .await;
+    let reader_token = app
+        .create_token(&tenant.admin_token, &reader.id, &[])
+        .await
+        .secret;
+    let admin = &tenant.admin_token;
+
+    let unreachable = Command::new(TOKENCTL)
+        .env("TOKENCTL_ENDPOINT", "http://127.0.0.1:1")
+        .env("TOKENCTL_TOKEN", admin)
+        .args(["token", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(failure(&unreachable).0, 3);
+    assert_eq!(
+        failure(&tokenctl(&app, "tka_garbage", &["token", "list"])).0,
+        4
+    );
+    assert_eq!(
+        failure(&tokenctl(
+            &app,
+            &reader_token,
+            &["token", "create", "--name", "x"]
+        ))
+        .0,
+        5
+    );
+    let (code, line) = failure(&tokenctl(
+        &app,
+        admin,
+        &["token", "get", "tok_AAAAAAAAAAAAAAAAAAAAAA"],
+    ));
+    assert_eq!(code, 6);
+    assert!(line.contains("not found"));
+    assert_eq!(
+        failure(&tokenctl(&app, admin, &["token", "get", "not-an-id"])).0,
+        7
+    );
+    assert_eq!(
+        failure(&tokenctl(
+            &app,
+            admin,
+            &["token", "create", "--name", "x", "--expires", "soon"]
+        ))
+        .0,
+        2
+    );
+    // A bad command line is clap's: exit 2 with the usage hint (several lines, by convention).
+    let unknown = tokenctl(&app, admin, &["token", "frobnicate"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).starts_with("error: unrecognized subcommand"));
+    let created = app
+        .create_token(admin, &tenant.admin_id, &[])
+        .await
+        .token
+        .unwrap();
+    assert_eq!(
+        tokenctl(&app, admin, &["token", "revoke", &created.id])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        failure(&tokenctl(&app, admin, &["token", "revoke", &created.id])).0,
+        8,
+        "revoked twice"
+    );
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let output = Command::new(TOKENCTL)
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            script.contains("tokenctl") && script.contains("revoke"),
+            "{shell}"
+        );
+    }
+}
