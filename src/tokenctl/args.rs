@@ -38,6 +38,15 @@ pub enum Command {
     /// Create, inspect, list, revoke and verify tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Create, inspect, list and change principals (users and service accounts).
+    #[command(subcommand)]
+    Principal(PrincipalCommand),
+    /// Create and inspect accounts, switch their API access.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Read the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -59,6 +68,46 @@ pub enum TokenCommand {
         /// Why, for the audit log.
         #[arg(long, default_value = "")]
         reason: String,
+    },
+    /// Change a token's name, description, expiry, scopes (narrowing only), labels or API
+    /// version; only the options given change.
+    Update(UpdateArgs),
+    /// Switch a token off (reversible).
+    Disable { id: String },
+    /// Switch a disabled token back on.
+    Enable { id: String },
+    /// Give a token a new secret (shown once); the old one stops now or after a grace period.
+    Reset {
+        id: String,
+        /// How long the old secret keeps working, e.g. `1h`.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        grace: Option<std::time::Duration>,
+        /// Write the new secret to this file (mode 0600) instead of printing it.
+        #[arg(long)]
+        secret_file: Option<std::path::PathBuf>,
+    },
+    /// Create a copy with the same owner, scopes, labels, API version and lifetime.
+    Duplicate {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Write the new secret to this file (mode 0600) instead of printing it.
+        #[arg(long)]
+        secret_file: Option<std::path::PathBuf>,
+    },
+    /// Delete a token's record (the audit log keeps the fact).
+    Delete { id: String },
+    /// Stream invalidation events as lines (or JSON lines with -o json).
+    Watch {
+        /// Resume after this revision (0: from now).
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// Only this account (operators).
+        #[arg(long)]
+        account: Option<String>,
+        /// Stop after this many events (default: run until interrupted).
+        #[arg(long)]
+        limit: Option<usize>,
     },
     /// Check whether a token may be used now.
     Verify {
@@ -93,6 +142,29 @@ pub struct CreateArgs {
     /// Write the secret to this file (mode 0600) instead of printing it.
     #[arg(long)]
     pub secret_file: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    pub id: String,
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub description: Option<String>,
+    /// `never` or a time (`2027-01-01T00:00:00Z`) or a duration from now (`30d`).
+    #[arg(long)]
+    pub expires: Option<String>,
+    /// The new scopes (repeatable; only narrowing is allowed).
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
+    /// Replace the labels with these `key=value` pairs (repeatable).
+    #[arg(long = "label", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// Remove every label.
+    #[arg(long, conflicts_with = "labels")]
+    pub clear_labels: bool,
+    #[arg(long)]
+    pub api_version: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -134,4 +206,123 @@ pub fn print_completions(shell: clap_complete::Shell) {
         "tokenctl",
         &mut std::io::stdout(),
     );
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrincipalCommand {
+    Create {
+        #[arg(long)]
+        name: String,
+        /// user or service-account.
+        #[arg(long, value_enum, default_value = "service-account")]
+        kind: PrincipalKindArg,
+        /// A permission (repeatable).
+        #[arg(long = "permission")]
+        permissions: Vec<String>,
+        /// Another account (operators).
+        #[arg(long)]
+        account: Option<String>,
+    },
+    Get {
+        id: String,
+    },
+    List {
+        #[arg(long)]
+        account: Option<String>,
+        /// Follow every page.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Change a principal; only the options given change.
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Replace the permissions with these (repeatable).
+        #[arg(long = "permission")]
+        permissions: Vec<String>,
+        /// Remove every permission.
+        #[arg(long, conflicts_with = "permissions")]
+        clear_permissions: bool,
+        #[arg(long)]
+        disabled: Option<bool>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PrincipalKindArg {
+    User,
+    ServiceAccount,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Create an account (operators).
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// Show an account (default: your own).
+    Get { id: Option<String> },
+    /// Switch an account's API access on or off.
+    ApiAccess {
+        /// on or off.
+        #[arg(value_parser = parse_switch, action = clap::ArgAction::Set)]
+        enabled: bool,
+        /// Another account (operators).
+        #[arg(long)]
+        account: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Newest first.
+    List {
+        #[arg(long)]
+        account: Option<String>,
+        /// Only events about this object.
+        #[arg(long)]
+        target: Option<String>,
+        /// Only events caused by this principal.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only this action, e.g. token.revoke.
+        #[arg(long)]
+        action: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        page_size: i32,
+        /// Follow every page.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+fn parse_switch(value: &str) -> Result<bool, String> {
+    match value {
+        "on" | "true" | "enabled" => Ok(true),
+        "off" | "false" | "disabled" => Ok(false),
+        other => Err(format!("`{other}` is not on or off")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn labels_and_switches_parse() {
+        assert_eq!(
+            parse_label("team=a=b").unwrap(),
+            ("team".into(), "a=b".into())
+        );
+        assert!(parse_label("team").is_err());
+        assert_eq!(parse_switch("off"), Ok(false));
+        assert!(parse_switch("maybe").is_err());
+    }
 }

@@ -2,6 +2,7 @@
 //! the generated clients, printed as an aligned table or as JSON for scripts. Errors are one
 //! line on stderr with an exit code per class (see [`CliError::exit_code`]).
 
+mod admin;
 mod args;
 mod error;
 mod expiry;
@@ -14,6 +15,7 @@ pub use error::CliError;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::proto::admin_service_client::AdminServiceClient;
 use crate::proto::token_service_client::TokenServiceClient;
 use args::Command;
 
@@ -65,6 +67,10 @@ impl Connection {
     pub(crate) fn tokens(&self) -> Tokens {
         TokenServiceClient::with_interceptor(self.channel.clone(), self.bearer.clone())
     }
+
+    pub(crate) fn admin(&self) -> AdminServiceClient<InterceptedService<Channel, Bearer>> {
+        AdminServiceClient::with_interceptor(self.channel.clone(), self.bearer.clone())
+    }
 }
 
 /// Runs one command line.
@@ -76,6 +82,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     let connection = Connection::open(&cli)?;
     match &cli.command {
         Command::Token(command) => token::run(&connection, command, cli.output).await,
+        Command::Principal(command) => admin::principal(&connection, command, cli.output).await,
+        Command::Account(command) => admin::account(&connection, command, cli.output).await,
+        Command::Audit(command) => admin::audit(&connection, command, cli.output).await,
         Command::Completions { .. } => Ok(()),
     }
 }

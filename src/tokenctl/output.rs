@@ -143,3 +143,141 @@ pub fn print_json(value: &Value) {
         serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into())
     );
 }
+
+pub fn principal_row(principal: &proto::Principal) -> Vec<String> {
+    vec![
+        principal.id.clone(),
+        principal.display_name.clone(),
+        kind_name(principal.kind()),
+        principal.account_id.clone(),
+        principal.permissions.join(","),
+        principal.disabled.to_string(),
+        format_time(principal.create_time.as_ref()),
+    ]
+}
+
+fn kind_name(kind: proto::PrincipalKind) -> String {
+    kind.as_str_name()
+        .trim_start_matches("PRINCIPAL_KIND_")
+        .to_lowercase()
+}
+
+pub fn principal_json(principal: &proto::Principal) -> Value {
+    json!({
+        "id": principal.id,
+        "account_id": principal.account_id,
+        "kind": kind_name(principal.kind()),
+        "display_name": principal.display_name,
+        "permissions": principal.permissions,
+        "disabled": principal.disabled,
+        "create_time": time_json(principal.create_time.as_ref()),
+        "update_time": time_json(principal.update_time.as_ref()),
+        "etag": principal.etag,
+    })
+}
+
+pub fn account_row(account: &proto::Account) -> Vec<String> {
+    vec![
+        account.id.clone(),
+        account.display_name.clone(),
+        if account.api_access_enabled {
+            "on".into()
+        } else {
+            "off".into()
+        },
+        account.operator.to_string(),
+        format_time(account.create_time.as_ref()),
+    ]
+}
+
+pub fn account_json(account: &proto::Account) -> Value {
+    json!({
+        "id": account.id,
+        "display_name": account.display_name,
+        "api_access_enabled": account.api_access_enabled,
+        "operator": account.operator,
+        "create_time": time_json(account.create_time.as_ref()),
+        "update_time": time_json(account.update_time.as_ref()),
+        "etag": account.etag,
+    })
+}
+
+pub fn audit_row(event: &proto::AuditEvent) -> Vec<String> {
+    let details: Vec<String> = {
+        let mut pairs: Vec<_> = event.details.iter().collect();
+        pairs.sort();
+        pairs.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+    };
+    vec![
+        event.id.clone(),
+        format_time(event.occur_time.as_ref()),
+        event.action.clone(),
+        event.target_id.clone(),
+        if event.actor_id.is_empty() {
+            "(service)".into()
+        } else {
+            event.actor_id.clone()
+        },
+        if event.peer_address.is_empty() {
+            "-".into()
+        } else {
+            event.peer_address.clone()
+        },
+        details.join(" "),
+    ]
+}
+
+pub fn audit_json(event: &proto::AuditEvent) -> Value {
+    json!({
+        "id": event.id,
+        "account_id": event.account_id,
+        "actor_id": event.actor_id,
+        "actor_token_id": event.actor_token_id,
+        "action": event.action,
+        "target_type": event.target_type,
+        "target_id": event.target_id,
+        "occur_time": time_json(event.occur_time.as_ref()),
+        "peer_address": event.peer_address,
+        "details": event.details,
+    })
+}
+
+fn event_type(event: &proto::InvalidationEvent) -> String {
+    event
+        .r#type()
+        .as_str_name()
+        .trim_start_matches("INVALIDATION_TYPE_")
+        .to_lowercase()
+}
+
+fn event_target(event: &proto::InvalidationEvent) -> (&'static str, String) {
+    match &event.target {
+        Some(proto::invalidation_event::Target::TokenId(id)) => ("token", id.clone()),
+        Some(proto::invalidation_event::Target::PrincipalId(id)) => ("principal", id.clone()),
+        None => ("account", event.account_id.clone()),
+    }
+}
+
+/// One line per event: revision, type, target, account.
+pub fn event_line(event: &proto::InvalidationEvent) -> String {
+    let (kind, id) = event_target(event);
+    format!(
+        "{} {} {kind}={id} account={}",
+        event.revision,
+        event_type(event),
+        event.account_id
+    )
+}
+
+/// One JSON object per event (JSON lines).
+pub fn event_json(event: &proto::InvalidationEvent) -> Value {
+    let (kind, id) = event_target(event);
+    json!({
+        "revision": event.revision,
+        "type": event_type(event),
+        "account_id": event.account_id,
+        "target_type": kind,
+        "target_id": id,
+        "occur_time": time_json(event.occur_time.as_ref()),
+    })
+}

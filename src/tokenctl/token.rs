@@ -2,8 +2,13 @@
 
 use std::io::IsTerminal;
 
-use super::args::{CreateArgs, ListArgs, OutputFormat, TokenCommand};
-use super::output::{TOKEN_COLUMNS, Table, print_json, token_json, token_row, verification_json};
+use std::path::PathBuf;
+
+use super::args::{CreateArgs, ListArgs, OutputFormat, TokenCommand, UpdateArgs};
+use super::output::{
+    TOKEN_COLUMNS, Table, event_json, event_line, print_json, token_json, token_row,
+    verification_json,
+};
 use super::{CliError, Connection, expiry};
 use crate::proto;
 
@@ -38,6 +43,134 @@ pub async fn run(
                 .token
                 .unwrap_or_default();
             print_tokens(&[token], output);
+            Ok(())
+        }
+        TokenCommand::Update(args) => update(connection, args, output).await,
+        TokenCommand::Disable { id } => {
+            let request = proto::DisableTokenRequest {
+                id: id.clone(),
+                etag: String::new(),
+            };
+            let token = tokens
+                .disable_token(request)
+                .await?
+                .into_inner()
+                .token
+                .unwrap_or_default();
+            print_tokens(&[token], output);
+            Ok(())
+        }
+        TokenCommand::Enable { id } => {
+            let request = proto::EnableTokenRequest {
+                id: id.clone(),
+                etag: String::new(),
+            };
+            let token = tokens
+                .enable_token(request)
+                .await?
+                .into_inner()
+                .token
+                .unwrap_or_default();
+            print_tokens(&[token], output);
+            Ok(())
+        }
+        TokenCommand::Reset {
+            id,
+            grace,
+            secret_file,
+        } => {
+            let grace_period = grace
+                .map(prost_types::Duration::try_from)
+                .transpose()
+                .map_err(|_| CliError::Usage("--grace is too long".into()))?;
+            let reset = tokens
+                .reset_token(proto::ResetTokenRequest {
+                    id: id.clone(),
+                    grace_period,
+                    etag: String::new(),
+                })
+                .await?
+                .into_inner();
+            show_secret(
+                &reset.token.unwrap_or_default(),
+                &reset.secret,
+                secret_file.as_ref(),
+                output,
+            )
+        }
+        TokenCommand::Duplicate {
+            id,
+            name,
+            secret_file,
+        } => {
+            let copy = tokens
+                .duplicate_token(proto::DuplicateTokenRequest {
+                    id: id.clone(),
+                    name: name.clone().unwrap_or_default(),
+                })
+                .await?
+                .into_inner();
+            show_secret(
+                &copy.token.unwrap_or_default(),
+                &copy.secret,
+                secret_file.as_ref(),
+                output,
+            )
+        }
+        TokenCommand::Delete { id } => {
+            tokens
+                .delete_token(proto::DeleteTokenRequest {
+                    id: id.clone(),
+                    etag: String::new(),
+                })
+                .await?;
+            match output {
+                OutputFormat::Json => print_json(&serde_json::json!({ "deleted": id })),
+                OutputFormat::Table => println!("deleted {id}"),
+            }
+            Ok(())
+        }
+        TokenCommand::Watch {
+            after,
+            account,
+            limit,
+        } => {
+            let mut stream = tokens
+                .watch_revocations(proto::WatchRevocationsRequest {
+                    after_revision: *after,
+                    account_id: account.clone().unwrap_or_default(),
+                })
+                .await?
+                .into_inner();
+            let mut seen = 0;
+            while limit.is_none_or(|limit| seen < limit) {
+                let Some(message) = stream.message().await? else {
+                    break;
+                };
+                use proto::watch_revocations_response::Message;
+                match message.message {
+                    Some(Message::Batch(batch)) => {
+                        for event in batch.events {
+                            match output {
+                                OutputFormat::Json => println!("{}", event_json(&event)),
+                                OutputFormat::Table => println!("{}", event_line(&event)),
+                            }
+                            seen += 1;
+                        }
+                    }
+                    Some(Message::Reset(reset)) => match output {
+                        OutputFormat::Json => {
+                            println!("{}", serde_json::json!({ "reset": reset.revision }))
+                        }
+                        OutputFormat::Table => println!(
+                            "reset: drop cached answers, continuing at revision {}",
+                            reset.revision
+                        ),
+                    },
+                    // Checkpoints keep the stream alive; they are not events.
+                    _ => {}
+                }
+            }
             Ok(())
         }
         TokenCommand::Verify { secret, scopes } => {
@@ -121,26 +254,41 @@ async fn create(
         })
         .await?
         .into_inner();
-    let token = created.token.clone().unwrap_or_default();
-    if let Some(path) = &args.secret_file {
-        crate::private_file::write(path, &created.secret)
+    show_secret(
+        &created.token.unwrap_or_default(),
+        &created.secret,
+        args.secret_file.as_ref(),
+        output,
+    )
+}
+
+/// Shows a new secret once, clearly marked, or writes it to a 0600 file and shows nothing
+/// secret.
+fn show_secret(
+    token: &proto::Token,
+    secret: &str,
+    file: Option<&PathBuf>,
+    output: OutputFormat,
+) -> Result<(), CliError> {
+    if let Some(path) = file {
+        crate::private_file::write(path, secret)
             .map_err(|e| CliError::Other(format!("could not write {}: {e}", path.display())))?;
     }
-    let shown = args.secret_file.is_none();
     match output {
         OutputFormat::Json => {
-            let mut value = serde_json::json!({ "token": token_json(&token) });
-            if shown {
-                value["secret"] = serde_json::Value::String(created.secret.clone());
-            } else if let Some(path) = &args.secret_file {
-                value["secret_file"] = serde_json::Value::String(path.display().to_string());
+            let mut value = serde_json::json!({ "token": token_json(token) });
+            match file {
+                Some(path) => {
+                    value["secret_file"] = serde_json::Value::String(path.display().to_string())
+                }
+                None => value["secret"] = serde_json::Value::String(secret.to_owned()),
             }
             print_json(&value);
         }
         OutputFormat::Table => {
-            print_tokens(&[token], output);
+            print_tokens(std::slice::from_ref(token), output);
             println!();
-            match &args.secret_file {
+            match file {
                 Some(path) => println!(
                     "Secret written to {} (mode 0600). It is not shown again.",
                     path.display()
@@ -148,11 +296,74 @@ async fn create(
                 None => {
                     println!("Secret (shown only this once; store it safely):");
                     println!();
-                    println!("    {}", created.secret);
+                    println!("    {secret}");
                 }
             }
         }
     }
+    Ok(())
+}
+
+async fn update(
+    connection: &Connection,
+    args: &UpdateArgs,
+    output: OutputFormat,
+) -> Result<(), CliError> {
+    let mut values = proto::Token {
+        id: args.id.clone(),
+        ..Default::default()
+    };
+    let mut paths = Vec::new();
+    if let Some(name) = &args.name {
+        values.name = name.clone();
+        paths.push("name");
+    }
+    if let Some(description) = &args.description {
+        values.description = description.clone();
+        paths.push("description");
+    }
+    if let Some(expires) = &args.expires {
+        values.expire_time = match expiry::parse(expires).map_err(CliError::Usage)? {
+            None => None,
+            Some(proto::create_token_request::Expiry::ExpireTime(at)) => Some(at),
+            Some(proto::create_token_request::Expiry::Ttl(ttl)) => {
+                let ttl = std::time::Duration::try_from(ttl)
+                    .map_err(|_| CliError::Usage("--expires: invalid".into()))?;
+                Some((std::time::SystemTime::now() + ttl).into())
+            }
+        };
+        paths.push("expire_time");
+    }
+    if !args.scopes.is_empty() {
+        values.scopes = args.scopes.clone();
+        paths.push("scopes");
+    }
+    if !args.labels.is_empty() || args.clear_labels {
+        values.labels = args.labels.iter().cloned().collect();
+        paths.push("labels");
+    }
+    if let Some(api_version) = &args.api_version {
+        values.api_version = api_version.clone();
+        paths.push("api_version");
+    }
+    if paths.is_empty() {
+        return Err(CliError::Usage(
+            "nothing to change: give at least one option".into(),
+        ));
+    }
+    let token = connection
+        .tokens()
+        .update_token(proto::UpdateTokenRequest {
+            token: Some(values),
+            update_mask: Some(prost_types::FieldMask {
+                paths: paths.into_iter().map(String::from).collect(),
+            }),
+        })
+        .await?
+        .into_inner()
+        .token
+        .unwrap_or_default();
+    print_tokens(&[token], output);
     Ok(())
 }
 

@@ -293,3 +293,296 @@ fn completions_are_printed_for_each_shell() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_other_token_command_works() {
+    let app = TestApp::spawn().await;
+    let tenant = app
+        .create_tenant("Acme", &["orders.read", "orders.write"])
+        .await;
+    let admin = tenant.admin_token.clone();
+    let created = json(&tokenctl(
+        &app,
+        &admin,
+        &[
+            "-o",
+            "json",
+            "token",
+            "create",
+            "--name",
+            "svc",
+            "--scope",
+            "orders.read",
+            "--scope",
+            "orders.write",
+        ],
+    ));
+    let id = created["token"]["id"].as_str().unwrap().to_owned();
+    let secret = created["secret"].as_str().unwrap().to_owned();
+
+    // A watcher that stops after four events, started before the changes.
+    let watcher = Command::new(TOKENCTL)
+        .env("TOKENCTL_ENDPOINT", app.channel_uri())
+        .env("TOKENCTL_TOKEN", &admin)
+        .args(["-o", "json", "token", "watch", "--limit", "4"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let updated = json(&tokenctl(
+        &app,
+        &admin,
+        &[
+            "-o",
+            "json",
+            "token",
+            "update",
+            &id,
+            "--name",
+            "svc v2",
+            "--scope",
+            "orders.read",
+            "--label",
+            "env=prod",
+            "--expires",
+            "1y",
+        ],
+    ));
+    assert_eq!(updated[0]["name"], "svc v2");
+    assert_eq!(updated[0]["scopes"], serde_json::json!(["orders.read"]));
+    assert_eq!(updated[0]["labels"]["env"], "prod");
+    assert!(updated[0]["expire_time"].is_string());
+    assert_eq!(
+        json(&tokenctl(
+            &app,
+            &admin,
+            &["-o", "json", "token", "disable", &id]
+        ))[0]["state"],
+        "disabled"
+    );
+    assert_eq!(
+        json(&tokenctl(
+            &app,
+            &admin,
+            &["-o", "json", "token", "enable", &id]
+        ))[0]["state"],
+        "active"
+    );
+    let reset = json(&tokenctl(
+        &app,
+        &admin,
+        &["-o", "json", "token", "reset", &id, "--grace", "1h"],
+    ));
+    let new_secret = reset["secret"].as_str().unwrap().to_owned();
+    assert_eq!(reset["token"]["id"], id.as_str());
+    assert!(
+        app.verify(&secret, &[]).await.valid,
+        "old secret in its grace period"
+    );
+    assert!(app.verify(&new_secret, &[]).await.valid);
+
+    let watched = watcher.wait_with_output().unwrap();
+    assert!(watched.status.success());
+    let lines: Vec<Value> = String::from_utf8_lossy(&watched.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON lines"))
+        .collect();
+    let types: Vec<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        vec![
+            "token_updated",
+            "token_disabled",
+            "token_enabled",
+            "token_reset"
+        ]
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["target_id"] == id.as_str() && l["revision"].as_u64().is_some())
+    );
+
+    let copy = json(&tokenctl(
+        &app,
+        &admin,
+        &[
+            "-o",
+            "json",
+            "token",
+            "duplicate",
+            &id,
+            "--name",
+            "svc copy",
+        ],
+    ));
+    assert_eq!(copy["token"]["name"], "svc copy");
+    assert_eq!(copy["token"]["scopes"], serde_json::json!(["orders.read"]));
+    let copy_id = copy["token"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        json(&tokenctl(
+            &app,
+            &admin,
+            &["-o", "json", "token", "delete", &copy_id]
+        ))["deleted"],
+        copy_id.as_str()
+    );
+    assert_eq!(
+        failure(&tokenctl(&app, &admin, &["token", "get", &copy_id])).0,
+        6
+    );
+    assert_eq!(
+        failure(&tokenctl(&app, &admin, &["token", "update", &id])).0,
+        2,
+        "nothing to change"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn principal_account_and_audit_commands_work() {
+    let app = TestApp::spawn().await;
+    let operator = app.bootstrap_token.clone();
+    let account = json(&tokenctl(
+        &app,
+        &operator,
+        &["-o", "json", "account", "create", "--name", "Initech"],
+    ));
+    let account_id = account["id"].as_str().unwrap().to_owned();
+    assert_eq!(account["api_access_enabled"], true);
+    let principal = json(&tokenctl(
+        &app,
+        &operator,
+        &[
+            "-o",
+            "json",
+            "principal",
+            "create",
+            "--name",
+            "ci",
+            "--account",
+            &account_id,
+            "--permission",
+            "tokens.read",
+        ],
+    ));
+    let principal_id = principal[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(principal[0]["kind"], "service_account");
+    assert_eq!(principal[0]["account_id"], account_id.as_str());
+    let fetched = json(&tokenctl(
+        &app,
+        &operator,
+        &["-o", "json", "principal", "get", &principal_id],
+    ));
+    assert_eq!(
+        fetched[0]["permissions"],
+        serde_json::json!(["tokens.read"])
+    );
+    let updated = json(&tokenctl(
+        &app,
+        &operator,
+        &[
+            "-o",
+            "json",
+            "principal",
+            "update",
+            &principal_id,
+            "--name",
+            "ci bot",
+            "--disabled",
+            "true",
+        ],
+    ));
+    assert_eq!(updated[0]["display_name"], "ci bot");
+    assert_eq!(updated[0]["disabled"], true);
+    let listed = json(&tokenctl(
+        &app,
+        &operator,
+        &[
+            "-o",
+            "json",
+            "principal",
+            "list",
+            "--account",
+            &account_id,
+            "--all",
+        ],
+    ));
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+
+    let switched = json(&tokenctl(
+        &app,
+        &operator,
+        &[
+            "-o",
+            "json",
+            "account",
+            "api-access",
+            "off",
+            "--account",
+            &account_id,
+        ],
+    ));
+    assert_eq!(switched["api_access_enabled"], false);
+    let got = json(&tokenctl(
+        &app,
+        &operator,
+        &["-o", "json", "account", "get", &account_id],
+    ));
+    assert_eq!(got["api_access_enabled"], false);
+    let own = json(&tokenctl(
+        &app,
+        &operator,
+        &["-o", "json", "account", "get"],
+    ));
+    assert_eq!(own["operator"], true);
+
+    let audit = json(&tokenctl(
+        &app,
+        &operator,
+        &[
+            "-o",
+            "json",
+            "audit",
+            "list",
+            "--account",
+            &account_id,
+            "--all",
+            "--page-size",
+            "1",
+        ],
+    ));
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            "account.set_api_access",
+            "principal.update",
+            "principal.create",
+            "account.create"
+        ]
+    );
+    let table = String::from_utf8_lossy(
+        &tokenctl(
+            &app,
+            &operator,
+            &[
+                "audit",
+                "list",
+                "--account",
+                &account_id,
+                "--target",
+                &principal_id,
+            ],
+        )
+        .stdout,
+    )
+    .into_owned();
+    assert!(table.lines().next().unwrap().starts_with("ID"));
+    assert!(table.contains("principal.update"));
+}
