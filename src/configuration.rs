@@ -49,6 +49,25 @@ pub struct Settings {
     )]
     pub listen_addr: SocketAddr,
 
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key. Without it the server
+    /// speaks plaintext HTTP/2 (for loopback, or behind a TLS-terminating proxy).
+    #[arg(
+        long,
+        env = "TOKEN_AUTHORITY_TLS_CERT",
+        requires = "tls_key",
+        global = true
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(
+        long,
+        env = "TOKEN_AUTHORITY_TLS_KEY",
+        requires = "tls_cert",
+        global = true
+    )]
+    pub tls_key: Option<PathBuf>,
+
     /// Database URL: `sqlite://path` (created if missing; the embedded default) or
     /// `postgres://user:password@host/database` (for several replicas).
     #[arg(

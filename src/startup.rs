@@ -39,6 +39,12 @@ pub enum StartupError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("the gRPC server failed")]
     Serve(#[from] tonic::transport::Error),
+    #[error("cannot read the TLS certificate or key {path}")]
+    TlsFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Opens the store the URL names; migrates it when `migrate` is set.
@@ -172,8 +178,20 @@ impl Application {
             }
         };
 
-        tracing::info!(addr = %self.local_addr, "token authority listening");
-        let serve = Server::builder()
+        tracing::info!(addr = %self.local_addr, tls = self.settings.tls_cert.is_some(), "token authority listening");
+        let mut builder = Server::builder();
+        if let (Some(cert), Some(key)) = (&self.settings.tls_cert, &self.settings.tls_key) {
+            let read = |path: &std::path::PathBuf| {
+                std::fs::read(path).map_err(|source| StartupError::TlsFile {
+                    path: path.display().to_string(),
+                    source,
+                })
+            };
+            let identity = tonic::transport::Identity::from_pem(read(cert)?, read(key)?);
+            builder =
+                builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
+        }
+        let serve = builder
             // Notices dead peers so that their streams and memory are released.
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))

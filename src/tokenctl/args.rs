@@ -15,6 +15,10 @@ pub struct Cli {
     )]
     pub endpoint: String,
 
+    /// For `https://` endpoints: trust this CA certificate (PEM) instead of the system's.
+    #[arg(long, env = "TOKENCTL_CA_CERT", global = true)]
+    pub ca_cert: Option<std::path::PathBuf>,
+
     /// Your token (sent as `authorization: Bearer`).
     #[arg(long, env = "TOKENCTL_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,

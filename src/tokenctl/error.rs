@@ -42,6 +42,19 @@ impl CliError {
 impl From<Status> for CliError {
     fn from(status: Status) -> Self {
         let message = status.message().to_owned();
+        // A failure of the connection itself (refused, reset, TLS or HTTP/2 mismatch)
+        // arrives as a status whose source is a transport error, whatever its code.
+        let transport = std::error::Error::source(&status)
+            .is_some_and(|source| source.downcast_ref::<tonic::transport::Error>().is_some());
+        if transport || message.contains("h2 protocol error") {
+            if status.code() == Code::Unavailable {
+                return Self::Unreachable(first_line(&message));
+            }
+            return Self::Unreachable(format!(
+                "{} (does the endpoint's scheme match the server: http:// or https://?)",
+                first_line(&message)
+            ));
+        }
         match status.code() {
             Code::Unavailable | Code::DeadlineExceeded => {
                 Self::Unreachable(if message.is_empty() {

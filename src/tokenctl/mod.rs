@@ -47,9 +47,24 @@ pub(crate) struct Connection {
 
 impl Connection {
     fn open(cli: &Cli) -> Result<Self, CliError> {
-        let endpoint = Endpoint::from_shared(cli.endpoint.clone())
+        let mut endpoint = Endpoint::from_shared(cli.endpoint.clone())
             .map_err(|_| CliError::Usage(format!("not a valid endpoint: {}", cli.endpoint)))?
             .connect_timeout(std::time::Duration::from_secs(5));
+        if cli.endpoint.starts_with("https://") {
+            let tls = match &cli.ca_cert {
+                Some(path) => {
+                    let pem = std::fs::read(path).map_err(|e| {
+                        CliError::Usage(format!("cannot read --ca-cert {}: {e}", path.display()))
+                    })?;
+                    tonic::transport::ClientTlsConfig::new()
+                        .ca_certificate(tonic::transport::Certificate::from_pem(pem))
+                }
+                None => tonic::transport::ClientTlsConfig::new().with_native_roots(),
+            };
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| CliError::Usage(format!("TLS configuration: {e}")))?;
+        }
         let bearer = match &cli.token {
             Some(token) => Some(
                 format!("Bearer {}", token.trim())

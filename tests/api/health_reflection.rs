@@ -126,6 +126,7 @@ async fn reflection_v1_lists_every_service_and_describes_every_method() {
         "ResetToken",
         "DuplicateToken",
         "VerifyToken",
+        "WatchRevocations",
         "CreateAccount",
         "GetAccount",
         "SetApiAccess",

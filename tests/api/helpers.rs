@@ -167,6 +167,10 @@ impl TestApp {
     pub async fn start(settings: Settings, dir: Arc<TempDir>) -> TestApp {
         log_buffer();
         let database_url = settings.database_url.clone();
+        let tls_ca = settings
+            .tls_cert
+            .as_ref()
+            .map(|path| std::fs::read(path).expect("certificate"));
         let mut application = Application::build(settings).await.expect("server starts");
         let addr = application.local_addr();
         let bootstrap_token = application
@@ -177,11 +181,20 @@ impl TestApp {
         let server = tokio::spawn(application.run_until_stopped(async {
             let _ = stop.await;
         }));
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .expect("valid uri")
-            .connect()
-            .await
-            .expect("connects to the server");
+        let channel = match &tls_ca {
+            // A TLS server: trust its certificate, issued for `localhost`.
+            Some(ca) => Channel::from_shared(format!("https://localhost:{}", addr.port()))
+                .expect("valid uri")
+                .tls_config(
+                    tonic::transport::ClientTlsConfig::new()
+                        .ca_certificate(tonic::transport::Certificate::from_pem(ca)),
+                )
+                .expect("TLS configuration"),
+            None => Channel::from_shared(format!("http://{addr}")).expect("valid uri"),
+        }
+        .connect()
+        .await
+        .expect("connects to the server");
         TestApp {
             addr,
             bootstrap_token,

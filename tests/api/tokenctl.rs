@@ -586,3 +586,38 @@ async fn principal_account_and_audit_commands_work() {
     assert!(table.lines().next().unwrap().starts_with("ID"));
     assert!(table.contains("principal.update"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_endpoints_are_spoken_to_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let (cert_path, key_path) = (cert.clone(), key.clone());
+    let app = TestApp::spawn_with(move |settings| {
+        settings.tls_cert = Some(cert_path);
+        settings.tls_key = Some(key_path);
+    })
+    .await;
+    let https = format!("https://localhost:{}", app.addr.port());
+    let run = |endpoint: &str, extra: &[&str]| {
+        Command::new(TOKENCTL)
+            .env("TOKENCTL_ENDPOINT", endpoint)
+            .env("TOKENCTL_TOKEN", &app.bootstrap_token)
+            .args(extra)
+            .args(["-o", "json", "token", "list"])
+            .output()
+            .unwrap()
+    };
+    // Trusting the server's CA: works.
+    let listed = json(&run(&https, &["--ca-cert", cert.to_str().unwrap()]));
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    // Not trusting it (system roots only): refused, cleanly.
+    let (code, line) = failure(&run(&https, &[]));
+    assert_eq!(code, 3, "{line}");
+    // Plaintext against a TLS server: refused too.
+    let (code, line) = failure(&run(&app.channel_uri(), &[]));
+    assert_eq!(code, 3, "{line}");
+}
