@@ -5,8 +5,10 @@ use std::time::Duration;
 /// Settings of a caching verifier. `VerifierConfig::new` gives sensible defaults.
 #[derive(Debug, Clone)]
 pub struct VerifierConfig {
-    /// The authority's address, e.g. `http://127.0.0.1:50051`.
+    /// The authority's address, e.g. `http://127.0.0.1:50051`; `https://` speaks TLS.
     pub endpoint: String,
+    /// For `https://`: trust this CA certificate (PEM) instead of the system's roots.
+    pub ca_certificate: Option<Vec<u8>>,
     /// The backend's own token; it needs `tokens.verify`.
     pub credential: String,
     /// How many answers the cache holds.
@@ -28,6 +30,7 @@ impl VerifierConfig {
     pub fn new(endpoint: impl Into<String>, credential: impl Into<String>) -> Self {
         Self {
             endpoint: endpoint.into(),
+            ca_certificate: None,
             credential: credential.into(),
             capacity: 100_000,
             valid_ttl: Duration::from_secs(300),

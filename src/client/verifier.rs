@@ -80,7 +80,7 @@ impl CachingVerifier {
     /// Creates the verifier and starts following the authority's revocations. Call it inside
     /// a tokio runtime; it connects lazily, so it succeeds while the authority is down.
     pub fn new(config: VerifierConfig) -> Result<Self, VerifyError> {
-        let endpoint = Endpoint::from_shared(config.endpoint.clone())
+        let mut endpoint = Endpoint::from_shared(config.endpoint.clone())
             .map_err(|e| VerifyError::Config(format!("endpoint: {e}")))?
             .connect_timeout(config.request_timeout)
             .tcp_nodelay(true)
@@ -88,6 +88,16 @@ impl CachingVerifier {
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(5))
             .keep_alive_while_idle(true);
+        if config.endpoint.starts_with("https://") {
+            let tls = match &config.ca_certificate {
+                Some(pem) => tonic::transport::ClientTlsConfig::new()
+                    .ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+                None => tonic::transport::ClientTlsConfig::new().with_native_roots(),
+            };
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| VerifyError::Config(format!("TLS: {e}")))?;
+        }
         let credential: MetadataValue<Ascii> = format!("Bearer {}", config.credential)
             .parse()
             .map_err(|_| VerifyError::Config("the credential is not valid header text".into()))?;

@@ -585,3 +585,29 @@ backend_tests! {
     ));
 }
 }
+
+#[tokio::test]
+async fn a_verifier_speaks_tls_to_https_endpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let (cert_path, key_path) = (cert.clone(), key.clone());
+    let app = TestApp::spawn_with(move |settings| {
+        settings.tls_cert = Some(cert_path);
+        settings.tls_key = Some(key_path);
+    })
+    .await;
+    let mut config = VerifierConfig::new(
+        format!("https://localhost:{}", app.addr.port()),
+        app.bootstrap_token.clone(),
+    );
+    config.ca_certificate = Some(certified.cert.pem().into_bytes());
+    let verifier = CachingVerifier::new(config).unwrap();
+    heard(&verifier, 0).await;
+    assert_eq!(
+        code(&verifier, &app.bootstrap_token, &[]).await,
+        VerificationCode::Valid
+    );
+}
