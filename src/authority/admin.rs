@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::caller::escalate_hint;
 use super::tokens::{Page, decode_time_position, page_size};
 use super::{Authority, AuthorityError, AuthorityResult, Caller, check_etag};
 use crate::domain::{
@@ -41,9 +42,19 @@ pub struct AuditFilter {
     pub occurred_before: Option<Timestamp>,
 }
 
-/// The system permissions in `permissions`: only callers holding them may grant them.
-fn system_permissions(permissions: &PermissionSet) -> PermissionSet {
-    PermissionSet::system().intersection(permissions)
+/// Kubernetes RBAC's escalation prevention for principals: a caller acts only on principals
+/// whose permissions it may grant (holds, or, for application permissions, may escalate to),
+/// so that nobody disables, strips or re-enables someone more powerful.
+fn ensure_may_manage(caller: &Caller, principal: &Principal) -> AuthorityResult<()> {
+    let beyond = caller.beyond_grant(&principal.permissions);
+    if beyond.is_empty() {
+        return Ok(());
+    }
+    Err(AuthorityError::PermissionDenied(format!(
+        "the principal holds permissions the caller lacks, so the caller cannot change it: {}{}",
+        beyond.to_strings().join(", "),
+        escalate_hint(&beyond)
+    )))
 }
 
 impl Authority {
@@ -173,7 +184,7 @@ impl Authority {
             .account(&account_id)
             .await?
             .ok_or(AuthorityError::NotFound("account"))?;
-        caller.ensure_holds_all(&system_permissions(&request.permissions), "the permissions")?;
+        caller.ensure_may_grant(&request.permissions, "the permissions")?;
         let at = now();
         let principal = Principal {
             id: PrincipalId::generate(),
@@ -186,7 +197,7 @@ impl Authority {
             updated_at: at,
             version: 1,
         };
-        let audit = Self::audit(
+        let mut audit = Self::audit(
             caller,
             "principal.create",
             "principal",
@@ -194,6 +205,7 @@ impl Authority {
             &principal.account_id,
             at,
         );
+        caller.note_escalation(&principal.permissions, &mut audit.details);
         self.store
             .insert_principal(
                 &principal,
@@ -260,14 +272,19 @@ impl Authority {
         caller.require(Permission::PRINCIPALS_MANAGE)?;
         let mut principal = self.visible_principal(caller, id).await?;
         check_etag(etag, principal.version)?;
+        ensure_may_manage(caller, &principal)?;
+        let mut details = BTreeMap::new();
         let mut fields = Vec::new();
         if let Some(display_name) = update.display_name {
             principal.display_name = display_name;
             fields.push("display_name");
         }
         if let Some(permissions) = update.permissions {
-            let added = permissions.difference(&principal.permissions);
-            caller.ensure_holds_all(&system_permissions(&added), "the permissions")?;
+            caller.ensure_may_grant(&permissions, "the permissions")?;
+            caller.note_escalation(
+                &permissions.difference(&principal.permissions),
+                &mut details,
+            );
             principal.permissions = permissions;
             fields.push("permissions");
         }
@@ -298,7 +315,8 @@ impl Authority {
             &principal.account_id,
             at,
         );
-        audit.details = BTreeMap::from([("fields".to_owned(), fields.join(","))]);
+        details.insert("fields".to_owned(), fields.join(","));
+        audit.details = details;
         let change = Change {
             audit,
             // Name, permissions and disabled all show in verification answers.

@@ -1,11 +1,12 @@
 //! The authenticated caller of an RPC, and the checks every use case makes with it.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::AuthorityError;
 use super::verification_cache::CachedSnapshot;
-use crate::domain::{AccountId, PermissionSet, PrincipalId, TokenId};
+use crate::domain::{AccountId, Permission, PermissionSet, PrincipalId, TokenId};
 
 /// Who is calling: the owner of the token presented, with that token's effective scopes.
 ///
@@ -91,20 +92,59 @@ impl Caller {
         Ok(account)
     }
 
-    /// Refuses to hand out permissions the caller does not hold itself (no escalation).
-    pub fn ensure_holds_all(
+    /// The permissions in `wanted` that the caller may not grant (to a principal, or in a
+    /// token it issues) or act upon (a principal holding them): every one it lacks, except
+    /// application permissions when it holds `permissions.escalate` (which could grant them
+    /// to itself anyway). Empty means allowed.
+    pub fn beyond_grant(&self, wanted: &PermissionSet) -> PermissionSet {
+        let lacking = wanted.difference(self.permissions());
+        if self
+            .permissions()
+            .contains(Permission::PERMISSIONS_ESCALATE)
+        {
+            lacking.difference(&lacking.application())
+        } else {
+            lacking
+        }
+    }
+
+    /// Names in an audit record's `details` the application permissions of `granted` that
+    /// the caller grants only by `permissions.escalate`, so every escalation is on record.
+    pub fn note_escalation(&self, granted: &PermissionSet, details: &mut BTreeMap<String, String>) {
+        let escalated = granted.difference(self.permissions()).application();
+        if !escalated.is_empty() {
+            details.insert(
+                "escalated_permissions".to_owned(),
+                escalated.to_strings().join(","),
+            );
+        }
+    }
+
+    /// Refuses to hand out permissions the caller may not grant (no escalation): see
+    /// [`Caller::beyond_grant`]. `what` names the permissions in the error.
+    pub fn ensure_may_grant(
         &self,
         wanted: &PermissionSet,
         what: &str,
     ) -> Result<(), AuthorityError> {
-        let missing = wanted.difference(self.permissions());
+        let missing = self.beyond_grant(wanted);
         if missing.is_empty() {
             Ok(())
         } else {
             Err(AuthorityError::PermissionDenied(format!(
-                "{what} would exceed the caller's own permissions: {}",
-                missing.to_strings().join(", ")
+                "{what} would exceed the caller's own permissions: {}{}",
+                missing.to_strings().join(", "),
+                escalate_hint(&missing)
             )))
         }
+    }
+}
+
+/// Tells a caller refused application permissions how they can be granted.
+pub(super) fn escalate_hint(missing: &PermissionSet) -> &'static str {
+    if missing.application().is_empty() {
+        ""
+    } else {
+        " (application permissions the caller lacks need `permissions.escalate`)"
     }
 }

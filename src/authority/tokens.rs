@@ -8,14 +8,12 @@ use chrono::Duration;
 use super::{Authority, AuthorityError, AuthorityResult, Caller, check_etag};
 use crate::domain::{
     AccountId, ApiVersion, Description, Invalidation, InvalidationKind, InvalidationTarget, Labels,
-    Permission, PermissionSet, Principal, PrincipalId, ResetError, RevokeReason, StoredState,
-    Timestamp, Token, TokenId, TokenName, TokenSecret, TokenState, now, validate_expiry,
+    MAX_LIFETIME, Permission, PermissionSet, Principal, PrincipalId, ResetError, RevokeReason,
+    StoredState, Timestamp, Token, TokenId, TokenName, TokenSecret, TokenState, now,
+    validate_expiry,
 };
 use crate::store::{Change, SecretChange, TokenQuery};
 
-/// The longest lifetime a token can be given: 100 years is "practically never" while
-/// keeping every computed time far inside the representable range.
-const MAX_TTL_DAYS: i64 = 36_500;
 const DEFAULT_PAGE_SIZE: u32 = 100;
 const MAX_PAGE_SIZE: u32 = 1000;
 
@@ -153,7 +151,8 @@ impl Authority {
     }
 
     /// Checks that a token for `owner` with `scopes` may be issued by `caller`: the owner is
-    /// enabled, its account has API access, and neither owner nor caller is exceeded.
+    /// enabled, its account has API access, the scopes lie within the owner's permissions,
+    /// and what the token can do lies within what the caller may grant.
     async fn check_issuable(
         &self,
         caller: &Caller,
@@ -185,14 +184,7 @@ impl Authority {
                 ),
             ));
         }
-        // Empty scopes mean "everything the owner has", so that is what must not exceed
-        // the caller.
-        let granted = if scopes.is_empty() {
-            &owner.permissions
-        } else {
-            scopes
-        };
-        caller.ensure_holds_all(granted, "the token's scopes")
+        ensure_secret_within_caller(caller, owner, scopes)
     }
 
     pub async fn create_token(
@@ -205,7 +197,8 @@ impl Authority {
             .owner_id
             .unwrap_or_else(|| caller.principal_id().clone());
         let owner = self.visible_principal(caller, &owner_id).await?;
-        self.check_issuable(caller, &owner, &request.scopes).await?;
+        let scopes = delegated_scopes(caller, &owner, request.scopes)?;
+        self.check_issuable(caller, &owner, &scopes).await?;
         let at = now();
         let expires_at = match request.expiry {
             Expiry::Never => None,
@@ -214,13 +207,13 @@ impl Authority {
                 Some(when)
             }
             Expiry::After(ttl) => {
-                if ttl <= Duration::zero() || ttl > Duration::days(MAX_TTL_DAYS) {
-                    return Err(AuthorityError::invalid(
-                        "ttl",
-                        "must be positive and at most 100 years",
-                    ));
-                }
-                Some(at + ttl)
+                let end = (ttl > Duration::zero() && ttl <= MAX_LIFETIME)
+                    .then(|| at.checked_add_signed(ttl))
+                    .flatten();
+                let end = end.ok_or_else(|| {
+                    AuthorityError::invalid("ttl", "must be positive and at most 100 years")
+                })?;
+                Some(end)
             }
         };
         let secret = TokenSecret::generate();
@@ -230,7 +223,7 @@ impl Authority {
             owner_id: owner.id.clone(),
             name: request.name,
             description: request.description,
-            scopes: request.scopes,
+            scopes,
             labels: request.labels,
             api_version: request.api_version,
             state: StoredState::Active,
@@ -243,7 +236,7 @@ impl Authority {
             previous_secret_expires_at: None,
             version: 1,
         };
-        let audit = Self::audit(
+        let mut audit = Self::audit(
             caller,
             "token.create",
             "token",
@@ -251,6 +244,7 @@ impl Authority {
             &token.account_id,
             at,
         );
+        note_escalation(caller, &owner, &token.scopes, &mut audit.details);
         let change = Change {
             audit,
             invalidation: None,
@@ -489,6 +483,16 @@ impl Authority {
         caller.require(Permission::TOKENS_UPDATE)?;
         let mut token = self.visible_token(caller, id).await?;
         check_etag(etag, token.version)?;
+        // The new secret goes to the caller: the same issuance rule as create and duplicate.
+        let owner = self.visible_principal(caller, &token.owner_id).await?;
+        let scopes = delegated_scopes(caller, &owner, token.scopes.clone())?;
+        ensure_secret_within_caller(caller, &owner, &scopes)?;
+        let mut details = BTreeMap::new();
+        note_escalation(caller, &owner, &scopes, &mut details);
+        if scopes != token.scopes {
+            details.insert("scopes_pinned".to_owned(), scopes.to_strings().join(","));
+            token.scopes = scopes;
+        }
         let at = now();
         let max_grace = Duration::from_std(self.config.max_grace_period).unwrap_or(Duration::MAX);
         let grace_end =
@@ -501,7 +505,6 @@ impl Authority {
         let secret = TokenSecret::generate();
         token.display_hint = secret.display_hint();
         token.previous_secret_expires_at = grace_end;
-        let mut details = BTreeMap::new();
         details.insert(
             "grace_period_seconds".to_owned(),
             grace_period.num_seconds().to_string(),
@@ -528,13 +531,26 @@ impl Authority {
         caller.require(Permission::TOKENS_UPDATE)?;
         let original = self.visible_token(caller, id).await?;
         let owner = self.visible_principal(caller, &original.owner_id).await?;
-        self.check_issuable(caller, &owner, &original.scopes)
-            .await?;
+        let scopes = delegated_scopes(caller, &owner, original.scopes.clone())?;
+        self.check_issuable(caller, &owner, &scopes).await?;
         let name = match name {
             Some(name) => name,
             None => copy_name(&original.name),
         };
         let at = now();
+        // The expiry policy is the lifetime, counted again from now.
+        let expires_at = match original.lifetime() {
+            None => None,
+            Some(lifetime) => Some(
+                at.checked_add_signed(lifetime)
+                    .filter(|end| validate_expiry(*end, at, "expire_time").is_ok())
+                    .ok_or_else(|| {
+                        AuthorityError::FailedPrecondition(
+                            "the token's lifetime, counted from now, is out of range".into(),
+                        )
+                    })?,
+            ),
+        };
         let secret = TokenSecret::generate();
         let token = Token {
             id: TokenId::generate(),
@@ -542,15 +558,14 @@ impl Authority {
             owner_id: original.owner_id.clone(),
             name,
             description: original.description.clone(),
-            scopes: original.scopes.clone(),
+            scopes,
             labels: original.labels.clone(),
             api_version: original.api_version.clone(),
             state: StoredState::Active,
             created_at: at,
             created_by: caller.principal_id().clone(),
             updated_at: at,
-            // The expiry policy is the lifetime, counted again from now.
-            expires_at: original.lifetime().map(|lifetime| at + lifetime),
+            expires_at,
             last_used_at: None,
             display_hint: secret.display_hint(),
             previous_secret_expires_at: None,
@@ -567,6 +582,7 @@ impl Authority {
         audit
             .details
             .insert("source_token_id".to_owned(), original.id.to_string());
+        note_escalation(caller, &owner, &token.scopes, &mut audit.details);
         let change = Change {
             audit,
             invalidation: None,
@@ -616,6 +632,49 @@ impl Authority {
         tracing::info!(token_id = %token.id, action, "token changed");
         Ok(token)
     }
+}
+
+/// The scopes a token gets when its secret goes to `caller`. A token whose secret someone
+/// other than its owner knows must not grow with the owner's future permissions, so an
+/// unscoped one is pinned to what the owner holds now; the owner's own stay unscoped.
+fn delegated_scopes(
+    caller: &Caller,
+    owner: &Principal,
+    scopes: PermissionSet,
+) -> AuthorityResult<PermissionSet> {
+    if !scopes.is_empty() || caller.principal_id() == &owner.id {
+        return Ok(scopes);
+    }
+    if owner.permissions.is_empty() {
+        return Err(AuthorityError::invalid(
+            "scopes",
+            "the owner holds no permissions, so a token issued for it by another principal cannot be pinned to them; name its scopes once the owner has some",
+        ));
+    }
+    Ok(owner.permissions.clone())
+}
+
+/// No RPC hands a caller a secret that can do more than the caller may grant: what a token
+/// with `scopes` for `owner` can do right now must lie within it.
+fn ensure_secret_within_caller(
+    caller: &Caller,
+    owner: &Principal,
+    scopes: &PermissionSet,
+) -> AuthorityResult<()> {
+    let granted = PermissionSet::effective_scopes(scopes, &owner.permissions);
+    caller.ensure_may_grant(&granted, "the token's scopes")
+}
+
+/// Records in an audit record's details the application permissions a secret carries only
+/// because its issuer holds `permissions.escalate`.
+fn note_escalation(
+    caller: &Caller,
+    owner: &Principal,
+    scopes: &PermissionSet,
+    details: &mut BTreeMap<String, String>,
+) {
+    let granted = PermissionSet::effective_scopes(scopes, &owner.permissions);
+    caller.note_escalation(&granted, details);
 }
 
 fn token_invalidation(token: &Token, kind: InvalidationKind) -> Invalidation {

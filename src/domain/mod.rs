@@ -25,7 +25,9 @@ pub use labels::Labels;
 pub use permission::{Permission, PermissionSet};
 pub use principal::{Principal, PrincipalKind};
 pub use text::{ApiVersion, Description, DisplayName, RevokeReason, TokenName};
-pub use token::{ResetError, StoredState, Token, TokenState, TransitionError, validate_expiry};
+pub use token::{
+    MAX_LIFETIME, ResetError, StoredState, Token, TokenState, TransitionError, validate_expiry,
+};
 pub use token_secret::{ParseError, SecretHash, TOKEN_PREFIX, TokenSecret};
 #[cfg(test)]
 pub(crate) use verification::sample_snapshot;

@@ -24,9 +24,14 @@ impl Permission {
     pub const PRINCIPALS_MANAGE: &'static str = "principals.manage";
     pub const ACCOUNTS_MANAGE: &'static str = "accounts.manage";
     pub const AUDIT_READ: &'static str = "audit.read";
+    /// Kubernetes RBAC's `escalate` verb: grant application permissions (any permission that
+    /// is not a system one, such as `orders.read`) that the caller does not hold itself, to
+    /// principals and in the tokens it issues. Every such grant is audited. System
+    /// permissions can never be granted past the caller's own.
+    pub const PERMISSIONS_ESCALATE: &'static str = "permissions.escalate";
 
     /// Every permission the service itself checks; the bootstrap owner gets all of them.
-    pub const SYSTEM: [&'static str; 8] = [
+    pub const SYSTEM: [&'static str; 9] = [
         Self::TOKENS_READ,
         Self::TOKENS_CREATE,
         Self::TOKENS_UPDATE,
@@ -35,7 +40,14 @@ impl Permission {
         Self::PRINCIPALS_MANAGE,
         Self::ACCOUNTS_MANAGE,
         Self::AUDIT_READ,
+        Self::PERMISSIONS_ESCALATE,
     ];
+
+    /// Whether this is one of the service's own permissions (as opposed to an application
+    /// permission such as `orders.write`, which only backends interpret).
+    pub fn is_system(&self) -> bool {
+        Self::SYSTEM.contains(&self.0.as_str())
+    }
 
     pub fn parse(value: &str, field: &str) -> Result<Self, ValidationError> {
         let valid_chars = value
@@ -97,6 +109,11 @@ impl PermissionSet {
                 .map(|p| Permission((*p).to_owned()))
                 .collect(),
         )
+    }
+
+    /// The application permissions in this set: those that are not system permissions.
+    pub fn application(&self) -> Self {
+        Self(self.0.iter().filter(|p| !p.is_system()).cloned().collect())
     }
 
     pub fn from_trusted(values: impl IntoIterator<Item = String>) -> Self {
@@ -234,6 +251,13 @@ mod tests {
         for p in Permission::SYSTEM {
             assert!(system.contains(p));
         }
-        assert_eq!(system.difference(&set(&["tokens.read"])).len(), 7);
+        assert_eq!(system.difference(&set(&["tokens.read"])).len(), 8);
+    }
+
+    #[test]
+    fn application_permissions_are_the_non_system_ones() {
+        let mixed = set(&["tokens.read", "orders.write", "permissions.escalate", "a"]);
+        assert_eq!(mixed.application(), set(&["a", "orders.write"]));
+        assert!(PermissionSet::system().application().is_empty());
     }
 }

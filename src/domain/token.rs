@@ -155,7 +155,9 @@ impl Token {
         if grace_period.is_zero() {
             return Ok(None);
         }
-        let end = now + grace_period;
+        let end = now.checked_add_signed(grace_period).ok_or_else(|| {
+            ResetError::Invalid(ValidationError::new("grace_period", "is out of range"))
+        })?;
         if self.expires_at.is_some_and(|expiry| end > expiry) {
             return Err(ResetError::Invalid(ValidationError::new(
                 "grace_period",
@@ -180,7 +182,13 @@ pub enum ResetError {
     Invalid(ValidationError),
 }
 
-/// Checks a requested expire time: it must lie in the future.
+/// The longest lifetime a token can be given: 100 years is "practically never" while
+/// keeping every time computed from it (a duplicate's expiry, a grace end) far inside the
+/// representable range.
+pub const MAX_LIFETIME: Duration = Duration::days(36_500);
+
+/// Checks a requested expire time: it must lie in the future, and at most
+/// [`MAX_LIFETIME`] ahead.
 pub fn validate_expiry(
     expires_at: Timestamp,
     now: Timestamp,
@@ -188,6 +196,15 @@ pub fn validate_expiry(
 ) -> Result<(), ValidationError> {
     if expires_at <= now {
         return Err(ValidationError::new(field, "must be in the future"));
+    }
+    if now
+        .checked_add_signed(MAX_LIFETIME)
+        .is_none_or(|latest| expires_at > latest)
+    {
+        return Err(ValidationError::new(
+            field,
+            "must be at most 100 years ahead",
+        ));
     }
     Ok(())
 }
@@ -336,5 +353,26 @@ pub(crate) mod tests {
         assert!(validate_expiry(t + Duration::seconds(1), t, "expire_time").is_ok());
         assert!(validate_expiry(t, t, "expire_time").is_err());
         assert!(validate_expiry(t - Duration::days(1), t, "expire_time").is_err());
+    }
+
+    #[test]
+    fn expiry_is_capped_at_one_hundred_years() {
+        let t = now();
+        assert!(validate_expiry(t + MAX_LIFETIME, t, "expire_time").is_ok());
+        let too_far = t + MAX_LIFETIME + Duration::seconds(1);
+        assert!(validate_expiry(too_far, t, "expire_time").is_err());
+        // Regression: year ~255,000 was accepted, and a duplicate's expiry then overflowed.
+        let far = chrono::DateTime::from_timestamp(8_000_000_000_000, 0).unwrap();
+        assert!(validate_expiry(far, t, "expire_time").is_err());
+    }
+
+    #[test]
+    fn a_grace_period_past_the_representable_range_is_refused() {
+        let t = token(None);
+        let huge = Duration::MAX;
+        assert!(matches!(
+            t.reset_grace_end(huge, huge, now()),
+            Err(ResetError::Invalid(_))
+        ));
     }
 }

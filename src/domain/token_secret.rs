@@ -75,7 +75,10 @@ impl TokenSecret {
 
     /// A non-secret hint to recognise the token by: the prefix and the last 4 characters.
     pub fn display_hint(&self) -> String {
-        format!("{TOKEN_PREFIX}…{}", &self.0[self.0.len() - 4..])
+        // Every TokenSecret is ASCII (generated or parsed), so the last four bytes are the
+        // last four characters; `get` keeps this total anyway.
+        let tail = self.0.get(self.0.len().saturating_sub(4)..).unwrap_or("");
+        format!("{TOKEN_PREFIX}…{tail}")
     }
 }
 
@@ -123,8 +126,15 @@ fn canonical(input: &str) -> Result<&str, ParseError> {
     if candidate.len() != TOKEN_LEN {
         return Err(ParseError::WrongLength);
     }
-    let (signed, sum) = candidate.split_at(TOKEN_LEN - CHECKSUM_LEN);
-    if !is_base62(&signed[TOKEN_PREFIX.len()..]) || !is_base62(sum) {
+    // The length is in bytes: a multi-byte character may straddle the checksum boundary,
+    // so split only where the string allows it (no byte-index slicing on input).
+    let (signed, sum) = candidate
+        .split_at_checked(TOKEN_LEN - CHECKSUM_LEN)
+        .ok_or(ParseError::InvalidCharacters)?;
+    let body = signed
+        .get(TOKEN_PREFIX.len()..)
+        .ok_or(ParseError::InvalidCharacters)?;
+    if !is_base62(body) || !is_base62(sum) {
         return Err(ParseError::InvalidCharacters);
     }
     if checksum(signed) != sum {
@@ -207,6 +217,51 @@ mod tests {
             TokenSecret::parse(&format!("Basic {}", good.expose())),
             Err(ParseError::WrongPrefix)
         );
+    }
+
+    #[test]
+    fn a_multibyte_character_at_the_checksum_boundary_is_malformed_not_a_panic() {
+        // Regression: 4 + 31 + 2 (é) + 5 bytes = 42, the right length in bytes, with `é`
+        // straddling the boundary between body and checksum.
+        let straddling = format!("tka_{}é{}", "a".repeat(31), "a".repeat(5));
+        assert_eq!(straddling.len(), TOKEN_LEN);
+        assert_eq!(
+            TokenSecret::parse(&straddling),
+            Err(ParseError::InvalidCharacters)
+        );
+        assert_eq!(
+            TokenSecret::hash_presented(&straddling),
+            Err(ParseError::InvalidCharacters)
+        );
+        // And straddling the prefix.
+        let in_prefix = format!("tka_é{}", "a".repeat(TOKEN_LEN - 6));
+        assert!(TokenSecret::parse(&in_prefix).is_err());
+    }
+
+    proptest::proptest! {
+        /// No string, however built, makes parsing panic; whatever parses is a canonical
+        /// token that parses to itself.
+        #[test]
+        fn parsing_any_string_never_panics(input in "\\PC*") {
+            if let Ok(token) = TokenSecret::parse(&input) {
+                proptest::prop_assert_eq!(TokenSecret::parse(token.expose()), Ok(token.clone()));
+            }
+        }
+
+        /// Near-misses of a real token: every byte position replaced by any character.
+        #[test]
+        fn mutated_tokens_never_panic(position in 0usize..TOKEN_LEN, replacement in proptest::char::any()) {
+            let token = TokenSecret::generate();
+            let mut chars: Vec<char> = token.expose().chars().collect();
+            if let Some(slot) = chars.get_mut(position) {
+                *slot = replacement;
+            }
+            let mutated: String = chars.into_iter().collect();
+            let parsed = TokenSecret::parse(&mutated);
+            if mutated != token.expose() {
+                proptest::prop_assert!(parsed.is_err());
+            }
+        }
     }
 
     #[test]

@@ -58,8 +58,9 @@ impl Write for LogSink {
 }
 
 /// Every system permission but `accounts.manage`: what a tenant's administrator holds.
-pub const TENANT_PERMISSIONS: [&str; 7] = [
+pub const TENANT_PERMISSIONS: [&str; 8] = [
     "audit.read",
+    "permissions.escalate",
     "principals.manage",
     "tokens.create",
     "tokens.delete",
@@ -311,8 +312,8 @@ impl TestApp {
             .create_token(&self.bootstrap_token, &admin.id, &[])
             .await;
         if !extra.is_empty() {
-            // Application permissions are granted inside the tenant: the operator holds none
-            // of them, so it could not issue an unscoped token for an owner that has them.
+            // The tenant admin brings application permissions into its account by
+            // `permissions.escalate`, as the README's walk-through does.
             let mut permissions: Vec<String> = system
                 .iter()
                 .chain(extra)
@@ -331,7 +332,7 @@ impl TestApp {
                     }),
                 })
                 .await
-                .expect("the tenant admin grants itself application permissions");
+                .expect("the tenant admin escalates to application permissions");
         }
         Tenant {
             account_id: account.id,

@@ -28,6 +28,7 @@ mod admin;
 mod bad_input;
 mod binary;
 mod client;
+mod escalation;
 mod health_reflection;
 mod helpers;
 mod isolation;

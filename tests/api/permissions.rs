@@ -197,6 +197,17 @@ async fn calls_guarded_by(
                 .list_audit_events(proto::ListAuditEventsRequest::default())
                 .await),
         )],
+        "permissions.escalate" => vec![(
+            "CreatePrincipal with an application permission",
+            ok(admin
+                .create_principal(proto::CreatePrincipalRequest {
+                    kind: PrincipalKind::ServiceAccount as i32,
+                    display_name: "z".into(),
+                    permissions: vec!["orders.read".into()],
+                    ..Default::default()
+                })
+                .await),
+        )],
         other => panic!("no calls listed for {other}"),
     }
 }
