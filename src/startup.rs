@@ -13,7 +13,7 @@ use tonic::transport::server::TcpIncoming;
 use crate::authority::{Authority, AuthorityError, bootstrap};
 use crate::configuration::Settings;
 use crate::domain::TokenSecret;
-use crate::grpc::{AdminApi, TokenApi};
+use crate::grpc::{AdminApi, TokenApi, limits, panics};
 use crate::proto::admin_service_server::AdminServiceServer;
 use crate::proto::token_service_server::TokenServiceServer;
 use crate::store::postgres::{PoolSettings, PostgresStore};
@@ -89,6 +89,7 @@ impl Application {
     /// Opens the store, bootstraps it if empty, and binds the listen address (port 0 picks a
     /// free port).
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        panics::install_panic_hook();
         let store = open_store(&settings, settings.migrate_on_start).await?;
         let bootstrap_token = bootstrap(store.as_ref()).await?;
         let authority = Arc::new(Authority::new(store, settings.authority()).await?);
@@ -195,7 +196,11 @@ impl Application {
             // Notices dead peers so that their streams and memory are released.
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-            .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
+            .trace_fn(
+                |request| tracing::info_span!(panics::REQUEST_SPAN, method = %request.uri().path()),
+            )
+            .layer(panics::catch_panic_layer())
+            .layer(limits::resource_exhausted_layer())
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -21,6 +21,8 @@ pub struct VerifyOutcome {
     pub snapshot: Option<Arc<CachedSnapshot>>,
     /// The revision the answer holds at.
     pub revision: u64,
+    /// When the verdict was computed: the last use recorded if the answer is handed out.
+    at: Timestamp,
 }
 
 impl VerifyOutcome {
@@ -33,6 +35,7 @@ impl VerifyOutcome {
             },
             snapshot: None,
             revision,
+            at: now(),
         }
     }
 
@@ -64,11 +67,13 @@ impl Authority {
             .snapshot()
             .is_some_and(|s| !caller.can_access(&s.account_id))
         {
+            // Not a use: to this caller the token does not exist.
             return Ok(VerifyOutcome::without_token(
                 VerificationCode::NotFound,
                 outcome.revision,
             ));
         }
+        self.note_use(&outcome);
         Ok(outcome)
     }
 
@@ -98,6 +103,7 @@ impl Authority {
             }
             VerificationCode::InsufficientScopes => None,
         };
+        self.note_use(&outcome);
         match (reason, outcome.snapshot) {
             (None, Some(credential)) => Ok(Caller::new(credential, peer)),
             (reason, _) => Err(AuthorityError::Unauthenticated(
@@ -151,18 +157,24 @@ impl Authority {
             }
         };
         let verdict = evaluate(&cached.snapshot, &cached.effective_scopes, required, at);
-        if verdict.code == VerificationCode::Valid {
-            self.note_use(&cached, at);
-        }
         Ok(VerifyOutcome {
             verdict,
             snapshot: Some(cached),
             revision,
+            at,
         })
     }
 
-    /// Hands a use to the last-use recorder at most once a second per token.
-    fn note_use(&self, cached: &CachedSnapshot, at: Timestamp) {
+    /// Records a valid answer handed out as a use of its token, at most once a second per
+    /// token (the recorder writes in batches).
+    fn note_use(&self, outcome: &VerifyOutcome) {
+        let Some(cached) = outcome.snapshot.as_deref() else {
+            return;
+        };
+        if outcome.verdict.code != VerificationCode::Valid {
+            return;
+        }
+        let at = outcome.at;
         let second = at.timestamp();
         let previous = cached.last_use_second.load(Ordering::Relaxed);
         if second > previous

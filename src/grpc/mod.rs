@@ -4,6 +4,8 @@
 mod admin_service;
 mod convert;
 mod credential;
+pub mod limits;
+pub mod panics;
 mod status;
 mod token_service;
 

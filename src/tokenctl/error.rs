@@ -66,7 +66,9 @@ impl From<Status> for CliError {
             Code::Unauthenticated => Self::Unauthenticated(message),
             Code::PermissionDenied => Self::PermissionDenied(message),
             Code::NotFound => Self::NotFound(message),
-            Code::InvalidArgument | Code::OutOfRange => Self::InvalidArgument(message),
+            Code::InvalidArgument | Code::OutOfRange | Code::ResourceExhausted => {
+                Self::InvalidArgument(message)
+            }
             Code::FailedPrecondition | Code::Aborted | Code::AlreadyExists => {
                 Self::Conflict(message)
             }

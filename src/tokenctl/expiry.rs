@@ -25,15 +25,25 @@ fn parse_duration(value: &str) -> Option<Duration> {
     const DAY: u64 = 86_400;
     let (number, unit) = value.split_at(value.find(|c: char| !c.is_ascii_digit())?);
     let n: u64 = number.parse().ok()?;
-    let seconds = match unit {
-        "d" => Some(n * DAY),
-        "w" => Some(n * 7 * DAY),
-        "y" => Some(n * 365 * DAY),
+    let unit_seconds = match unit {
+        "d" => Some(DAY),
+        "w" => Some(7 * DAY),
+        "y" => Some(365 * DAY),
         _ => None,
     };
-    seconds
-        .map(Duration::from_secs)
-        .or_else(|| humantime::parse_duration(value).ok())
+    match unit_seconds {
+        // Out of range is refused (None), never wrapped or a panic.
+        Some(unit) => n.checked_mul(unit).map(Duration::from_secs),
+        None => humantime::parse_duration(value).ok(),
+    }
+}
+
+/// The moment `ttl` from now, or an error naming `flag` when that is past what a clock can
+/// represent.
+pub fn from_now(ttl: Duration, flag: &str) -> Result<SystemTime, String> {
+    SystemTime::now()
+        .checked_add(ttl)
+        .ok_or_else(|| format!("{flag}: too far in the future"))
 }
 
 /// A timestamp for tables: RFC 3339 to the second.
@@ -64,5 +74,34 @@ mod tests {
         );
         assert!(parse("soon").is_err());
         assert!(parse("").is_err());
+    }
+
+    #[test]
+    fn absurd_durations_are_errors_not_panics() {
+        // Regression: `999999999y` and longer overflowed.
+        assert!(
+            matches!(parse("999999999y"), Ok(Some(Expiry::Ttl(d))) if d.seconds == 31_535_999_968_464_000)
+        );
+        for value in [
+            "99999999999999999y",
+            "18446744073709551615w",
+            "99999999999999999999d",
+        ] {
+            assert!(parse(value).is_err(), "{value}");
+        }
+        assert!(from_now(Duration::MAX, "--expires").is_err());
+    }
+
+    proptest::proptest! {
+        /// Whatever is typed, parsing answers (a value or a message) and never panics.
+        #[test]
+        fn any_input_parses_or_is_refused(value in "\\PC{0,40}", digits in "[0-9]{1,30}[dwy]") {
+            let _ = parse(&value);
+            if let Ok(Some(Expiry::Ttl(ttl))) = parse(&digits)
+                && let Ok(ttl) = Duration::try_from(ttl)
+            {
+                let _ = from_now(ttl, "--expires");
+            }
+        }
     }
 }

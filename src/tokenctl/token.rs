@@ -329,7 +329,11 @@ async fn update(
             Some(proto::create_token_request::Expiry::Ttl(ttl)) => {
                 let ttl = std::time::Duration::try_from(ttl)
                     .map_err(|_| CliError::Usage("--expires: invalid".into()))?;
-                Some((std::time::SystemTime::now() + ttl).into())
+                Some(
+                    expiry::from_now(ttl, "--expires")
+                        .map_err(CliError::Usage)?
+                        .into(),
+                )
             }
         };
         paths.push("expire_time");

@@ -242,3 +242,49 @@ backend_tests! {
     assert!(!account.operator);
 }
 }
+
+backend_tests! {
+    async fn a_cross_account_verification_is_not_a_use() {
+    let app = TestApp::spawn().await;
+    let acme = app.create_tenant("Acme", &[]).await;
+    let globex = app.create_tenant("Globex", &[]).await;
+    // A Globex token nobody has used yet.
+    let unused = app
+        .create_token(&app.bootstrap_token, &globex.admin_id, &["tokens.read"])
+        .await;
+    let id = unused.token.unwrap().id;
+    let last_use = |app: &TestApp, id: String| {
+        let mut tokens = app.operator_tokens();
+        async move {
+            tokens
+                .get_token(proto::GetTokenRequest { id })
+                .await
+                .unwrap()
+                .into_inner()
+                .token
+                .unwrap()
+                .last_use_time
+        }
+    };
+    let answer = app
+        .tokens(&acme.admin_token)
+        .verify_token(proto::VerifyTokenRequest {
+            token: unused.secret.clone(),
+            required_scopes: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code_of(&answer), proto::VerificationCode::NotFound);
+    // Last-use times are written every 100 ms in the tests: wait for several flushes.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(last_use(&app, id.clone()).await, None, "Acme's probe is no use of Globex's token");
+    // The check can see a use: the operator's verification is one.
+    assert!(app.verify(&unused.secret, &[]).await.valid);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while last_use(&app, id.clone()).await.is_none() {
+        assert!(tokio::time::Instant::now() < deadline, "the use was never written");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+}

@@ -33,6 +33,7 @@ mod health_reflection;
 mod helpers;
 mod isolation;
 mod outage;
+mod panics;
 mod permissions;
 mod postgres;
 mod replicas;
