@@ -237,7 +237,7 @@ fn main() {
         for _ in 0..10 {
             let channel = Channel::from_shared(format!("http://{b_addr}")).expect("uri").connect().await.expect("connects");
             let mut stream = TokenServiceClient::new(channel)
-                .watch_revocations(authorized(WatchRevocationsRequest { after_revision: 0, account_id: String::new() }, &operator))
+                .watch_revocations(authorized(WatchRevocationsRequest { after_revision: 0, account_id: String::new(), start_from_now: true }, &operator))
                 .await
                 .expect("watch")
                 .into_inner();

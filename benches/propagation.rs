@@ -130,7 +130,7 @@ fn main() {
             tasks.push(tokio::spawn(async move {
                 let mut client = TokenServiceClient::new(channel);
                 let mut stream = client
-                    .watch_revocations(authorized(WatchRevocationsRequest { after_revision: 0, account_id: String::new() }, &operator))
+                    .watch_revocations(authorized(WatchRevocationsRequest { after_revision: 0, account_id: String::new(), start_from_now: true }, &operator))
                     .await
                     .expect("watch")
                     .into_inner();

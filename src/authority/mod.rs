@@ -33,7 +33,7 @@ pub use events::EventBatch;
 pub use page_token::PageTokenCodec;
 pub use tokens::{Expiry, NewToken, Page, TokenFilter, TokenUpdate};
 pub use verify::VerifyOutcome;
-pub use watch::{WatchItem, WatchOptions};
+pub use watch::{WatchItem, WatchOptions, WatchStart};
 
 use last_use::LastUseRecorder;
 use verification_cache::VerificationCache;

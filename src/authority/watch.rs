@@ -33,6 +33,16 @@ pub enum WatchItem {
     Reset { revision: u64 },
 }
 
+/// Where a watch starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchStart {
+    /// At the current revision: the first item is a checkpoint carrying it.
+    Now,
+    /// After this revision, which any revision the server handed out may be (0 included):
+    /// what followed is replayed, or a reset sent when it is no longer retained.
+    After(u64),
+}
+
 /// Per-stream settings.
 #[derive(Debug, Clone, Copy)]
 pub struct WatchOptions {
@@ -44,12 +54,12 @@ pub struct WatchOptions {
 const BACKLOG_READ: u32 = 1000;
 
 impl Authority {
-    /// Starts a watch for `caller`: events after `after_revision` (0: from now), of
-    /// `account` (None: the caller's own account, or every account for operators).
+    /// Starts a watch for `caller` at `start`, of `account` (None: the caller's own account,
+    /// or every account for operators).
     pub fn watch(
         self: &Arc<Self>,
         caller: &Caller,
-        after_revision: u64,
+        start: WatchStart,
         account: Option<AccountId>,
         options: WatchOptions,
     ) -> AuthorityResult<impl Stream<Item = AuthorityResult<WatchItem>> + Send + 'static> {
@@ -74,7 +84,11 @@ impl Authority {
             filter,
             checkpoints,
             checkpoint_every: options.checkpoint_every,
-            last: after_revision,
+            start_from_now: start == WatchStart::Now,
+            last: match start {
+                WatchStart::Now => 0,
+                WatchStart::After(revision) => revision,
+            },
             phase: Phase::Starting,
             pending: VecDeque::new(),
         };
@@ -105,6 +119,8 @@ struct Watcher {
     filter: Option<AccountId>,
     checkpoints: tokio::time::Interval,
     checkpoint_every: Duration,
+    /// Whether the watch starts at the current revision rather than resuming.
+    start_from_now: bool,
     /// The revision of the last event considered (sent or filtered out): the resume point.
     last: u64,
     phase: Phase,
@@ -136,8 +152,13 @@ impl Watcher {
     async fn start(&mut self) -> AuthorityResult<()> {
         let applied = self.authority.revision();
         self.phase = Phase::Following;
-        if self.last == 0 {
+        if self.start_from_now {
             self.last = applied;
+            self.pending
+                .push_back(WatchItem::Checkpoint { revision: applied });
+        } else if self.last == applied {
+            // Caught up already: say so at once, so that a resuming client trusts its cache
+            // again without waiting for the periodic checkpoint.
             self.pending
                 .push_back(WatchItem::Checkpoint { revision: applied });
         } else if self.last < applied {
@@ -163,10 +184,16 @@ impl Watcher {
             .events_after(self.last, BACKLOG_READ)
             .await?;
         let events: Vec<_> = events.into_iter().filter(|e| e.revision <= until).collect();
-        if events.is_empty() || events.last().is_some_and(|e| e.revision >= until) {
-            self.phase = Phase::Following;
-        }
+        let done = events.is_empty() || events.last().is_some_and(|e| e.revision >= until);
         self.forward(&events);
+        if done {
+            // The backlog is applied: only now may a client trust its cache again.
+            self.phase = Phase::Following;
+            self.last = self.last.max(until);
+            self.pending.push_back(WatchItem::Checkpoint {
+                revision: self.last,
+            });
+        }
         Ok(())
     }
 

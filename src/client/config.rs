@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-/// Settings of a caching verifier. `VerifierConfig::new` gives sensible defaults.
-#[derive(Debug, Clone)]
+/// Settings of a caching verifier. `VerifierConfig::new` gives sensible defaults. Its
+/// `Debug` output leaves the credential out.
+#[derive(Clone)]
 pub struct VerifierConfig {
     /// The authority's address, e.g. `http://127.0.0.1:50051`; `https://` speaks TLS.
     pub endpoint: String,
@@ -39,5 +40,47 @@ impl VerifierConfig {
             request_timeout: Duration::from_secs(2),
             reconnect_backoff: (Duration::from_millis(50), Duration::from_secs(5)),
         }
+    }
+}
+
+impl std::fmt::Debug for VerifierConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured, so that a new field cannot be forgotten here.
+        let Self {
+            endpoint,
+            ca_certificate,
+            credential: _,
+            capacity,
+            valid_ttl,
+            invalid_ttl,
+            staleness_bound,
+            request_timeout,
+            reconnect_backoff,
+        } = self;
+        f.debug_struct("VerifierConfig")
+            .field("endpoint", endpoint)
+            .field("ca_certificate", &ca_certificate.as_ref().map(|_| "<PEM>"))
+            .field("credential", &"<redacted>")
+            .field("capacity", capacity)
+            .field("valid_ttl", valid_ttl)
+            .field("invalid_ttl", invalid_ttl)
+            .field("staleness_bound", staleness_bound)
+            .field("request_timeout", request_timeout)
+            .field("reconnect_backoff", reconnect_backoff)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_leaves_the_credential_out() {
+        let credential = crate::domain::TokenSecret::generate();
+        let config = VerifierConfig::new("http://127.0.0.1:1", credential.expose());
+        let printed = format!("{config:?}");
+        assert!(!printed.contains(&credential.expose()[4..]), "{printed}");
+        assert!(printed.contains("<redacted>") && printed.contains("127.0.0.1:1"));
     }
 }

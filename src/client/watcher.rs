@@ -20,7 +20,8 @@ pub(super) async fn follow(
     (first_delay, longest_delay): (Duration, Duration),
     mut stopped: tokio::sync::watch::Receiver<()>,
 ) {
-    let mut after = 0;
+    // None until the first stream has told where it starts.
+    let mut after = None;
     let mut delay = first_delay;
     loop {
         tokio::select! {
@@ -41,23 +42,31 @@ pub(super) async fn follow(
 }
 
 /// One connection's worth of following; `after` and `delay` carry over to the next.
+///
+/// The first stream starts from now; every later one resumes after the last revision heard
+/// (0 included: a fresh deployment's first checkpoint), so nothing is lost in between. The
+/// stream restores trust in the cache only from its first checkpoint or reset on, which the
+/// server sends once any backlog has been replayed: never halfway through a replay.
 async fn follow_once(
     shared: &Shared,
     mut client: Client,
-    after: &mut u64,
+    after: &mut Option<u64>,
     delay: &mut Duration,
     first_delay: Duration,
 ) -> Result<(), Status> {
-    let fresh = *after == 0;
+    let fresh = after.is_none();
     let mut stream = client
         .watch_revocations(WatchRevocationsRequest {
-            after_revision: *after,
+            after_revision: after.unwrap_or(0),
             account_id: String::new(),
+            start_from_now: fresh,
         })
         .await?
         .into_inner();
+    let mut caught_up = false;
     while let Some(response) = stream.message().await? {
         *delay = first_delay;
+        let mut newest = after.unwrap_or(0);
         match response.message {
             Some(Message::Batch(batch)) => {
                 for event in batch.events {
@@ -65,24 +74,29 @@ async fn follow_once(
                     if let Some(target) = target_of(event) {
                         shared.cache.apply(target, revision);
                     }
-                    *after = (*after).max(revision);
+                    newest = newest.max(revision);
                 }
             }
             Some(Message::Checkpoint(checkpoint)) => {
-                if fresh && *after == 0 {
+                if fresh && !caught_up {
                     // The stream starts here: answers from before it could have missed events.
                     shared.cache.raise_floor(checkpoint.revision, false);
                 }
-                *after = (*after).max(checkpoint.revision);
+                newest = newest.max(checkpoint.revision);
+                caught_up = true;
             }
             Some(Message::Reset(reset)) => {
                 shared.cache.raise_floor(reset.revision, true);
-                *after = reset.revision;
+                newest = reset.revision;
+                caught_up = true;
             }
             None => continue,
         }
-        shared.revision.store(*after, Ordering::Release);
-        shared.heard_now();
+        *after = Some(newest);
+        shared.revision.store(newest, Ordering::Release);
+        if caught_up {
+            shared.heard_now();
+        }
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ use super::convert::{
 };
 use super::credential::authenticate;
 use crate::authority::{
-    Authority, AuthorityError, Expiry, NewToken, TokenFilter, TokenUpdate, WatchOptions,
+    Authority, AuthorityError, Expiry, NewToken, TokenFilter, TokenUpdate, WatchOptions, WatchStart,
 };
 use crate::domain::{
     ApiVersion, Description, Labels, PermissionSet, RevokeReason, TokenId, TokenName,
@@ -57,9 +57,14 @@ impl TokenService for TokenApi {
         let caller = authenticate(&self.authority, &request).await?;
         let r = request.get_ref();
         let account = opt_account_id(&r.account_id, "account_id")?;
+        let start = if r.start_from_now {
+            WatchStart::Now
+        } else {
+            WatchStart::After(r.after_revision)
+        };
         let items = self
             .authority
-            .watch(&caller, r.after_revision, account, self.watch)?
+            .watch(&caller, start, account, self.watch)?
             .map(|item| item.map(convert::watch_item).map_err(Status::from));
         Ok(Response::new(Box::pin(items)))
     }

@@ -103,9 +103,10 @@ pub enum TokenCommand {
     Delete { id: String },
     /// Stream invalidation events as lines (or JSON lines with -o json).
     Watch {
-        /// Resume after this revision (0: from now).
-        #[arg(long, default_value_t = 0)]
-        after: u64,
+        /// Resume after this revision (the last one printed; 0 included). Without it the
+        /// stream starts from now.
+        #[arg(long)]
+        after: Option<u64>,
         /// Only this account (operators).
         #[arg(long)]
         account: Option<String>,

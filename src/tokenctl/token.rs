@@ -137,8 +137,9 @@ pub async fn run(
         } => {
             let mut stream = tokens
                 .watch_revocations(proto::WatchRevocationsRequest {
-                    after_revision: *after,
+                    after_revision: after.unwrap_or(0),
                     account_id: account.clone().unwrap_or_default(),
+                    start_from_now: after.is_none(),
                 })
                 .await?
                 .into_inner();

@@ -451,7 +451,8 @@ pub async fn read_until(
 }
 
 impl TestApp {
-    /// Opens a WatchRevocations stream as the holder of `token`.
+    /// Opens a WatchRevocations stream as the holder of `token`, resuming after
+    /// `after_revision` (0 included: everything retained).
     pub async fn watch(
         &self,
         token: &str,
@@ -462,6 +463,23 @@ impl TestApp {
             .watch_revocations(proto::WatchRevocationsRequest {
                 after_revision,
                 account_id: account_id.to_owned(),
+                start_from_now: false,
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Opens a WatchRevocations stream that starts at the current revision.
+    pub async fn watch_from_now(
+        &self,
+        token: &str,
+        account_id: &str,
+    ) -> Result<tonic::Streaming<proto::WatchRevocationsResponse>, Status> {
+        self.tokens(token)
+            .watch_revocations(proto::WatchRevocationsRequest {
+                after_revision: 0,
+                account_id: account_id.to_owned(),
+                start_from_now: true,
             })
             .await
             .map(tonic::Response::into_inner)

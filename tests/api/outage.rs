@@ -32,7 +32,7 @@ async fn a_database_restart_while_serving_loses_nothing() {
         .create_token(&tenant.admin_token, &tenant.admin_id, &[])
         .await;
     assert!(app.verify(&created.secret, &[]).await.valid);
-    let mut stream = app.watch(&app.bootstrap_token, 0, "").await.unwrap();
+    let mut stream = app.watch_from_now(&app.bootstrap_token, "").await.unwrap();
     let mut watched = Watched::default();
     read_until(&mut stream, &mut watched, Duration::from_secs(10), |w| {
         !w.checkpoints.is_empty()

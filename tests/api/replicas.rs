@@ -29,7 +29,7 @@ async fn a_revocation_on_one_replica_is_refused_by_the_other_at_once() {
     // B verifies (and caches) the token, and B's watcher follows.
     assert!(b.verify(&created.secret, &[]).await.valid);
     assert!(b.verify(&created.secret, &[]).await.valid);
-    let mut stream = b.watch(&tenant.admin_token, 0, "").await.unwrap();
+    let mut stream = b.watch_from_now(&tenant.admin_token, "").await.unwrap();
     let mut watched = Watched::default();
     read_until(&mut stream, &mut watched, WAIT, |w| {
         !w.checkpoints.is_empty()
@@ -84,7 +84,7 @@ async fn concurrent_writers_on_both_replicas_never_leave_a_watcher_a_gap() {
         .await
         .token
         .unwrap();
-    let mut stream = b.watch(&a.bootstrap_token, 0, "").await.unwrap();
+    let mut stream = b.watch_from_now(&a.bootstrap_token, "").await.unwrap();
     let mut watched = Watched::default();
     read_until(&mut stream, &mut watched, WAIT, |w| {
         !w.checkpoints.is_empty()

@@ -59,7 +59,7 @@ backend_tests! {
     async fn every_kind_of_change_reaches_a_watcher() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
-    let mut stream = app.watch(&tenant.admin_token, 0, "").await.unwrap();
+    let mut stream = app.watch_from_now(&tenant.admin_token, "").await.unwrap();
     let mut watched = Watched::default();
     read_until(&mut stream, &mut watched, WAIT, |w| {
         !w.checkpoints.is_empty()
@@ -201,7 +201,7 @@ backend_tests! {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let revision = app.verify(&tenant.admin_token, &[]).await.revision;
-    let mut stream = app.watch(&tenant.admin_token, 0, "").await.unwrap();
+    let mut stream = app.watch_from_now(&tenant.admin_token, "").await.unwrap();
     let mut watched = Watched::default();
     read_until(&mut stream, &mut watched, WAIT, |w| {
         w.checkpoints.len() >= 3
@@ -226,7 +226,7 @@ backend_tests! {
         .await
         .token
         .unwrap();
-    let mut stream = app.watch(&tenant.admin_token, 0, "").await.unwrap();
+    let mut stream = app.watch_from_now(&tenant.admin_token, "").await.unwrap();
     let mut first = Watched::default();
     read_until(&mut stream, &mut first, WAIT, |w| !w.checkpoints.is_empty()).await;
     let mut tokens = app.tokens(&tenant.admin_token);
@@ -337,7 +337,7 @@ backend_tests! {
         .unwrap();
 
     assert_code(
-        app.watch(&acme.admin_token, 0, &globex.account_id).await,
+        app.watch_from_now(&acme.admin_token, &globex.account_id).await,
         Code::NotFound,
     );
     let no_verify = app
@@ -352,12 +352,12 @@ backend_tests! {
         .create_token(&acme.admin_token, &no_verify.id, &[])
         .await
         .secret;
-    assert_code(app.watch(&reader, 0, "").await, Code::PermissionDenied);
+    assert_code(app.watch_from_now(&reader, "").await, Code::PermissionDenied);
 
-    let mut ours = app.watch(&acme.admin_token, 0, "").await.unwrap();
-    let mut everything = app.watch(&app.bootstrap_token, 0, "").await.unwrap();
+    let mut ours = app.watch_from_now(&acme.admin_token, "").await.unwrap();
+    let mut everything = app.watch_from_now(&app.bootstrap_token, "").await.unwrap();
     let mut only_globex = app
-        .watch(&app.bootstrap_token, 0, &globex.account_id)
+        .watch_from_now(&app.bootstrap_token, &globex.account_id)
         .await
         .unwrap();
     let (mut a, mut all, mut g) = (Watched::default(), Watched::default(), Watched::default());
@@ -431,11 +431,12 @@ backend_tests! {
         .watch_revocations(proto::WatchRevocationsRequest {
             after_revision: 0,
             account_id: String::new(),
+            start_from_now: true,
         })
         .await
         .unwrap()
         .into_inner();
-    let mut fast = app.watch(&tenant.admin_token, 0, "").await.unwrap();
+    let mut fast = app.watch_from_now(&tenant.admin_token, "").await.unwrap();
     let mut fast_seen = Watched::default();
     read_until(&mut fast, &mut fast_seen, WAIT, |w| {
         !w.checkpoints.is_empty()
@@ -493,7 +494,7 @@ backend_tests! {
 backend_tests! {
     async fn shutdown_ends_watch_streams_with_unavailable() {
     let app = TestApp::spawn().await;
-    let mut stream = app.watch(&app.bootstrap_token, 0, "").await.unwrap();
+    let mut stream = app.watch_from_now(&app.bootstrap_token, "").await.unwrap();
     let mut watched = Watched::default();
     read_until(&mut stream, &mut watched, WAIT, |w| {
         !w.checkpoints.is_empty()
@@ -509,5 +510,39 @@ backend_tests! {
         started.elapsed() < Duration::from_secs(5),
         "draining did not wait for the stream"
     );
+}
+}
+
+backend_tests! {
+    async fn resuming_from_revision_zero_replays_what_followed() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme", &[]).await;
+    let token = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &["tokens.read"])
+        .await;
+    // A fresh deployment: creating things writes no event, so the first checkpoint says 0.
+    let mut stream = app.watch_from_now(&tenant.admin_token, "").await.unwrap();
+    let mut first = Watched::default();
+    read_until(&mut stream, &mut first, WAIT, |w| !w.checkpoints.is_empty()).await;
+    assert_eq!(first.last_revision(), 0);
+    drop(stream);
+    // The first revocation happens while the client is away.
+    app.tokens(&tenant.admin_token)
+        .revoke_token(proto::RevokeTokenRequest {
+            id: token.token.unwrap().id,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // Resuming with the 0 it was handed must replay it, then say it is caught up.
+    let mut resumed = app.watch(&tenant.admin_token, 0, "").await.unwrap();
+    let mut seen = Watched::default();
+    read_until(&mut resumed, &mut seen, WAIT, |w| {
+        !w.events.is_empty() && !w.checkpoints.is_empty()
+    })
+    .await;
+    assert_eq!(seen.types(), vec![proto::InvalidationType::TokenRevoked]);
+    assert!(seen.resets.is_empty());
+    assert_eq!(seen.checkpoints.first(), Some(&seen.events[0].revision));
 }
 }
