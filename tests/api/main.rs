@@ -32,6 +32,7 @@ mod escalation;
 mod health_reflection;
 mod helpers;
 mod isolation;
+mod model;
 mod outage;
 mod panics;
 mod permissions;
