@@ -197,7 +197,7 @@ impl Application {
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .trace_fn(
-                |request| tracing::info_span!(panics::REQUEST_SPAN, method = %request.uri().path()),
+                |request| tracing::error_span!(panics::REQUEST_SPAN, method = %request.uri().path()),
             )
             .layer(panics::catch_panic_layer())
             .layer(limits::resource_exhausted_layer())

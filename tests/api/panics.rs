@@ -52,7 +52,7 @@ async fn a_panicking_handler_answers_internal_and_logs_no_payload() {
     // The same request span and panic layer as `startup.rs`.
     let server = Server::builder()
         .trace_fn(
-            |request| tracing::info_span!(panics::REQUEST_SPAN, method = %request.uri().path()),
+            |request| tracing::error_span!(panics::REQUEST_SPAN, method = %request.uri().path()),
         )
         .layer(panics::catch_panic_layer())
         .add_service(Panicking {
