@@ -2,18 +2,11 @@
 //! token resetting its owner's unscoped token; a principal manager acting on the more
 //! powerful), and the one explicit way past the rule, `permissions.escalate`.
 
-use prost_types::FieldMask;
 use tonic::Code;
 
 use token_authority::proto::{self, PrincipalKind, VerificationCode};
 
-use crate::helpers::{TestApp, assert_code, code_of};
-
-fn mask(path: &str) -> Option<FieldMask> {
-    Some(FieldMask {
-        paths: vec![path.to_owned()],
-    })
-}
+use crate::helpers::{TestApp, assert_code, code_of, mask};
 
 fn grace(seconds: i64) -> Option<prost_types::Duration> {
     Some(prost_types::Duration { seconds, nanos: 0 })

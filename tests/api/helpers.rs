@@ -514,6 +514,13 @@ pub fn assert_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) ->
     }
 }
 
+/// An update mask naming one field.
+pub fn mask(path: &str) -> Option<prost_types::FieldMask> {
+    Some(prost_types::FieldMask {
+        paths: vec![path.to_owned()],
+    })
+}
+
 /// The code of a verification answer.
 pub fn code_of(response: &proto::VerifyTokenResponse) -> proto::VerificationCode {
     proto::VerificationCode::try_from(response.code).expect("known code")
