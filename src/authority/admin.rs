@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use super::caller::escalate_hint;
 use super::tokens::{Page, decode_time_position, page_size};
 use super::{Authority, AuthorityError, AuthorityResult, Caller, check_etag};
 use crate::domain::{
@@ -40,21 +39,6 @@ pub struct AuditFilter {
     pub action: Option<String>,
     pub occurred_at_or_after: Option<Timestamp>,
     pub occurred_before: Option<Timestamp>,
-}
-
-/// Kubernetes RBAC's escalation prevention for principals: a caller acts only on principals
-/// whose permissions it may grant (holds, or, for application permissions, may escalate to),
-/// so that nobody disables, strips or re-enables someone more powerful.
-fn ensure_may_manage(caller: &Caller, principal: &Principal) -> AuthorityResult<()> {
-    let beyond = caller.beyond_grant(&principal.permissions);
-    if beyond.is_empty() {
-        return Ok(());
-    }
-    Err(AuthorityError::PermissionDenied(format!(
-        "the principal holds permissions the caller lacks, so the caller cannot change it: {}{}",
-        beyond.to_strings().join(", "),
-        escalate_hint(&beyond)
-    )))
 }
 
 impl Authority {
@@ -272,7 +256,7 @@ impl Authority {
         caller.require(Permission::PRINCIPALS_MANAGE)?;
         let mut principal = self.visible_principal(caller, id).await?;
         check_etag(etag, principal.version)?;
-        ensure_may_manage(caller, &principal)?;
+        caller.ensure_may_act_on(&principal.permissions, "principal")?;
         let mut details = BTreeMap::new();
         let mut fields = Vec::new();
         if let Some(display_name) = update.display_name {

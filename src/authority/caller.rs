@@ -34,6 +34,12 @@ impl Caller {
         &self.credential.snapshot.token_id
     }
 
+    /// Whether the caller's token is unscoped: it acts with everything its owner holds, now
+    /// and later.
+    pub fn is_unscoped(&self) -> bool {
+        self.credential.snapshot.scopes.is_empty()
+    }
+
     pub fn account_id(&self) -> &AccountId {
         &self.credential.snapshot.account_id
     }
@@ -138,10 +144,30 @@ impl Caller {
             )))
         }
     }
+
+    /// Kubernetes RBAC's escalation prevention for changes: the caller changes, disables,
+    /// re-enables or deletes only objects (a principal, a token) whose permissions it may
+    /// grant, so that nobody locks out or revives someone more powerful. `what` names the
+    /// object in the error.
+    pub fn ensure_may_act_on(
+        &self,
+        held: &PermissionSet,
+        what: &str,
+    ) -> Result<(), AuthorityError> {
+        let beyond = self.beyond_grant(held);
+        if beyond.is_empty() {
+            return Ok(());
+        }
+        Err(AuthorityError::PermissionDenied(format!(
+            "the {what} holds permissions the caller lacks, so the caller cannot change it: {}{}",
+            beyond.to_strings().join(", "),
+            escalate_hint(&beyond)
+        )))
+    }
 }
 
 /// Tells a caller refused application permissions how they can be granted.
-pub(super) fn escalate_hint(missing: &PermissionSet) -> &'static str {
+fn escalate_hint(missing: &PermissionSet) -> &'static str {
     if missing.application().is_empty() {
         ""
     } else {

@@ -150,15 +150,32 @@ impl Authority {
         Ok(principal)
     }
 
-    /// Checks that a token for `owner` with `scopes` may be issued by `caller`: the owner is
-    /// enabled, its account has API access, the scopes lie within the owner's permissions,
-    /// and what the token can do lies within what the caller may grant.
-    async fn check_issuable(
+    /// Loads a token the caller may see and change: one whose permissions (its scopes
+    /// within its owner's current permissions) the caller may grant, so that nobody revokes,
+    /// disables, revives, extends or deletes a more powerful token. Returns its owner too.
+    async fn changeable_token(
+        &self,
+        caller: &Caller,
+        id: &TokenId,
+        etag: Option<&str>,
+    ) -> AuthorityResult<(Token, Principal)> {
+        let token = self.visible_token(caller, id).await?;
+        check_etag(etag, token.version)?;
+        let owner = self.visible_principal(caller, &token.owner_id).await?;
+        let held = PermissionSet::effective_scopes(&token.scopes, &owner.permissions);
+        caller.ensure_may_act_on(&held, "token")?;
+        Ok((token, owner))
+    }
+
+    /// The scopes of a new secret for `owner`, handed to `caller`, derived from `scopes`:
+    /// the owner must be enabled in an account with API access, and what the secret can do
+    /// must lie within what the caller may grant (see [`issued_scopes`]).
+    async fn issuable_scopes(
         &self,
         caller: &Caller,
         owner: &Principal,
-        scopes: &PermissionSet,
-    ) -> AuthorityResult<()> {
+        scopes: PermissionSet,
+    ) -> AuthorityResult<PermissionSet> {
         if owner.disabled {
             return Err(AuthorityError::FailedPrecondition(
                 "the owner principal is disabled".into(),
@@ -174,17 +191,10 @@ impl Authority {
                 "API access is disabled for the owner's account".into(),
             ));
         }
-        let lacking = scopes.difference(&owner.permissions);
-        if !lacking.is_empty() {
-            return Err(AuthorityError::invalid(
-                "scopes",
-                format!(
-                    "the owner does not have: {}",
-                    lacking.to_strings().join(", ")
-                ),
-            ));
-        }
-        ensure_secret_within_caller(caller, owner, scopes)
+        let scopes = issued_scopes(caller, owner, scopes)?;
+        let granted = PermissionSet::effective_scopes(&scopes, &owner.permissions);
+        caller.ensure_may_grant(&granted, "the token's scopes")?;
+        Ok(scopes)
     }
 
     pub async fn create_token(
@@ -197,8 +207,17 @@ impl Authority {
             .owner_id
             .unwrap_or_else(|| caller.principal_id().clone());
         let owner = self.visible_principal(caller, &owner_id).await?;
-        let scopes = delegated_scopes(caller, &owner, request.scopes)?;
-        self.check_issuable(caller, &owner, &scopes).await?;
+        let lacking = request.scopes.difference(&owner.permissions);
+        if !lacking.is_empty() {
+            return Err(AuthorityError::invalid(
+                "scopes",
+                format!(
+                    "the owner does not have: {}",
+                    lacking.to_strings().join(", ")
+                ),
+            ));
+        }
+        let scopes = self.issuable_scopes(caller, &owner, request.scopes).await?;
         let at = now();
         let expires_at = match request.expiry {
             Expiry::Never => None,
@@ -310,8 +329,7 @@ impl Authority {
         etag: Option<&str>,
     ) -> AuthorityResult<Token> {
         caller.require(Permission::TOKENS_UPDATE)?;
-        let mut token = self.visible_token(caller, id).await?;
-        check_etag(etag, token.version)?;
+        let (mut token, owner) = self.changeable_token(caller, id, etag).await?;
         token.ensure_not_revoked()?;
         let at = now();
         let mut fields = Vec::new();
@@ -334,11 +352,6 @@ impl Authority {
             affects_verification = true;
         }
         if let Some(scopes) = update.scopes {
-            let owner = self
-                .store
-                .principal(&token.owner_id)
-                .await?
-                .ok_or(AuthorityError::NotFound("principal"))?;
             narrow_scopes(&token.scopes, &scopes, &owner.permissions)?;
             token.scopes = scopes;
             fields.push("scopes");
@@ -378,8 +391,7 @@ impl Authority {
         etag: Option<&str>,
     ) -> AuthorityResult<Token> {
         caller.require(Permission::TOKENS_UPDATE)?;
-        let mut token = self.visible_token(caller, id).await?;
-        check_etag(etag, token.version)?;
+        let (mut token, _) = self.changeable_token(caller, id, etag).await?;
         let at = now();
         let mut details = BTreeMap::new();
         details.insert("reason".to_owned(), reason.as_str().to_owned());
@@ -418,8 +430,7 @@ impl Authority {
         enable: bool,
     ) -> AuthorityResult<Token> {
         caller.require(Permission::TOKENS_UPDATE)?;
-        let mut token = self.visible_token(caller, id).await?;
-        check_etag(etag, token.version)?;
+        let (mut token, _) = self.changeable_token(caller, id, etag).await?;
         let changed = if enable {
             token.enable()?
         } else {
@@ -443,8 +454,7 @@ impl Authority {
         etag: Option<&str>,
     ) -> AuthorityResult<()> {
         caller.require(Permission::TOKENS_DELETE)?;
-        let token = self.visible_token(caller, id).await?;
-        check_etag(etag, token.version)?;
+        let (token, _) = self.changeable_token(caller, id, etag).await?;
         let at = now();
         let mut audit = Self::audit(
             caller,
@@ -481,12 +491,11 @@ impl Authority {
         etag: Option<&str>,
     ) -> AuthorityResult<(Token, TokenSecret)> {
         caller.require(Permission::TOKENS_UPDATE)?;
-        let mut token = self.visible_token(caller, id).await?;
-        check_etag(etag, token.version)?;
+        let (mut token, owner) = self.changeable_token(caller, id, etag).await?;
         // The new secret goes to the caller: the same issuance rule as create and duplicate.
-        let owner = self.visible_principal(caller, &token.owner_id).await?;
-        let scopes = delegated_scopes(caller, &owner, token.scopes.clone())?;
-        ensure_secret_within_caller(caller, &owner, &scopes)?;
+        let scopes = self
+            .issuable_scopes(caller, &owner, token.scopes.clone())
+            .await?;
         let mut details = BTreeMap::new();
         note_escalation(caller, &owner, &scopes, &mut details);
         if scopes != token.scopes {
@@ -531,8 +540,9 @@ impl Authority {
         caller.require(Permission::TOKENS_UPDATE)?;
         let original = self.visible_token(caller, id).await?;
         let owner = self.visible_principal(caller, &original.owner_id).await?;
-        let scopes = delegated_scopes(caller, &owner, original.scopes.clone())?;
-        self.check_issuable(caller, &owner, &scopes).await?;
+        let scopes = self
+            .issuable_scopes(caller, &owner, original.scopes.clone())
+            .await?;
         let name = match name {
             Some(name) => name,
             None => copy_name(&original.name),
@@ -634,35 +644,27 @@ impl Authority {
     }
 }
 
-/// The scopes a token gets when its secret goes to `caller`. A token whose secret someone
-/// other than its owner knows must not grow with the owner's future permissions, so an
-/// unscoped one is pinned to what the owner holds now; the owner's own stay unscoped.
-fn delegated_scopes(
+/// The scopes a token gets when its secret goes to `caller`. Only an owner presenting an
+/// unscoped token of its own keeps `scopes` as they are: the secret grows no further than the
+/// caller's own power does. Anyone else (another principal, or the owner through a scoped
+/// token) gets a secret pinned to what it can do now, the scopes within the owner's current
+/// permissions, so that it never grows with permissions the owner gains later.
+fn issued_scopes(
     caller: &Caller,
     owner: &Principal,
     scopes: PermissionSet,
 ) -> AuthorityResult<PermissionSet> {
-    if !scopes.is_empty() || caller.principal_id() == &owner.id {
+    if caller.principal_id() == &owner.id && caller.is_unscoped() {
         return Ok(scopes);
     }
-    if owner.permissions.is_empty() {
+    let pinned = PermissionSet::effective_scopes(&scopes, &owner.permissions);
+    if pinned.is_empty() {
         return Err(AuthorityError::invalid(
             "scopes",
-            "the owner holds no permissions, so a token issued for it by another principal cannot be pinned to them; name its scopes once the owner has some",
+            "the token would be pinned to the owner's current permissions, and it holds none of the scopes; a token issued for another principal, or through a scoped token, can only carry permissions its owner holds",
         ));
     }
-    Ok(owner.permissions.clone())
-}
-
-/// No RPC hands a caller a secret that can do more than the caller may grant: what a token
-/// with `scopes` for `owner` can do right now must lie within it.
-fn ensure_secret_within_caller(
-    caller: &Caller,
-    owner: &Principal,
-    scopes: &PermissionSet,
-) -> AuthorityResult<()> {
-    let granted = PermissionSet::effective_scopes(scopes, &owner.permissions);
-    caller.ensure_may_grant(&granted, "the token's scopes")
+    Ok(pinned)
 }
 
 /// Records in an audit record's details the application permissions a secret carries only

@@ -6,7 +6,7 @@ use tonic::Code;
 
 use token_authority::proto::{self, PrincipalKind, VerificationCode};
 
-use crate::helpers::{TestApp, assert_code, code_of, mask};
+use crate::helpers::{TENANT_PERMISSIONS, TestApp, assert_code, code_of, mask};
 
 fn grace(seconds: i64) -> Option<prost_types::Duration> {
     Some(prost_types::Duration { seconds, nanos: 0 })
@@ -310,9 +310,145 @@ backend_tests! {
         .unwrap();
     let verified = app.verify(&created.secret, &["orders.write"]).await;
     assert_eq!(code_of(&verified), VerificationCode::InsufficientScopes);
-    // The owner's own unscoped token does grow: nobody else knows its secret.
+    // A secret its owner gets through a scoped token is pinned too: the tenant admin's
+    // token was issued by the operator, so it is pinned, and so is what it issues. (Once,
+    // only the owner's identity was checked, and this secret grew with the owner.)
     let own = app.create_token(&tenant.admin_token, &tenant.admin_id, &[]).await;
-    assert!(own.token.unwrap().scopes.is_empty());
+    let mut expected: Vec<&str> = TENANT_PERMISSIONS.to_vec();
+    expected.extend(["orders.read", "orders.write"]);
+    expected.sort_unstable();
+    assert_eq!(own.token.unwrap().scopes, expected);
+    // Only an owner's unscoped token issues unscoped ones: nobody else knows their secret.
+    let owner_id = app.verify(&app.bootstrap_token, &[]).await.owner.unwrap().id;
+    let unscoped = app.create_token(&app.bootstrap_token, &owner_id, &[]).await;
+    assert!(unscoped.token.unwrap().scopes.is_empty());
+}
+}
+
+backend_tests! {
+    async fn a_reset_secret_carries_only_what_its_owner_holds_now() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme", &["orders.read", "orders.write"]).await;
+    let robot = app
+        .create_principal(&tenant.admin_token, &tenant.account_id, "robot",
+            &["orders.read", "orders.write"])
+        .await;
+    let token = app
+        .create_token(&tenant.admin_token, &robot.id, &["orders.read", "orders.write"])
+        .await;
+    let token_id = token.token.unwrap().id;
+    let grant = |permissions: &[&str]| proto::UpdatePrincipalRequest {
+        principal: Some(proto::Principal {
+            id: robot.id.clone(),
+            permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+            ..Default::default()
+        }),
+        update_mask: mask("permissions"),
+    };
+    let mut admin = app.admin(&tenant.admin_token);
+    admin.update_principal(grant(&["orders.read"])).await.unwrap();
+    let reset = app
+        .tokens(&tenant.admin_token)
+        .reset_token(proto::ResetTokenRequest { id: token_id.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reset.token.unwrap().scopes, vec!["orders.read"]);
+    // The owner regains `orders.write`: the secret the admin now knows does not.
+    admin.update_principal(grant(&["orders.read", "orders.write"])).await.unwrap();
+    let verified = app.verify(&reset.secret, &["orders.write"]).await;
+    assert_eq!(code_of(&verified), VerificationCode::InsufficientScopes);
+
+    // A disabled owner gets no new secrets, by reset as by create and duplicate.
+    admin
+        .update_principal(proto::UpdatePrincipalRequest {
+            principal: Some(proto::Principal {
+                id: robot.id.clone(),
+                disabled: true,
+                ..Default::default()
+            }),
+            update_mask: mask("disabled"),
+        })
+        .await
+        .unwrap();
+    assert_code(
+        app.tokens(&tenant.admin_token)
+            .reset_token(proto::ResetTokenRequest { id: token_id, ..Default::default() })
+            .await,
+        Code::FailedPrecondition,
+    );
+}
+}
+
+backend_tests! {
+    async fn a_token_manager_cannot_change_a_more_powerful_token() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme", &[]).await;
+    let helper = app
+        .create_principal(&tenant.admin_token, &tenant.account_id, "helper",
+            &["tokens.read", "tokens.update", "tokens.delete"])
+        .await;
+    let helper_token = app.create_token(&tenant.admin_token, &helper.id, &[]).await.secret;
+    let admin_token_id = token_id_of(&app, &tenant.admin_token).await;
+    let mut tokens = app.tokens(&helper_token);
+    let refused = [
+        tokens
+            .revoke_token(proto::RevokeTokenRequest {
+                id: admin_token_id.clone(),
+                ..Default::default()
+            })
+            .await
+            .map(drop),
+        tokens
+            .disable_token(proto::DisableTokenRequest {
+                id: admin_token_id.clone(),
+                ..Default::default()
+            })
+            .await
+            .map(drop),
+        tokens
+            .enable_token(proto::EnableTokenRequest {
+                id: admin_token_id.clone(),
+                ..Default::default()
+            })
+            .await
+            .map(drop),
+        tokens
+            .update_token(proto::UpdateTokenRequest {
+                token: Some(proto::Token {
+                    id: admin_token_id.clone(),
+                    name: "mine now".into(),
+                    ..Default::default()
+                }),
+                update_mask: mask("name"),
+            })
+            .await
+            .map(drop),
+        tokens
+            .delete_token(proto::DeleteTokenRequest {
+                id: admin_token_id.clone(),
+                ..Default::default()
+            })
+            .await
+            .map(drop),
+    ];
+    for result in refused {
+        let status = assert_code(result, Code::PermissionDenied);
+        assert!(status.message().contains("principals.manage"), "{status:?}");
+    }
+    // The administrator was not locked out.
+    assert!(app.verify(&tenant.admin_token, &[]).await.valid);
+    // Tokens within the helper's power it manages: a narrower one of the admin's.
+    let narrow = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &["tokens.read"])
+        .await;
+    tokens
+        .revoke_token(proto::RevokeTokenRequest {
+            id: narrow.token.unwrap().id,
+            ..Default::default()
+        })
+        .await
+        .expect("a token within the caller's power");
 }
 }
 

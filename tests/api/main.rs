@@ -42,5 +42,6 @@ mod restart;
 mod secrets;
 mod tokenctl;
 mod tokens;
+mod upgrade;
 mod verify;
 mod watch;

@@ -1,0 +1,126 @@
+//! Upgrades: data written under an older schema means the same after the migrations. The
+//! test rewinds a database to before `permissions.escalate` became a system permission,
+//! writes what an old server accepted (the name as an application permission), and restarts.
+
+use sqlx::Connection;
+
+use token_authority::proto::{self, VerificationCode};
+
+use crate::helpers::{Backend, TestApp, backend, code_of};
+
+/// Runs `statements` on the stopped server's database.
+async fn execute(database_url: &str, statements: &[String]) {
+    match backend() {
+        Backend::Sqlite => {
+            let mut db = sqlx::SqliteConnection::connect(database_url).await.unwrap();
+            for statement in statements {
+                sqlx::query(statement).execute(&mut db).await.unwrap();
+            }
+        }
+        Backend::Postgres => {
+            let mut db = sqlx::PgConnection::connect(database_url).await.unwrap();
+            for statement in statements {
+                sqlx::query(statement).execute(&mut db).await.unwrap();
+            }
+        }
+    }
+}
+
+backend_tests! {
+    async fn escalate_granted_as_an_application_permission_is_not_the_system_one() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme", &[]).await;
+    let legacy = app
+        .create_principal(&tenant.admin_token, &tenant.account_id, "legacy", &["tokens.read"])
+        .await;
+    let token = app.create_token(&tenant.admin_token, &legacy.id, &[]).await;
+    let stopped = app.stop().await;
+
+    // What an old server stored: `permissions.escalate` granted as an application
+    // permission, and a token scoped to nothing else. Then the migrations since run again.
+    let first_escalate_migration = match backend() {
+        Backend::Sqlite => 3,
+        Backend::Postgres => 2,
+    };
+    execute(&stopped.database_url, &[
+        format!(
+            "UPDATE principals SET permissions = '[\"permissions.escalate\",\"tokens.read\"]' WHERE id = '{}'",
+            legacy.id
+        ),
+        format!(
+            "UPDATE tokens SET scopes = '[\"permissions.escalate\"]' WHERE id = '{}'",
+            token.token.as_ref().unwrap().id
+        ),
+        format!("DELETE FROM _sqlx_migrations WHERE version >= {first_escalate_migration}"),
+    ])
+    .await;
+    let app = TestApp::restart(stopped, |_| {}).await;
+
+    let principal = app
+        .operator_admin()
+        .get_principal(proto::GetPrincipalRequest { id: legacy.id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .principal
+        .unwrap();
+    assert_eq!(principal.permissions, vec!["tokens.read"]);
+    let token_id = token.token.as_ref().unwrap().id.clone();
+    let stored = app
+        .operator_tokens()
+        .get_token(proto::GetTokenRequest { id: token_id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .token
+        .unwrap();
+    assert_eq!(
+        stored.scopes,
+        vec!["legacy.permissions.escalate"],
+        "not emptied: an empty list would mean every permission of the owner"
+    );
+    // The token still authenticates and can do nothing.
+    let answer = app.verify(&token.secret, &[]).await;
+    assert_eq!(code_of(&answer), VerificationCode::Valid);
+    assert!(answer.effective_scopes.is_empty(), "{answer:?}");
+    // The bootstrap owner keeps the system permission.
+    let owner_id = app.verify(&app.bootstrap_token, &[]).await.owner.unwrap().id;
+    let owner = app
+        .operator_admin()
+        .get_principal(proto::GetPrincipalRequest { id: owner_id })
+        .await
+        .unwrap()
+        .into_inner()
+        .principal
+        .unwrap();
+    assert!(owner.permissions.iter().any(|p| p == "permissions.escalate"));
+
+    // Both changes are on record in the tenant's audit log, with the reason.
+    let events = app
+        .admin(&tenant.admin_token)
+        .list_audit_events(proto::ListAuditEventsRequest {
+            action: "principal.update".into(),
+            target_id: legacy.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].details["removed_permissions"], "permissions.escalate");
+    assert_eq!(events[0].actor_id, "");
+    let events = app
+        .admin(&tenant.admin_token)
+        .list_audit_events(proto::ListAuditEventsRequest {
+            action: "token.update".into(),
+            target_id: token_id,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    assert_eq!(events.len(), 1, "{events:?}");
+    }
+}
