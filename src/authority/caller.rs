@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use super::AuthorityError;
 use super::verification_cache::CachedSnapshot;
-use crate::domain::{AccountId, Permission, PermissionSet, PrincipalId, TokenId};
+use crate::domain::{
+    AccountId, InvalidationTarget, Permission, PermissionSet, PrincipalId, SecretHash, Timestamp,
+    TokenId,
+};
 
 /// Who is calling: the owner of the token presented, with that token's effective scopes.
 ///
@@ -15,13 +18,56 @@ use crate::domain::{AccountId, Permission, PermissionSet, PrincipalId, TokenId};
 #[derive(Debug, Clone)]
 pub struct Caller {
     credential: Arc<CachedSnapshot>,
+    /// The hash of the secret presented, so that a long-lived call can authenticate again.
+    secret_hash: SecretHash,
     /// The caller's network address, for the audit log.
     peer: Option<SocketAddr>,
 }
 
 impl Caller {
-    pub(super) fn new(credential: Arc<CachedSnapshot>, peer: Option<SocketAddr>) -> Self {
-        Self { credential, peer }
+    pub(super) fn new(
+        credential: Arc<CachedSnapshot>,
+        secret_hash: SecretHash,
+        peer: Option<SocketAddr>,
+    ) -> Self {
+        Self {
+            credential,
+            secret_hash,
+            peer,
+        }
+    }
+
+    /// The same caller, with its credential as read again.
+    pub(super) fn renewed(&self, credential: Arc<CachedSnapshot>) -> Self {
+        Self {
+            credential,
+            ..self.clone()
+        }
+    }
+
+    pub(super) fn secret_hash(&self) -> &SecretHash {
+        &self.secret_hash
+    }
+
+    /// Whether a change of this object can affect the caller's credential: its token, its
+    /// owner or its account.
+    pub(super) fn depends_on(&self, target: &InvalidationTarget) -> bool {
+        let snapshot = &self.credential.snapshot;
+        match target {
+            InvalidationTarget::Token(id) => id == &snapshot.token_id,
+            InvalidationTarget::Principal(id) => id == &snapshot.owner_id,
+            InvalidationTarget::Account(id) => id == &snapshot.account_id,
+        }
+    }
+
+    /// When the credential stops working by the clock alone: the sooner of its token's
+    /// expiry and, for a secret replaced by a reset, the end of its grace period.
+    pub(super) fn valid_until(&self) -> Option<Timestamp> {
+        let snapshot = &self.credential.snapshot;
+        match (snapshot.expires_at, snapshot.secret_expires_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The principal the caller's token acts for.

@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::verification_cache::CachedSnapshot;
 use super::{Authority, AuthorityError, AuthorityResult, Caller};
 use crate::domain::{
-    Permission, PermissionSet, Timestamp, TokenSecret, Verdict, VerificationCode,
+    Permission, PermissionSet, SecretHash, Timestamp, TokenSecret, Verdict, VerificationCode,
     VerificationSnapshot, evaluate, now,
 };
 
@@ -89,27 +89,30 @@ impl Authority {
                     .into(),
             )
         })?;
-        let outcome = self.verify(presented, &PermissionSet::default()).await?;
-        let reason = match outcome.verdict.code {
-            VerificationCode::Valid => None,
-            VerificationCode::Malformed => Some("the credential is not a well-formed token"),
-            VerificationCode::NotFound => Some("the credential is not a known token"),
-            VerificationCode::Expired => Some("the credential has expired"),
-            VerificationCode::Revoked => Some("the credential has been revoked"),
-            VerificationCode::Disabled => Some("the credential is disabled"),
-            VerificationCode::OwnerDisabled => Some("the credential's owner is disabled"),
-            VerificationCode::ApiAccessDisabled => {
-                Some("API access is disabled for the credential's account")
-            }
-            VerificationCode::InsufficientScopes => None,
+        let Ok(hash) = TokenSecret::hash_presented(presented) else {
+            return Err(AuthorityError::Unauthenticated(
+                "the credential is not a well-formed token".into(),
+            ));
         };
+        let outcome = self.verify_hash(&hash, &PermissionSet::default()).await?;
         self.note_use(&outcome);
-        match (reason, outcome.snapshot) {
-            (None, Some(credential)) => Ok(Caller::new(credential, peer)),
-            (reason, _) => Err(AuthorityError::Unauthenticated(
-                reason.unwrap_or("the credential is not valid").to_owned(),
-            )),
-        }
+        credential(outcome).map(|credential| Caller::new(credential, hash, peer))
+    }
+
+    /// Authenticates `caller`'s credential again, as it is now, and checks that it still
+    /// holds `permission`: for a long-lived call (a watch stream) after a change that names
+    /// its token, its owner or its account, or once its token expires. Not a use.
+    pub(super) async fn reauthenticate(
+        &self,
+        caller: &Caller,
+        permission: &str,
+    ) -> AuthorityResult<Caller> {
+        let outcome = self
+            .verify_hash(caller.secret_hash(), &PermissionSet::default())
+            .await?;
+        let renewed = caller.renewed(credential(outcome)?);
+        renewed.require(permission)?;
+        Ok(renewed)
     }
 
     /// The verification itself, for any caller.
@@ -124,6 +127,15 @@ impl Authority {
                 self.revision(),
             ));
         };
+        self.verify_hash(&hash, required).await
+    }
+
+    /// The verification of a well-formed token, by the hash of its secret.
+    async fn verify_hash(
+        &self,
+        hash: &SecretHash,
+        required: &PermissionSet,
+    ) -> AuthorityResult<VerifyOutcome> {
         // Read before the lookup: every event up to `applied` has been applied to the cache,
         // so an entry the cache still serves holds at `applied`. A fresh read holds at its
         // own revision, which may be older: an answer never claims a newer revision than the
@@ -133,7 +145,7 @@ impl Authority {
         // While the events cannot be read (the database is unreachable), what the cache holds
         // may be outdated by changes made elsewhere: it is trusted for a bounded time only.
         let cached = if self.events_followed_within(self.config.max_event_lag, at) {
-            self.cache.get(&hash)
+            self.cache.get(hash)
         } else {
             None
         };
@@ -144,7 +156,7 @@ impl Authority {
             }
             None => {
                 let started = Instant::now();
-                let Some((snapshot, revision)) = self.store.verification_snapshot(&hash).await?
+                let Some((snapshot, revision)) = self.store.verification_snapshot(hash).await?
                 else {
                     return Ok(VerifyOutcome::without_token(
                         VerificationCode::NotFound,
@@ -152,7 +164,7 @@ impl Authority {
                     ));
                 };
                 let cached = Arc::new(CachedSnapshot::new(snapshot, revision, started));
-                self.cache.insert(hash, cached.clone());
+                self.cache.insert(*hash, cached.clone());
                 (cached, revision)
             }
         };
@@ -185,5 +197,27 @@ impl Authority {
         {
             self.last_use.record(&cached.snapshot.token_id, at);
         }
+    }
+}
+
+/// The credential of a caller whose token `outcome` found valid, or why it is not one.
+fn credential(outcome: VerifyOutcome) -> AuthorityResult<Arc<CachedSnapshot>> {
+    let reason = match outcome.verdict.code {
+        VerificationCode::Valid | VerificationCode::InsufficientScopes => None,
+        VerificationCode::Malformed => Some("the credential is not a well-formed token"),
+        VerificationCode::NotFound => Some("the credential is not a known token"),
+        VerificationCode::Expired => Some("the credential has expired"),
+        VerificationCode::Revoked => Some("the credential has been revoked"),
+        VerificationCode::Disabled => Some("the credential is disabled"),
+        VerificationCode::OwnerDisabled => Some("the credential's owner is disabled"),
+        VerificationCode::ApiAccessDisabled => {
+            Some("API access is disabled for the credential's account")
+        }
+    };
+    match (reason, outcome.snapshot) {
+        (None, Some(credential)) => Ok(credential),
+        (reason, _) => Err(AuthorityError::Unauthenticated(
+            reason.unwrap_or("the credential is not valid").to_owned(),
+        )),
     }
 }

@@ -4,12 +4,17 @@
 //! store (page by page), then follows the broadcast; the revision of the last event
 //! considered is the resume point, so resuming with it loses nothing and repeats nothing.
 //! Checkpoints carry that revision when nothing happens. A watcher whose revision is older
-//! than the retained log gets a reset.
+//! than the retained log (or than any this store handed out) gets a reset.
 //!
 //! The stream is polled by the transport only as fast as the client reads (HTTP/2 flow
 //! control), so a slow watcher holds nothing but its position in the shared, bounded
 //! broadcast: it delays nobody, and once it falls further behind than the broadcast holds it
 //! is cut off with RESOURCE_EXHAUSTED and resumes from the store.
+//!
+//! A stream lives no longer than its credential: an event naming the watcher's own token,
+//! owner or account, or the token's expiry, makes it authenticate again, and the stream ends
+//! with UNAUTHENTICATED (or PERMISSION_DENIED once `tokens.verify` is gone) before anything
+//! else is sent.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -50,6 +55,17 @@ pub struct WatchOptions {
     pub checkpoint_every: Duration,
 }
 
+/// When `caller`'s credential expires by the clock, as an instant of the runtime's clock;
+/// None when it never does.
+fn deadline(caller: &Caller) -> Option<tokio::time::Instant> {
+    let remaining = caller
+        .valid_until()?
+        .signed_duration_since(crate::domain::now());
+    // Already past (or unrepresentable): check at once.
+    let remaining = remaining.to_std().unwrap_or(Duration::ZERO);
+    tokio::time::Instant::now().checked_add(remaining)
+}
+
 /// How many events one backlog read returns at most.
 const BACKLOG_READ: u32 = 1000;
 
@@ -78,6 +94,9 @@ impl Authority {
         );
         checkpoints.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let watcher = Watcher {
+            deadline: deadline(caller),
+            caller: caller.clone(),
+            recheck: false,
             live: self.subscribe(),
             stopping: self.stopping.subscribe(),
             authority: self.clone(),
@@ -113,6 +132,13 @@ enum Phase {
 /// The state behind one watch stream.
 struct Watcher {
     authority: Arc<Authority>,
+    /// Who watches, as last authenticated.
+    caller: Caller,
+    /// Set when an event may have changed the caller's credential: it is checked again
+    /// before anything else is sent.
+    recheck: bool,
+    /// When the credential expires by the clock, if it does.
+    deadline: Option<tokio::time::Instant>,
     live: tokio::sync::broadcast::Receiver<EventBatch>,
     stopping: tokio::sync::watch::Receiver<bool>,
     /// Only events of this account; None: all.
@@ -132,6 +158,24 @@ impl Watcher {
     /// The next item, or None when the stream ends.
     async fn next(&mut self) -> Option<AuthorityResult<WatchItem>> {
         loop {
+            if self.recheck {
+                self.recheck = false;
+                match self
+                    .authority
+                    .reauthenticate(&self.caller, Permission::TOKENS_VERIFY)
+                    .await
+                {
+                    Ok(caller) => {
+                        self.deadline = deadline(&caller);
+                        self.caller = caller;
+                    }
+                    Err(error) => {
+                        self.phase = Phase::Done;
+                        self.pending.clear();
+                        return Some(Err(error));
+                    }
+                }
+            }
             if let Some(item) = self.pending.pop_front() {
                 return Some(Ok(item));
             }
@@ -162,28 +206,43 @@ impl Watcher {
             self.pending
                 .push_back(WatchItem::Checkpoint { revision: applied });
         } else if self.last < applied {
-            let oldest = self.authority.store.oldest_event_revision().await?;
-            if oldest.is_none_or(|oldest| self.last + 1 < oldest) {
-                self.last = applied;
-                self.pending
-                    .push_back(WatchItem::Reset { revision: applied });
-            } else {
-                self.phase = Phase::Replaying { until: applied };
-            }
+            self.phase = Phase::Replaying { until: applied };
+        } else if self.last > self.authority.store.revision().await? {
+            // A revision no server of this store handed out (another deployment's, or from
+            // before the database was restored): nothing the client holds can be trusted.
+            self.last = applied;
+            self.pending
+                .push_back(WatchItem::Reset { revision: applied });
         }
-        // Otherwise nothing was missed, or the watcher knows a revision this server has not
-        // applied yet: following skips everything up to it.
+        // Otherwise the watcher knows a revision another replica committed and this one has
+        // not applied yet: following skips everything up to it.
         Ok(())
     }
 
-    /// Sends one page of stored events.
+    /// Sends one page of stored events, or a reset when pruning took some it has not seen.
     async fn replay(&mut self, until: u64) -> AuthorityResult<()> {
-        let events = self
+        let page = self
             .authority
             .store
-            .events_after(self.last, BACKLOG_READ)
+            .replay_events(self.last, BACKLOG_READ)
             .await?;
-        let events: Vec<_> = events.into_iter().filter(|e| e.revision <= until).collect();
+        // Read together with the page: if the oldest retained event is not the next one,
+        // events after the resume point may have been pruned (PostgreSQL's revisions can
+        // also have gaps, so this may reset when nothing was lost; never the reverse).
+        if page
+            .oldest_retained
+            .is_some_and(|oldest| oldest > self.last.saturating_add(1))
+        {
+            self.phase = Phase::Following;
+            self.last = until;
+            self.pending.push_back(WatchItem::Reset { revision: until });
+            return Ok(());
+        }
+        let events: Vec<_> = page
+            .events
+            .into_iter()
+            .filter(|e| e.revision <= until)
+            .collect();
         let done = events.is_empty() || events.last().is_some_and(|e| e.revision >= until);
         self.forward(&events);
         if done {
@@ -202,12 +261,20 @@ impl Watcher {
         enum Woken {
             Batch(Result<EventBatch, RecvError>),
             Checkpoint,
+            CredentialExpired,
             Stopping,
         }
         let stopping = &mut self.stopping;
+        let deadline = self.deadline;
         let woken = tokio::select! {
             received = self.live.recv() => Woken::Batch(received),
             _ = self.checkpoints.tick() => Woken::Checkpoint,
+            () = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => Woken::CredentialExpired,
             () = async { let _ = stopping.wait_for(|stopping| *stopping).await; } => Woken::Stopping,
         };
         match woken {
@@ -232,6 +299,10 @@ impl Watcher {
                     });
                 }
             }
+            Woken::CredentialExpired => {
+                self.deadline = None;
+                self.recheck = true;
+            }
             Woken::Stopping => return Err(AuthorityError::ShuttingDown),
         }
         Ok(())
@@ -246,6 +317,12 @@ impl Watcher {
         if newest <= self.last {
             return;
         }
+        // Before the account filter: an operator watching one tenant is still invalidated
+        // by a change to its own token in the operator account.
+        self.recheck |= batch
+            .iter()
+            .filter(|e| e.revision > self.last)
+            .any(|e| self.caller.depends_on(&e.invalidation.target));
         let events: Vec<InvalidationEvent> = batch
             .iter()
             .filter(|e| e.revision > self.last)

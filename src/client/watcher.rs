@@ -28,6 +28,16 @@ pub(super) async fn follow(
             outcome = follow_once(&shared, client.clone(), &mut after, &mut delay, first_delay) => {
                 match outcome {
                     Ok(()) => tracing::debug!(after, "revocation stream ended; reconnecting"),
+                    // The verifier's own credential no longer works: nothing heals this but
+                    // an operator, and until then the cache fails closed.
+                    Err(status) if matches!(
+                        status.code(),
+                        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
+                    ) => tracing::warn!(
+                        code = ?status.code(),
+                        message = status.message(),
+                        "the verifier's credential was refused by the authority; retrying"
+                    ),
                     Err(status) => tracing::debug!(after, %status, "revocation stream failed; reconnecting"),
                 }
             }

@@ -102,6 +102,15 @@ pub struct Bootstrap {
 /// atomic, and must refuse an update whose `expected_version` is no longer current with
 /// [`StoreError::Conflict`] (optimistic concurrency).
 ///
+/// One page of a watcher's replay.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayPage {
+    /// The events after the requested revision, in revision order.
+    pub events: Vec<InvalidationEvent>,
+    /// The oldest revision retained when they were read; None when `events` is empty.
+    pub oldest_retained: Option<u64>,
+}
+
 /// Mutating methods return the invalidation event they wrote, with its revision, if the
 /// change carried one.
 #[async_trait]
@@ -182,11 +191,15 @@ pub trait Store: Send + Sync + 'static {
     /// most `limit`. Never skips an event that commits later with a lower revision.
     async fn events_after(&self, after: u64, limit: u32) -> StoreResult<Vec<InvalidationEvent>>;
 
-    /// The revision of the oldest retained event; None when there is none.
-    async fn oldest_event_revision(&self) -> StoreResult<Option<u64>>;
+    /// Like [`Store::events_after`], for a watcher's replay: in the same read, the revision
+    /// of the oldest event still retained, so that the watcher can tell whether pruning took
+    /// any event it has not seen.
+    async fn replay_events(&self, after: u64, limit: u32) -> StoreResult<ReplayPage>;
 
-    /// Deletes the events that occurred before `before`, always keeping the newest one (it
-    /// holds the current revision); returns how many were deleted.
+    /// Deletes the oldest events that occurred before `before`: only a contiguous prefix of
+    /// revisions (an event is kept while any older one is too new to go, since revision
+    /// order and clock order can disagree), and never the newest one (it holds the current
+    /// revision). Returns how many were deleted.
     async fn prune_events(&self, before: Timestamp) -> StoreResult<u64>;
 
     /// Announces the secrets whose grace period ended at or before `now`: each gets one

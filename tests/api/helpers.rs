@@ -525,3 +525,39 @@ pub fn mask(path: &str) -> Option<prost_types::FieldMask> {
 pub fn code_of(response: &proto::VerifyTokenResponse) -> proto::VerificationCode {
     proto::VerificationCode::try_from(response.code).expect("known code")
 }
+
+/// Runs `statements` directly on a test database (of the current backend), for tests that
+/// set up what no RPC can: data of an older version, or events with skewed clocks.
+pub async fn execute_sql(database_url: &str, statements: &[String]) {
+    use sqlx::Connection;
+    match backend() {
+        Backend::Sqlite => {
+            let mut db = sqlx::SqliteConnection::connect(database_url).await.unwrap();
+            for statement in statements {
+                sqlx::query(statement).execute(&mut db).await.unwrap();
+            }
+        }
+        Backend::Postgres => {
+            let mut db = sqlx::PgConnection::connect(database_url).await.unwrap();
+            for statement in statements {
+                sqlx::query(statement).execute(&mut db).await.unwrap();
+            }
+        }
+    }
+}
+
+/// The revisions of the invalidation events a test database retains, in order.
+pub async fn retained_revisions(database_url: &str) -> Vec<i64> {
+    use sqlx::Connection;
+    let sql = "SELECT revision FROM invalidation_events ORDER BY revision";
+    match backend() {
+        Backend::Sqlite => {
+            let mut db = sqlx::SqliteConnection::connect(database_url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_all(&mut db).await.unwrap()
+        }
+        Backend::Postgres => {
+            let mut db = sqlx::PgConnection::connect(database_url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_all(&mut db).await.unwrap()
+        }
+    }
+}

@@ -2,29 +2,9 @@
 //! test rewinds a database to before `permissions.escalate` became a system permission,
 //! writes what an old server accepted (the name as an application permission), and restarts.
 
-use sqlx::Connection;
-
 use token_authority::proto::{self, VerificationCode};
 
-use crate::helpers::{Backend, TestApp, backend, code_of};
-
-/// Runs `statements` on the stopped server's database.
-async fn execute(database_url: &str, statements: &[String]) {
-    match backend() {
-        Backend::Sqlite => {
-            let mut db = sqlx::SqliteConnection::connect(database_url).await.unwrap();
-            for statement in statements {
-                sqlx::query(statement).execute(&mut db).await.unwrap();
-            }
-        }
-        Backend::Postgres => {
-            let mut db = sqlx::PgConnection::connect(database_url).await.unwrap();
-            for statement in statements {
-                sqlx::query(statement).execute(&mut db).await.unwrap();
-            }
-        }
-    }
-}
+use crate::helpers::{Backend, TestApp, backend, code_of, execute_sql};
 
 backend_tests! {
     async fn escalate_granted_as_an_application_permission_is_not_the_system_one() {
@@ -42,7 +22,7 @@ backend_tests! {
         Backend::Sqlite => 3,
         Backend::Postgres => 2,
     };
-    execute(&stopped.database_url, &[
+    execute_sql(&stopped.database_url, &[
         format!(
             "UPDATE principals SET permissions = '[\"permissions.escalate\",\"tokens.read\"]' WHERE id = '{}'",
             legacy.id

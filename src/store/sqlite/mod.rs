@@ -14,12 +14,13 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Sqlite, SqlitePool, Transaction};
 
 use super::rows::{
-    AccountRow, AuditRow, EventRow, PrincipalRow, encode_details, encode_permissions,
+    AccountRow, AuditRow, EventRow, PrincipalRow, ReplayRow, encode_details, encode_permissions,
+    replay_page,
 };
 use super::time::to_micros;
 use super::{
-    AuditQuery, Bootstrap, BulkRevoke, Change, PrincipalQuery, SecretChange, Store, StoreError,
-    StoreResult, TokenQuery,
+    AuditQuery, Bootstrap, BulkRevoke, Change, PrincipalQuery, ReplayPage, SecretChange, Store,
+    StoreError, StoreResult, TokenQuery,
 };
 use crate::domain::{
     Account, AccountId, AuditEvent, AuditRecord, Invalidation, InvalidationEvent, InvalidationKind,
@@ -512,19 +513,27 @@ impl Store for SqliteStore {
         .collect()
     }
 
-    async fn oldest_event_revision(&self) -> StoreResult<Option<u64>> {
-        let oldest: Option<i64> =
-            sqlx::query_scalar("SELECT MIN(revision) FROM invalidation_events")
-                .fetch_one(&self.reader)
-                .await?;
-        Ok(oldest.and_then(|r| u64::try_from(r).ok()))
+    async fn replay_events(&self, after: u64, limit: u32) -> StoreResult<ReplayPage> {
+        // One statement, so one snapshot: the oldest revision belongs to the same state of
+        // the table as the events read.
+        let rows = sqlx::query_as::<_, ReplayRow>(
+            "SELECT e.*, (SELECT MIN(revision) FROM invalidation_events) AS oldest
+             FROM invalidation_events e WHERE e.revision > ? ORDER BY e.revision LIMIT ?",
+        )
+        .bind(i64::try_from(after).unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        replay_page(rows)
     }
 
     async fn prune_events(&self, before: Timestamp) -> StoreResult<u64> {
         let mut tx = self.begin_write().await?;
         let deleted = sqlx::query(
             "DELETE FROM invalidation_events
-             WHERE occurred_at < ? AND revision < (SELECT MAX(revision) FROM invalidation_events)",
+             WHERE revision < COALESCE(
+                 (SELECT MIN(revision) FROM invalidation_events WHERE occurred_at >= ?),
+                 (SELECT MAX(revision) FROM invalidation_events))",
         )
         .bind(to_micros(before))
         .execute(&mut *tx)
