@@ -9,7 +9,9 @@
 //! applied, however late it arrives.
 //!
 //! Watermarks are kept for `ttl`, the longest any cache keeps an answer: a watermark older
-//! than that can only cover answers that have expired anyway.
+//! than that can only cover answers that have expired anyway. Forgetting one raises the floor
+//! to its revision, so that an answer of unknown age (one offered to the client library) that
+//! is older than a forgotten event is refused rather than trusted.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -40,9 +42,18 @@ impl<K: Eq + Hash> Marks<K> {
         key.is_none_or(|key| self.0.get(key).is_none_or(|(mark, _)| revision >= *mark))
     }
 
-    fn prune(&mut self, now: Instant, ttl: Duration) {
-        self.0
-            .retain(|_, (_, applied)| now.duration_since(*applied) < ttl);
+    /// Forgets the watermarks applied `ttl` ago or earlier; returns the highest revision
+    /// forgotten (0 if none).
+    fn prune(&mut self, now: Instant, ttl: Duration) -> u64 {
+        let mut forgotten = 0;
+        self.0.retain(|_, (revision, applied)| {
+            let keep = now.duration_since(*applied) < ttl;
+            if !keep {
+                forgotten = forgotten.max(*revision);
+            }
+            keep
+        });
+        forgotten
     }
 }
 
@@ -91,10 +102,14 @@ impl Watermarks {
             InvalidationTarget::Account(id) => marks.accounts.raise(id, revision, now),
         }
         if now.duration_since(marks.last_pruned) >= self.ttl {
-            marks.tokens.prune(now, self.ttl);
-            marks.principals.prune(now, self.ttl);
-            marks.accounts.prune(now, self.ttl);
+            let forgotten = marks
+                .tokens
+                .prune(now, self.ttl)
+                .max(marks.principals.prune(now, self.ttl))
+                .max(marks.accounts.prune(now, self.ttl));
             marks.last_pruned = now;
+            // Answers this old about a forgotten object can no longer be checked.
+            self.floor.fetch_max(forgotten, Ordering::AcqRel);
         }
         let count = marks.tokens.0.len() + marks.principals.0.len() + marks.accounts.0.len();
         self.count.store(count, Ordering::Release);
@@ -175,7 +190,7 @@ mod tests {
     }
 
     #[test]
-    fn watermarks_older_than_the_ttl_are_pruned() {
+    fn forgotten_watermarks_raise_the_floor() {
         let marks = Watermarks::new(Duration::from_millis(10));
         let (token, _, _) = ids();
         marks.raise(InvalidationTarget::Token(token.clone()), 5);
@@ -186,9 +201,10 @@ mod tests {
             principal: None,
             account: None,
         };
-        assert!(
-            marks.admits(deps, 1),
-            "pruned: answers that old have expired anyway"
-        );
+        assert_eq!(marks.count.load(Ordering::Acquire), 1, "pruned");
+        // An answer of unknown age from before the forgotten event is refused, not trusted;
+        // answers from after it are admitted as before.
+        assert!(!marks.admits(deps, 4));
+        assert!(marks.admits(deps, 5));
     }
 }

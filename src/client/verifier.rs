@@ -157,7 +157,8 @@ impl CachingVerifier {
 
     /// Caches an answer obtained elsewhere (for example by a VerifyToken call made before a
     /// revocation was heard of), under the same rules as answers the verifier fetches itself;
-    /// returns whether it was cached.
+    /// returns whether it was cached. Its age is unknown, so an answer older than the events
+    /// the verifier still remembers (those of the last `valid_ttl`) is refused.
     pub fn offer(&self, token: &str, response: crate::proto::VerifyTokenResponse) -> bool {
         match TokenSecret::hash_presented(token) {
             Ok(hash) => self.remember(hash, Answer::from_response(response)),

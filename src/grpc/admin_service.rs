@@ -7,9 +7,9 @@ use tonic::{Request, Response, Status};
 use super::convert::{
     self, mask_paths, opt_account_id, opt_etag, opt_principal_id, parse_opt_timestamp,
 };
-use super::credential::authenticate;
+use super::credential::{authenticate, authorize};
 use crate::authority::{AuditFilter, Authority, AuthorityError, NewPrincipal, PrincipalUpdate};
-use crate::domain::{DisplayName, PermissionSet, PrincipalId};
+use crate::domain::{DisplayName, Permission, PermissionSet, PrincipalId};
 use crate::proto::{self, admin_service_server::AdminService};
 
 /// The AdminService over an [`Authority`].
@@ -30,7 +30,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<proto::CreateAccountRequest>,
     ) -> Result<Response<proto::CreateAccountResponse>, Status> {
-        let caller = authenticate(&self.authority, &request).await?;
+        let caller = authorize(&self.authority, &request, Permission::ACCOUNTS_MANAGE).await?;
         let name = DisplayName::parse(&request.get_ref().display_name, "display_name")?;
         let account = self.authority.create_account(&caller, name).await?;
         Ok(Response::new(proto::CreateAccountResponse {
@@ -54,7 +54,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<proto::SetApiAccessRequest>,
     ) -> Result<Response<proto::SetApiAccessResponse>, Status> {
-        let caller = authenticate(&self.authority, &request).await?;
+        let caller = authorize(&self.authority, &request, Permission::ACCOUNTS_MANAGE).await?;
         let r = request.get_ref();
         let id = opt_account_id(&r.account_id, "account_id")?;
         let account = self
@@ -70,7 +70,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<proto::CreatePrincipalRequest>,
     ) -> Result<Response<proto::CreatePrincipalResponse>, Status> {
-        let caller = authenticate(&self.authority, &request).await?;
+        let caller = authorize(&self.authority, &request, Permission::PRINCIPALS_MANAGE).await?;
         let r = request.get_ref();
         let new = NewPrincipal {
             account_id: opt_account_id(&r.account_id, "account_id")?,
@@ -88,7 +88,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<proto::GetPrincipalRequest>,
     ) -> Result<Response<proto::GetPrincipalResponse>, Status> {
-        let caller = authenticate(&self.authority, &request).await?;
+        let caller = authorize(&self.authority, &request, Permission::PRINCIPALS_MANAGE).await?;
         let id = PrincipalId::parse(&request.get_ref().id, "id")?;
         let principal = self.authority.get_principal(&caller, &id).await?;
         Ok(Response::new(proto::GetPrincipalResponse {
@@ -100,7 +100,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<proto::ListPrincipalsRequest>,
     ) -> Result<Response<proto::ListPrincipalsResponse>, Status> {
-        let caller = authenticate(&self.authority, &request).await?;
+        let caller = authorize(&self.authority, &request, Permission::PRINCIPALS_MANAGE).await?;
         let r = request.get_ref();
         let account_id = opt_account_id(&r.account_id, "account_id")?;
         let page = self
@@ -117,7 +117,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<proto::UpdatePrincipalRequest>,
     ) -> Result<Response<proto::UpdatePrincipalResponse>, Status> {
-        let caller = authenticate(&self.authority, &request).await?;
+        let caller = authorize(&self.authority, &request, Permission::PRINCIPALS_MANAGE).await?;
         let r = request.into_inner();
         let values = r.principal.unwrap_or_default();
         let id = PrincipalId::parse(&values.id, "principal.id")?;
@@ -156,7 +156,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<proto::ListAuditEventsRequest>,
     ) -> Result<Response<proto::ListAuditEventsResponse>, Status> {
-        let caller = authenticate(&self.authority, &request).await?;
+        let caller = authorize(&self.authority, &request, Permission::AUDIT_READ).await?;
         let r = request.get_ref();
         for (field, value) in [("target_id", &r.target_id), ("action", &r.action)] {
             if value.len() > 100 {

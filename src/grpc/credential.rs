@@ -17,3 +17,17 @@ pub(super) async fn authenticate<T>(
         .authenticate(presented, request.remote_addr())
         .await?)
 }
+
+/// Authenticates the caller of `request` and checks that it holds `permission`, before any
+/// field of the request is parsed: a caller without the permission learns nothing about the
+/// request's validity (AIP-211). The use case checks the permission again; this check only
+/// puts it first.
+pub(super) async fn authorize<T>(
+    authority: &crate::authority::Authority,
+    request: &tonic::Request<T>,
+    permission: &str,
+) -> Result<crate::authority::Caller, Status> {
+    let caller = authenticate(authority, request).await?;
+    caller.require(permission)?;
+    Ok(caller)
+}

@@ -11,12 +11,12 @@ use tonic::{Request, Response, Status};
 use super::convert::{
     self, mask_paths, opt_account_id, opt_etag, opt_principal_id, parse_opt_timestamp,
 };
-use super::credential::authenticate;
+use super::credential::authorize;
 use crate::authority::{
     Authority, AuthorityError, Expiry, NewToken, TokenFilter, TokenUpdate, WatchOptions, WatchStart,
 };
 use crate::domain::{
-    ApiVersion, Description, Labels, PermissionSet, RevokeReason, TokenId, TokenName,
+    ApiVersion, Description, Labels, Permission, PermissionSet, RevokeReason, TokenId, TokenName,
     VerificationCode,
 };
 use crate::proto::{self, token_service_server::TokenService};
@@ -54,7 +54,7 @@ impl TokenService for TokenApi {
         &self,
         request: Request<proto::WatchRevocationsRequest>,
     ) -> Result<Response<WatchStream>, Status> {
-        let caller = authenticate(&self.authority, &request).await?;
+        let caller = authorize(&self.authority, &request, Permission::TOKENS_VERIFY).await?;
         let r = request.get_ref();
         let account = opt_account_id(&r.account_id, "account_id")?;
         let start = if r.start_from_now {
@@ -73,7 +73,7 @@ impl TokenService for TokenApi {
         &self,
         request: Request<proto::CreateTokenRequest>,
     ) -> Result<Response<proto::CreateTokenResponse>, Status> {
-        let caller = authenticate(&self.authority, &request).await?;
+        let caller = authorize(&self.authority, &request, Permission::TOKENS_CREATE).await?;
         let r = request.into_inner();
         let expiry = match &r.expiry {
             None => Expiry::Never,
@@ -104,7 +104,7 @@ impl TokenService for TokenApi {
         &self,
         request: Request<proto::GetTokenRequest>,
     ) -> Result<Response<proto::GetTokenResponse>, Status> {
-        let caller = authenticate(&self.authority, &request).await?;
+        let caller = authorize(&self.authority, &request, Permission::TOKENS_READ).await?;
         let id = token_id(&request.get_ref().id)?;
         let token = self.authority.get_token(&caller, &id).await?;
         respond(proto::GetTokenResponse {
@@ -116,7 +116,7 @@ impl TokenService for TokenApi {
         &self,
         request: Request<proto::ListTokensRequest>,
     ) -> Result<Response<proto::ListTokensResponse>, Status> {
-        let caller = authenticate(&self.authority, &request).await?;
+        let caller = authorize(&self.authority, &request, Permission::TOKENS_READ).await?;
         let r = request.into_inner();
         if r.name_contains.chars().count() > 200 {
             return Err(
@@ -155,7 +155,7 @@ impl TokenService for TokenApi {
         &self,
         request: Request<proto::UpdateTokenRequest>,
     ) -> Result<Response<proto::UpdateTokenResponse>, Status> {
-        let caller = authenticate(&self.authority, &request).await?;
+        let caller = authorize(&self.authority, &request, Permission::TOKENS_UPDATE).await?;
         let r = request.into_inner();
         let values = r.token.unwrap_or_default();
         let id = TokenId::parse(&values.id, "token.id")?;
@@ -210,7 +210,7 @@ impl TokenService for TokenApi {
         &self,
         request: Request<proto::RevokeTokenRequest>,
     ) -> Result<Response<proto::RevokeTokenResponse>, Status> {
-        let caller = authenticate(&self.authority, &request).await?;
+        let caller = authorize(&self.authority, &request, Permission::TOKENS_UPDATE).await?;
         let r = request.get_ref();
         let id = token_id(&r.id)?;
         let reason = RevokeReason::parse(&r.reason, "reason")?;
@@ -227,7 +227,7 @@ impl TokenService for TokenApi {
         &self,
         request: Request<proto::DisableTokenRequest>,
     ) -> Result<Response<proto::DisableTokenResponse>, Status> {
-        let caller = authenticate(&self.authority, &request).await?;
+        let caller = authorize(&self.authority, &request, Permission::TOKENS_UPDATE).await?;
         let r = request.get_ref();
         let token = self
             .authority
@@ -242,7 +242,7 @@ impl TokenService for TokenApi {
         &self,
         request: Request<proto::EnableTokenRequest>,
     ) -> Result<Response<proto::EnableTokenResponse>, Status> {
-        let caller = authenticate(&self.authority, &request).await?;
+        let caller = authorize(&self.authority, &request, Permission::TOKENS_UPDATE).await?;
         let r = request.get_ref();
         let token = self
             .authority
@@ -257,7 +257,7 @@ impl TokenService for TokenApi {
         &self,
         request: Request<proto::DeleteTokenRequest>,
     ) -> Result<Response<proto::DeleteTokenResponse>, Status> {
-        let caller = authenticate(&self.authority, &request).await?;
+        let caller = authorize(&self.authority, &request, Permission::TOKENS_DELETE).await?;
         let r = request.get_ref();
         self.authority
             .delete_token(&caller, &token_id(&r.id)?, opt_etag(&r.etag))
@@ -269,7 +269,7 @@ impl TokenService for TokenApi {
         &self,
         request: Request<proto::ResetTokenRequest>,
     ) -> Result<Response<proto::ResetTokenResponse>, Status> {
-        let caller = authenticate(&self.authority, &request).await?;
+        let caller = authorize(&self.authority, &request, Permission::TOKENS_UPDATE).await?;
         let r = request.get_ref();
         let grace = match &r.grace_period {
             Some(d) => convert::parse_duration(d, "grace_period")?,
@@ -289,7 +289,7 @@ impl TokenService for TokenApi {
         &self,
         request: Request<proto::DuplicateTokenRequest>,
     ) -> Result<Response<proto::DuplicateTokenResponse>, Status> {
-        let caller = authenticate(&self.authority, &request).await?;
+        let caller = authorize(&self.authority, &request, Permission::TOKENS_UPDATE).await?;
         let r = request.get_ref();
         let name = if r.name.is_empty() {
             None
@@ -310,7 +310,7 @@ impl TokenService for TokenApi {
         &self,
         request: Request<proto::VerifyTokenRequest>,
     ) -> Result<Response<proto::VerifyTokenResponse>, Status> {
-        let caller = authenticate(&self.authority, &request).await?;
+        let caller = authorize(&self.authority, &request, Permission::TOKENS_VERIFY).await?;
         let r = request.get_ref();
         let required = PermissionSet::parse(&r.required_scopes, "required_scopes")?;
         let outcome = self

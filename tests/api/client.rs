@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use prost_types::FieldMask;
 use tonic::Code;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -15,7 +14,7 @@ use token_authority::client::{
 };
 use token_authority::proto::{self, VerificationCode};
 
-use crate::helpers::{Tenant, TestApp};
+use crate::helpers::{Tenant, TestApp, mask};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -56,12 +55,6 @@ async fn code(verifier: &CachingVerifier, token: &str, required: &[&str]) -> Ver
 /// The server's current revision, as seen by a fresh verification.
 async fn server_revision(app: &TestApp, tenant: &Tenant) -> u64 {
     app.verify(&tenant.admin_token, &[]).await.revision
-}
-
-fn mask(path: &str) -> Option<FieldMask> {
-    Some(FieldMask {
-        paths: vec![path.to_owned()],
-    })
 }
 
 backend_tests! {
@@ -269,6 +262,56 @@ backend_tests! {
     assert_eq!(
         code(&operator_verifier, &last.secret, &[]).await,
         VerificationCode::ApiAccessDisabled
+    );
+}
+}
+
+backend_tests! {
+    async fn an_offered_answer_older_than_what_the_verifier_remembers_is_refused() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme", &[]).await;
+    // Answers (and so the watermarks that check them) are kept for 300 ms.
+    let verifier = verifier(&app, &tenant.admin_token, |config| {
+        config.valid_ttl = Duration::from_millis(300);
+        config.invalid_ttl = Duration::from_millis(300);
+    });
+    heard(&verifier, 0).await;
+    let created = app.create_token(&tenant.admin_token, &tenant.admin_id, &[]).await;
+    let old_answer = app
+        .tokens(&tenant.admin_token)
+        .verify_token(proto::VerifyTokenRequest {
+            token: created.secret.clone(),
+            required_scopes: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(old_answer.valid);
+    app.tokens(&tenant.admin_token)
+        .revoke_token(proto::RevokeTokenRequest {
+            id: created.token.clone().unwrap().id,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    heard(&verifier, server_revision(&app, &tenant).await).await;
+    // Long after, the revocation's watermark is forgotten (the next event prunes it) ...
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let other = app.create_token(&tenant.admin_token, &tenant.admin_id, &[]).await;
+    app.tokens(&tenant.admin_token)
+        .disable_token(proto::DisableTokenRequest {
+            id: other.token.unwrap().id,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    heard(&verifier, server_revision(&app, &tenant).await).await;
+    // ... and the answer from before it, of unknown age to the verifier, is refused: once it
+    // was cached and answered VALID for a revoked token.
+    assert!(!verifier.offer(&created.secret, old_answer));
+    assert_eq!(
+        code(&verifier, &created.secret, &[]).await,
+        VerificationCode::Revoked
     );
 }
 }

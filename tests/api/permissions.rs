@@ -1,19 +1,12 @@
 //! Who may call what: every RPC refuses a caller that lacks its permission, an
 //! unauthenticated caller is refused, and nobody can hand out more than they hold.
 
-use prost_types::FieldMask;
 use tonic::{Code, Status};
 
 use token_authority::domain::TokenSecret;
 use token_authority::proto::{self, PrincipalKind};
 
-use crate::helpers::{Credential, TENANT_PERMISSIONS, TestApp, assert_code};
-
-fn mask(path: &str) -> Option<FieldMask> {
-    Some(FieldMask {
-        paths: vec![path.to_owned()],
-    })
-}
+use crate::helpers::{Credential, TENANT_PERMISSIONS, TestApp, assert_code, mask};
 
 /// Drops a successful answer: only the outcome matters here.
 fn ok<T>(result: Result<T, Status>) -> Result<(), Status> {
@@ -234,7 +227,11 @@ backend_tests! {
             .create_token(&tenant.admin_token, &limited.id, &[])
             .await
             .secret;
-        let outcomes = calls_guarded_by(&app, &token, missing, &target.id, &tenant.admin_id).await;
+        let mut outcomes =
+            calls_guarded_by(&app, &token, missing, &target.id, &tenant.admin_id).await;
+        // Malformed ids too: the permission is checked before any field is parsed (AIP-211),
+        // so a caller without it learns nothing about its request.
+        outcomes.extend(calls_guarded_by(&app, &token, missing, "not an id", "tka_\u{e9}").await);
         assert!(!outcomes.is_empty());
         for (rpc, outcome) in outcomes {
             let status = outcome.expect_err(&format!("{rpc} without {missing} must be refused"));
