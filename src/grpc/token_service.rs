@@ -66,7 +66,7 @@ impl TokenService for TokenApi {
             .authority
             .watch(&caller, start, account, self.watch)?
             .map(|item| item.map(convert::watch_item).map_err(Status::from));
-        Ok(Response::new(Box::pin(items)))
+        Ok(Response::new(Box::pin(super::panics::guard_stream(items))))
     }
 
     async fn create_token(

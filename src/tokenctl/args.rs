@@ -19,9 +19,11 @@ pub struct Cli {
     #[arg(long, env = "TOKENCTL_CA_CERT", global = true)]
     pub ca_cert: Option<std::path::PathBuf>,
 
-    /// Your token (sent as `authorization: Bearer`).
-    #[arg(long, env = "TOKENCTL_TOKEN", hide_env_values = true, global = true)]
-    pub token: Option<String>,
+    /// Read your token (sent as `authorization: Bearer`) from this file, or from standard
+    /// input for `-`. Without it, the `TOKENCTL_TOKEN` environment variable holds it. There
+    /// is no flag taking the token itself: `ps` and shell history would show it.
+    #[arg(long, env = "TOKENCTL_TOKEN_FILE", global = true, value_name = "FILE")]
+    pub token_file: Option<std::path::PathBuf>,
 
     /// Aligned tables for people, JSON for scripts.
     #[arg(long, short, value_enum, default_value = "table", global = true)]
@@ -116,8 +118,11 @@ pub enum TokenCommand {
     },
     /// Check whether a token may be used now.
     Verify {
-        /// The token to check (not your own credential).
-        secret: String,
+        /// Read the token to check (not your own credential) from this file, or from
+        /// standard input for `-` (the default). Never the token itself: `ps` and shell
+        /// history would show it.
+        #[arg(default_value = "-", value_name = "FILE")]
+        source: std::path::PathBuf,
         /// A scope the token must have (repeatable).
         #[arg(long = "scope")]
         scopes: Vec<String>,

@@ -7,6 +7,7 @@ mod args;
 mod error;
 mod expiry;
 mod output;
+mod secret_input;
 mod token;
 
 pub use args::Cli;
@@ -65,7 +66,14 @@ impl Connection {
                 .tls_config(tls)
                 .map_err(|e| CliError::Usage(format!("TLS configuration: {e}")))?;
         }
-        let bearer = match &cli.token {
+        let token = match &cli.token_file {
+            Some(file) => {
+                secret_input::ensure_not_a_secret(file, "your token")?;
+                Some(secret_input::read(file, "your token")?)
+            }
+            None => std::env::var("TOKENCTL_TOKEN").ok(),
+        };
+        let bearer = match token {
             Some(token) => Some(
                 format!("Bearer {}", token.trim())
                     .parse()
@@ -93,6 +101,17 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     if let Command::Completions { shell } = &cli.command {
         args::print_completions(*shell);
         return Ok(());
+    }
+    if let (Some(own), Command::Token(args::TokenCommand::Verify { source, .. })) =
+        (&cli.token_file, &cli.command)
+        && own == std::path::Path::new("-")
+        && source == std::path::Path::new("-")
+    {
+        return Err(CliError::Usage(
+            "standard input can carry only one token: give `--token-file` or the token to \
+             verify as a file"
+                .into(),
+        ));
     }
     let connection = Connection::open(&cli)?;
     match &cli.command {

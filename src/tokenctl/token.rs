@@ -174,10 +174,12 @@ pub async fn run(
             }
             Ok(())
         }
-        TokenCommand::Verify { secret, scopes } => {
+        TokenCommand::Verify { source, scopes } => {
+            super::secret_input::ensure_not_a_secret(source, "the token to verify")?;
+            let secret = super::secret_input::read(source, "the token to verify")?;
             let answer = tokens
                 .verify_token(proto::VerifyTokenRequest {
-                    token: secret.clone(),
+                    token: secret,
                     required_scopes: scopes.clone(),
                 })
                 .await?

@@ -19,6 +19,27 @@ fn tokenctl(app: &TestApp, token: &str, args: &[&str]) -> Output {
         .expect("tokenctl runs")
 }
 
+/// Runs tokenctl with `input` on its standard input.
+fn tokenctl_stdin(app: &TestApp, token: &str, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(TOKENCTL)
+        .env("TOKENCTL_ENDPOINT", app.channel_uri())
+        .env("TOKENCTL_TOKEN", token)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tokenctl runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("input written");
+    child.wait_with_output().expect("tokenctl ends")
+}
+
 fn json(output: &Output) -> Value {
     assert!(
         output.status.success(),
@@ -93,18 +114,12 @@ async fn token_commands_work_end_to_end_with_json_output() {
     );
 
     // Verification.
-    let verdict = json(&tokenctl(
+    // The token to verify comes on standard input, never as an argument.
+    let verdict = json(&tokenctl_stdin(
         &app,
         &admin,
-        &[
-            "-o",
-            "json",
-            "token",
-            "verify",
-            &secret,
-            "--scope",
-            "tokens.read",
-        ],
+        &["-o", "json", "token", "verify", "--scope", "tokens.read"],
+        &format!("{secret}\n"),
     ));
     assert_eq!(verdict["valid"], true);
     assert_eq!(verdict["code"], "valid");
@@ -155,10 +170,11 @@ async fn token_commands_work_end_to_end_with_json_output() {
     .into_owned();
     assert!(table.lines().next().unwrap().starts_with("ID"), "{table}");
     assert!(table.contains(&id) && table.contains("revoked"));
-    let verdict = json(&tokenctl(
+    let verdict = json(&tokenctl_stdin(
         &app,
         &admin,
-        &["-o", "json", "token", "verify", &secret],
+        &["-o", "json", "token", "verify", "-"],
+        &secret,
     ));
     assert_eq!(verdict["code"], "revoked");
 }
@@ -620,4 +636,68 @@ async fn https_endpoints_are_spoken_to_over_tls() {
     // Plaintext against a TLS server: refused too.
     let (code, line) = failure(&run(&app.channel_uri(), &[]));
     assert_eq!(code, 3, "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_read_from_files_or_stdin_never_from_arguments() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme", &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let own = dir.path().join("own.token");
+    std::fs::write(&own, format!("{}\n", tenant.admin_token)).unwrap();
+    let own = own.to_str().unwrap();
+    // Your credential from a file, or from stdin, with TOKENCTL_TOKEN unset.
+    let listed = Command::new(TOKENCTL)
+        .env("TOKENCTL_ENDPOINT", app.channel_uri())
+        .env_remove("TOKENCTL_TOKEN")
+        .args(["-o", "json", "--token-file", own, "token", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(json(&listed).as_array().unwrap().len(), 1);
+    let listed = tokenctl_stdin(
+        &app,
+        "",
+        &["-o", "json", "--token-file", "-", "token", "list"],
+        &tenant.admin_token,
+    );
+    assert_eq!(json(&listed).as_array().unwrap().len(), 1);
+    // The token to verify from a file.
+    let checked = dir.path().join("checked.token");
+    std::fs::write(&checked, &tenant.admin_token).unwrap();
+    let verdict = json(&tokenctl(
+        &app,
+        &tenant.admin_token,
+        &["-o", "json", "token", "verify", checked.to_str().unwrap()],
+    ));
+    assert_eq!(verdict["code"], "valid");
+
+    // A secret where a file name belongs is refused, and not printed back.
+    for args in [
+        vec!["token", "verify", tenant.admin_token.as_str()],
+        vec!["--token-file", tenant.admin_token.as_str(), "token", "list"],
+    ] {
+        let output = tokenctl(&app, &tenant.admin_token, &args);
+        let (code, stderr) = failure(&output);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(!stderr.contains(&tenant.admin_token), "{stderr}");
+        assert!(stderr.contains("standard input"), "{stderr}");
+    }
+    // The old flag that took the token itself is gone.
+    let output = tokenctl(
+        &app,
+        &tenant.admin_token,
+        &["--token", "x", "token", "list"],
+    );
+    assert_eq!(output.status.code(), Some(2), "clap's usage error");
+    // Stdin carries one secret, not two.
+    let output = tokenctl_stdin(
+        &app,
+        "",
+        &["--token-file", "-", "token", "verify"],
+        &tenant.admin_token,
+    );
+    assert_eq!(failure(&output).0, 2);
+    // Empty input is a usage error, not an empty token sent to the server.
+    let output = tokenctl_stdin(&app, &tenant.admin_token, &["token", "verify"], "\n");
+    assert_eq!(failure(&output).0, 2);
 }
