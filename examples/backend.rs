@@ -63,7 +63,12 @@ async fn main() -> anyhow::Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<OrdersServiceServer<Orders>>().await;
 
+    // Bound first, so that `BACKEND_LISTEN_ADDR=127.0.0.1:0` picks a free port and the
+    // line below tells which (the crate's tests run this example that way).
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
     tracing::info!(%addr, "orders backend listening");
+    println!("listening on {addr}");
     tonic::transport::Server::builder()
         .layer(
             VerifyLayer::new(verifier, &["orders.read"])
@@ -71,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .add_service(health_service)
         .add_service(OrdersServiceServer::new(Orders))
-        .serve(addr)
+        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
         .await?;
     Ok(())
 }

@@ -38,5 +38,9 @@ pub mod configuration;
 #[cfg(feature = "server")]
 pub mod startup;
 
+#[cfg(all(feature = "server", feature = "cli"))]
+#[doc(hidden)]
+pub mod fuzzing;
+
 #[cfg(feature = "server")]
 pub mod telemetry;

@@ -1,9 +1,10 @@
 -- Before migration 0003, `permissions.escalate` was a valid *application* permission name.
 -- Whoever was granted it under that meaning must not wake up holding the system permission:
 -- only bootstrap owners (operator-account principals holding every other system permission)
--- keep it. Other principals lose it, and tokens of theirs scoped to it get the inert
--- `legacy.permissions.escalate` instead (dropping it could leave an empty scope list, which
--- means "everything the owner has"). Each change is audited (no actor: the upgrade made it)
+-- keep it; other principals lose it. Every token scoped to it (a bootstrap owner's too: its
+-- scope was granted under the old meaning) gets the inert `legacy.permissions.escalate`
+-- instead (dropping it could leave an empty scope list, which means "everything the owner
+-- has"). Each change is audited (no actor: the upgrade made it)
 -- and announced to watchers like any other change.
 
 CREATE TEMP TABLE escalate_upgrade_keepers AS
@@ -22,8 +23,7 @@ WHERE id NOT IN (SELECT id FROM escalate_upgrade_keepers)
 
 CREATE TEMP TABLE escalate_upgrade_tokens AS
 SELECT id, account_id FROM tokens
-WHERE owner_id NOT IN (SELECT id FROM escalate_upgrade_keepers)
-  AND EXISTS (SELECT 1 FROM json_each(tokens.scopes) WHERE value = 'permissions.escalate');
+WHERE EXISTS (SELECT 1 FROM json_each(tokens.scopes) WHERE value = 'permissions.escalate');
 
 INSERT INTO audit_events (account_id, action, target_type, target_id, details, occurred_at)
 SELECT account_id, 'principal.update', 'principal', id,

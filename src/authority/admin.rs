@@ -97,7 +97,9 @@ impl Authority {
     }
 
     /// Turning API access off revokes every token of the account in the same transaction,
-    /// so that turning it back on revives none of them.
+    /// so that turning it back on revives none of them. Only operators switch it (a tenant
+    /// that switched its own off could never switch it back on), and switching it off takes
+    /// power over every principal of the account: it locks them all out.
     pub async fn set_api_access(
         &self,
         caller: &Caller,
@@ -105,6 +107,11 @@ impl Authority {
         enabled: bool,
     ) -> AuthorityResult<Account> {
         caller.require(Permission::ACCOUNTS_MANAGE)?;
+        if !caller.is_operator() {
+            return Err(AuthorityError::PermissionDenied(
+                "only operators switch an account's API access".into(),
+            ));
+        }
         let id = caller.target_account(id)?;
         let mut account = self
             .store
@@ -118,6 +125,10 @@ impl Authority {
             return Err(AuthorityError::FailedPrecondition(
                 "the operator account's API access cannot be disabled: nobody could turn it back on".into(),
             ));
+        }
+        if !enabled {
+            let held = self.permissions_in_account(&id).await?;
+            caller.ensure_may_act_on(&held, "account")?;
         }
         let at = now();
         let expected_version = account.version;
@@ -155,6 +166,32 @@ impl Authority {
         self.apply_committed(event).await;
         tracing::info!(account_id = %id, enabled, "API access changed");
         Ok(account)
+    }
+
+    /// Every permission some principal of `account` holds.
+    async fn permissions_in_account(&self, account: &AccountId) -> AuthorityResult<PermissionSet> {
+        const PAGE: u32 = 1000;
+        let mut held = PermissionSet::default();
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .list_principals(&PrincipalQuery {
+                    account_id: account.clone(),
+                    after,
+                    limit: PAGE,
+                })
+                .await?;
+            for principal in &page {
+                held = held.union(&principal.permissions);
+            }
+            match page.last() {
+                Some(last) if page.len() == PAGE as usize => {
+                    after = Some((last.created_at, last.id.clone()));
+                }
+                _ => return Ok(held),
+            }
+        }
     }
 
     pub async fn create_principal(

@@ -45,6 +45,12 @@ impl Caller {
         }
     }
 
+    /// The revision the caller's credential was read at: no change to it up to there is
+    /// missing from what authenticated it.
+    pub(super) fn credential_revision(&self) -> u64 {
+        self.credential.revision
+    }
+
     pub(super) fn secret_hash(&self) -> &SecretHash {
         &self.secret_hash
     }

@@ -31,6 +31,8 @@ pub use caller::Caller;
 pub use error::AuthorityError;
 pub use events::EventBatch;
 pub use page_token::PageTokenCodec;
+#[cfg(feature = "cli")]
+pub(crate) use tokens::decode_time_position;
 pub use tokens::{Expiry, NewToken, Page, TokenFilter, TokenUpdate};
 pub use verify::VerifyOutcome;
 pub use watch::{WatchItem, WatchOptions, WatchStart};

@@ -725,7 +725,7 @@ fn copy_name(name: &TokenName) -> TokenName {
 }
 
 /// Decodes a `micros:id` position.
-pub(super) fn decode_time_position<T>(
+pub(crate) fn decode_time_position<T>(
     position: &str,
     parse_id: impl Fn(&str, &str) -> Result<T, crate::domain::ValidationError>,
 ) -> AuthorityResult<(Timestamp, T)> {

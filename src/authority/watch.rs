@@ -95,6 +95,7 @@ impl Authority {
         checkpoints.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let watcher = Watcher {
             deadline: deadline(caller),
+            checked_at: caller.credential_revision(),
             caller: caller.clone(),
             recheck: false,
             live: self.subscribe(),
@@ -137,6 +138,11 @@ struct Watcher {
     /// Set when an event may have changed the caller's credential: it is checked again
     /// before anything else is sent.
     recheck: bool,
+    /// The revision the credential is known good at: events after it that name the
+    /// credential's token, owner or account make it checked again, whether or not the
+    /// watcher itself is past them (it may resume at a revision newer than the credential's
+    /// check, or this replica may apply them late).
+    checked_at: u64,
     /// When the credential expires by the clock, if it does.
     deadline: Option<tokio::time::Instant>,
     live: tokio::sync::broadcast::Receiver<EventBatch>,
@@ -158,6 +164,14 @@ impl Watcher {
     /// The next item, or None when the stream ends.
     async fn next(&mut self) -> Option<AuthorityResult<WatchItem>> {
         loop {
+            // A long replay never waits in `follow`, where the expiry is otherwise noticed.
+            if self
+                .deadline
+                .is_some_and(|at| tokio::time::Instant::now() >= at)
+            {
+                self.deadline = None;
+                self.recheck = true;
+            }
             if self.recheck {
                 self.recheck = false;
                 match self
@@ -167,6 +181,7 @@ impl Watcher {
                 {
                     Ok(caller) => {
                         self.deadline = deadline(&caller);
+                        self.checked_at = self.checked_at.max(caller.credential_revision());
                         self.caller = caller;
                     }
                     Err(error) => {
@@ -195,6 +210,9 @@ impl Watcher {
     /// Tells the watcher where it starts, or prepares the replay of what it missed.
     async fn start(&mut self) -> AuthorityResult<()> {
         let applied = self.authority.revision();
+        // Events applied since the credential was read may have changed it, and following
+        // from `applied` would never show them: check it again first.
+        self.recheck |= applied > self.checked_at;
         self.phase = Phase::Following;
         if self.start_from_now {
             self.last = applied;
@@ -311,18 +329,19 @@ impl Watcher {
     /// Queues the events of `batch` newer than the resume point that pass the filter, and
     /// moves the resume point past all of them.
     fn forward(&mut self, batch: &[InvalidationEvent]) {
+        // Before the account filter (an operator watching one tenant is still invalidated by
+        // a change to its own token in the operator account), and before skipping what the
+        // watcher has seen (it may have seen events its credential's check had not).
+        self.recheck |= batch
+            .iter()
+            .filter(|e| e.revision > self.checked_at)
+            .any(|e| self.caller.depends_on(&e.invalidation.target));
         let Some(newest) = batch.last().map(|e| e.revision) else {
             return;
         };
         if newest <= self.last {
             return;
         }
-        // Before the account filter: an operator watching one tenant is still invalidated
-        // by a change to its own token in the operator account.
-        self.recheck |= batch
-            .iter()
-            .filter(|e| e.revision > self.last)
-            .any(|e| self.caller.depends_on(&e.invalidation.target));
         let events: Vec<InvalidationEvent> = batch
             .iter()
             .filter(|e| e.revision > self.last)

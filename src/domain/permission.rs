@@ -142,6 +142,10 @@ impl PermissionSet {
         Self(self.0.intersection(&other.0).cloned().collect())
     }
 
+    pub fn union(&self, other: &Self) -> Self {
+        Self(self.0.union(&other.0).cloned().collect())
+    }
+
     /// The members of `self` that `other` lacks.
     pub fn difference(&self, other: &Self) -> Self {
         Self(self.0.difference(&other.0).cloned().collect())

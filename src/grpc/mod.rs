@@ -2,7 +2,7 @@
 //! the authority, translate back. No rule lives here.
 
 mod admin_service;
-mod convert;
+pub(crate) mod convert;
 mod credential;
 pub mod limits;
 pub mod panics;

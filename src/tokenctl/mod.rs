@@ -5,7 +5,7 @@
 mod admin;
 mod args;
 mod error;
-mod expiry;
+pub(crate) mod expiry;
 mod output;
 mod secret_input;
 mod token;

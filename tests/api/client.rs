@@ -14,7 +14,9 @@ use token_authority::client::{
 };
 use token_authority::proto::{self, VerificationCode};
 
-use crate::helpers::{Tenant, TestApp, mask};
+use token_authority::startup::open_store;
+
+use crate::helpers::{Proxy, Tenant, TestApp, mask, retained_revisions, test_settings};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -25,7 +27,16 @@ fn verifier(
     credential: &str,
     adjust: impl FnOnce(&mut VerifierConfig),
 ) -> CachingVerifier {
-    let mut config = VerifierConfig::new(app.channel_uri(), credential);
+    verifier_at(app.channel_uri(), credential, adjust)
+}
+
+/// A verifier of the authority at `endpoint` (a [`Proxy`] for tests that restart it).
+fn verifier_at(
+    endpoint: String,
+    credential: &str,
+    adjust: impl FnOnce(&mut VerifierConfig),
+) -> CachingVerifier {
+    let mut config = VerifierConfig::new(endpoint, credential);
     config.staleness_bound = Duration::from_secs(5);
     adjust(&mut config);
     CachingVerifier::new(config).expect("a valid configuration")
@@ -228,7 +239,9 @@ backend_tests! {
         code(&verifier, &graced.secret, &[]).await,
         VerificationCode::Valid
     );
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let reset_at = server_revision(&app, &tenant).await;
+    // The cached VALID ends with the grace period by itself (answers are cached no longer
+    // than the secret works), so the old secret answers EXPIRED from then on ...
     let deadline = Instant::now() + WAIT;
     while code(&verifier, &graced.secret, &[]).await == VerificationCode::Valid {
         assert!(
@@ -241,6 +254,17 @@ backend_tests! {
         code(&verifier, &graced.secret, &[]).await,
         VerificationCode::Expired
     );
+    // ... and the server announces the end (TOKEN_SECRET_EXPIRED), which the verifier hears.
+    let deadline = Instant::now() + WAIT;
+    let announced = loop {
+        let revision = server_revision(&app, &tenant).await;
+        if revision > reset_at {
+            break revision;
+        }
+        assert!(Instant::now() < deadline, "the grace end was never announced");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    heard(&verifier, announced).await;
 
     // API access switched off: every token of the account, the verifier's own included.
     let operator_verifier = verifier_for_operator(&app);
@@ -316,6 +340,15 @@ backend_tests! {
 }
 }
 
+/// A verifier of `tenant` that trusts its cache for 800 ms without hearing from the
+/// authority, and stays disconnected for a while once its stream drops.
+fn verifier_with_bound(app: &TestApp, tenant: &Tenant) -> CachingVerifier {
+    verifier(app, &tenant.admin_token, |config| {
+        config.staleness_bound = Duration::from_millis(800);
+        config.reconnect_backoff = (Duration::from_secs(6), Duration::from_secs(6));
+    })
+}
+
 fn verifier_for_operator(app: &TestApp) -> CachingVerifier {
     verifier(app, &app.bootstrap_token, |_| {})
 }
@@ -383,7 +416,8 @@ backend_tests! {
     let created = app
         .create_token(&tenant.admin_token, &tenant.admin_id, &[])
         .await;
-    let verifier = verifier(&app, &tenant.admin_token, |config| {
+    let proxy = Proxy::to(app.addr).await;
+    let verifier = verifier_at(proxy.uri(), &tenant.admin_token, |config| {
         config.staleness_bound = Duration::from_millis(800);
         // Stay disconnected for a while after the stream drops.
         config.reconnect_backoff = (Duration::from_secs(6), Duration::from_secs(6));
@@ -405,6 +439,7 @@ backend_tests! {
     // Back up, but the verifier's stream is not (yet): past the bound, every call is remote,
     // so a revocation made meanwhile is seen although no event was heard.
     let app = TestApp::restart(stopped, |_| {}).await;
+    proxy.retarget(app.addr);
     app.tokens(&tenant.admin_token)
         .revoke_token(proto::RevokeTokenRequest {
             id: created.token.clone().unwrap().id,
@@ -419,12 +454,24 @@ backend_tests! {
         VerificationCode::Revoked
     );
 
-    // Down again, past the bound: no answer rather than a stale one.
+    // Down again, past the bound: a *cached* answer is not served any more. A fresh
+    // verifier caches one while its stream is up ...
     let other = app
         .create_token(&tenant.admin_token, &tenant.admin_id, &[])
         .await;
+    let second = verifier_with_bound(&app, &tenant);
+    heard(&second, 0).await;
+    assert_eq!(code(&second, &other.secret, &[]).await, VerificationCode::Valid);
     let _ = app.stop().await;
-    let error = verifier
+    // ... which answers from memory alone while within the bound (the authority is gone) ...
+    assert_eq!(code(&second, &other.secret, &[]).await, VerificationCode::Valid);
+    // ... and past it, fails closed: no answer rather than a stale one.
+    let deadline = Instant::now() + WAIT;
+    while second.is_fresh() {
+        assert!(Instant::now() < deadline, "the verifier never went stale");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let error = second
         .verify(&other.secret, &[])
         .await
         .expect_err("fails closed");
@@ -438,8 +485,8 @@ backend_tests! {
 }
 
 backend_tests! {
-    async fn resuming_after_a_restart_replays_what_was_missed_and_a_reset_flushes_the_cache() {
-    let app = TestApp::spawn_with(|s| s.event_retention = Duration::from_millis(400)).await;
+    async fn a_reset_flushes_answers_whose_events_were_pruned_while_disconnected() {
+    let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let kept = app
         .create_token(&tenant.admin_token, &tenant.admin_id, &[])
@@ -447,9 +494,10 @@ backend_tests! {
     let missed = app
         .create_token(&tenant.admin_token, &tenant.admin_id, &[])
         .await;
-    let verifier = verifier(&app, &tenant.admin_token, |config| {
+    let proxy = Proxy::to(app.addr).await;
+    let verifier = verifier_at(proxy.uri(), &tenant.admin_token, |config| {
         config.staleness_bound = Duration::from_secs(60);
-        config.reconnect_backoff = (Duration::from_millis(1500), Duration::from_millis(1500));
+        config.reconnect_backoff = (Duration::from_millis(100), Duration::from_millis(200));
     });
     heard(&verifier, server_revision(&app, &tenant).await).await;
     assert_eq!(
@@ -461,36 +509,54 @@ backend_tests! {
         VerificationCode::Valid
     );
 
-    // While the verifier is disconnected (server restart), a token is revoked, and enough
-    // time passes for the event to be pruned behind a newer one.
+    // The authority restarts where the verifier cannot reach it (the proxy still points at
+    // the old address). Meanwhile a token is revoked, and the log is pruned behind a newer
+    // event, so the revocation can never be delivered as an event.
     let stopped = app.stop().await;
-    let app = TestApp::restart(stopped, |s| s.event_retention = Duration::from_millis(400)).await;
-    let mut tokens = app.tokens(&tenant.admin_token);
-    tokens
-        .revoke_token(proto::RevokeTokenRequest {
-            id: missed.token.clone().unwrap().id,
-            ..Default::default()
-        })
+    let app = TestApp::restart(stopped, |_| {}).await;
+    let revoked_at = {
+        let mut tokens = app.tokens(&tenant.admin_token);
+        tokens
+            .revoke_token(proto::RevokeTokenRequest {
+                id: missed.token.clone().unwrap().id,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let revoked_at = server_revision(&app, &tenant).await;
+        tokens
+            .disable_token(proto::DisableTokenRequest {
+                id: kept.token.clone().unwrap().id,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        tokens
+            .enable_token(proto::EnableTokenRequest {
+                id: kept.token.clone().unwrap().id,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        revoked_at
+    };
+    let store = open_store(&test_settings(&app.database_url), false).await.unwrap();
+    store
+        .prune_events(chrono::Utc::now() + chrono::Duration::minutes(1))
         .await
         .unwrap();
-    tokens
-        .disable_token(proto::DisableTokenRequest {
-            id: kept.token.clone().unwrap().id,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    tokens
-        .enable_token(proto::EnableTokenRequest {
-            id: kept.token.clone().unwrap().id,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let now = server_revision(&app, &tenant).await;
-    heard(&verifier, now).await;
-    // The revocation was never delivered as an event (pruned), but the reset flushed the
-    // cache, so the stale "valid" is gone.
+    let retained = retained_revisions(&app.database_url).await;
+    assert_eq!(retained.len(), 1, "only the newest event is kept: {retained:?}");
+    assert!(retained[0] > i64::try_from(revoked_at).unwrap());
+    // The verifier, still disconnected, answers the stale VALID from its cache ...
+    assert_eq!(
+        code(&verifier, &missed.secret, &[]).await,
+        VerificationCode::Valid
+    );
+    // ... until it reconnects: its resume point is behind the retained log, so the
+    // authority sends a reset, and the reset flushes the cache.
+    proxy.retarget(app.addr);
+    heard(&verifier, server_revision(&app, &tenant).await).await;
     assert_eq!(
         code(&verifier, &missed.secret, &[]).await,
         VerificationCode::Revoked
@@ -541,8 +607,9 @@ backend_tests! {
     let weak = app
         .create_token(&tenant.admin_token, &tenant.admin_id, &["tokens.read"])
         .await;
-    let verifier = verifier(&app, &tenant.admin_token, |_| {});
+    let verifier = verifier_with_bound(&app, &tenant);
     heard(&verifier, 0).await;
+    let probe = verifier.clone();
     // The protected service answers with the token id it was handed.
     let inner = tower::service_fn(|request: http::Request<tonic::body::Body>| async move {
         let identity = request.extensions().get::<Arc<Identity>>().cloned();
@@ -614,18 +681,22 @@ backend_tests! {
         None,
         "open paths pass without a token"
     );
+    // The authority goes away. Once the verifier is stale, even a caller whose answer is
+    // cached gets UNAVAILABLE (fail closed), not the cached answer.
     let _ = app.stop().await;
+    let deadline = Instant::now() + WAIT;
+    while probe.is_fresh() {
+        assert!(Instant::now() < deadline, "the verifier never went stale");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let down = service
         .call(call(
             "/orders.v1.Orders/List",
-            Some(format!("Bearer {}", weak.secret)),
+            Some(format!("Bearer {}", reader.secret)),
         ))
         .await
         .unwrap();
-    assert!(matches!(
-        grpc_status(&down),
-        Some(Code::PermissionDenied) | Some(Code::Unavailable)
-    ));
+    assert_eq!(grpc_status(&down), Some(Code::Unavailable));
 }
 }
 

@@ -538,3 +538,52 @@ backend_tests! {
         .expect("a duplicate of the longest-lived token");
 }
 }
+
+backend_tests! {
+    async fn switching_api_access_off_takes_an_operator_with_power_over_the_account() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme", &[]).await;
+    let operator_account = app.verify(&app.bootstrap_token, &[]).await.account_id;
+    // A tenant principal given accounts.manage cannot switch its own account off: nobody in
+    // it could switch it back on.
+    let manager = app
+        .create_principal(&app.bootstrap_token, &tenant.account_id, "manager", &["accounts.manage"])
+        .await;
+    let manager_token = app.create_token(&app.bootstrap_token, &manager.id, &[]).await.secret;
+    assert_code(
+        app.admin(&manager_token)
+            .set_api_access(proto::SetApiAccessRequest {
+                account_id: String::new(),
+                enabled: false,
+            })
+            .await,
+        Code::PermissionDenied,
+    );
+    // An operator holding only accounts.manage cannot lock out a tenant whose principals
+    // hold more than it does.
+    let switcher = app
+        .create_principal(&app.bootstrap_token, &operator_account, "switcher", &["accounts.manage"])
+        .await;
+    let switcher_token = app.create_token(&app.bootstrap_token, &switcher.id, &[]).await.secret;
+    let status = assert_code(
+        app.admin(&switcher_token)
+            .set_api_access(proto::SetApiAccessRequest {
+                account_id: tenant.account_id.clone(),
+                enabled: false,
+            })
+            .await,
+        Code::PermissionDenied,
+    );
+    assert!(status.message().contains("principals.manage"), "{status:?}");
+    assert!(app.verify(&tenant.admin_token, &[]).await.valid, "nothing was revoked");
+    // The bootstrap owner can.
+    app.operator_admin()
+        .set_api_access(proto::SetApiAccessRequest {
+            account_id: tenant.account_id.clone(),
+            enabled: false,
+        })
+        .await
+        .expect("the owner holds power over every principal");
+    assert!(!app.verify(&tenant.admin_token, &[]).await.valid);
+}
+}

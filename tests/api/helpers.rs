@@ -207,10 +207,11 @@ impl TestApp {
         }
     }
 
-    /// The server again, on the same port and database, after [`TestApp::stop`].
+    /// The server again, on the same database, after [`TestApp::stop`]. It listens on a new
+    /// random port: re-binding the old one would race with other tests taking it. Clients
+    /// that must find it at the same address connect through a [`Proxy`].
     pub async fn restart(stopped: Stopped, adjust: impl FnOnce(&mut Settings)) -> TestApp {
         let mut settings = test_settings(&stopped.database_url);
-        settings.listen_addr = stopped.addr;
         adjust(&mut settings);
         let mut app = Self::start(settings, stopped.dir).await;
         assert!(
@@ -253,7 +254,6 @@ impl TestApp {
         Stopped {
             dir: self.dir.clone(),
             database_url: self.database_url.clone(),
-            addr: self.addr,
             bootstrap_token: self.bootstrap_token.clone(),
         }
     }
@@ -490,7 +490,6 @@ impl TestApp {
 pub struct Stopped {
     pub dir: Arc<TempDir>,
     pub database_url: String,
-    pub addr: std::net::SocketAddr,
     /// The operator token printed by the first start.
     pub bootstrap_token: String,
 }
@@ -559,5 +558,51 @@ pub async fn retained_revisions(database_url: &str) -> Vec<i64> {
             let mut db = sqlx::PgConnection::connect(database_url).await.unwrap();
             sqlx::query_scalar(sql).fetch_all(&mut db).await.unwrap()
         }
+    }
+}
+
+/// A TCP forwarder with a stable address in front of a server that restarts on new ports:
+/// what a load balancer is to real clients. Connections are forwarded to the current target;
+/// when the server stops, its side closes and so does the client's.
+pub struct Proxy {
+    pub addr: std::net::SocketAddr,
+    target: Arc<std::sync::Mutex<std::net::SocketAddr>>,
+    task: JoinHandle<()>,
+}
+
+impl Proxy {
+    pub async fn to(target: std::net::SocketAddr) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("proxy binds");
+        let addr = listener.local_addr().expect("proxy address");
+        let target = Arc::new(std::sync::Mutex::new(target));
+        let current = target.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let to = *current.lock().expect("target");
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Proxy { addr, target, task }
+    }
+
+    /// Forwards new connections to `target` from now on.
+    pub fn retarget(&self, target: std::net::SocketAddr) {
+        *self.target.lock().expect("target") = target;
+    }
+
+    pub fn uri(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }

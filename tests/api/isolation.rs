@@ -184,6 +184,7 @@ backend_tests! {
         .unwrap()
         .into_inner()
         .tokens;
+    assert!(!ours.is_empty(), "the listing has something to check");
     assert!(ours.iter().all(|t| t.account_id == acme.account_id));
     let audit = admin
         .list_audit_events(proto::ListAuditEventsRequest::default())
@@ -199,6 +200,7 @@ backend_tests! {
         .unwrap()
         .into_inner()
         .principals;
+    assert!(!principals.is_empty(), "the listing has something to check");
     assert!(principals.iter().all(|p| p.account_id == acme.account_id));
 
     // And nothing of theirs changed.
@@ -286,5 +288,99 @@ backend_tests! {
         assert!(tokio::time::Instant::now() < deadline, "the use was never written");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+}
+
+backend_tests! {
+    async fn an_operator_acts_in_every_account_but_only_within_its_own_permissions() {
+    let app = TestApp::spawn().await;
+    let acme = app.create_tenant("Acme", &[]).await;
+    let theirs = app.create_token(&acme.admin_token, &acme.admin_id, &[]).await;
+    let operator_account = app.verify(&app.bootstrap_token, &[]).await.account_id;
+    // A platform verifier: an operator-account principal holding only tokens.verify.
+    let platform = app
+        .create_principal(&app.bootstrap_token, &operator_account, "platform", &["tokens.verify"])
+        .await;
+    let verifier = app.create_token(&app.bootstrap_token, &platform.id, &[]).await.secret;
+    let mut tokens = app.tokens(&verifier);
+
+    // It verifies every tenant's tokens and watches every account ...
+    let verdict = tokens
+        .verify_token(proto::VerifyTokenRequest {
+            token: theirs.secret.clone(),
+            required_scopes: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code_of(&verdict), VerificationCode::Valid);
+    assert_eq!(verdict.account_id, acme.account_id);
+    assert!(app.watch_from_now(&verifier, &acme.account_id).await.is_ok());
+    // ... and nothing else, in any account.
+    let theirs_id = theirs.token.unwrap().id;
+    assert_code(
+        tokens
+            .list_tokens(proto::ListTokensRequest {
+                account_id: acme.account_id.clone(),
+                ..Default::default()
+            })
+            .await,
+        Code::PermissionDenied,
+    );
+    assert_code(
+        tokens
+            .revoke_token(proto::RevokeTokenRequest {
+                id: theirs_id.clone(),
+                ..Default::default()
+            })
+            .await,
+        Code::PermissionDenied,
+    );
+    assert_code(
+        app.admin(&verifier)
+            .create_account(proto::CreateAccountRequest {
+                display_name: "nope".into(),
+            })
+            .await,
+        Code::PermissionDenied,
+    );
+    assert_code(
+        app.admin(&verifier)
+            .set_api_access(proto::SetApiAccessRequest {
+                account_id: acme.account_id.clone(),
+                enabled: false,
+            })
+            .await,
+        Code::PermissionDenied,
+    );
+    // An operator with tokens.update but without the tenant's power cannot revoke its
+    // administrator's token either (no escalation across accounts).
+    let helper = app
+        .create_principal(&app.bootstrap_token, &operator_account, "helper",
+            &["tokens.read", "tokens.update"])
+        .await;
+    let helper_token = app.create_token(&app.bootstrap_token, &helper.id, &[]).await.secret;
+    let admin_token_id = app.verify(&acme.admin_token, &[]).await.token_id;
+    assert_code(
+        app.tokens(&helper_token)
+            .revoke_token(proto::RevokeTokenRequest {
+                id: admin_token_id,
+                ..Default::default()
+            })
+            .await,
+        Code::PermissionDenied,
+    );
+    // It can act on a tenant token within its power.
+    let narrow = app
+        .create_token(&acme.admin_token, &acme.admin_id, &["tokens.read"])
+        .await;
+    app.tokens(&helper_token)
+        .revoke_token(proto::RevokeTokenRequest {
+            id: narrow.token.unwrap().id,
+            ..Default::default()
+        })
+        .await
+        .expect("within its power, in another account");
+    assert!(app.verify(&theirs.secret, &[]).await.valid);
 }
 }

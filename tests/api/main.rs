@@ -29,6 +29,7 @@ mod bad_input;
 mod binary;
 mod client;
 mod escalation;
+mod example_backend;
 mod health_reflection;
 mod helpers;
 mod isolation;

@@ -203,6 +203,24 @@ async fn a_killed_replica_is_not_missed_and_catches_up_when_restarted() {
         .unwrap()
         .into_inner();
 
+    // Where a watcher of A stands before A dies.
+    let before_kill = {
+        let mut stream = client(&a_addr)
+            .watch_revocations(proto::WatchRevocationsRequest {
+                start_from_now: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut watched = crate::helpers::Watched::default();
+        crate::helpers::read_until(&mut stream, &mut watched, Duration::from_secs(10), |w| {
+            !w.checkpoints.is_empty()
+        })
+        .await;
+        watched.checkpoints[0]
+    };
+
     // Traffic on both replicas, then A dies mid-stream.
     let traffic = {
         let (a_addr, b_addr, secret) = (a_addr.clone(), b_addr.clone(), victim.secret.clone());
@@ -241,6 +259,34 @@ async fn a_killed_replica_is_not_missed_and_catches_up_when_restarted() {
         .await
         .unwrap();
     assert_eq!(answer.code(), VerificationCode::Revoked);
+    // Its watchers miss nothing of what happened while it was down: resuming where A's
+    // watcher stood replays the revocation made through B.
+    let mut stream = client(&a_again_addr)
+        .watch_revocations(proto::WatchRevocationsRequest {
+            after_revision: before_kill,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut watched = crate::helpers::Watched::default();
+    crate::helpers::read_until(&mut stream, &mut watched, Duration::from_secs(10), |w| {
+        !w.checkpoints.is_empty()
+    })
+    .await;
+    assert!(watched.resets.is_empty(), "{watched:?}");
+    let victim_id = victim.token.clone().unwrap().id;
+    assert!(
+        watched
+            .events
+            .iter()
+            .any(|e| e.r#type() == proto::InvalidationType::TokenRevoked
+                && e.target
+                    == Some(proto::invalidation_event::Target::TokenId(
+                        victim_id.clone()
+                    ))),
+        "{watched:?}"
+    );
     // And a change on the restarted A reaches B.
     let second = client(&a_again_addr)
         .create_token(proto::CreateTokenRequest {

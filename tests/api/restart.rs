@@ -1,13 +1,16 @@
 //! Restarting the server on the same database keeps every token and its state; only the
 //! first start prints a bootstrap token.
 
+use std::time::Duration;
+
 use token_authority::proto::{self, TokenState, VerificationCode};
 
 use crate::helpers::{TestApp, code_of};
 
 backend_tests! {
     async fn every_token_and_state_survives_a_restart() {
-    let app = TestApp::spawn().await;
+    // Last uses are written only at shutdown here, so that the test can tell it happened.
+    let app = TestApp::spawn_with(|s| s.last_use_flush_interval = Duration::from_secs(3600)).await;
     let tenant = app.create_tenant("Acme", &["orders.read"]).await;
     let mut tokens = app.tokens(&tenant.admin_token);
     let active = app
@@ -59,6 +62,21 @@ backend_tests! {
         .tokens;
     let bootstrap = app.bootstrap_token.clone();
     let revision = app.verify(&active.secret, &[]).await.revision;
+    let active_id = active.token.clone().unwrap().id;
+    assert!(
+        before.iter().any(|t| t.id == active_id && t.last_use_time.is_none()),
+        "no last use is written before shutdown"
+    );
+    let first_page = tokens
+        .list_tokens(proto::ListTokensRequest {
+            page_size: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first_page.tokens.len(), 2);
+    assert!(!first_page.next_page_token.is_empty());
 
     // Restarting asserts that the second start prints nothing secret.
     let app = TestApp::restart(app.stop().await, |_| {}).await;
@@ -114,9 +132,23 @@ backend_tests! {
     );
     assert!(verify(new_secret).await.valid);
     // The last use written at shutdown came back.
-    assert!(after.iter().any(|t| t.last_use_time.is_some()));
+    assert!(
+        after.iter().any(|t| t.id == active_id && t.last_use_time.is_some()),
+        "the shutdown wrote the last use"
+    );
 
-    // Page tokens issued before the restart still work after it.
+    // Page tokens issued before the restart still work after it: the signing key is kept.
+    let rest = tokens
+        .list_tokens(proto::ListTokensRequest {
+            page_size: 100,
+            page_token: first_page.next_page_token,
+            ..Default::default()
+        })
+        .await
+        .expect("a page token from before the restart")
+        .into_inner();
+    let ids = |tokens: &[proto::Token]| tokens.iter().map(|t| t.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&rest.tokens), ids(&before[2..]));
     let _ = app.stop().await;
 }
 }

@@ -125,9 +125,23 @@ backend_tests! {
         .unwrap_err();
     messages.push(status.message().to_owned());
 
+    // The client library's log lines too: a verifier whose credential was revoked warns.
+    let verifier = token_authority::client::CachingVerifier::new(
+        token_authority::client::VerifierConfig::new(app.channel_uri(), reset.secret.clone()),
+    )
+    .unwrap();
+    let _ = verifier.verify(&created.secret, &[]).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !captured_logs().contains("the verifier's credential was refused") {
+        assert!(std::time::Instant::now() < deadline, "the verifier never warned");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    drop(verifier);
+
     let stopped = app.stop().await;
     let logs = captured_logs();
-    assert!(!logs.is_empty(), "logs were captured");
+    // The capture holds this test's own lines (not only other tests'): they name its token.
+    assert!(logs.contains(&id), "logs of this test were captured");
     let files = stored_bytes(&stopped).await;
     let found = |needle: &str| {
         files

@@ -336,15 +336,19 @@ async fn every_other_token_command_works() {
     let id = created["token"]["id"].as_str().unwrap().to_owned();
     let secret = created["secret"].as_str().unwrap().to_owned();
 
-    // A watcher that stops after four events, started before the changes.
-    let watcher = Command::new(TOKENCTL)
+    // A watcher that stops after four events, resuming from the revision before the
+    // changes: however late it connects, it gets them (no sleep to race with).
+    let before = app.verify(&admin, &[]).await.revision.to_string();
+    let watcher = tokio::process::Command::new(TOKENCTL)
         .env("TOKENCTL_ENDPOINT", app.channel_uri())
         .env("TOKENCTL_TOKEN", &admin)
-        .args(["-o", "json", "token", "watch", "--limit", "4"])
+        .args([
+            "-o", "json", "token", "watch", "--after", &before, "--limit", "4",
+        ])
         .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 
     let updated = json(&tokenctl(
         &app,
@@ -398,7 +402,14 @@ async fn every_other_token_command_works() {
     );
     assert!(app.verify(&new_secret, &[]).await.valid);
 
-    let watched = watcher.wait_with_output().unwrap();
+    // Bounded: a watcher that misses an event fails the test instead of hanging it.
+    let watched = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        watcher.wait_with_output(),
+    )
+    .await
+    .expect("the watcher saw its four events")
+    .unwrap();
     assert!(watched.status.success());
     let lines: Vec<Value> = String::from_utf8_lossy(&watched.stdout)
         .lines()

@@ -448,6 +448,16 @@ backend_tests! {
         .token
         .unwrap();
     assert_eq!(twice.etag, disabled.etag);
+    // ... and writes no event: the revision stays where the first disable left it.
+    let after_first = app.verify(&created.secret, &[]).await.revision;
+    let _ = tokens
+        .disable_token(proto::DisableTokenRequest {
+            id: id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(app.verify(&created.secret, &[]).await.revision, after_first);
     let enabled = tokens
         .enable_token(proto::EnableTokenRequest {
             id: id.clone(),
@@ -460,6 +470,20 @@ backend_tests! {
         .unwrap();
     assert_eq!(enabled.state(), TokenState::Active);
     assert!(app.verify(&created.secret, &[]).await.valid);
+    // Enabling twice changes nothing and writes no event either.
+    let after_enable = app.verify(&created.secret, &[]).await.revision;
+    let again = tokens
+        .enable_token(proto::EnableTokenRequest {
+            id: id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .token
+        .unwrap();
+    assert_eq!(again.etag, enabled.etag);
+    assert_eq!(app.verify(&created.secret, &[]).await.revision, after_enable);
 }
 }
 
@@ -723,11 +747,59 @@ backend_tests! {
     assert_code(
         t.delete_token(proto::DeleteTokenRequest {
             id: token.id.clone(),
-            etag: stale,
+            etag: stale.clone(),
         })
         .await,
         Code::Aborted,
     );
+    assert_code(
+        t.disable_token(proto::DisableTokenRequest {
+            id: token.id.clone(),
+            etag: stale.clone(),
+        })
+        .await,
+        Code::Aborted,
+    );
+    assert_code(
+        t.enable_token(proto::EnableTokenRequest {
+            id: token.id.clone(),
+            etag: stale.clone(),
+        })
+        .await,
+        Code::Aborted,
+    );
+    assert_code(
+        t.reset_token(proto::ResetTokenRequest {
+            id: token.id.clone(),
+            grace_period: None,
+            etag: stale.clone(),
+        })
+        .await,
+        Code::Aborted,
+    );
+    assert_code(
+        t.update_token(proto::UpdateTokenRequest {
+            token: Some(proto::Token {
+                id: token.id.clone(),
+                name: "late".into(),
+                etag: stale,
+                ..Default::default()
+            }),
+            update_mask: mask(&["name"]),
+        })
+        .await,
+        Code::Aborted,
+    );
+    let unchanged = t
+        .get_token(proto::GetTokenRequest {
+            id: token.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .token
+        .unwrap();
+    assert_eq!(unchanged.etag, stored.etag, "no refused change was written");
     assert!(
         app.verify(&created.secret, &[]).await.valid,
         "nothing was lost or changed"
