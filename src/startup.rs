@@ -167,6 +167,10 @@ impl Application {
             health
                 .set_not_serving::<AdminServiceServer<AdminApi>>()
                 .await;
+            // The whole server too: it is what probes ask by default.
+            health
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
             authority.stop_watches();
             let _ = stop_requested.send(true);
         };
@@ -289,13 +293,21 @@ fn spawn_background_tasks(
 /// How often the health service checks that the database answers.
 const HEALTH_PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Keeps the health service NOT_SERVING while the database is unreachable (load balancers
-/// then route elsewhere), and SERVING otherwise, until shutdown begins.
+/// What the health service reports, until shutdown begins (then everything is NOT_SERVING):
+///
+/// - `tokenauthority.v1.TokenService` and `AdminService`: NOT_SERVING while the database is
+///   unreachable (their writes and cold reads fail);
+/// - `""`, the whole server, as load balancers and Kubernetes' gRPC probes ask by default:
+///   SERVING as long as verifications are answered, which during a database outage is while
+///   warm answers are still trusted (`--max-event-lag`). Every replica shares the database,
+///   so taking them all out of rotation at once would turn a degraded service (cached
+///   verifications work, writes fail) into no service at all.
 async fn report_database_health(
     authority: Arc<Authority>,
     health: tonic_health::server::HealthReporter,
 ) {
-    let mut serving = true;
+    // (services, server) as last reported.
+    let mut reported = (true, true);
     let mut ticks = tokio::time::interval(HEALTH_PROBE_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -305,24 +317,42 @@ async fn report_database_health(
         if authority.is_stopping() {
             return;
         }
-        if reachable == serving {
+        let now = (reachable, reachable || authority.cache_trusted());
+        if now == reported {
             continue;
         }
-        serving = reachable;
-        let status = if reachable {
-            tracing::info!("database reachable again: serving");
-            tonic_health::ServingStatus::Serving
-        } else {
-            tracing::warn!("database unreachable: health reports NOT_SERVING");
-            tonic_health::ServingStatus::NotServing
-        };
-        for service in [
-            "",
-            "tokenauthority.v1.TokenService",
-            "tokenauthority.v1.AdminService",
-        ] {
-            health.set_service_status(service, status).await;
+        if now.0 != reported.0 {
+            if reachable {
+                tracing::info!("database reachable again: serving");
+            } else {
+                tracing::warn!(
+                    "database unreachable: the services report NOT_SERVING; warm verifications continue"
+                );
+            }
+            for service in [
+                "tokenauthority.v1.TokenService",
+                "tokenauthority.v1.AdminService",
+            ] {
+                health.set_service_status(service, serving(now.0)).await;
+            }
         }
+        if now.1 != reported.1 {
+            if !now.1 {
+                tracing::warn!(
+                    "cached answers are no longer trusted: the server reports NOT_SERVING"
+                );
+            }
+            health.set_service_status("", serving(now.1)).await;
+        }
+        reported = now;
+    }
+}
+
+fn serving(up: bool) -> tonic_health::ServingStatus {
+    if up {
+        tonic_health::ServingStatus::Serving
+    } else {
+        tonic_health::ServingStatus::NotServing
     }
 }
 

@@ -154,6 +154,12 @@ impl Authority {
     }
 
     /// Whether the database answers (a cheap read), for the health service.
+    /// Whether warm verifications are answered from the cache right now: the events were
+    /// followed recently enough (within `max_event_lag`) for cached answers to be trusted.
+    pub fn cache_trusted(&self) -> bool {
+        self.events_followed_within(self.config.max_event_lag, crate::domain::now())
+    }
+
     pub async fn database_reachable(&self) -> bool {
         self.store.revision().await.is_ok()
     }

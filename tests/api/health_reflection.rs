@@ -190,3 +190,40 @@ async fn reflection_v1alpha_answers_for_older_grpcurl() {
     }
     assert_eq!(answers, 2);
 }
+
+#[tokio::test]
+async fn shutdown_turns_the_server_and_every_service_not_serving() {
+    let app = TestApp::spawn().await;
+    let mut health = HealthClient::new(app.channel.clone());
+    let mut streams = Vec::new();
+    for service in [
+        "",
+        "tokenauthority.v1.TokenService",
+        "tokenauthority.v1.AdminService",
+    ] {
+        let mut stream = health
+            .watch(HealthCheckRequest {
+                service: service.to_owned(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let first = stream.message().await.unwrap().unwrap();
+        assert_eq!(first.status(), ServingStatus::Serving, "{service:?}");
+        streams.push((service, stream));
+    }
+    // Shutdown begins (and waits for these streams to drain) ...
+    let stopping = tokio::spawn(app.stop());
+    for (service, stream) in &mut streams {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(10), stream.message())
+            .await
+            .expect("told before the server goes away")
+            .unwrap()
+            .unwrap();
+        // ... and every watcher hears NOT_SERVING, the whole server's ("") included: it is
+        // what load balancers and Kubernetes' gRPC probes ask by default.
+        assert_eq!(next.status(), ServingStatus::NotServing, "{service:?}");
+    }
+    drop(streams);
+    stopping.await.unwrap();
+}
