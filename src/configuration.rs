@@ -40,7 +40,7 @@ pub enum LogFormat {
 /// Everything the server needs to start.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
-    /// Address to listen on for gRPC (plaintext HTTP/2).
+    /// Address to listen on for gRPC (HTTP/2; TLS with --tls-cert and --tls-key).
     #[arg(
         long,
         env = "TOKEN_AUTHORITY_LISTEN_ADDR",
@@ -106,7 +106,8 @@ pub struct Settings {
     #[arg(long, env = "TOKEN_AUTHORITY_MAX_MESSAGE_BYTES", default_value_t = 256 * 1024, global = true)]
     pub max_message_bytes: usize,
 
-    /// Longest grace period a reset may give the old secret.
+    /// Longest grace period a reset may give the old secret; a longer one is refused
+    /// (INVALID_ARGUMENT), not shortened.
     #[arg(long, env = "TOKEN_AUTHORITY_MAX_GRACE_PERIOD", default_value = "7d", value_parser = humantime::parse_duration, global = true)]
     pub max_grace_period: Duration,
 
@@ -175,7 +176,8 @@ pub struct Settings {
     )]
     pub database_max_connections: u32,
 
-    /// How long a call waits for a database connection before failing with UNAVAILABLE.
+    /// PostgreSQL: how long a call waits for a database connection before failing with
+    /// UNAVAILABLE.
     #[arg(long, env = "TOKEN_AUTHORITY_DATABASE_ACQUIRE_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration, global = true)]
     pub database_acquire_timeout: Duration,
 

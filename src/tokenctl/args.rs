@@ -4,7 +4,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 /// Manage and verify the API tokens of a token authority.
 #[derive(Debug, Parser)]
-#[command(name = "tokenctl", version, about)]
+#[command(name = "tokenctl", version)]
 pub struct Cli {
     /// The authority's address.
     #[arg(
@@ -179,6 +179,9 @@ pub struct UpdateArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
+    /// Another account's tokens (operators).
+    #[arg(long)]
+    pub account: Option<String>,
     #[arg(long)]
     pub owner: Option<String>,
     #[arg(long)]

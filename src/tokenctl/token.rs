@@ -408,7 +408,7 @@ async fn list(
     let mut request = proto::ListTokensRequest {
         page_size: args.page_size,
         page_token: String::new(),
-        account_id: String::new(),
+        account_id: args.account.clone().unwrap_or_default(),
         owner_id: args.owner.clone().unwrap_or_default(),
         name_contains: args.name_contains.clone().unwrap_or_default(),
         state: state.into(),

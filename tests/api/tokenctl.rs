@@ -650,6 +650,35 @@ async fn https_endpoints_are_spoken_to_over_tls() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_list_another_accounts_tokens() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme", &[]).await;
+    let listed = json(&tokenctl(
+        &app,
+        &app.bootstrap_token,
+        &[
+            "-o",
+            "json",
+            "token",
+            "list",
+            "--account",
+            &tenant.account_id,
+        ],
+    ));
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 1, "the tenant administrator's token");
+    assert_eq!(listed[0]["account_id"], tenant.account_id.as_str());
+    // A tenant naming another account is told it does not exist.
+    let other = app.create_tenant("Globex", &[]).await;
+    let output = tokenctl(
+        &app,
+        &tenant.admin_token,
+        &["token", "list", "--account", &other.account_id],
+    );
+    assert_eq!(failure(&output).0, 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_are_read_from_files_or_stdin_never_from_arguments() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
