@@ -3,10 +3,15 @@
 //! Layers, each depending only on those below it:
 //! - [`proto`]: the generated gRPC/protobuf code of `tokenauthority.v1`.
 //! - [`domain`]: token format, hashing and the rules; no I/O.
-//! - `store`: persistence behind one trait (SQLite today).
-//! - `authority`: the use cases, with the verification cache.
+//! - `store`: persistence behind one trait, on SQLite or PostgreSQL.
+//! - `authority`: the use cases, with the verification cache and the watch streams.
 //! - `grpc`: thin tonic services over the authority.
 //! - `configuration`, `telemetry`, `startup`: running the server.
+//!
+//! Beside them: `client`, the library backends use to verify tokens (a caching verifier and
+//! a tower layer); `tokenctl`, the admin CLI; [`credential`] and `watermarks`, shared by the
+//! server and the client; `fuzzing`, the fuzz targets (not API).
+//! Features: `server`, `client`, `cli` (all default).
 
 pub mod credential;
 pub mod domain;

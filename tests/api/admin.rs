@@ -7,8 +7,9 @@ use token_authority::proto::{self, PrincipalKind};
 
 use crate::helpers::{TestApp, assert_code};
 
-backend_tests! {
-    async fn accounts_are_created_read_and_switched() {
+backend_tests!(accounts_are_created_read_and_switched);
+
+async fn accounts_are_created_read_and_switched() {
     let app = TestApp::spawn().await;
     let mut admin = app.operator_admin();
     let own = admin
@@ -55,10 +56,10 @@ backend_tests! {
     assert!(!switched.api_access_enabled);
     assert_ne!(switched.etag, created.etag);
 }
-}
 
-backend_tests! {
-    async fn principals_are_created_listed_in_pages_and_updated() {
+backend_tests!(principals_are_created_listed_in_pages_and_updated);
+
+async fn principals_are_created_listed_in_pages_and_updated() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let mut admin = app.admin(&tenant.admin_token);
@@ -159,10 +160,10 @@ backend_tests! {
         .await;
     assert_code(own, Code::FailedPrecondition);
 }
-}
 
-backend_tests! {
-    async fn the_audit_log_records_who_did_what_and_filters_and_pages() {
+backend_tests!(the_audit_log_records_who_did_what_and_filters_and_pages);
+
+async fn the_audit_log_records_who_did_what_and_filters_and_pages() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let mut tokens = app.tokens(&tenant.admin_token);
@@ -263,5 +264,4 @@ backend_tests! {
         seen,
         events.iter().map(|e| e.id.clone()).collect::<Vec<_>>()
     );
-}
 }

@@ -25,8 +25,9 @@ fn named(name: &str) -> proto::CreateTokenRequest {
     }
 }
 
-backend_tests! {
-    async fn invalid_token_fields_are_refused_naming_the_field() {
+backend_tests!(invalid_token_fields_are_refused_naming_the_field);
+
+async fn invalid_token_fields_are_refused_naming_the_field() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let mut tokens = app.tokens(&tenant.admin_token);
@@ -142,10 +143,10 @@ backend_tests! {
         "only the admin's own token exists: nothing was created"
     );
 }
-}
 
-backend_tests! {
-    async fn unknown_and_malformed_ids() {
+backend_tests!(unknown_and_malformed_ids);
+
+async fn unknown_and_malformed_ids() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let mut tokens = app.tokens(&tenant.admin_token);
@@ -209,10 +210,10 @@ backend_tests! {
         Code::InvalidArgument,
     );
 }
-}
 
-backend_tests! {
-    async fn tampered_and_misused_page_tokens_are_refused() {
+backend_tests!(tampered_and_misused_page_tokens_are_refused);
+
+async fn tampered_and_misused_page_tokens_are_refused() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     for _ in 0..3 {
@@ -292,10 +293,10 @@ backend_tests! {
     assert_eq!(next.tokens.len(), 1);
     assert_ne!(next.tokens[0].id, first.tokens[0].id);
 }
-}
 
-backend_tests! {
-    async fn grace_periods_beyond_the_cap_or_the_expiry_are_refused() {
+backend_tests!(grace_periods_beyond_the_cap_or_the_expiry_are_refused);
+
+async fn grace_periods_beyond_the_cap_or_the_expiry_are_refused() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let mut tokens = app.tokens(&tenant.admin_token);
@@ -343,10 +344,10 @@ backend_tests! {
     assert!(app.verify(&short.secret, &[]).await.valid);
     assert!(app.verify(&forever.secret, &[]).await.valid);
 }
-}
 
-backend_tests! {
-    async fn invalid_updates_and_admin_requests_are_refused() {
+backend_tests!(invalid_updates_and_admin_requests_are_refused);
+
+async fn invalid_updates_and_admin_requests_are_refused() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let token = app
@@ -468,10 +469,10 @@ backend_tests! {
         .unwrap();
     assert_eq!(unchanged.etag, token.etag);
 }
-}
 
-backend_tests! {
-    async fn oversized_messages_are_rejected_by_the_size_limit() {
+backend_tests!(oversized_messages_are_rejected_by_the_size_limit);
+
+async fn oversized_messages_are_rejected_by_the_size_limit() {
     let app = TestApp::spawn_with(|settings| settings.max_message_bytes = 64 * 1024).await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let huge = proto::CreateTokenRequest {
@@ -495,7 +496,6 @@ backend_tests! {
     // The server is fine afterwards.
     assert!(app.verify(&tenant.admin_token, &[]).await.valid);
 }
-}
 
 /// `tka_` + 31 × `a` + `é` + 5 × `a`: the right length in bytes, with a two-byte character
 /// across the boundary between body and checksum. It once panicked the parser.
@@ -503,8 +503,9 @@ fn straddling_token() -> String {
     format!("tka_{}é{}", "a".repeat(31), "a".repeat(5))
 }
 
-backend_tests! {
-    async fn non_ascii_tokens_are_malformed_everywhere() {
+backend_tests!(non_ascii_tokens_are_malformed_everywhere);
+
+async fn non_ascii_tokens_are_malformed_everywhere() {
     let app = TestApp::spawn().await;
     let presented = straddling_token();
     let answer = app.verify(&presented, &[]).await;
@@ -530,12 +531,15 @@ backend_tests! {
         token_authority::client::VerifierConfig::new(app.channel_uri(), &app.bootstrap_token),
     )
     .unwrap();
-    for input in [presented.clone(), format!("Bearer {presented}"), "é".repeat(21)] {
+    for input in [
+        presented.clone(),
+        format!("Bearer {presented}"),
+        "é".repeat(21),
+    ] {
         let verdict = verifier.verify(&input, &[]).await.expect("an answer");
         assert_eq!(verdict.code, proto::VerificationCode::Malformed);
     }
     // The server is still there, and nothing of the string reached the log.
     assert!(app.verify(&app.bootstrap_token, &[]).await.valid);
     assert!(!crate::helpers::captured_logs().contains(&presented));
-}
 }

@@ -68,8 +68,9 @@ async fn server_revision(app: &TestApp, tenant: &Tenant) -> u64 {
     app.verify(&tenant.admin_token, &[]).await.revision
 }
 
-backend_tests! {
-    async fn every_invalidation_reaches_the_cache() {
+backend_tests!(every_invalidation_reaches_the_cache);
+
+async fn every_invalidation_reaches_the_cache() {
     let app = TestApp::spawn().await;
     let tenant = app
         .create_tenant("Acme", &["orders.read", "orders.write"])
@@ -261,7 +262,10 @@ backend_tests! {
         if revision > reset_at {
             break revision;
         }
-        assert!(Instant::now() < deadline, "the grace end was never announced");
+        assert!(
+            Instant::now() < deadline,
+            "the grace end was never announced"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     heard(&verifier, announced).await;
@@ -288,10 +292,10 @@ backend_tests! {
         VerificationCode::ApiAccessDisabled
     );
 }
-}
 
-backend_tests! {
-    async fn an_offered_answer_older_than_what_the_verifier_remembers_is_refused() {
+backend_tests!(an_offered_answer_older_than_what_the_verifier_remembers_is_refused);
+
+async fn an_offered_answer_older_than_what_the_verifier_remembers_is_refused() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     // Answers (and so the watermarks that check them) are kept for 300 ms.
@@ -300,7 +304,9 @@ backend_tests! {
         config.invalid_ttl = Duration::from_millis(300);
     });
     heard(&verifier, 0).await;
-    let created = app.create_token(&tenant.admin_token, &tenant.admin_id, &[]).await;
+    let created = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &[])
+        .await;
     let old_answer = app
         .tokens(&tenant.admin_token)
         .verify_token(proto::VerifyTokenRequest {
@@ -321,7 +327,9 @@ backend_tests! {
     heard(&verifier, server_revision(&app, &tenant).await).await;
     // Long after, the revocation's watermark is forgotten (the next event prunes it) ...
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let other = app.create_token(&tenant.admin_token, &tenant.admin_id, &[]).await;
+    let other = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &[])
+        .await;
     app.tokens(&tenant.admin_token)
         .disable_token(proto::DisableTokenRequest {
             id: other.token.unwrap().id,
@@ -338,7 +346,6 @@ backend_tests! {
         VerificationCode::Revoked
     );
 }
-}
 
 /// A verifier of `tenant` that trusts its cache for 800 ms without hearing from the
 /// authority, and stays disconnected for a while once its stream drops.
@@ -353,8 +360,9 @@ fn verifier_for_operator(app: &TestApp) -> CachingVerifier {
     verifier(app, &app.bootstrap_token, |_| {})
 }
 
-backend_tests! {
-    async fn an_answer_overtaken_by_a_revocation_is_never_cached() {
+backend_tests!(an_answer_overtaken_by_a_revocation_is_never_cached);
+
+async fn an_answer_overtaken_by_a_revocation_is_never_cached() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let verifier = verifier(&app, &tenant.admin_token, |_| {});
@@ -407,10 +415,10 @@ backend_tests! {
         .into_inner();
     assert!(verifier.offer(&created.secret, current));
 }
-}
 
-backend_tests! {
-    async fn the_cache_survives_short_outages_then_fails_closed() {
+backend_tests!(the_cache_survives_short_outages_then_fails_closed);
+
+async fn the_cache_survives_short_outages_then_fails_closed() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let created = app
@@ -461,10 +469,16 @@ backend_tests! {
         .await;
     let second = verifier_with_bound(&app, &tenant);
     heard(&second, 0).await;
-    assert_eq!(code(&second, &other.secret, &[]).await, VerificationCode::Valid);
+    assert_eq!(
+        code(&second, &other.secret, &[]).await,
+        VerificationCode::Valid
+    );
     let _ = app.stop().await;
     // ... which answers from memory alone while within the bound (the authority is gone) ...
-    assert_eq!(code(&second, &other.secret, &[]).await, VerificationCode::Valid);
+    assert_eq!(
+        code(&second, &other.secret, &[]).await,
+        VerificationCode::Valid
+    );
     // ... and past it, fails closed: no answer rather than a stale one.
     let deadline = Instant::now() + WAIT;
     while second.is_fresh() {
@@ -482,10 +496,10 @@ backend_tests! {
         VerificationCode::Malformed
     );
 }
-}
 
-backend_tests! {
-    async fn a_reset_flushes_answers_whose_events_were_pruned_while_disconnected() {
+backend_tests!(a_reset_flushes_answers_whose_events_were_pruned_while_disconnected);
+
+async fn a_reset_flushes_answers_whose_events_were_pruned_while_disconnected() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let kept = app
@@ -540,13 +554,19 @@ backend_tests! {
             .unwrap();
         revoked_at
     };
-    let store = open_store(&test_settings(&app.database_url), false).await.unwrap();
+    let store = open_store(&test_settings(&app.database_url), false)
+        .await
+        .unwrap();
     store
         .prune_events(chrono::Utc::now() + chrono::Duration::minutes(1))
         .await
         .unwrap();
     let retained = retained_revisions(&app.database_url).await;
-    assert_eq!(retained.len(), 1, "only the newest event is kept: {retained:?}");
+    assert_eq!(
+        retained.len(),
+        1,
+        "only the newest event is kept: {retained:?}"
+    );
     assert!(retained[0] > i64::try_from(revoked_at).unwrap());
     // The verifier, still disconnected, answers the stale VALID from its cache ...
     assert_eq!(
@@ -566,10 +586,10 @@ backend_tests! {
         VerificationCode::Valid
     );
 }
-}
 
-backend_tests! {
-    async fn a_tenant_verifier_sees_only_its_own_account() {
+backend_tests!(a_tenant_verifier_sees_only_its_own_account);
+
+async fn a_tenant_verifier_sees_only_its_own_account() {
     let app = TestApp::spawn().await;
     let acme = app.create_tenant("Acme", &[]).await;
     let globex = app.create_tenant("Globex", &[]).await;
@@ -595,10 +615,10 @@ backend_tests! {
         "{refused:?}"
     );
 }
-}
 
-backend_tests! {
-    async fn the_layer_guards_a_service_and_hands_it_the_identity() {
+backend_tests!(the_layer_guards_a_service_and_hands_it_the_identity);
+
+async fn the_layer_guards_a_service_and_hands_it_the_identity() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &["orders.read"]).await;
     let reader = app
@@ -697,7 +717,6 @@ backend_tests! {
         .await
         .unwrap();
     assert_eq!(grpc_status(&down), Some(Code::Unavailable));
-}
 }
 
 #[tokio::test]

@@ -17,14 +17,24 @@ async fn token_id_of(app: &TestApp, token: &str) -> String {
     app.verify(token, &[]).await.token_id
 }
 
-backend_tests! {
-    async fn a_narrow_token_cannot_reset_its_owners_unscoped_token() {
+backend_tests!(a_narrow_token_cannot_reset_its_owners_unscoped_token);
+
+async fn a_narrow_token_cannot_reset_its_owners_unscoped_token() {
     let app = TestApp::spawn().await;
     // The attack as reproduced with grpcurl: a token of the bootstrap owner scoped to
     // {tokens.read, tokens.update} lists tokens and resets the owner's unscoped one.
-    let owner_id = app.verify(&app.bootstrap_token, &[]).await.owner.unwrap().id;
+    let owner_id = app
+        .verify(&app.bootstrap_token, &[])
+        .await
+        .owner
+        .unwrap()
+        .id;
     let narrow = app
-        .create_token(&app.bootstrap_token, &owner_id, &["tokens.read", "tokens.update"])
+        .create_token(
+            &app.bootstrap_token,
+            &owner_id,
+            &["tokens.read", "tokens.update"],
+        )
         .await
         .secret;
     let listed = app
@@ -56,13 +66,20 @@ backend_tests! {
         .into_inner()
         .token
         .unwrap();
-    assert_eq!(after.etag, listed.iter().find(|t| t.id == after.id).unwrap().etag);
+    assert_eq!(
+        after.etag,
+        listed.iter().find(|t| t.id == after.id).unwrap().etag
+    );
     assert!(app.verify(&app.bootstrap_token, &[]).await.valid);
 
     // The same inside a tenant.
     let tenant = app.create_tenant("Acme", &[]).await;
     let narrow = app
-        .create_token(&tenant.admin_token, &tenant.admin_id, &["tokens.read", "tokens.update"])
+        .create_token(
+            &tenant.admin_token,
+            &tenant.admin_id,
+            &["tokens.read", "tokens.update"],
+        )
         .await;
     let admin_token_id = token_id_of(&app, &tenant.admin_token).await;
     assert_code(
@@ -96,38 +113,55 @@ backend_tests! {
         .into_inner();
     let verified = app.verify(&own.secret, &[]).await;
     assert!(verified.valid);
-    assert_eq!(verified.effective_scopes, vec!["tokens.read", "tokens.update"]);
-}
+    assert_eq!(
+        verified.effective_scopes,
+        vec!["tokens.read", "tokens.update"]
+    );
 }
 
-backend_tests! {
-    async fn a_principal_manager_cannot_act_on_the_more_powerful() {
+backend_tests!(a_principal_manager_cannot_act_on_the_more_powerful);
+
+async fn a_principal_manager_cannot_act_on_the_more_powerful() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &["orders.read"]).await;
     let manager = app
-        .create_principal(&tenant.admin_token, &tenant.account_id, "manager", &["principals.manage"])
+        .create_principal(
+            &tenant.admin_token,
+            &tenant.account_id,
+            "manager",
+            &["principals.manage"],
+        )
         .await;
     let manager_token = app
         .create_token(&tenant.admin_token, &manager.id, &[])
         .await
         .secret;
     let deleter = app
-        .create_principal(&tenant.admin_token, &tenant.account_id, "deleter", &["tokens.delete"])
+        .create_principal(
+            &tenant.admin_token,
+            &tenant.account_id,
+            "deleter",
+            &["tokens.delete"],
+        )
         .await;
     let mut admin = app.admin(&manager_token);
-    let update = |id: &str, principal: proto::Principal, path: &str| proto::UpdatePrincipalRequest {
-        principal: Some(proto::Principal {
-            id: id.to_owned(),
-            ..principal
-        }),
-        update_mask: mask(path),
-    };
+    let update =
+        |id: &str, principal: proto::Principal, path: &str| proto::UpdatePrincipalRequest {
+            principal: Some(proto::Principal {
+                id: id.to_owned(),
+                ..principal
+            }),
+            update_mask: mask(path),
+        };
     // Disabling the account's administrator (which locked the owner out) is refused.
     let status = assert_code(
         admin
             .update_principal(update(
                 &tenant.admin_id,
-                proto::Principal { disabled: true, ..Default::default() },
+                proto::Principal {
+                    disabled: true,
+                    ..Default::default()
+                },
                 "disabled",
             ))
             .await,
@@ -138,10 +172,18 @@ backend_tests! {
     // So is stripping a permission it does not hold from someone else, or renaming them.
     for (principal, path) in [
         (proto::Principal::default(), "permissions"),
-        (proto::Principal { display_name: "renamed".into(), ..Default::default() }, "display_name"),
+        (
+            proto::Principal {
+                display_name: "renamed".into(),
+                ..Default::default()
+            },
+            "display_name",
+        ),
     ] {
         assert_code(
-            admin.update_principal(update(&deleter.id, principal, path)).await,
+            admin
+                .update_principal(update(&deleter.id, principal, path))
+                .await,
             Code::PermissionDenied,
         );
     }
@@ -159,7 +201,10 @@ backend_tests! {
             .await,
         Code::PermissionDenied,
     );
-    assert!(status.message().contains("permissions.escalate"), "{status:?}");
+    assert!(
+        status.message().contains("permissions.escalate"),
+        "{status:?}"
+    );
     // Principals whose permissions it holds all of remain its to manage.
     let intern = app
         .create_principal(&manager_token, &tenant.account_id, "intern", &[])
@@ -168,7 +213,10 @@ backend_tests! {
         admin
             .update_principal(update(
                 &intern.id,
-                proto::Principal { disabled, ..Default::default() },
+                proto::Principal {
+                    disabled,
+                    ..Default::default()
+                },
                 "disabled",
             ))
             .await
@@ -176,7 +224,9 @@ backend_tests! {
     }
     let fetched = app
         .admin(&tenant.admin_token)
-        .get_principal(proto::GetPrincipalRequest { id: deleter.id.clone() })
+        .get_principal(proto::GetPrincipalRequest {
+            id: deleter.id.clone(),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -185,10 +235,10 @@ backend_tests! {
     assert_eq!(fetched.permissions, vec!["tokens.delete"]);
     assert_eq!(fetched.display_name, "deleter");
 }
-}
 
-backend_tests! {
-    async fn application_permissions_come_in_by_escalate_and_are_audited() {
+backend_tests!(application_permissions_come_in_by_escalate_and_are_audited);
+
+async fn application_permissions_come_in_by_escalate_and_are_audited() {
     let app = TestApp::spawn().await;
     // A fresh tenant whose administrator holds the tenant permissions (escalate included),
     // but no application permission: the README's walk-through.
@@ -227,7 +277,13 @@ backend_tests! {
             .iter()
             .find(|e| e.action == action && e.target_id == target)
             .unwrap_or_else(|| panic!("no {action} event"));
-        assert_eq!(event.details.get("escalated_permissions").map(String::as_str), Some("orders.read"));
+        assert_eq!(
+            event
+                .details
+                .get("escalated_permissions")
+                .map(String::as_str),
+            Some("orders.read")
+        );
     }
 
     // Without escalate, an administrator holding every other tenant permission cannot.
@@ -239,7 +295,10 @@ backend_tests! {
             &["principals.manage", "tokens.create", "tokens.read"],
         )
         .await;
-    let limited_token = app.create_token(&tenant.admin_token, &limited.id, &[]).await.secret;
+    let limited_token = app
+        .create_token(&tenant.admin_token, &limited.id, &[])
+        .await
+        .secret;
     let status = assert_code(
         app.admin(&limited_token)
             .create_principal(proto::CreatePrincipalRequest {
@@ -251,7 +310,10 @@ backend_tests! {
             .await,
         Code::PermissionDenied,
     );
-    assert!(status.message().contains("permissions.escalate"), "{status:?}");
+    assert!(
+        status.message().contains("permissions.escalate"),
+        "{status:?}"
+    );
     assert_code(
         app.tokens(&limited_token)
             .create_token(proto::CreateTokenRequest {
@@ -272,7 +334,10 @@ backend_tests! {
             &["principals.manage", "permissions.escalate"],
         )
         .await;
-    let escalator_token = app.create_token(&tenant.admin_token, &escalator.id, &[]).await.secret;
+    let escalator_token = app
+        .create_token(&tenant.admin_token, &escalator.id, &[])
+        .await
+        .secret;
     let status = assert_code(
         app.admin(&escalator_token)
             .create_principal(proto::CreatePrincipalRequest {
@@ -286,14 +351,21 @@ backend_tests! {
     );
     assert!(status.message().contains("tokens.delete"), "{status:?}");
 }
-}
 
-backend_tests! {
-    async fn unscoped_tokens_issued_for_others_do_not_grow_with_their_owner() {
+backend_tests!(unscoped_tokens_issued_for_others_do_not_grow_with_their_owner);
+
+async fn unscoped_tokens_issued_for_others_do_not_grow_with_their_owner() {
     let app = TestApp::spawn().await;
-    let tenant = app.create_tenant("Acme", &["orders.read", "orders.write"]).await;
+    let tenant = app
+        .create_tenant("Acme", &["orders.read", "orders.write"])
+        .await;
     let robot = app
-        .create_principal(&tenant.admin_token, &tenant.account_id, "robot", &["orders.read"])
+        .create_principal(
+            &tenant.admin_token,
+            &tenant.account_id,
+            "robot",
+            &["orders.read"],
+        )
         .await;
     let created = app.create_token(&tenant.admin_token, &robot.id, &[]).await;
     assert_eq!(created.token.as_ref().unwrap().scopes, vec!["orders.read"]);
@@ -313,28 +385,45 @@ backend_tests! {
     // A secret its owner gets through a scoped token is pinned too: the tenant admin's
     // token was issued by the operator, so it is pinned, and so is what it issues. (Once,
     // only the owner's identity was checked, and this secret grew with the owner.)
-    let own = app.create_token(&tenant.admin_token, &tenant.admin_id, &[]).await;
+    let own = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &[])
+        .await;
     let mut expected: Vec<&str> = TENANT_PERMISSIONS.to_vec();
     expected.extend(["orders.read", "orders.write"]);
     expected.sort_unstable();
     assert_eq!(own.token.unwrap().scopes, expected);
     // Only an owner's unscoped token issues unscoped ones: nobody else knows their secret.
-    let owner_id = app.verify(&app.bootstrap_token, &[]).await.owner.unwrap().id;
+    let owner_id = app
+        .verify(&app.bootstrap_token, &[])
+        .await
+        .owner
+        .unwrap()
+        .id;
     let unscoped = app.create_token(&app.bootstrap_token, &owner_id, &[]).await;
     assert!(unscoped.token.unwrap().scopes.is_empty());
 }
-}
 
-backend_tests! {
-    async fn a_reset_secret_carries_only_what_its_owner_holds_now() {
+backend_tests!(a_reset_secret_carries_only_what_its_owner_holds_now);
+
+async fn a_reset_secret_carries_only_what_its_owner_holds_now() {
     let app = TestApp::spawn().await;
-    let tenant = app.create_tenant("Acme", &["orders.read", "orders.write"]).await;
+    let tenant = app
+        .create_tenant("Acme", &["orders.read", "orders.write"])
+        .await;
     let robot = app
-        .create_principal(&tenant.admin_token, &tenant.account_id, "robot",
-            &["orders.read", "orders.write"])
+        .create_principal(
+            &tenant.admin_token,
+            &tenant.account_id,
+            "robot",
+            &["orders.read", "orders.write"],
+        )
         .await;
     let token = app
-        .create_token(&tenant.admin_token, &robot.id, &["orders.read", "orders.write"])
+        .create_token(
+            &tenant.admin_token,
+            &robot.id,
+            &["orders.read", "orders.write"],
+        )
         .await;
     let token_id = token.token.unwrap().id;
     let grant = |permissions: &[&str]| proto::UpdatePrincipalRequest {
@@ -346,16 +435,25 @@ backend_tests! {
         update_mask: mask("permissions"),
     };
     let mut admin = app.admin(&tenant.admin_token);
-    admin.update_principal(grant(&["orders.read"])).await.unwrap();
+    admin
+        .update_principal(grant(&["orders.read"]))
+        .await
+        .unwrap();
     let reset = app
         .tokens(&tenant.admin_token)
-        .reset_token(proto::ResetTokenRequest { id: token_id.clone(), ..Default::default() })
+        .reset_token(proto::ResetTokenRequest {
+            id: token_id.clone(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(reset.token.unwrap().scopes, vec!["orders.read"]);
     // The owner regains `orders.write`: the secret the admin now knows does not.
-    admin.update_principal(grant(&["orders.read", "orders.write"])).await.unwrap();
+    admin
+        .update_principal(grant(&["orders.read", "orders.write"]))
+        .await
+        .unwrap();
     let verified = app.verify(&reset.secret, &["orders.write"]).await;
     assert_eq!(code_of(&verified), VerificationCode::InsufficientScopes);
 
@@ -373,22 +471,32 @@ backend_tests! {
         .unwrap();
     assert_code(
         app.tokens(&tenant.admin_token)
-            .reset_token(proto::ResetTokenRequest { id: token_id, ..Default::default() })
+            .reset_token(proto::ResetTokenRequest {
+                id: token_id,
+                ..Default::default()
+            })
             .await,
         Code::FailedPrecondition,
     );
 }
-}
 
-backend_tests! {
-    async fn a_token_manager_cannot_change_a_more_powerful_token() {
+backend_tests!(a_token_manager_cannot_change_a_more_powerful_token);
+
+async fn a_token_manager_cannot_change_a_more_powerful_token() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let helper = app
-        .create_principal(&tenant.admin_token, &tenant.account_id, "helper",
-            &["tokens.read", "tokens.update", "tokens.delete"])
+        .create_principal(
+            &tenant.admin_token,
+            &tenant.account_id,
+            "helper",
+            &["tokens.read", "tokens.update", "tokens.delete"],
+        )
         .await;
-    let helper_token = app.create_token(&tenant.admin_token, &helper.id, &[]).await.secret;
+    let helper_token = app
+        .create_token(&tenant.admin_token, &helper.id, &[])
+        .await
+        .secret;
     let admin_token_id = token_id_of(&app, &tenant.admin_token).await;
     let mut tokens = app.tokens(&helper_token);
     let refused = [
@@ -450,15 +558,18 @@ backend_tests! {
         .await
         .expect("a token within the caller's power");
 }
-}
 
-backend_tests! {
-    async fn times_far_in_the_future_are_refused_not_a_panic() {
+backend_tests!(times_far_in_the_future_are_refused_not_a_panic);
+
+async fn times_far_in_the_future_are_refused_not_a_panic() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let mut tokens = app.tokens(&tenant.admin_token);
     // Year ~255,000: accepted once, after which DuplicateToken overflowed.
-    let far = prost_types::Timestamp { seconds: 8_000_000_000_000, nanos: 0 };
+    let far = prost_types::Timestamp {
+        seconds: 8_000_000_000_000,
+        nanos: 0,
+    };
     let century_and_a_day = prost_types::Timestamp {
         seconds: chrono::Utc::now().timestamp() + 36_501 * 86_400,
         nanos: 0,
@@ -475,7 +586,9 @@ backend_tests! {
             Code::InvalidArgument,
         );
         assert!(status.message().contains("expire_time"));
-        let existing = app.create_token(&tenant.admin_token, &tenant.admin_id, &[]).await;
+        let existing = app
+            .create_token(&tenant.admin_token, &tenant.admin_id, &[])
+            .await;
         assert_code(
             tokens
                 .update_token(proto::UpdateTokenRequest {
@@ -495,16 +608,17 @@ backend_tests! {
             tokens
                 .create_token(proto::CreateTokenRequest {
                     name: "long".into(),
-                    expiry: Some(proto::create_token_request::Expiry::Ttl(prost_types::Duration {
-                        seconds,
-                        nanos: 0,
-                    })),
+                    expiry: Some(proto::create_token_request::Expiry::Ttl(
+                        prost_types::Duration { seconds, nanos: 0 },
+                    )),
                     ..Default::default()
                 })
                 .await,
             Code::InvalidArgument,
         );
-        let existing = app.create_token(&tenant.admin_token, &tenant.admin_id, &[]).await;
+        let existing = app
+            .create_token(&tenant.admin_token, &tenant.admin_id, &[])
+            .await;
         assert_code(
             tokens
                 .reset_token(proto::ResetTokenRequest {
@@ -520,10 +634,12 @@ backend_tests! {
     let longest = tokens
         .create_token(proto::CreateTokenRequest {
             name: "century".into(),
-            expiry: Some(proto::create_token_request::Expiry::Ttl(prost_types::Duration {
-                seconds: 36_500 * 86_400,
-                nanos: 0,
-            })),
+            expiry: Some(proto::create_token_request::Expiry::Ttl(
+                prost_types::Duration {
+                    seconds: 36_500 * 86_400,
+                    nanos: 0,
+                },
+            )),
             ..Default::default()
         })
         .await
@@ -537,19 +653,27 @@ backend_tests! {
         .await
         .expect("a duplicate of the longest-lived token");
 }
-}
 
-backend_tests! {
-    async fn switching_api_access_off_takes_an_operator_with_power_over_the_account() {
+backend_tests!(switching_api_access_off_takes_an_operator_with_power_over_the_account);
+
+async fn switching_api_access_off_takes_an_operator_with_power_over_the_account() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let operator_account = app.verify(&app.bootstrap_token, &[]).await.account_id;
     // A tenant principal given accounts.manage cannot switch its own account off: nobody in
     // it could switch it back on.
     let manager = app
-        .create_principal(&app.bootstrap_token, &tenant.account_id, "manager", &["accounts.manage"])
+        .create_principal(
+            &app.bootstrap_token,
+            &tenant.account_id,
+            "manager",
+            &["accounts.manage"],
+        )
         .await;
-    let manager_token = app.create_token(&app.bootstrap_token, &manager.id, &[]).await.secret;
+    let manager_token = app
+        .create_token(&app.bootstrap_token, &manager.id, &[])
+        .await
+        .secret;
     assert_code(
         app.admin(&manager_token)
             .set_api_access(proto::SetApiAccessRequest {
@@ -562,9 +686,17 @@ backend_tests! {
     // An operator holding only accounts.manage cannot lock out a tenant whose principals
     // hold more than it does.
     let switcher = app
-        .create_principal(&app.bootstrap_token, &operator_account, "switcher", &["accounts.manage"])
+        .create_principal(
+            &app.bootstrap_token,
+            &operator_account,
+            "switcher",
+            &["accounts.manage"],
+        )
         .await;
-    let switcher_token = app.create_token(&app.bootstrap_token, &switcher.id, &[]).await.secret;
+    let switcher_token = app
+        .create_token(&app.bootstrap_token, &switcher.id, &[])
+        .await
+        .secret;
     let status = assert_code(
         app.admin(&switcher_token)
             .set_api_access(proto::SetApiAccessRequest {
@@ -575,7 +707,10 @@ backend_tests! {
         Code::PermissionDenied,
     );
     assert!(status.message().contains("principals.manage"), "{status:?}");
-    assert!(app.verify(&tenant.admin_token, &[]).await.valid, "nothing was revoked");
+    assert!(
+        app.verify(&tenant.admin_token, &[]).await.valid,
+        "nothing was revoked"
+    );
     // The bootstrap owner can.
     app.operator_admin()
         .set_api_access(proto::SetApiAccessRequest {
@@ -585,5 +720,4 @@ backend_tests! {
         .await
         .expect("the owner holds power over every principal");
     assert!(!app.verify(&tenant.admin_token, &[]).await.valid);
-}
 }

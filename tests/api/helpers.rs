@@ -1,5 +1,7 @@
-//! The test harness: spawns the real server in process on a random port over a real SQLite
-//! file, and hands out generated gRPC clients that present a given token.
+//! The test harness: spawns the real server in process on a random port over a real database
+//! (a SQLite file, or a fresh database on the suite's PostgreSQL cluster, per the test's
+//! backend), hands out generated gRPC clients that present a given token, and holds the
+//! helpers tests share (watch reading, direct SQL, a restart-proof proxy).
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};

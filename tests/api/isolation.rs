@@ -8,8 +8,9 @@ use token_authority::proto::{self, PrincipalKind, VerificationCode};
 
 use crate::helpers::{TestApp, assert_code, code_of};
 
-backend_tests! {
-    async fn another_accounts_objects_are_not_found() {
+backend_tests!(another_accounts_objects_are_not_found);
+
+async fn another_accounts_objects_are_not_found() {
     let app = TestApp::spawn().await;
     let acme = app.create_tenant("Acme", &[]).await;
     let globex = app.create_tenant("Globex", &[]).await;
@@ -208,10 +209,10 @@ backend_tests! {
     assert!(verdict.valid);
     assert!(app.verify(&globex.admin_token, &[]).await.valid);
 }
-}
 
-backend_tests! {
-    async fn operators_reach_every_account() {
+backend_tests!(operators_reach_every_account);
+
+async fn operators_reach_every_account() {
     let app = TestApp::spawn().await;
     let acme = app.create_tenant("Acme", &[]).await;
     let token = app
@@ -243,10 +244,10 @@ backend_tests! {
     assert_eq!(account.display_name, "Acme");
     assert!(!account.operator);
 }
-}
 
-backend_tests! {
-    async fn a_cross_account_verification_is_not_a_use() {
+backend_tests!(a_cross_account_verification_is_not_a_use);
+
+async fn a_cross_account_verification_is_not_a_use() {
     let app = TestApp::spawn().await;
     let acme = app.create_tenant("Acme", &[]).await;
     let globex = app.create_tenant("Globex", &[]).await;
@@ -280,28 +281,45 @@ backend_tests! {
     assert_eq!(code_of(&answer), proto::VerificationCode::NotFound);
     // Last-use times are written every 100 ms in the tests: wait for several flushes.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert_eq!(last_use(&app, id.clone()).await, None, "Acme's probe is no use of Globex's token");
+    assert_eq!(
+        last_use(&app, id.clone()).await,
+        None,
+        "Acme's probe is no use of Globex's token"
+    );
     // The check can see a use: the operator's verification is one.
     assert!(app.verify(&unused.secret, &[]).await.valid);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
     while last_use(&app, id.clone()).await.is_none() {
-        assert!(tokio::time::Instant::now() < deadline, "the use was never written");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the use was never written"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
-}
 
-backend_tests! {
-    async fn an_operator_acts_in_every_account_but_only_within_its_own_permissions() {
+backend_tests!(an_operator_acts_in_every_account_but_only_within_its_own_permissions);
+
+async fn an_operator_acts_in_every_account_but_only_within_its_own_permissions() {
     let app = TestApp::spawn().await;
     let acme = app.create_tenant("Acme", &[]).await;
-    let theirs = app.create_token(&acme.admin_token, &acme.admin_id, &[]).await;
+    let theirs = app
+        .create_token(&acme.admin_token, &acme.admin_id, &[])
+        .await;
     let operator_account = app.verify(&app.bootstrap_token, &[]).await.account_id;
     // A platform verifier: an operator-account principal holding only tokens.verify.
     let platform = app
-        .create_principal(&app.bootstrap_token, &operator_account, "platform", &["tokens.verify"])
+        .create_principal(
+            &app.bootstrap_token,
+            &operator_account,
+            "platform",
+            &["tokens.verify"],
+        )
         .await;
-    let verifier = app.create_token(&app.bootstrap_token, &platform.id, &[]).await.secret;
+    let verifier = app
+        .create_token(&app.bootstrap_token, &platform.id, &[])
+        .await
+        .secret;
     let mut tokens = app.tokens(&verifier);
 
     // It verifies every tenant's tokens and watches every account ...
@@ -315,7 +333,11 @@ backend_tests! {
         .into_inner();
     assert_eq!(code_of(&verdict), VerificationCode::Valid);
     assert_eq!(verdict.account_id, acme.account_id);
-    assert!(app.watch_from_now(&verifier, &acme.account_id).await.is_ok());
+    assert!(
+        app.watch_from_now(&verifier, &acme.account_id)
+            .await
+            .is_ok()
+    );
     // ... and nothing else, in any account.
     let theirs_id = theirs.token.unwrap().id;
     assert_code(
@@ -356,10 +378,17 @@ backend_tests! {
     // An operator with tokens.update but without the tenant's power cannot revoke its
     // administrator's token either (no escalation across accounts).
     let helper = app
-        .create_principal(&app.bootstrap_token, &operator_account, "helper",
-            &["tokens.read", "tokens.update"])
+        .create_principal(
+            &app.bootstrap_token,
+            &operator_account,
+            "helper",
+            &["tokens.read", "tokens.update"],
+        )
         .await;
-    let helper_token = app.create_token(&app.bootstrap_token, &helper.id, &[]).await.secret;
+    let helper_token = app
+        .create_token(&app.bootstrap_token, &helper.id, &[])
+        .await
+        .secret;
     let admin_token_id = app.verify(&acme.admin_token, &[]).await.token_id;
     assert_code(
         app.tokens(&helper_token)
@@ -382,5 +411,4 @@ backend_tests! {
         .await
         .expect("within its power, in another account");
     assert!(app.verify(&theirs.secret, &[]).await.valid);
-}
 }

@@ -3,25 +3,28 @@
 //! backends (SQLite files and a throwaway PostgreSQL cluster the tests start themselves).
 //! One test binary, so the crate links once.
 
-/// Runs each test once per backend: `name::sqlite` and `name::postgres`, same body.
+/// Runs the test function `name` once per backend, as `name::sqlite` and `name::postgres`.
+/// The function is a plain `async fn` beside the call (so rustfmt formats it); the macro
+/// emits only the two wrappers, in a module of the same name (modules and functions live in
+/// different namespaces).
 macro_rules! backend_tests {
-    ($($(#[$meta:meta])* async fn $name:ident() $body:block)*) => {$(
-        $(#[$meta])*
+    ($name:ident) => {
         mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
             #[tokio::test]
             async fn sqlite() {
-                crate::helpers::BACKEND.scope(crate::helpers::Backend::Sqlite, async $body).await
+                crate::helpers::BACKEND
+                    .scope(crate::helpers::Backend::Sqlite, super::$name())
+                    .await
             }
 
             #[tokio::test]
             async fn postgres() {
-                crate::helpers::BACKEND.scope(crate::helpers::Backend::Postgres, async $body).await
+                crate::helpers::BACKEND
+                    .scope(crate::helpers::Backend::Postgres, super::$name())
+                    .await
             }
         }
-    )*};
+    };
 }
 
 mod admin;

@@ -205,8 +205,9 @@ async fn calls_guarded_by(
     }
 }
 
-backend_tests! {
-    async fn every_rpc_is_refused_without_its_permission() {
+backend_tests!(every_rpc_is_refused_without_its_permission);
+
+async fn every_rpc_is_refused_without_its_permission() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let target = app
@@ -257,10 +258,10 @@ backend_tests! {
         .unwrap();
     assert_eq!(still.into_inner().token.unwrap().etag, target.etag);
 }
-}
 
-backend_tests! {
-    async fn a_scoped_token_limits_its_caller() {
+backend_tests!(a_scoped_token_limits_its_caller);
+
+async fn a_scoped_token_limits_its_caller() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let read_only = app
@@ -285,10 +286,10 @@ backend_tests! {
     );
     assert!(status.message().contains("tokens.create"));
 }
-}
 
-backend_tests! {
-    async fn callers_without_a_valid_credential_are_unauthenticated() {
+backend_tests!(callers_without_a_valid_credential_are_unauthenticated);
+
+async fn callers_without_a_valid_credential_are_unauthenticated() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let revoked = app
@@ -332,10 +333,10 @@ backend_tests! {
         .await;
     assert!(ok.is_ok());
 }
-}
 
-backend_tests! {
-    async fn nobody_issues_more_than_they_hold() {
+backend_tests!(nobody_issues_more_than_they_hold);
+
+async fn nobody_issues_more_than_they_hold() {
     let app = TestApp::spawn().await;
     let tenant = app
         .create_tenant("Acme", &["orders.read", "orders.write"])
@@ -428,10 +429,10 @@ backend_tests! {
         .await;
     assert_code(self_grant, Code::PermissionDenied);
 }
-}
 
-backend_tests! {
-    async fn only_operators_create_accounts() {
+backend_tests!(only_operators_create_accounts);
+
+async fn only_operators_create_accounts() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     // Even holding accounts.manage inside a tenant does not make one an operator.
@@ -479,5 +480,4 @@ backend_tests! {
         Code::PermissionDenied,
     );
     assert!(app.verify(&other.admin_token, &[]).await.valid);
-}
 }

@@ -13,11 +13,14 @@ use crate::helpers::{
 
 const WAIT: Duration = Duration::from_secs(10);
 
-backend_tests! {
-    async fn pruning_keeps_every_event_after_one_too_new_to_go() {
+backend_tests!(pruning_keeps_every_event_after_one_too_new_to_go);
+
+async fn pruning_keeps_every_event_after_one_too_new_to_go() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
-    let token = app.create_token(&tenant.admin_token, &tenant.admin_id, &["tokens.read"]).await;
+    let token = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &["tokens.read"])
+        .await;
     let id = token.token.unwrap().id;
     let mut tokens = app.tokens(&tenant.admin_token);
     for _ in 0..3 {
@@ -43,13 +46,21 @@ backend_tests! {
     let late = revisions[revisions.len() / 2];
     let now = chrono::Utc::now().timestamp_micros();
     let hour = 3_600_000_000_i64;
-    execute_sql(&stopped.database_url, &[
-        format!("UPDATE invalidation_events SET occurred_at = {}", now - hour),
-        format!("UPDATE invalidation_events SET occurred_at = {now} WHERE revision = {late}"),
-    ])
+    execute_sql(
+        &stopped.database_url,
+        &[
+            format!(
+                "UPDATE invalidation_events SET occurred_at = {}",
+                now - hour
+            ),
+            format!("UPDATE invalidation_events SET occurred_at = {now} WHERE revision = {late}"),
+        ],
+    )
     .await;
 
-    let store = open_store(&test_settings(&stopped.database_url), false).await.unwrap();
+    let store = open_store(&test_settings(&stopped.database_url), false)
+        .await
+        .unwrap();
     let cutoff = chrono::Utc::now() - chrono::Duration::minutes(30);
     store.prune_events(cutoff).await.unwrap();
     let kept = retained_revisions(&stopped.database_url).await;
@@ -57,18 +68,35 @@ backend_tests! {
     assert_eq!(kept, expected, "only the prefix before the late event goes");
 
     // A replay reads the oldest retained revision with its page.
-    let page = store.replay_events(u64::try_from(late).unwrap(), 100).await.unwrap();
+    let page = store
+        .replay_events(u64::try_from(late).unwrap(), 100)
+        .await
+        .unwrap();
     assert_eq!(page.oldest_retained, Some(u64::try_from(late).unwrap()));
-    let replayed: Vec<i64> = page.events.iter().map(|e| i64::try_from(e.revision).unwrap()).collect();
+    let replayed: Vec<i64> = page
+        .events
+        .iter()
+        .map(|e| i64::try_from(e.revision).unwrap())
+        .collect();
     assert_eq!(replayed, expected[1..].to_vec());
 
     // Through the server: resuming at the oldest retained revision replays what followed
     // (once lost: the events after the late one were pruned); resuming before it resets.
     let app = TestApp::restart(stopped, |_| {}).await;
-    let mut stream = app.watch(&tenant.admin_token, u64::try_from(late).unwrap(), "").await.unwrap();
+    let mut stream = app
+        .watch(&tenant.admin_token, u64::try_from(late).unwrap(), "")
+        .await
+        .unwrap();
     let mut watched = Watched::default();
-    read_until(&mut stream, &mut watched, WAIT, |w| !w.checkpoints.is_empty()).await;
-    let got: Vec<i64> = watched.events.iter().map(|e| i64::try_from(e.revision).unwrap()).collect();
+    read_until(&mut stream, &mut watched, WAIT, |w| {
+        !w.checkpoints.is_empty()
+    })
+    .await;
+    let got: Vec<i64> = watched
+        .events
+        .iter()
+        .map(|e| i64::try_from(e.revision).unwrap())
+        .collect();
     assert_eq!(got, expected[1..].to_vec());
     assert!(watched.resets.is_empty());
     let mut stream = app
@@ -83,19 +111,21 @@ backend_tests! {
     assert_eq!(watched.resets.len(), 1, "{watched:?}");
     assert!(watched.events.is_empty());
 }
-}
 
-backend_tests! {
-    async fn a_revision_this_store_never_handed_out_gets_a_reset() {
+backend_tests!(a_revision_this_store_never_handed_out_gets_a_reset);
+
+async fn a_revision_this_store_never_handed_out_gets_a_reset() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let current = app.verify(&tenant.admin_token, &[]).await.revision;
-    let mut stream = app.watch(&tenant.admin_token, current + 1_000, "").await.unwrap();
+    let mut stream = app
+        .watch(&tenant.admin_token, current + 1_000, "")
+        .await
+        .unwrap();
     let mut watched = Watched::default();
     read_until(&mut stream, &mut watched, WAIT, |w| {
         !w.checkpoints.is_empty() || !w.resets.is_empty()
     })
     .await;
     assert_eq!(watched.resets, vec![current], "{watched:?}");
-}
 }

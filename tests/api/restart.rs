@@ -7,8 +7,9 @@ use token_authority::proto::{self, TokenState, VerificationCode};
 
 use crate::helpers::{TestApp, code_of};
 
-backend_tests! {
-    async fn every_token_and_state_survives_a_restart() {
+backend_tests!(every_token_and_state_survives_a_restart);
+
+async fn every_token_and_state_survives_a_restart() {
     // Last uses are written only at shutdown here, so that the test can tell it happened.
     let app = TestApp::spawn_with(|s| s.last_use_flush_interval = Duration::from_secs(3600)).await;
     let tenant = app.create_tenant("Acme", &["orders.read"]).await;
@@ -64,7 +65,9 @@ backend_tests! {
     let revision = app.verify(&active.secret, &[]).await.revision;
     let active_id = active.token.clone().unwrap().id;
     assert!(
-        before.iter().any(|t| t.id == active_id && t.last_use_time.is_none()),
+        before
+            .iter()
+            .any(|t| t.id == active_id && t.last_use_time.is_none()),
         "no last use is written before shutdown"
     );
     let first_page = tokens
@@ -133,7 +136,9 @@ backend_tests! {
     assert!(verify(new_secret).await.valid);
     // The last use written at shutdown came back.
     assert!(
-        after.iter().any(|t| t.id == active_id && t.last_use_time.is_some()),
+        after
+            .iter()
+            .any(|t| t.id == active_id && t.last_use_time.is_some()),
         "the shutdown wrote the last use"
     );
 
@@ -150,5 +155,4 @@ backend_tests! {
     let ids = |tokens: &[proto::Token]| tokens.iter().map(|t| t.id.clone()).collect::<Vec<_>>();
     assert_eq!(ids(&rest.tokens), ids(&before[2..]));
     let _ = app.stop().await;
-}
 }

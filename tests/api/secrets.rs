@@ -46,8 +46,9 @@ async fn stored_bytes(stopped: &Stopped) -> Vec<(String, Vec<u8>)> {
     }
 }
 
-backend_tests! {
-    async fn no_plaintext_secret_reaches_the_database_logs_or_errors() {
+backend_tests!(no_plaintext_secret_reaches_the_database_logs_or_errors);
+
+async fn no_plaintext_secret_reaches_the_database_logs_or_errors() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let mut tokens = app.tokens(&tenant.admin_token);
@@ -133,7 +134,10 @@ backend_tests! {
     let _ = verifier.verify(&created.secret, &[]).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !captured_logs().contains("the verifier's credential was refused") {
-        assert!(std::time::Instant::now() < deadline, "the verifier never warned");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the verifier never warned"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     drop(verifier);
@@ -162,7 +166,9 @@ backend_tests! {
         let hex: String = body.bytes().map(|b| format!("{b:02x}")).collect();
         for (name, bytes) in &files {
             assert!(
-                !bytes.windows(hex.len()).any(|window| window == hex.as_bytes()),
+                !bytes
+                    .windows(hex.len())
+                    .any(|window| window == hex.as_bytes()),
                 "a secret (hex) is in {name}"
             );
             assert!(
@@ -173,5 +179,4 @@ backend_tests! {
             );
         }
     }
-}
 }

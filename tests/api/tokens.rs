@@ -17,8 +17,9 @@ fn mask(paths: &[&str]) -> Option<FieldMask> {
     })
 }
 
-backend_tests! {
-    async fn create_returns_the_secret_once_and_get_never_does() {
+backend_tests!(create_returns_the_secret_once_and_get_never_does);
+
+async fn create_returns_the_secret_once_and_get_never_does() {
     let app = TestApp::spawn().await;
     let tenant = app
         .create_tenant("Acme", &["orders.read", "orders.write"])
@@ -76,10 +77,10 @@ backend_tests! {
     let verdict = app.verify(&created.secret, &["orders.read"]).await;
     assert!(verdict.valid);
 }
-}
 
-backend_tests! {
-    async fn list_filters_and_pages_in_a_stable_order() {
+backend_tests!(list_filters_and_pages_in_a_stable_order);
+
+async fn list_filters_and_pages_in_a_stable_order() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let other = app
@@ -197,10 +198,10 @@ backend_tests! {
     .await;
     assert_eq!(after.len(), 4, "the fourth and later");
 }
-}
 
-backend_tests! {
-    async fn stale_tokens_are_found_by_last_use() {
+backend_tests!(stale_tokens_are_found_by_last_use);
+
+async fn stale_tokens_are_found_by_last_use() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let used = app
@@ -249,10 +250,10 @@ backend_tests! {
     );
     assert!(!stale_ids.contains(&used_id));
 }
-}
 
-backend_tests! {
-    async fn update_changes_only_the_masked_fields_and_scopes_only_narrow() {
+backend_tests!(update_changes_only_the_masked_fields_and_scopes_only_narrow);
+
+async fn update_changes_only_the_masked_fields_and_scopes_only_narrow() {
     let app = TestApp::spawn().await;
     let tenant = app
         .create_tenant("Acme", &["orders.read", "orders.write"])
@@ -339,10 +340,10 @@ backend_tests! {
         .unwrap();
     assert_eq!(cleared.expire_time, None);
 }
-}
 
-backend_tests! {
-    async fn revoke_is_permanent_and_keeps_the_record() {
+backend_tests!(revoke_is_permanent_and_keeps_the_record);
+
+async fn revoke_is_permanent_and_keeps_the_record() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let created = app
@@ -406,10 +407,10 @@ backend_tests! {
         VerificationCode::Revoked
     );
 }
-}
 
-backend_tests! {
-    async fn disable_and_enable_are_reversible() {
+backend_tests!(disable_and_enable_are_reversible);
+
+async fn disable_and_enable_are_reversible() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let created = app
@@ -483,12 +484,15 @@ backend_tests! {
         .token
         .unwrap();
     assert_eq!(again.etag, enabled.etag);
-    assert_eq!(app.verify(&created.secret, &[]).await.revision, after_enable);
-}
+    assert_eq!(
+        app.verify(&created.secret, &[]).await.revision,
+        after_enable
+    );
 }
 
-backend_tests! {
-    async fn delete_removes_the_record_but_the_audit_log_keeps_the_fact() {
+backend_tests!(delete_removes_the_record_but_the_audit_log_keeps_the_fact);
+
+async fn delete_removes_the_record_but_the_audit_log_keeps_the_fact() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let created = app
@@ -544,10 +548,10 @@ backend_tests! {
     assert_eq!(events[0].details["name"], "test token");
     assert!(!events[0].peer_address.is_empty());
 }
-}
 
-backend_tests! {
-    async fn reset_keeps_the_id_and_the_old_secret_stops_at_once() {
+backend_tests!(reset_keeps_the_id_and_the_old_secret_stops_at_once);
+
+async fn reset_keeps_the_id_and_the_old_secret_stops_at_once() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let created = app
@@ -576,10 +580,10 @@ backend_tests! {
     assert!(verdict.valid);
     assert_eq!(verdict.token_id, original.id);
 }
-}
 
-backend_tests! {
-    async fn reset_with_a_grace_period_keeps_the_old_secret_until_it_ends() {
+backend_tests!(reset_with_a_grace_period_keeps_the_old_secret_until_it_ends);
+
+async fn reset_with_a_grace_period_keeps_the_old_secret_until_it_ends() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let created = app
@@ -634,10 +638,10 @@ backend_tests! {
     );
     assert!(app.verify(&second.secret, &[]).await.valid);
 }
-}
 
-backend_tests! {
-    async fn duplicate_copies_owner_scopes_labels_version_and_expiry_policy() {
+backend_tests!(duplicate_copies_owner_scopes_labels_version_and_expiry_policy);
+
+async fn duplicate_copies_owner_scopes_labels_version_and_expiry_policy() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &["orders.read"]).await;
     let mut tokens = app.tokens(&tenant.admin_token);
@@ -680,10 +684,10 @@ backend_tests! {
     assert!(app.verify(&copy.secret, &["orders.read"]).await.valid);
     assert!(app.verify(&original.secret, &["orders.read"]).await.valid);
 }
-}
 
-backend_tests! {
-    async fn concurrent_conflicting_updates_lose_nothing() {
+backend_tests!(concurrent_conflicting_updates_lose_nothing);
+
+async fn concurrent_conflicting_updates_lose_nothing() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let created = app
@@ -804,5 +808,4 @@ backend_tests! {
         app.verify(&created.secret, &[]).await.valid,
         "nothing was lost or changed"
     );
-}
 }

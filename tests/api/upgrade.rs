@@ -6,12 +6,18 @@ use token_authority::proto::{self, VerificationCode};
 
 use crate::helpers::{Backend, TestApp, backend, code_of, execute_sql};
 
-backend_tests! {
-    async fn escalate_granted_as_an_application_permission_is_not_the_system_one() {
+backend_tests!(escalate_granted_as_an_application_permission_is_not_the_system_one);
+
+async fn escalate_granted_as_an_application_permission_is_not_the_system_one() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("acme", &[]).await;
     let legacy = app
-        .create_principal(&tenant.admin_token, &tenant.account_id, "legacy", &["tokens.read"])
+        .create_principal(
+            &tenant.admin_token,
+            &tenant.account_id,
+            "legacy",
+            &["tokens.read"],
+        )
         .await;
     let token = app.create_token(&tenant.admin_token, &legacy.id, &[]).await;
     let stopped = app.stop().await;
@@ -38,7 +44,9 @@ backend_tests! {
 
     let principal = app
         .operator_admin()
-        .get_principal(proto::GetPrincipalRequest { id: legacy.id.clone() })
+        .get_principal(proto::GetPrincipalRequest {
+            id: legacy.id.clone(),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -48,7 +56,9 @@ backend_tests! {
     let token_id = token.token.as_ref().unwrap().id.clone();
     let stored = app
         .operator_tokens()
-        .get_token(proto::GetTokenRequest { id: token_id.clone() })
+        .get_token(proto::GetTokenRequest {
+            id: token_id.clone(),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -64,7 +74,12 @@ backend_tests! {
     assert_eq!(code_of(&answer), VerificationCode::Valid);
     assert!(answer.effective_scopes.is_empty(), "{answer:?}");
     // The bootstrap owner keeps the system permission.
-    let owner_id = app.verify(&app.bootstrap_token, &[]).await.owner.unwrap().id;
+    let owner_id = app
+        .verify(&app.bootstrap_token, &[])
+        .await
+        .owner
+        .unwrap()
+        .id;
     let owner = app
         .operator_admin()
         .get_principal(proto::GetPrincipalRequest { id: owner_id })
@@ -73,7 +88,12 @@ backend_tests! {
         .into_inner()
         .principal
         .unwrap();
-    assert!(owner.permissions.iter().any(|p| p == "permissions.escalate"));
+    assert!(
+        owner
+            .permissions
+            .iter()
+            .any(|p| p == "permissions.escalate")
+    );
 
     // Both changes are on record in the tenant's audit log, with the reason.
     let events = app
@@ -88,7 +108,10 @@ backend_tests! {
         .into_inner()
         .events;
     assert_eq!(events.len(), 1, "{events:?}");
-    assert_eq!(events[0].details["removed_permissions"], "permissions.escalate");
+    assert_eq!(
+        events[0].details["removed_permissions"],
+        "permissions.escalate"
+    );
     assert_eq!(events[0].actor_id, "");
     let events = app
         .admin(&tenant.admin_token)
@@ -102,5 +125,4 @@ backend_tests! {
         .into_inner()
         .events;
     assert_eq!(events.len(), 1, "{events:?}");
-    }
 }

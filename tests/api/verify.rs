@@ -21,8 +21,9 @@ async fn set_principal(app: &TestApp, caller: &str, principal: proto::Principal,
         .expect("principal updated");
 }
 
-backend_tests! {
-    async fn a_valid_token_answers_with_its_identity_and_effective_scopes() {
+backend_tests!(a_valid_token_answers_with_its_identity_and_effective_scopes);
+
+async fn a_valid_token_answers_with_its_identity_and_effective_scopes() {
     let app = TestApp::spawn().await;
     let tenant = app
         .create_tenant("Acme", &["orders.read", "orders.write"])
@@ -50,10 +51,10 @@ backend_tests! {
         assert!(app.verify(&presented, &[]).await.valid);
     }
 }
-}
 
-backend_tests! {
-    async fn malformed_and_unknown_tokens() {
+backend_tests!(malformed_and_unknown_tokens);
+
+async fn malformed_and_unknown_tokens() {
     let app = TestApp::spawn().await;
     for garbage in [
         "",
@@ -85,10 +86,10 @@ backend_tests! {
     assert_eq!(code_of(&verdict), VerificationCode::NotFound);
     assert!(verdict.owner.is_none());
 }
-}
 
-backend_tests! {
-    async fn expired_tokens_fail() {
+backend_tests!(expired_tokens_fail);
+
+async fn expired_tokens_fail() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let created = app
@@ -126,10 +127,10 @@ backend_tests! {
         .unwrap();
     assert_eq!(listed.state(), proto::TokenState::Expired);
 }
-}
 
-backend_tests! {
-    async fn revoked_and_disabled_tokens_fail_with_their_codes() {
+backend_tests!(revoked_and_disabled_tokens_fail_with_their_codes);
+
+async fn revoked_and_disabled_tokens_fail_with_their_codes() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let mut tokens = app.tokens(&tenant.admin_token);
@@ -164,10 +165,10 @@ backend_tests! {
         VerificationCode::Disabled
     );
 }
-}
 
-backend_tests! {
-    async fn a_token_never_has_more_than_its_owner_has_now() {
+backend_tests!(a_token_never_has_more_than_its_owner_has_now);
+
+async fn a_token_never_has_more_than_its_owner_has_now() {
     let app = TestApp::spawn().await;
     let tenant = app
         .create_tenant("Acme", &["orders.read", "orders.write"])
@@ -225,10 +226,10 @@ backend_tests! {
     set_principal(&app, &tenant.admin_token, disable(false), &["disabled"]).await;
     assert!(app.verify(&unscoped.secret, &[]).await.valid);
 }
-}
 
-backend_tests! {
-    async fn disabling_api_access_fails_every_token_and_enabling_does_not_revive_them() {
+backend_tests!(disabling_api_access_fails_every_token_and_enabling_does_not_revive_them);
+
+async fn disabling_api_access_fails_every_token_and_enabling_does_not_revive_them() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let other = app.create_tenant("Other", &[]).await;
@@ -278,10 +279,10 @@ backend_tests! {
         .await;
     assert!(app.verify(&fresh.secret, &[]).await.valid);
 }
-}
 
-backend_tests! {
-    async fn the_operator_accounts_api_access_cannot_be_switched_off() {
+backend_tests!(the_operator_accounts_api_access_cannot_be_switched_off);
+
+async fn the_operator_accounts_api_access_cannot_be_switched_off() {
     let app = TestApp::spawn().await;
     let result = app
         .operator_admin()
@@ -292,5 +293,4 @@ backend_tests! {
         .await;
     crate::helpers::assert_code(result, tonic::Code::FailedPrecondition);
     assert!(app.verify(&app.bootstrap_token, &[]).await.valid);
-}
 }

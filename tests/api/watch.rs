@@ -48,8 +48,9 @@ fn assert_increasing(events: &[proto::InvalidationEvent]) {
     }
 }
 
-backend_tests! {
-    async fn every_kind_of_change_reaches_a_watcher() {
+backend_tests!(every_kind_of_change_reaches_a_watcher);
+
+async fn every_kind_of_change_reaches_a_watcher() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     // The operator watches the tenant: switching the tenant's API access off ends streams
@@ -184,7 +185,10 @@ backend_tests! {
         ]
     );
     assert_eq!(expiries.len(), 1);
-    assert!(expiries[0].revision > changes[3].revision, "after the reset");
+    assert!(
+        expiries[0].revision > changes[3].revision,
+        "after the reset"
+    );
     assert_eq!(expiries[0].target, Some(Target::TokenId(id.clone())));
     assert_increasing(&watched.events);
     assert!(watched.events[0].revision > start);
@@ -200,10 +204,10 @@ backend_tests! {
             .all(|e| e.account_id == tenant.account_id && e.occur_time.is_some())
     );
 }
-}
 
-backend_tests! {
-    async fn idle_watchers_get_checkpoints_with_the_current_revision() {
+backend_tests!(idle_watchers_get_checkpoints_with_the_current_revision);
+
+async fn idle_watchers_get_checkpoints_with_the_current_revision() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let revision = app.verify(&tenant.admin_token, &[]).await.revision;
@@ -221,10 +225,10 @@ backend_tests! {
     );
     assert!(watched.events.is_empty());
 }
-}
 
-backend_tests! {
-    async fn resuming_loses_nothing_and_repeats_nothing_across_a_restart() {
+backend_tests!(resuming_loses_nothing_and_repeats_nothing_across_a_restart);
+
+async fn resuming_loses_nothing_and_repeats_nothing_across_a_restart() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let token = app
@@ -276,10 +280,10 @@ backend_tests! {
         );
     }
 }
-}
 
-backend_tests! {
-    async fn a_revision_older_than_the_retained_log_gets_a_reset() {
+backend_tests!(a_revision_older_than_the_retained_log_gets_a_reset);
+
+async fn a_revision_older_than_the_retained_log_gets_a_reset() {
     let app =
         TestApp::spawn_with(|settings| settings.event_retention = Duration::from_millis(500)).await;
     let tenant = app.create_tenant("Acme", &[]).await;
@@ -296,7 +300,10 @@ backend_tests! {
     // Wait (bounded) for the pruner to drop all but the newest event.
     let deadline = tokio::time::Instant::now() + WAIT;
     while retained_revisions(&app.database_url).await.len() > 1 {
-        assert!(tokio::time::Instant::now() < deadline, "the pruner never ran");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the pruner never ran"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut stream = app.watch(&tenant.admin_token, 1, "").await.unwrap();
@@ -328,10 +335,10 @@ backend_tests! {
     assert!(resumed.resets.is_empty());
     assert_eq!(resumed.events.len(), 1);
 }
-}
 
-backend_tests! {
-    async fn watchers_see_only_their_own_account() {
+backend_tests!(watchers_see_only_their_own_account);
+
+async fn watchers_see_only_their_own_account() {
     let app = TestApp::spawn().await;
     let acme = app.create_tenant("Acme", &[]).await;
     let globex = app.create_tenant("Globex", &[]).await;
@@ -347,7 +354,8 @@ backend_tests! {
         .unwrap();
 
     assert_code(
-        app.watch_from_now(&acme.admin_token, &globex.account_id).await,
+        app.watch_from_now(&acme.admin_token, &globex.account_id)
+            .await,
         Code::NotFound,
     );
     let no_verify = app
@@ -362,7 +370,10 @@ backend_tests! {
         .create_token(&acme.admin_token, &no_verify.id, &[])
         .await
         .secret;
-    assert_code(app.watch_from_now(&reader, "").await, Code::PermissionDenied);
+    assert_code(
+        app.watch_from_now(&reader, "").await,
+        Code::PermissionDenied,
+    );
 
     let mut ours = app.watch_from_now(&acme.admin_token, "").await.unwrap();
     let mut everything = app.watch_from_now(&app.bootstrap_token, "").await.unwrap();
@@ -409,16 +420,20 @@ backend_tests! {
         a.events[0].target,
         Some(Target::TokenId(acme_token.id.clone()))
     );
-    assert_eq!(g.events.len(), 1, "the acme event never reached the globex watcher");
+    assert_eq!(
+        g.events.len(),
+        1,
+        "the acme event never reached the globex watcher"
+    );
     assert_eq!(g.events[0].account_id, globex.account_id);
     // The tenant's checkpoints advance past the other account's event, so a resume never
     // replays what the tenant may not see.
     assert_eq!(a.checkpoints.last().copied(), Some(all.events[1].revision));
 }
-}
 
-backend_tests! {
-    async fn a_slow_watcher_is_cut_off_without_holding_up_the_others() {
+backend_tests!(a_slow_watcher_is_cut_off_without_holding_up_the_others);
+
+async fn a_slow_watcher_is_cut_off_without_holding_up_the_others() {
     let app = TestApp::spawn_with(|settings| settings.watch_buffer = 4).await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let token = app
@@ -501,10 +516,10 @@ backend_tests! {
     read_until(&mut resumed, &mut rest, WAIT, |w| w.events.len() >= missing).await;
     assert_eq!(rest.events[..], fast_seen.events[slow_seen.events.len()..]);
 }
-}
 
-backend_tests! {
-    async fn shutdown_ends_watch_streams_with_unavailable() {
+backend_tests!(shutdown_ends_watch_streams_with_unavailable);
+
+async fn shutdown_ends_watch_streams_with_unavailable() {
     let app = TestApp::spawn().await;
     let mut stream = app.watch_from_now(&app.bootstrap_token, "").await.unwrap();
     let mut watched = Watched::default();
@@ -523,10 +538,10 @@ backend_tests! {
         "draining did not wait for the stream"
     );
 }
-}
 
-backend_tests! {
-    async fn resuming_from_revision_zero_replays_what_followed() {
+backend_tests!(resuming_from_revision_zero_replays_what_followed);
+
+async fn resuming_from_revision_zero_replays_what_followed() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let token = app
@@ -556,5 +571,4 @@ backend_tests! {
     assert_eq!(seen.types(), vec![proto::InvalidationType::TokenRevoked]);
     assert!(seen.resets.is_empty());
     assert_eq!(seen.checkpoints.first(), Some(&seen.events[0].revision));
-}
 }

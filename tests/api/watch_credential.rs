@@ -144,8 +144,9 @@ async fn inflict(app: &TestApp, tenant: &Tenant, loss: Loss, principal: &str, to
     }
 }
 
-backend_tests! {
-    async fn a_watch_ends_when_its_credential_stops_working() {
+backend_tests!(a_watch_ends_when_its_credential_stops_working);
+
+async fn a_watch_ends_when_its_credential_stops_working() {
     let app = TestApp::spawn().await;
     for loss in [
         Loss::Revoked,
@@ -161,7 +162,10 @@ backend_tests! {
         let (principal, token, secret) = watcher(&app, &tenant).await;
         let mut stream = app.watch_from_now(&secret, "").await.unwrap();
         let mut watched = Watched::default();
-        read_until(&mut stream, &mut watched, WAIT, |w| !w.checkpoints.is_empty()).await;
+        read_until(&mut stream, &mut watched, WAIT, |w| {
+            !w.checkpoints.is_empty()
+        })
+        .await;
         inflict(&app, &tenant, loss, &principal, &token).await;
         read_until(&mut stream, &mut watched, WAIT, |_| false).await;
         let expected = match loss {
@@ -176,20 +180,33 @@ backend_tests! {
         assert!(watched.events.is_empty(), "{loss:?}: {:?}", watched.events);
     }
 }
-}
 
-backend_tests! {
-    async fn an_operator_watching_another_account_is_stopped_by_its_own_revocation() {
+backend_tests!(an_operator_watching_another_account_is_stopped_by_its_own_revocation);
+
+async fn an_operator_watching_another_account_is_stopped_by_its_own_revocation() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let operator_account = app.verify(&app.bootstrap_token, &[]).await.account_id;
     let verifier = app
-        .create_principal(&app.bootstrap_token, &operator_account, "platform", &["tokens.verify"])
+        .create_principal(
+            &app.bootstrap_token,
+            &operator_account,
+            "platform",
+            &["tokens.verify"],
+        )
         .await;
-    let credential = app.create_token(&app.bootstrap_token, &verifier.id, &[]).await;
-    let mut stream = app.watch_from_now(&credential.secret, &tenant.account_id).await.unwrap();
+    let credential = app
+        .create_token(&app.bootstrap_token, &verifier.id, &[])
+        .await;
+    let mut stream = app
+        .watch_from_now(&credential.secret, &tenant.account_id)
+        .await
+        .unwrap();
     let mut watched = Watched::default();
-    read_until(&mut stream, &mut watched, WAIT, |w| !w.checkpoints.is_empty()).await;
+    read_until(&mut stream, &mut watched, WAIT, |w| {
+        !w.checkpoints.is_empty()
+    })
+    .await;
     // Its own token lives in the operator account, whose events this stream filters out.
     app.operator_tokens()
         .revoke_token(proto::RevokeTokenRequest {
@@ -204,10 +221,10 @@ backend_tests! {
         other => panic!("the stream went on: {other:?}"),
     }
 }
-}
 
-backend_tests! {
-    async fn a_watch_ends_when_its_credential_expires_and_not_before() {
+backend_tests!(a_watch_ends_when_its_credential_expires_and_not_before);
+
+async fn a_watch_ends_when_its_credential_expires_and_not_before() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let (principal, _, _) = watcher(&app, &tenant).await;
@@ -217,10 +234,12 @@ backend_tests! {
             owner_id: principal.clone(),
             name: "short".into(),
             scopes: vec!["tokens.verify".into()],
-            expiry: Some(proto::create_token_request::Expiry::Ttl(prost_types::Duration {
-                seconds: 2,
-                nanos: 0,
-            })),
+            expiry: Some(proto::create_token_request::Expiry::Ttl(
+                prost_types::Duration {
+                    seconds: 2,
+                    nanos: 0,
+                },
+            )),
             ..Default::default()
         })
         .await
@@ -236,23 +255,32 @@ backend_tests! {
         other => panic!("the stream outlived its credential: {other:?}"),
     }
     let expires_at = expires.seconds * 1_000_000 + i64::from(expires.nanos / 1000);
-    assert!(ended_at >= expires_at, "ended before the credential expired");
-}
+    assert!(
+        ended_at >= expires_at,
+        "ended before the credential expired"
+    );
 }
 
-backend_tests! {
-    async fn changes_that_leave_the_credential_working_do_not_end_the_watch() {
+backend_tests!(changes_that_leave_the_credential_working_do_not_end_the_watch);
+
+async fn changes_that_leave_the_credential_working_do_not_end_the_watch() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme", &[]).await;
     let (principal, token, secret) = watcher(&app, &tenant).await;
     let mut stream = app.watch_from_now(&secret, "").await.unwrap();
     let mut watched = Watched::default();
-    read_until(&mut stream, &mut watched, WAIT, |w| !w.checkpoints.is_empty()).await;
+    read_until(&mut stream, &mut watched, WAIT, |w| {
+        !w.checkpoints.is_empty()
+    })
+    .await;
     // A reset with a grace period: the presented secret keeps working until it ends.
     app.tokens(&tenant.admin_token)
         .reset_token(proto::ResetTokenRequest {
             id: token.clone(),
-            grace_period: Some(prost_types::Duration { seconds: 3600, nanos: 0 }),
+            grace_period: Some(prost_types::Duration {
+                seconds: 3600,
+                nanos: 0,
+            }),
             etag: String::new(),
         })
         .await
@@ -262,14 +290,20 @@ backend_tests! {
         .update_principal(proto::UpdatePrincipalRequest {
             principal: Some(proto::Principal {
                 id: principal.clone(),
-                permissions: vec!["audit.read".into(), "tokens.read".into(), "tokens.verify".into()],
+                permissions: vec![
+                    "audit.read".into(),
+                    "tokens.read".into(),
+                    "tokens.verify".into(),
+                ],
                 ..Default::default()
             }),
             update_mask: mask("permissions"),
         })
         .await
         .unwrap();
-    let other = app.create_token(&tenant.admin_token, &principal, &["tokens.read"]).await;
+    let other = app
+        .create_token(&tenant.admin_token, &principal, &["tokens.read"])
+        .await;
     app.tokens(&tenant.admin_token)
         .revoke_token(proto::RevokeTokenRequest {
             id: other.token.unwrap().id,
@@ -287,5 +321,4 @@ backend_tests! {
             proto::InvalidationType::TokenRevoked,
         ]
     );
-}
 }
