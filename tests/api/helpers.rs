@@ -517,8 +517,13 @@ pub fn assert_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) ->
 
 /// An update mask naming one field.
 pub fn mask(path: &str) -> Option<prost_types::FieldMask> {
+    masks(&[path])
+}
+
+/// An update mask naming `paths`.
+pub fn masks(paths: &[&str]) -> Option<prost_types::FieldMask> {
     Some(prost_types::FieldMask {
-        paths: vec![path.to_owned()],
+        paths: paths.iter().map(|p| (*p).to_owned()).collect(),
     })
 }
 

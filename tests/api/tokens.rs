@@ -4,18 +4,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use prost_types::FieldMask;
 use tonic::Code;
 
 use token_authority::proto::{self, TokenState, VerificationCode};
 
-use crate::helpers::{TestApp, assert_code, code_of};
-
-fn mask(paths: &[&str]) -> Option<FieldMask> {
-    Some(FieldMask {
-        paths: paths.iter().map(|p| (*p).to_owned()).collect(),
-    })
-}
+use crate::helpers::{TestApp, assert_code, code_of, masks as mask};
 
 backend_tests!(create_returns_the_secret_once_and_get_never_does);
 
