@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::tokens::{Page, decode_time_position, page_size};
+use super::paging::{self, Listing, Page, decode_time_position, invalid_page_token, time_position};
 use super::{Authority, AuthorityError, AuthorityResult, Caller, check_etag};
 use crate::domain::{
     Account, AccountId, AuditEvent, DisplayName, Invalidation, InvalidationKind,
@@ -257,17 +257,17 @@ impl Authority {
         page_token: &str,
     ) -> AuthorityResult<Page<Principal>> {
         caller.require(Permission::PRINCIPALS_MANAGE)?;
-        let limit = self::page_size(page_size)?;
+        let limit = paging::page_size(page_size)?;
         let account_id = caller.target_account(account_id)?;
-        let fingerprint = account_id.to_string();
-        let after = if page_token.is_empty() {
-            None
-        } else {
-            let position = self
-                .page_tokens
-                .decode(page_token, "principals", &fingerprint)?;
-            Some(decode_time_position(&position, PrincipalId::parse)?)
+        let listing = Listing {
+            codec: &self.page_tokens,
+            kind: "principals",
+            fingerprint: account_id.to_string(),
         };
+        let after = listing
+            .resume_point(page_token)?
+            .map(|position| decode_time_position(&position, PrincipalId::parse))
+            .transpose()?;
         let principals = self
             .store
             .list_principals(&PrincipalQuery {
@@ -277,9 +277,7 @@ impl Authority {
             })
             .await?;
         Ok(Page::from_overfetch(principals, limit, |last| {
-            let position = format!("{}:{}", last.created_at.timestamp_micros(), last.id);
-            self.page_tokens
-                .encode("principals", &fingerprint, &position)
+            listing.token_after(&time_position(last.created_at, &last.id))
         }))
     }
 
@@ -364,18 +362,17 @@ impl Authority {
         page_token: &str,
     ) -> AuthorityResult<Page<AuditEvent>> {
         caller.require(Permission::AUDIT_READ)?;
-        let limit = self::page_size(page_size)?;
+        let limit = paging::page_size(page_size)?;
         let account_id = caller.target_account(filter.account_id.clone())?;
-        let fingerprint = format!("{account_id}|{filter:?}");
-        let before_id = if page_token.is_empty() {
-            None
-        } else {
-            let position = self.page_tokens.decode(page_token, "audit", &fingerprint)?;
-            let id = position.parse::<i64>().map_err(|_| {
-                AuthorityError::invalid("page_token", "is not a page token issued for this request")
-            })?;
-            Some(id)
+        let listing = Listing {
+            codec: &self.page_tokens,
+            kind: "audit",
+            fingerprint: format!("{account_id}|{filter:?}"),
         };
+        let before_id = listing
+            .resume_point(page_token)?
+            .map(|position| position.parse::<i64>().map_err(|_| invalid_page_token()))
+            .transpose()?;
         let events = self
             .store
             .list_audit_events(&AuditQuery {
@@ -390,8 +387,7 @@ impl Authority {
             })
             .await?;
         Ok(Page::from_overfetch(events, limit, |last| {
-            self.page_tokens
-                .encode("audit", &fingerprint, &last.id.to_string())
+            listing.token_after(&last.id.to_string())
         }))
     }
 }

@@ -4,8 +4,7 @@
 use super::AuthorityResult;
 use crate::domain::{
     Account, AccountId, ApiVersion, AuditRecord, Description, DisplayName, Labels, PermissionSet,
-    Principal, PrincipalId, PrincipalKind, StoredState, Token, TokenId, TokenName, TokenSecret,
-    now,
+    Principal, PrincipalId, PrincipalKind, Token, TokenName, TokenSecret, TokenSpec, now,
 };
 use crate::store::{Bootstrap, Store};
 
@@ -34,25 +33,21 @@ pub async fn bootstrap(store: &dyn Store) -> AuthorityResult<Option<TokenSecret>
         version: 1,
     };
     let secret = TokenSecret::generate();
-    let token = Token {
-        id: TokenId::generate(),
-        account_id: account.id.clone(),
-        owner_id: owner.id.clone(),
-        name: TokenName::from_trusted("bootstrap".to_owned()),
-        description: Description::from_trusted("Created on first start".to_owned()),
-        scopes: PermissionSet::default(),
-        labels: Labels::default(),
-        api_version: ApiVersion::default(),
-        state: StoredState::Active,
-        created_at: at,
-        created_by: owner.id.clone(),
-        updated_at: at,
-        expires_at: None,
-        last_used_at: None,
-        display_hint: secret.display_hint(),
-        previous_secret_expires_at: None,
-        version: 1,
-    };
+    let token = Token::issue(
+        TokenSpec {
+            account_id: account.id.clone(),
+            owner_id: owner.id.clone(),
+            name: TokenName::from_trusted("bootstrap".to_owned()),
+            description: Description::from_trusted("Created on first start".to_owned()),
+            scopes: PermissionSet::default(),
+            labels: Labels::default(),
+            api_version: ApiVersion::default(),
+            expires_at: None,
+            created_by: owner.id.clone(),
+        },
+        secret.display_hint(),
+        at,
+    );
     let audit = |action, target_type, target_id: &str| AuditRecord {
         account_id: account.id.clone(),
         actor_id: None,

@@ -6,6 +6,7 @@
 //! verification answer come back from the store as invalidation events, which are applied to
 //! the cache before the call returns, so a revoke is visible to the next verify at once.
 
+mod access;
 mod admin;
 mod bootstrap;
 mod caller;
@@ -13,6 +14,7 @@ mod error;
 mod events;
 mod last_use;
 mod page_token;
+mod paging;
 mod tokens;
 mod verification_cache;
 mod verify;
@@ -31,9 +33,10 @@ pub use caller::Caller;
 pub use error::AuthorityError;
 pub use events::EventBatch;
 pub use page_token::PageTokenCodec;
+pub use paging::Page;
 #[cfg(feature = "cli")]
-pub(crate) use tokens::decode_time_position;
-pub use tokens::{Expiry, NewToken, Page, TokenFilter, TokenUpdate};
+pub(crate) use paging::decode_time_position;
+pub use tokens::{Expiry, NewToken, TokenFilter, TokenUpdate};
 pub use verify::VerifyOutcome;
 pub use watch::{WatchItem, WatchOptions, WatchStart};
 

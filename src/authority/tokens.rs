@@ -5,17 +5,14 @@ use std::collections::BTreeMap;
 
 use chrono::Duration;
 
-use super::{Authority, AuthorityError, AuthorityResult, Caller, check_etag};
+use super::paging::{self, Listing, Page, decode_time_position, time_position};
+use super::{Authority, AuthorityError, AuthorityResult, Caller};
 use crate::domain::{
     AccountId, ApiVersion, Description, Invalidation, InvalidationKind, InvalidationTarget, Labels,
     MAX_LIFETIME, Permission, PermissionSet, Principal, PrincipalId, ResetError, RevokeReason,
-    StoredState, Timestamp, Token, TokenId, TokenName, TokenSecret, TokenState, now,
-    validate_expiry,
+    Timestamp, Token, TokenId, TokenName, TokenSecret, TokenSpec, TokenState, now, validate_expiry,
 };
 use crate::store::{Change, SecretChange, TokenQuery};
-
-const DEFAULT_PAGE_SIZE: u32 = 100;
-const MAX_PAGE_SIZE: u32 = 1000;
 
 /// When a new token stops working.
 #[derive(Debug, Clone, Copy)]
@@ -84,89 +81,7 @@ impl TokenChange<'_> {
     }
 }
 
-/// One page of a listing.
-#[derive(Debug, Clone)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    /// Empty on the last page.
-    pub next_page_token: String,
-}
-
-impl<T> Page<T> {
-    /// A page from `items` fetched with a limit of `limit + 1`: the extra item, if present,
-    /// only tells that another page follows, which resumes after the page's last item.
-    pub(super) fn from_overfetch(
-        mut items: Vec<T>,
-        limit: u32,
-        resume_after: impl Fn(&T) -> String,
-    ) -> Self {
-        let limit = limit as usize;
-        let more = items.len() > limit;
-        items.truncate(limit);
-        let next_page_token = match items.last() {
-            Some(last) if more => resume_after(last),
-            _ => String::new(),
-        };
-        Self {
-            items,
-            next_page_token,
-        }
-    }
-}
-
-/// Resolves a requested page size: 0 means the default, larger than the maximum is capped.
-pub(super) fn page_size(requested: i32) -> AuthorityResult<u32> {
-    match u32::try_from(requested) {
-        Err(_) => Err(AuthorityError::invalid("page_size", "must not be negative")),
-        Ok(0) => Ok(DEFAULT_PAGE_SIZE),
-        Ok(size) => Ok(size.min(MAX_PAGE_SIZE)),
-    }
-}
-
 impl Authority {
-    /// Loads a token the caller may see, or NotFound.
-    async fn visible_token(&self, caller: &Caller, id: &TokenId) -> AuthorityResult<Token> {
-        let token = self
-            .store
-            .token(id)
-            .await?
-            .ok_or(AuthorityError::NotFound("token"))?;
-        caller.ensure_access(&token.account_id, "token")?;
-        Ok(token)
-    }
-
-    /// Loads a principal the caller may see, or NotFound.
-    pub(super) async fn visible_principal(
-        &self,
-        caller: &Caller,
-        id: &PrincipalId,
-    ) -> AuthorityResult<Principal> {
-        let principal = self
-            .store
-            .principal(id)
-            .await?
-            .ok_or(AuthorityError::NotFound("principal"))?;
-        caller.ensure_access(&principal.account_id, "principal")?;
-        Ok(principal)
-    }
-
-    /// Loads a token the caller may see and change: one whose permissions (its scopes
-    /// within its owner's current permissions) the caller may grant, so that nobody revokes,
-    /// disables, revives, extends or deletes a more powerful token. Returns its owner too.
-    async fn changeable_token(
-        &self,
-        caller: &Caller,
-        id: &TokenId,
-        etag: Option<&str>,
-    ) -> AuthorityResult<(Token, Principal)> {
-        let token = self.visible_token(caller, id).await?;
-        check_etag(etag, token.version)?;
-        let owner = self.visible_principal(caller, &token.owner_id).await?;
-        let held = PermissionSet::effective_scopes(&token.scopes, &owner.permissions);
-        caller.ensure_may_act_on(&held, "token")?;
-        Ok((token, owner))
-    }
-
     /// The scopes of a new secret for `owner`, handed to `caller`, derived from `scopes`:
     /// the owner must be enabled in an account with API access, and what the secret can do
     /// must lie within what the caller may grant (see [`issued_scopes`]).
@@ -236,25 +151,21 @@ impl Authority {
             }
         };
         let secret = TokenSecret::generate();
-        let token = Token {
-            id: TokenId::generate(),
-            account_id: owner.account_id.clone(),
-            owner_id: owner.id.clone(),
-            name: request.name,
-            description: request.description,
-            scopes,
-            labels: request.labels,
-            api_version: request.api_version,
-            state: StoredState::Active,
-            created_at: at,
-            created_by: caller.principal_id().clone(),
-            updated_at: at,
-            expires_at,
-            last_used_at: None,
-            display_hint: secret.display_hint(),
-            previous_secret_expires_at: None,
-            version: 1,
-        };
+        let token = Token::issue(
+            TokenSpec {
+                account_id: owner.account_id.clone(),
+                owner_id: owner.id.clone(),
+                name: request.name,
+                description: request.description,
+                scopes,
+                labels: request.labels,
+                api_version: request.api_version,
+                expires_at,
+                created_by: caller.principal_id().clone(),
+            },
+            secret.display_hint(),
+            at,
+        );
         let mut audit = Self::audit(
             caller,
             "token.create",
@@ -288,18 +199,17 @@ impl Authority {
         page_token: &str,
     ) -> AuthorityResult<Page<Token>> {
         caller.require(Permission::TOKENS_READ)?;
-        let limit = self::page_size(page_size)?;
+        let limit = paging::page_size(page_size)?;
         let account_id = caller.target_account(filter.account_id.clone())?;
-        // Everything but the position must stay the same from page to page.
-        let fingerprint = format!("{account_id}|{filter:?}");
-        let after = if page_token.is_empty() {
-            None
-        } else {
-            let position = self
-                .page_tokens
-                .decode(page_token, "tokens", &fingerprint)?;
-            Some(decode_time_position(&position, TokenId::parse)?)
+        let listing = Listing {
+            codec: &self.page_tokens,
+            kind: "tokens",
+            fingerprint: format!("{account_id}|{filter:?}"),
         };
+        let after = listing
+            .resume_point(page_token)?
+            .map(|position| decode_time_position(&position, TokenId::parse))
+            .transpose()?;
         let tokens = self
             .store
             .list_tokens(&TokenQuery {
@@ -316,8 +226,7 @@ impl Authority {
             })
             .await?;
         Ok(Page::from_overfetch(tokens, limit, |last| {
-            let position = format!("{}:{}", last.created_at.timestamp_micros(), last.id);
-            self.page_tokens.encode("tokens", &fingerprint, &position)
+            listing.token_after(&time_position(last.created_at, &last.id))
         }))
     }
 
@@ -562,25 +471,21 @@ impl Authority {
             ),
         };
         let secret = TokenSecret::generate();
-        let token = Token {
-            id: TokenId::generate(),
-            account_id: original.account_id.clone(),
-            owner_id: original.owner_id.clone(),
-            name,
-            description: original.description.clone(),
-            scopes,
-            labels: original.labels.clone(),
-            api_version: original.api_version.clone(),
-            state: StoredState::Active,
-            created_at: at,
-            created_by: caller.principal_id().clone(),
-            updated_at: at,
-            expires_at,
-            last_used_at: None,
-            display_hint: secret.display_hint(),
-            previous_secret_expires_at: None,
-            version: 1,
-        };
+        let token = Token::issue(
+            TokenSpec {
+                account_id: original.account_id.clone(),
+                owner_id: original.owner_id.clone(),
+                name,
+                description: original.description.clone(),
+                scopes,
+                labels: original.labels.clone(),
+                api_version: original.api_version.clone(),
+                expires_at,
+                created_by: caller.principal_id().clone(),
+            },
+            secret.display_hint(),
+            at,
+        );
         let mut audit = Self::audit(
             caller,
             "token.duplicate",
@@ -724,20 +629,6 @@ fn copy_name(name: &TokenName) -> TokenName {
     TokenName::from_trusted(format!("{keep}{SUFFIX}"))
 }
 
-/// Decodes a `micros:id` position.
-pub(crate) fn decode_time_position<T>(
-    position: &str,
-    parse_id: impl Fn(&str, &str) -> Result<T, crate::domain::ValidationError>,
-) -> AuthorityResult<(Timestamp, T)> {
-    let invalid =
-        || AuthorityError::invalid("page_token", "is not a page token issued for this request");
-    let (micros, id) = position.split_once(':').ok_or_else(invalid)?;
-    let micros: i64 = micros.parse().map_err(|_| invalid())?;
-    let at = chrono::DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?;
-    let id = parse_id(id, "page_token").map_err(|_| invalid())?;
-    Ok((at, id))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -755,26 +646,6 @@ mod tests {
         // An unscoped token may be narrowed to anything its owner has.
         assert!(narrow_scopes(&PermissionSet::default(), &set(&["c"]), &owner).is_ok());
         assert!(narrow_scopes(&PermissionSet::default(), &set(&["z"]), &owner).is_err());
-    }
-
-    #[test]
-    fn a_page_says_whether_more_follow() {
-        let full = Page::from_overfetch(vec![1, 2, 3], 2, |last| format!("after {last}"));
-        assert_eq!(full.items, vec![1, 2]);
-        assert_eq!(full.next_page_token, "after 2");
-        let last = Page::from_overfetch(vec![1, 2], 2, |last| format!("after {last}"));
-        assert_eq!(last.items, vec![1, 2]);
-        assert!(last.next_page_token.is_empty());
-        let empty = Page::from_overfetch(Vec::<i32>::new(), 2, |_| unreachable!());
-        assert!(empty.items.is_empty() && empty.next_page_token.is_empty());
-    }
-
-    #[test]
-    fn page_sizes_default_and_cap() {
-        assert_eq!(page_size(0).unwrap(), 100);
-        assert_eq!(page_size(5).unwrap(), 5);
-        assert_eq!(page_size(5000).unwrap(), 1000);
-        assert!(page_size(-1).is_err());
     }
 
     #[test]

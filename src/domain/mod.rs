@@ -26,7 +26,8 @@ pub use permission::{Permission, PermissionSet};
 pub use principal::{Principal, PrincipalKind};
 pub use text::{ApiVersion, Description, DisplayName, RevokeReason, TokenName};
 pub use token::{
-    MAX_LIFETIME, ResetError, StoredState, Token, TokenState, TransitionError, validate_expiry,
+    MAX_LIFETIME, ResetError, StoredState, Token, TokenSpec, TokenState, TransitionError,
+    validate_expiry,
 };
 pub use token_secret::{ParseError, SecretHash, TOKEN_PREFIX, TokenSecret};
 #[cfg(test)]

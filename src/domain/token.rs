@@ -75,7 +75,45 @@ pub struct Token {
     pub version: i64,
 }
 
+/// What a new token is made of: everything its issuer chooses. The rest (id, state,
+/// timestamps, version, display hint) follows from issuing it.
+#[derive(Debug, Clone)]
+pub struct TokenSpec {
+    pub account_id: AccountId,
+    pub owner_id: PrincipalId,
+    pub name: TokenName,
+    pub description: Description,
+    pub scopes: PermissionSet,
+    pub labels: Labels,
+    pub api_version: ApiVersion,
+    pub expires_at: Option<Timestamp>,
+    pub created_by: PrincipalId,
+}
+
 impl Token {
+    /// A new, active token issued at `at`, whose secret shows as `display_hint`.
+    pub fn issue(spec: TokenSpec, display_hint: String, at: Timestamp) -> Self {
+        Self {
+            id: TokenId::generate(),
+            account_id: spec.account_id,
+            owner_id: spec.owner_id,
+            name: spec.name,
+            description: spec.description,
+            scopes: spec.scopes,
+            labels: spec.labels,
+            api_version: spec.api_version,
+            state: StoredState::Active,
+            created_at: at,
+            created_by: spec.created_by,
+            updated_at: at,
+            expires_at: spec.expires_at,
+            last_used_at: None,
+            display_hint,
+            previous_secret_expires_at: None,
+            version: 1,
+        }
+    }
+
     /// The state at `now`. Revoked wins over expired: the record says what was done to it.
     pub fn state_at(&self, now: Timestamp) -> TokenState {
         match self.state {
