@@ -15,6 +15,8 @@ mod events;
 mod last_use;
 mod page_token;
 mod paging;
+mod token_requests;
+mod token_rules;
 mod tokens;
 mod verification_cache;
 mod verify;
@@ -36,7 +38,7 @@ pub use page_token::PageTokenCodec;
 pub use paging::Page;
 #[cfg(feature = "cli")]
 pub(crate) use paging::decode_time_position;
-pub use tokens::{Expiry, NewToken, TokenFilter, TokenUpdate};
+pub use token_requests::{Expiry, NewToken, TokenFilter, TokenUpdate};
 pub use verify::VerifyOutcome;
 pub use watch::{WatchItem, WatchOptions, WatchStart};
 

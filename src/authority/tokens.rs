@@ -6,58 +6,16 @@ use std::collections::BTreeMap;
 use chrono::Duration;
 
 use super::paging::{self, Listing, Page, decode_time_position, time_position};
+use super::token_requests::{Expiry, NewToken, TokenFilter, TokenUpdate};
+use super::token_rules::{
+    copy_name, issued_scopes, narrow_scopes, note_escalation, token_invalidation,
+};
 use super::{Authority, AuthorityError, AuthorityResult, Caller};
 use crate::domain::{
-    AccountId, ApiVersion, Description, Invalidation, InvalidationKind, InvalidationTarget, Labels,
-    MAX_LIFETIME, Permission, PermissionSet, Principal, PrincipalId, ResetError, RevokeReason,
-    Timestamp, Token, TokenId, TokenName, TokenSecret, TokenSpec, TokenState, now, validate_expiry,
+    InvalidationKind, MAX_LIFETIME, Permission, PermissionSet, Principal, ResetError, RevokeReason,
+    Timestamp, Token, TokenId, TokenName, TokenSecret, TokenSpec, now, validate_expiry,
 };
 use crate::store::{Change, SecretChange, TokenQuery};
-
-/// When a new token stops working.
-#[derive(Debug, Clone, Copy)]
-pub enum Expiry {
-    Never,
-    At(Timestamp),
-    After(Duration),
-}
-
-/// A validated CreateToken request.
-#[derive(Debug, Clone)]
-pub struct NewToken {
-    /// None: the caller's own principal.
-    pub owner_id: Option<PrincipalId>,
-    pub name: TokenName,
-    pub description: Description,
-    pub scopes: PermissionSet,
-    pub labels: Labels,
-    pub api_version: ApiVersion,
-    pub expiry: Expiry,
-}
-
-/// A validated UpdateToken request: only the fields present change.
-#[derive(Debug, Clone, Default)]
-pub struct TokenUpdate {
-    pub name: Option<TokenName>,
-    pub description: Option<Description>,
-    /// Some(None): never expires.
-    pub expires_at: Option<Option<Timestamp>>,
-    pub scopes: Option<PermissionSet>,
-    pub labels: Option<Labels>,
-    pub api_version: Option<ApiVersion>,
-}
-
-/// The filters of ListTokens.
-#[derive(Debug, Clone, Default)]
-pub struct TokenFilter {
-    pub account_id: Option<AccountId>,
-    pub owner_id: Option<PrincipalId>,
-    pub name_contains: Option<String>,
-    pub state: Option<TokenState>,
-    pub created_at_or_after: Option<Timestamp>,
-    pub created_before: Option<Timestamp>,
-    pub last_used_before: Option<Timestamp>,
-}
 
 /// What a change to an existing token is, for its audit record and invalidation event.
 struct TokenChange<'a> {
@@ -546,115 +504,5 @@ impl Authority {
         self.apply_committed(event).await;
         tracing::info!(token_id = %token.id, action, "token changed");
         Ok(token)
-    }
-}
-
-/// The scopes a token gets when its secret goes to `caller`. Only an owner presenting an
-/// unscoped token of its own keeps `scopes` as they are: the secret grows no further than the
-/// caller's own power does. Anyone else (another principal, or the owner through a scoped
-/// token) gets a secret pinned to what it can do now, the scopes within the owner's current
-/// permissions, so that it never grows with permissions the owner gains later.
-fn issued_scopes(
-    caller: &Caller,
-    owner: &Principal,
-    scopes: PermissionSet,
-) -> AuthorityResult<PermissionSet> {
-    if caller.principal_id() == &owner.id && caller.is_unscoped() {
-        return Ok(scopes);
-    }
-    let pinned = PermissionSet::effective_scopes(&scopes, &owner.permissions);
-    if pinned.is_empty() {
-        return Err(AuthorityError::invalid(
-            "scopes",
-            "the token would be pinned to the owner's current permissions, and it holds none of the scopes; a token issued for another principal, or through a scoped token, can only carry permissions its owner holds",
-        ));
-    }
-    Ok(pinned)
-}
-
-/// Records in an audit record's details the application permissions a secret carries only
-/// because its issuer holds `permissions.escalate`.
-fn note_escalation(
-    caller: &Caller,
-    owner: &Principal,
-    scopes: &PermissionSet,
-    details: &mut BTreeMap<String, String>,
-) {
-    let granted = PermissionSet::effective_scopes(scopes, &owner.permissions);
-    caller.note_escalation(&granted, details);
-}
-
-fn token_invalidation(token: &Token, kind: InvalidationKind) -> Invalidation {
-    Invalidation {
-        kind,
-        target: InvalidationTarget::Token(token.id.clone()),
-        account_id: token.account_id.clone(),
-    }
-}
-
-/// Scopes may only narrow: the new set must lie within what the token could do before.
-fn narrow_scopes(
-    current: &PermissionSet,
-    new: &PermissionSet,
-    owner: &PermissionSet,
-) -> AuthorityResult<()> {
-    if new.is_empty() && !current.is_empty() {
-        return Err(AuthorityError::invalid(
-            "scopes",
-            "can only be narrowed; an empty list would widen the token to all of its owner's permissions",
-        ));
-    }
-    let bound = if current.is_empty() { owner } else { current };
-    let widening = new.difference(bound);
-    if !widening.is_empty() {
-        return Err(AuthorityError::invalid(
-            "scopes",
-            format!(
-                "can only be narrowed; not allowed: {}",
-                widening.to_strings().join(", ")
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// "<name> (copy)", shortened to stay within the name's limit.
-fn copy_name(name: &TokenName) -> TokenName {
-    const SUFFIX: &str = " (copy)";
-    let keep: String = name
-        .as_str()
-        .chars()
-        .take(200 - SUFFIX.chars().count())
-        .collect();
-    TokenName::from_trusted(format!("{keep}{SUFFIX}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn set(values: &[&str]) -> PermissionSet {
-        PermissionSet::parse(values, "p").unwrap()
-    }
-
-    #[test]
-    fn scopes_narrow_but_never_widen() {
-        let owner = set(&["a", "b", "c"]);
-        assert!(narrow_scopes(&set(&["a", "b"]), &set(&["a"]), &owner).is_ok());
-        assert!(narrow_scopes(&set(&["a"]), &set(&["a", "b"]), &owner).is_err());
-        assert!(narrow_scopes(&set(&["a"]), &PermissionSet::default(), &owner).is_err());
-        // An unscoped token may be narrowed to anything its owner has.
-        assert!(narrow_scopes(&PermissionSet::default(), &set(&["c"]), &owner).is_ok());
-        assert!(narrow_scopes(&PermissionSet::default(), &set(&["z"]), &owner).is_err());
-    }
-
-    #[test]
-    fn copy_names_stay_within_the_limit() {
-        let long = TokenName::parse(&"x".repeat(200), "name").unwrap();
-        assert_eq!(copy_name(&long).as_str().chars().count(), 200);
-        assert_eq!(
-            copy_name(&TokenName::parse("ci", "name").unwrap()).as_str(),
-            "ci (copy)"
-        );
     }
 }

@@ -1,0 +1,53 @@
+//! The validated requests of the token use cases, as the gRPC layer builds them.
+
+use chrono::Duration;
+
+use crate::domain::{
+    AccountId, ApiVersion, Description, Labels, PermissionSet, PrincipalId, Timestamp, TokenName,
+    TokenState,
+};
+
+/// When a new token stops working.
+#[derive(Debug, Clone, Copy)]
+pub enum Expiry {
+    Never,
+    At(Timestamp),
+    After(Duration),
+}
+
+/// A validated CreateToken request.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    /// None: the caller's own principal.
+    pub owner_id: Option<PrincipalId>,
+    pub name: TokenName,
+    pub description: Description,
+    pub scopes: PermissionSet,
+    pub labels: Labels,
+    pub api_version: ApiVersion,
+    pub expiry: Expiry,
+}
+
+/// A validated UpdateToken request: only the fields present change.
+#[derive(Debug, Clone, Default)]
+pub struct TokenUpdate {
+    pub name: Option<TokenName>,
+    pub description: Option<Description>,
+    /// Some(None): never expires.
+    pub expires_at: Option<Option<Timestamp>>,
+    pub scopes: Option<PermissionSet>,
+    pub labels: Option<Labels>,
+    pub api_version: Option<ApiVersion>,
+}
+
+/// The filters of ListTokens.
+#[derive(Debug, Clone, Default)]
+pub struct TokenFilter {
+    pub account_id: Option<AccountId>,
+    pub owner_id: Option<PrincipalId>,
+    pub name_contains: Option<String>,
+    pub state: Option<TokenState>,
+    pub created_at_or_after: Option<Timestamp>,
+    pub created_before: Option<Timestamp>,
+    pub last_used_before: Option<Timestamp>,
+}

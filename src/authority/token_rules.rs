@@ -1,0 +1,119 @@
+//! The rules of issuing and changing tokens that need no storage: which scopes a new secret
+//! gets, how scopes may change, what an escalation leaves on record, and a copy's name.
+
+use std::collections::BTreeMap;
+
+use super::{AuthorityError, AuthorityResult, Caller};
+use crate::domain::{
+    Invalidation, InvalidationKind, InvalidationTarget, PermissionSet, Principal, Token, TokenName,
+};
+
+/// The scopes a token gets when its secret goes to `caller`. Only an owner presenting an
+/// unscoped token of its own keeps `scopes` as they are: the secret grows no further than the
+/// caller's own power does. Anyone else (another principal, or the owner through a scoped
+/// token) gets a secret pinned to what it can do now, the scopes within the owner's current
+/// permissions, so that it never grows with permissions the owner gains later.
+pub(super) fn issued_scopes(
+    caller: &Caller,
+    owner: &Principal,
+    scopes: PermissionSet,
+) -> AuthorityResult<PermissionSet> {
+    if caller.principal_id() == &owner.id && caller.is_unscoped() {
+        return Ok(scopes);
+    }
+    let pinned = PermissionSet::effective_scopes(&scopes, &owner.permissions);
+    if pinned.is_empty() {
+        return Err(AuthorityError::invalid(
+            "scopes",
+            "the token would be pinned to the owner's current permissions, and it holds none of the scopes; a token issued for another principal, or through a scoped token, can only carry permissions its owner holds",
+        ));
+    }
+    Ok(pinned)
+}
+
+/// Records in an audit record's details the application permissions a secret carries only
+/// because its issuer holds `permissions.escalate`.
+pub(super) fn note_escalation(
+    caller: &Caller,
+    owner: &Principal,
+    scopes: &PermissionSet,
+    details: &mut BTreeMap<String, String>,
+) {
+    let granted = PermissionSet::effective_scopes(scopes, &owner.permissions);
+    caller.note_escalation(&granted, details);
+}
+
+pub(super) fn token_invalidation(token: &Token, kind: InvalidationKind) -> Invalidation {
+    Invalidation {
+        kind,
+        target: InvalidationTarget::Token(token.id.clone()),
+        account_id: token.account_id.clone(),
+    }
+}
+
+/// Scopes may only narrow: the new set must lie within what the token could do before.
+pub(super) fn narrow_scopes(
+    current: &PermissionSet,
+    new: &PermissionSet,
+    owner: &PermissionSet,
+) -> AuthorityResult<()> {
+    if new.is_empty() && !current.is_empty() {
+        return Err(AuthorityError::invalid(
+            "scopes",
+            "can only be narrowed; an empty list would widen the token to all of its owner's permissions",
+        ));
+    }
+    let bound = if current.is_empty() { owner } else { current };
+    let widening = new.difference(bound);
+    if !widening.is_empty() {
+        return Err(AuthorityError::invalid(
+            "scopes",
+            format!(
+                "can only be narrowed; not allowed: {}",
+                widening.to_strings().join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// "<name> (copy)", shortened to stay within the name's limit.
+pub(super) fn copy_name(name: &TokenName) -> TokenName {
+    const SUFFIX: &str = " (copy)";
+    let keep: String = name
+        .as_str()
+        .chars()
+        .take(200 - SUFFIX.chars().count())
+        .collect();
+    TokenName::from_trusted(format!("{keep}{SUFFIX}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(values: &[&str]) -> PermissionSet {
+        PermissionSet::parse(values, "p").unwrap()
+    }
+
+    #[test]
+    fn scopes_narrow_but_never_widen() {
+        let owner = set(&["a", "b", "c"]);
+        assert!(narrow_scopes(&set(&["a", "b"]), &set(&["a"]), &owner).is_ok());
+        assert!(narrow_scopes(&set(&["a"]), &set(&["a", "b"]), &owner).is_err());
+        assert!(narrow_scopes(&set(&["a"]), &PermissionSet::default(), &owner).is_err());
+        // An unscoped token may be narrowed to anything its owner has.
+        assert!(narrow_scopes(&PermissionSet::default(), &set(&["c"]), &owner).is_ok());
+        assert!(narrow_scopes(&PermissionSet::default(), &set(&["z"]), &owner).is_err());
+    }
+
+    #[test]
+    fn copy_names_stay_within_the_limit() {
+        let long = TokenName::parse(&"x".repeat(200), "name").unwrap();
+        assert_eq!(copy_name(&long).as_str().chars().count(), 200);
+        assert_eq!(
+            copy_name(&TokenName::parse("ci", "name").unwrap()).as_str(),
+            "ci (copy)"
+        );
+    }
+}
