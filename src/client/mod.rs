@@ -18,6 +18,7 @@
 mod answer;
 mod cache;
 mod config;
+pub mod connect;
 mod error;
 mod layer;
 mod verifier;

@@ -5,31 +5,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Request, Status};
+use tonic::{Code, Request};
 
 use super::answer::{Answer, Verification};
 use super::cache::AnswerCache;
+use super::connect::{Bearer, with_tls};
 use super::{VerifierConfig, VerifyError, watcher};
 use crate::domain::TokenSecret;
 use crate::proto::VerifyTokenRequest;
 use crate::proto::token_service_client::TokenServiceClient;
-
-/// Presents the verifier's own credential on every call.
-#[derive(Clone)]
-pub(super) struct Bearer(MetadataValue<Ascii>);
-
-impl Interceptor for Bearer {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        request
-            .metadata_mut()
-            .insert("authorization", self.0.clone());
-        Ok(request)
-    }
-}
 
 pub(super) type Client = TokenServiceClient<InterceptedService<Channel, Bearer>>;
 
@@ -80,7 +66,7 @@ impl CachingVerifier {
     /// Creates the verifier and starts following the authority's revocations. Call it inside
     /// a tokio runtime; it connects lazily, so it succeeds while the authority is down.
     pub fn new(config: VerifierConfig) -> Result<Self, VerifyError> {
-        let mut endpoint = Endpoint::from_shared(config.endpoint.clone())
+        let endpoint = Endpoint::from_shared(config.endpoint.clone())
             .map_err(|e| VerifyError::Config(format!("endpoint: {e}")))?
             .connect_timeout(config.request_timeout)
             .tcp_nodelay(true)
@@ -88,21 +74,11 @@ impl CachingVerifier {
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(5))
             .keep_alive_while_idle(true);
-        if config.endpoint.starts_with("https://") {
-            let tls = match &config.ca_certificate {
-                Some(pem) => tonic::transport::ClientTlsConfig::new()
-                    .ca_certificate(tonic::transport::Certificate::from_pem(pem)),
-                None => tonic::transport::ClientTlsConfig::new().with_native_roots(),
-            };
-            endpoint = endpoint
-                .tls_config(tls)
-                .map_err(|e| VerifyError::Config(format!("TLS: {e}")))?;
-        }
-        let credential: MetadataValue<Ascii> = format!("Bearer {}", config.credential)
-            .parse()
+        let endpoint = with_tls(endpoint, &config.endpoint, config.ca_certificate.as_deref())
+            .map_err(|e| VerifyError::Config(format!("TLS: {e}")))?;
+        let credential = Bearer::new(Some(&config.credential))
             .map_err(|_| VerifyError::Config("the credential is not valid header text".into()))?;
-        let client =
-            TokenServiceClient::with_interceptor(endpoint.connect_lazy(), Bearer(credential));
+        let client = TokenServiceClient::with_interceptor(endpoint.connect_lazy(), credential);
         let shared = Arc::new(Shared {
             cache: AnswerCache::new(config.capacity, config.valid_ttl, config.invalid_ttl),
             epoch: Instant::now(),

@@ -1,7 +1,5 @@
 //! `tokenctl principal …`, `tokenctl account …` and `tokenctl audit list`.
 
-use std::io::IsTerminal;
-
 use super::args::{AccountCommand, AuditCommand, OutputFormat, PrincipalCommand, PrincipalKindArg};
 use super::output::{
     Table, account_json, account_row, audit_json, audit_row, principal_json, principal_row,
@@ -54,20 +52,22 @@ pub async fn principal(
             ]
         }
         PrincipalCommand::List { account, all } => {
-            let mut request = proto::ListPrincipalsRequest {
+            let request = proto::ListPrincipalsRequest {
                 account_id: account.clone().unwrap_or_default(),
                 ..Default::default()
             };
-            let mut principals = Vec::new();
-            loop {
-                let page = admin.list_principals(request.clone()).await?.into_inner();
-                principals.extend(page.principals);
-                if !all || page.next_page_token.is_empty() {
-                    break;
+            super::paging::collect("principals", *all, |page_token| {
+                let mut admin = admin.clone();
+                let request = proto::ListPrincipalsRequest {
+                    page_token,
+                    ..request.clone()
+                };
+                async move {
+                    let page = admin.list_principals(request).await?.into_inner();
+                    Ok((page.principals, page.next_page_token))
                 }
-                request.page_token = page.next_page_token;
-            }
-            principals
+            })
+            .await?
         }
         PrincipalCommand::Update {
             id,
@@ -185,7 +185,7 @@ pub async fn audit(
         page_size,
         all,
     } = command;
-    let mut request = proto::ListAuditEventsRequest {
+    let request = proto::ListAuditEventsRequest {
         page_size: *page_size,
         account_id: account.clone().unwrap_or_default(),
         target_id: target.clone().unwrap_or_default(),
@@ -193,23 +193,19 @@ pub async fn audit(
         action: action.clone().unwrap_or_default(),
         ..Default::default()
     };
-    let progress = *all && std::io::stderr().is_terminal();
-    let mut admin = connection.admin();
-    let mut events = Vec::new();
-    loop {
-        let page = admin.list_audit_events(request.clone()).await?.into_inner();
-        events.extend(page.events);
-        if progress {
-            eprint!("\rfetched {} events…", events.len());
+    let admin = connection.admin();
+    let events = super::paging::collect("events", *all, |page_token| {
+        let mut admin = admin.clone();
+        let request = proto::ListAuditEventsRequest {
+            page_token,
+            ..request.clone()
+        };
+        async move {
+            let page = admin.list_audit_events(request).await?.into_inner();
+            Ok((page.events, page.next_page_token))
         }
-        if !all || page.next_page_token.is_empty() {
-            break;
-        }
-        request.page_token = page.next_page_token;
-    }
-    if progress {
-        eprintln!();
-    }
+    })
+    .await?;
     match output {
         OutputFormat::Json => print_json(&serde_json::Value::Array(
             events.iter().map(audit_json).collect(),

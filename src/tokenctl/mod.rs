@@ -7,6 +7,7 @@ mod args;
 mod error;
 pub(crate) mod expiry;
 mod output;
+mod paging;
 mod secret_input;
 mod token;
 
@@ -16,27 +17,10 @@ pub use error::CliError;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::client::connect::{Bearer, with_tls};
 use crate::proto::admin_service_client::AdminServiceClient;
 use crate::proto::token_service_client::TokenServiceClient;
 use args::Command;
-
-/// Presents the admin's token on every call.
-#[derive(Clone)]
-pub(crate) struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
-
-impl tonic::service::Interceptor for Bearer {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        Ok(request)
-    }
-}
 
 pub(crate) type Tokens = TokenServiceClient<InterceptedService<Channel, Bearer>>;
 
@@ -48,24 +32,17 @@ pub(crate) struct Connection {
 
 impl Connection {
     fn open(cli: &Cli) -> Result<Self, CliError> {
-        let mut endpoint = Endpoint::from_shared(cli.endpoint.clone())
+        let endpoint = Endpoint::from_shared(cli.endpoint.clone())
             .map_err(|_| CliError::Usage(format!("not a valid endpoint: {}", cli.endpoint)))?
             .connect_timeout(std::time::Duration::from_secs(5));
-        if cli.endpoint.starts_with("https://") {
-            let tls = match &cli.ca_cert {
-                Some(path) => {
-                    let pem = std::fs::read(path).map_err(|e| {
-                        CliError::Usage(format!("cannot read --ca-cert {}: {e}", path.display()))
-                    })?;
-                    tonic::transport::ClientTlsConfig::new()
-                        .ca_certificate(tonic::transport::Certificate::from_pem(pem))
-                }
-                None => tonic::transport::ClientTlsConfig::new().with_native_roots(),
-            };
-            endpoint = endpoint
-                .tls_config(tls)
-                .map_err(|e| CliError::Usage(format!("TLS configuration: {e}")))?;
-        }
+        let ca_pem = match &cli.ca_cert {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                CliError::Usage(format!("cannot read --ca-cert {}: {e}", path.display()))
+            })?),
+            None => None,
+        };
+        let endpoint = with_tls(endpoint, &cli.endpoint, ca_pem.as_deref())
+            .map_err(|e| CliError::Usage(format!("TLS configuration: {e}")))?;
         let token = match &cli.token_file {
             Some(file) => {
                 secret_input::ensure_not_a_secret(file, "your token")?;
@@ -73,17 +50,11 @@ impl Connection {
             }
             None => std::env::var("TOKENCTL_TOKEN").ok(),
         };
-        let bearer = match token {
-            Some(token) => Some(
-                format!("Bearer {}", token.trim())
-                    .parse()
-                    .map_err(|_| CliError::Usage("the token is not valid header text".into()))?,
-            ),
-            None => None,
-        };
+        let bearer = Bearer::new(token.as_deref())
+            .map_err(|_| CliError::Usage("the token is not valid header text".into()))?;
         Ok(Self {
             channel: endpoint.connect_lazy(),
-            bearer: Bearer(bearer),
+            bearer,
         })
     }
 

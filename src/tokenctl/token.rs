@@ -1,7 +1,5 @@
 //! `tokenctl token …`.
 
-use std::io::IsTerminal;
-
 use std::path::PathBuf;
 
 use super::args::{CreateArgs, ListArgs, OutputFormat, TokenCommand, UpdateArgs};
@@ -405,7 +403,7 @@ async fn list(
                 })?
         }
     };
-    let mut request = proto::ListTokensRequest {
+    let request = proto::ListTokensRequest {
         page_size: args.page_size,
         page_token: String::new(),
         account_id: args.account.clone().unwrap_or_default(),
@@ -416,23 +414,19 @@ async fn list(
         create_time_before: time(&args.created_before, "created-before")?,
         last_use_time_before: time(&args.last_used_before, "last-used-before")?,
     };
-    let progress = args.all && std::io::stderr().is_terminal();
-    let mut tokens = connection.tokens();
-    let mut all = Vec::new();
-    loop {
-        let page = tokens.list_tokens(request.clone()).await?.into_inner();
-        all.extend(page.tokens);
-        if progress {
-            eprint!("\rfetched {} tokens…", all.len());
+    let tokens = connection.tokens();
+    let all = super::paging::collect("tokens", args.all, |page_token| {
+        let mut tokens = tokens.clone();
+        let request = proto::ListTokensRequest {
+            page_token,
+            ..request.clone()
+        };
+        async move {
+            let page = tokens.list_tokens(request).await?.into_inner();
+            Ok((page.tokens, page.next_page_token))
         }
-        if !args.all || page.next_page_token.is_empty() {
-            break;
-        }
-        request.page_token = page.next_page_token;
-    }
-    if progress {
-        eprintln!();
-    }
+    })
+    .await?;
     print_tokens(&all, output);
     Ok(())
 }
