@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::paging::{self, Listing, Page, decode_time_position, invalid_page_token, time_position};
 use super::{Authority, AuthorityError, AuthorityResult, Caller, check_etag};
 use crate::domain::{
-    Account, AccountId, AuditEvent, DisplayName, Invalidation, InvalidationKind,
+    Account, AccountId, AuditAction, AuditEvent, DisplayName, Invalidation, InvalidationKind,
     InvalidationTarget, Permission, PermissionSet, Principal, PrincipalId, PrincipalKind,
     Timestamp, now,
 };
@@ -65,8 +65,7 @@ impl Authority {
         };
         let audit = Self::audit(
             caller,
-            "account.create",
-            "account",
+            AuditAction::AccountCreate,
             account.id.as_str(),
             &account.id,
             at,
@@ -137,8 +136,7 @@ impl Authority {
         account.updated_at = at;
         let mut audit = Self::audit(
             caller,
-            "account.set_api_access",
-            "account",
+            AuditAction::AccountSetApiAccess,
             id.as_str(),
             &id,
             at,
@@ -220,8 +218,7 @@ impl Authority {
         };
         let mut audit = Self::audit(
             caller,
-            "principal.create",
-            "principal",
+            AuditAction::PrincipalCreate,
             principal.id.as_str(),
             &principal.account_id,
             at,
@@ -328,8 +325,7 @@ impl Authority {
         principal.updated_at = at;
         let mut audit = Self::audit(
             caller,
-            "principal.update",
-            "principal",
+            AuditAction::PrincipalUpdate,
             id.as_str(),
             &principal.account_id,
             at,

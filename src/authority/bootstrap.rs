@@ -3,8 +3,9 @@
 
 use super::AuthorityResult;
 use crate::domain::{
-    Account, AccountId, ApiVersion, AuditRecord, Description, DisplayName, Labels, PermissionSet,
-    Principal, PrincipalId, PrincipalKind, Token, TokenName, TokenSecret, TokenSpec, now,
+    Account, AccountId, ApiVersion, AuditAction, AuditRecord, Description, DisplayName, Labels,
+    PermissionSet, Principal, PrincipalId, PrincipalKind, Token, TokenName, TokenSecret, TokenSpec,
+    now,
 };
 use crate::store::{Bootstrap, Store};
 
@@ -48,21 +49,20 @@ pub async fn bootstrap(store: &dyn Store) -> AuthorityResult<Option<TokenSecret>
         secret.display_hint(),
         at,
     );
-    let audit = |action, target_type, target_id: &str| AuditRecord {
+    let audit = |action, target_id: &str| AuditRecord {
         account_id: account.id.clone(),
         actor_id: None,
         actor_token_id: None,
         action,
-        target_type,
         target_id: target_id.to_owned(),
         peer_address: None,
         details: Default::default(),
         occurred_at: at,
     };
     let audit = vec![
-        audit("account.create", "account", account.id.as_str()),
-        audit("principal.create", "principal", owner.id.as_str()),
-        audit("token.create", "token", token.id.as_str()),
+        audit(AuditAction::AccountCreate, account.id.as_str()),
+        audit(AuditAction::PrincipalCreate, owner.id.as_str()),
+        audit(AuditAction::TokenCreate, token.id.as_str()),
     ];
     let created = store
         .bootstrap(&Bootstrap {

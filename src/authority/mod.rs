@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::domain::{AccountId, AuditRecord, InvalidationEvent, Timestamp};
+use crate::domain::{AccountId, AuditAction, AuditRecord, InvalidationEvent, Timestamp};
 use crate::store::Store;
 
 pub use admin::{AuditFilter, NewPrincipal, PrincipalUpdate};
@@ -196,8 +196,7 @@ impl Authority {
     /// The audit record of a change made by `caller`.
     fn audit(
         caller: &Caller,
-        action: &'static str,
-        target_type: &'static str,
+        action: AuditAction,
         target_id: &str,
         account_id: &AccountId,
         now: Timestamp,
@@ -207,7 +206,6 @@ impl Authority {
             actor_id: Some(caller.principal_id().clone()),
             actor_token_id: Some(caller.token_id().clone()),
             action,
-            target_type,
             target_id: target_id.to_owned(),
             peer_address: caller.peer_address(),
             details: Default::default(),

@@ -12,15 +12,16 @@ use super::token_rules::{
 };
 use super::{Authority, AuthorityError, AuthorityResult, Caller};
 use crate::domain::{
-    InvalidationKind, MAX_LIFETIME, Permission, PermissionSet, Principal, ResetError, RevokeReason,
-    Timestamp, Token, TokenId, TokenName, TokenSecret, TokenSpec, now, validate_expiry,
+    AuditAction, InvalidationKind, MAX_LIFETIME, Permission, PermissionSet, Principal, ResetError,
+    RevokeReason, Timestamp, Token, TokenId, TokenName, TokenSecret, TokenSpec, now,
+    validate_expiry,
 };
 use crate::store::{Change, SecretChange, TokenQuery};
 
 /// What a change to an existing token is, for its audit record and invalidation event.
 struct TokenChange<'a> {
     /// The audit action, e.g. `token.revoke`.
-    action: &'static str,
+    action: AuditAction,
     /// Set when the change can alter verification answers.
     invalidation: Option<InvalidationKind>,
     details: BTreeMap<String, String>,
@@ -29,7 +30,7 @@ struct TokenChange<'a> {
 }
 
 impl TokenChange<'_> {
-    fn new(action: &'static str, invalidation: Option<InvalidationKind>) -> Self {
+    fn new(action: AuditAction, invalidation: Option<InvalidationKind>) -> Self {
         Self {
             action,
             invalidation,
@@ -126,8 +127,7 @@ impl Authority {
         );
         let mut audit = Self::audit(
             caller,
-            "token.create",
-            "token",
+            AuditAction::TokenCreate,
             token.id.as_str(),
             &token.account_id,
             at,
@@ -245,7 +245,7 @@ impl Authority {
         let kind = affects_verification.then_some(InvalidationKind::TokenUpdated);
         let change = TokenChange {
             details,
-            ..TokenChange::new("token.update", kind)
+            ..TokenChange::new(AuditAction::TokenUpdate, kind)
         };
         self.commit_token(caller, token, change, at).await
     }
@@ -265,7 +265,10 @@ impl Authority {
         token.revoke(caller.principal_id().clone(), reason, at)?;
         let change = TokenChange {
             details,
-            ..TokenChange::new("token.revoke", Some(InvalidationKind::TokenRevoked))
+            ..TokenChange::new(
+                AuditAction::TokenRevoke,
+                Some(InvalidationKind::TokenRevoked),
+            )
         };
         self.commit_token(caller, token, change, at).await
     }
@@ -307,9 +310,15 @@ impl Authority {
             return Ok(token);
         }
         let change = if enable {
-            TokenChange::new("token.enable", Some(InvalidationKind::TokenEnabled))
+            TokenChange::new(
+                AuditAction::TokenEnable,
+                Some(InvalidationKind::TokenEnabled),
+            )
         } else {
-            TokenChange::new("token.disable", Some(InvalidationKind::TokenDisabled))
+            TokenChange::new(
+                AuditAction::TokenDisable,
+                Some(InvalidationKind::TokenDisabled),
+            )
         };
         self.commit_token(caller, token, change, now()).await
     }
@@ -325,8 +334,7 @@ impl Authority {
         let at = now();
         let mut audit = Self::audit(
             caller,
-            "token.delete",
-            "token",
+            AuditAction::TokenDelete,
             token.id.as_str(),
             &token.account_id,
             at,
@@ -392,7 +400,7 @@ impl Authority {
         let change = TokenChange {
             details,
             secret: Some(&secret_change),
-            ..TokenChange::new("token.reset", Some(InvalidationKind::TokenReset))
+            ..TokenChange::new(AuditAction::TokenReset, Some(InvalidationKind::TokenReset))
         };
         let token = self.commit_token(caller, token, change, at).await?;
         Ok((token, secret))
@@ -446,8 +454,7 @@ impl Authority {
         );
         let mut audit = Self::audit(
             caller,
-            "token.duplicate",
-            "token",
+            AuditAction::TokenDuplicate,
             token.id.as_str(),
             &token.account_id,
             at,
@@ -481,14 +488,7 @@ impl Authority {
         token.version += 1;
         token.updated_at = at;
         let action = change.action;
-        let mut audit = Self::audit(
-            caller,
-            action,
-            "token",
-            token.id.as_str(),
-            &token.account_id,
-            at,
-        );
+        let mut audit = Self::audit(caller, action, token.id.as_str(), &token.account_id, at);
         audit.details = change.details;
         let secret = change.secret;
         let change = Change {
@@ -502,7 +502,7 @@ impl Authority {
             .update_token(&token, expected_version, secret, &change)
             .await?;
         self.apply_committed(event).await;
-        tracing::info!(token_id = %token.id, action, "token changed");
+        tracing::info!(token_id = %token.id, action = action.as_str(), "token changed");
         Ok(token)
     }
 }

@@ -80,6 +80,52 @@ pub struct InvalidationEvent {
     pub occurred_at: Timestamp,
 }
 
+/// What an audit record says was done: the action and the type of object it was done to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditAction {
+    AccountCreate,
+    AccountSetApiAccess,
+    PrincipalCreate,
+    PrincipalUpdate,
+    TokenCreate,
+    TokenUpdate,
+    TokenRevoke,
+    TokenDisable,
+    TokenEnable,
+    TokenDelete,
+    TokenReset,
+    TokenDuplicate,
+}
+
+impl AuditAction {
+    /// The stable name stored and shown, e.g. `token.create`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AccountCreate => "account.create",
+            Self::AccountSetApiAccess => "account.set_api_access",
+            Self::PrincipalCreate => "principal.create",
+            Self::PrincipalUpdate => "principal.update",
+            Self::TokenCreate => "token.create",
+            Self::TokenUpdate => "token.update",
+            Self::TokenRevoke => "token.revoke",
+            Self::TokenDisable => "token.disable",
+            Self::TokenEnable => "token.enable",
+            Self::TokenDelete => "token.delete",
+            Self::TokenReset => "token.reset",
+            Self::TokenDuplicate => "token.duplicate",
+        }
+    }
+
+    /// The type of object acted on: `account`, `principal` or `token`.
+    pub fn target_type(self) -> &'static str {
+        match self {
+            Self::AccountCreate | Self::AccountSetApiAccess => "account",
+            Self::PrincipalCreate | Self::PrincipalUpdate => "principal",
+            _ => "token",
+        }
+    }
+}
+
 /// Who did what to which object, when and from where. Never holds a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRecord {
@@ -88,10 +134,8 @@ pub struct AuditRecord {
     /// None for the service itself (bootstrap).
     pub actor_id: Option<PrincipalId>,
     pub actor_token_id: Option<TokenId>,
-    /// For example `token.create`.
-    pub action: &'static str,
-    /// `account`, `principal` or `token`.
-    pub target_type: &'static str,
+    /// What was done, and so to which type of object.
+    pub action: AuditAction,
     pub target_id: String,
     pub peer_address: Option<String>,
     pub details: BTreeMap<String, String>,
@@ -116,6 +160,14 @@ pub struct AuditEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audit_actions_name_their_target_type() {
+        assert_eq!(AuditAction::TokenReset.as_str(), "token.reset");
+        assert_eq!(AuditAction::TokenReset.target_type(), "token");
+        assert_eq!(AuditAction::AccountSetApiAccess.target_type(), "account");
+        assert_eq!(AuditAction::PrincipalUpdate.as_str(), "principal.update");
+    }
 
     #[test]
     fn kinds_round_trip_through_storage_names() {

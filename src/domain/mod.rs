@@ -18,7 +18,8 @@ mod verification;
 pub use account::Account;
 pub use error::ValidationError;
 pub use events::{
-    AuditEvent, AuditRecord, Invalidation, InvalidationEvent, InvalidationKind, InvalidationTarget,
+    AuditAction, AuditEvent, AuditRecord, Invalidation, InvalidationEvent, InvalidationKind,
+    InvalidationTarget,
 };
 pub use ids::{AccountId, PrincipalId, TokenId};
 pub use labels::Labels;
