@@ -11,9 +11,7 @@
 //! Needs Debian's postgresql package (a throwaway cluster is started as in the tests) and,
 //! for part 3, h2load (nghttp2-client). Run with `cargo bench --bench postgres`.
 
-#[path = "../tests/api/postgres.rs"]
-#[allow(dead_code)]
-mod postgres;
+use pg_cluster as postgres;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -153,7 +153,7 @@ impl TestApp {
         let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
         let database_url = match backend() {
             Backend::Sqlite => format!("sqlite://{}", dir.path().join("authority.db").display()),
-            Backend::Postgres => crate::postgres::fresh_database().await,
+            Backend::Postgres => pg_cluster::fresh_database().await,
         };
         let mut settings = test_settings(&database_url);
         adjust(&mut settings);

@@ -40,7 +40,6 @@ mod model;
 mod outage;
 mod panics;
 mod permissions;
-mod postgres;
 mod pruning;
 mod replicas;
 mod restart;

@@ -10,7 +10,7 @@ use tonic::Code;
 use token_authority::proto::{self, VerificationCode};
 
 use crate::helpers::{TestApp, Watched, assert_code, read_until, test_settings};
-use crate::postgres::{Cluster, fresh_database_on};
+use pg_cluster::{Cluster, fresh_database_on};
 
 /// A port of its own: this test stops its database, which no other test may share.
 const OUTAGE_PORT: u16 = 54331;

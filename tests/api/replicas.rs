@@ -159,7 +159,7 @@ async fn concurrent_writers_on_both_replicas_never_leave_a_watcher_a_gap() {
 /// serving, and the restarted one catches up with what happened meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_replica_is_not_missed_and_catches_up_when_restarted() {
-    let database_url = crate::postgres::fresh_database().await;
+    let database_url = pg_cluster::fresh_database().await;
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("owner.token");
     let token_file = token_file.to_str().unwrap();

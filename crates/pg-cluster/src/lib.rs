@@ -1,4 +1,4 @@
-//! Throwaway PostgreSQL clusters for the tests, started by the tests themselves.
+//! Throwaway PostgreSQL clusters for the tests and benchmarks, started by them themselves.
 //!
 //! Set `TOKEN_AUTHORITY_TEST_POSTGRES_URL` to use a server of your own. Otherwise the first
 //! test that needs PostgreSQL starts the shared cluster with Debian's binaries (the
@@ -129,10 +129,10 @@ pub async fn fresh_database() -> String {
 
 /// The URL of a new, empty database on the server at `server`.
 pub async fn fresh_database_on(server: &str) -> String {
-    let name = format!(
-        "tka_test_{}",
-        token_authority::domain::TokenId::generate().as_str()[4..].to_lowercase()
-    );
+    let mut random = [0u8; 12];
+    getrandom::fill(&mut random).expect("the operating system's random number generator");
+    let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let name = format!("tka_test_{suffix}");
     let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
         .await
         .expect("connects to the test PostgreSQL server");
@@ -177,7 +177,7 @@ fn binaries() -> PathBuf {
     versions.retain(|bin| bin.join("initdb").exists());
     versions.sort();
     versions.pop().unwrap_or_else(|| {
-        panic!("PostgreSQL is not installed: `apt-get install postgresql`, or set TOKEN_AUTHORITY_TEST_POSTGRES_URL")
+        panic!("PostgreSQL is not installed: run the tests with `scripts/test` (it installs Debian's postgresql), or set TOKEN_AUTHORITY_TEST_POSTGRES_URL")
     })
 }
 
