@@ -505,8 +505,11 @@ impl Store for PostgresStore {
         &self,
         hash: &SecretHash,
     ) -> StoreResult<Option<(VerificationSnapshot, u64)>> {
-        // One read transaction: the revision and the rows come from the same snapshot, so
-        // an answer is never tagged with a revision newer than the data it was computed from.
+        // Not one snapshot: under READ COMMITTED each statement sees its own. What makes
+        // this safe is the order. The revision is read before the rows, so the rows are at
+        // least as new as the revision and an answer is never tagged with a revision newer
+        // than its data; a change committed in between has a higher revision, whose
+        // watermark outdates this entry once the follower applies it.
         let mut tx = self.pool.begin().await?;
         let revision: i64 =
             sqlx::query_scalar("SELECT COALESCE(MAX(revision), 0) FROM invalidation_events")
