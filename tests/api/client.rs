@@ -317,26 +317,16 @@ async fn an_offered_answer_older_than_what_the_verifier_remembers_is_refused() {
         .unwrap()
         .into_inner();
     assert!(old_answer.valid);
-    app.tokens(&tenant.admin_token)
-        .revoke_token(proto::RevokeTokenRequest {
-            id: created.token.clone().unwrap().id,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    app.revoke(&tenant.admin_token, &created.token.clone().unwrap().id)
+        .await;
     heard(&verifier, server_revision(&app, &tenant).await).await;
     // Long after, the revocation's watermark is forgotten (the next event prunes it) ...
     tokio::time::sleep(Duration::from_millis(400)).await;
     let other = app
         .create_token(&tenant.admin_token, &tenant.admin_id, &[])
         .await;
-    app.tokens(&tenant.admin_token)
-        .disable_token(proto::DisableTokenRequest {
-            id: other.token.unwrap().id,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    app.disable(&tenant.admin_token, &other.token.unwrap().id)
+        .await;
     heard(&verifier, server_revision(&app, &tenant).await).await;
     // ... and the answer from before it, of unknown age to the verifier, is refused: once it
     // was cached and answered VALID for a revoked token.
@@ -383,13 +373,8 @@ async fn an_answer_overtaken_by_a_revocation_is_never_cached() {
         .into_inner();
     assert!(in_flight.valid);
     // 2. ... the token is revoked and the verifier hears of it ...
-    app.tokens(&tenant.admin_token)
-        .revoke_token(proto::RevokeTokenRequest {
-            id: created.token.clone().unwrap().id,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    app.revoke(&tenant.admin_token, &created.token.clone().unwrap().id)
+        .await;
     let revoked_at = server_revision(&app, &tenant).await;
     assert!(revoked_at > in_flight.revision);
     heard(&verifier, revoked_at).await;
@@ -448,13 +433,8 @@ async fn the_cache_survives_short_outages_then_fails_closed() {
     // so a revocation made meanwhile is seen although no event was heard.
     let app = TestApp::restart(stopped, |_| {}).await;
     proxy.retarget(app.addr);
-    app.tokens(&tenant.admin_token)
-        .revoke_token(proto::RevokeTokenRequest {
-            id: created.token.clone().unwrap().id,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    app.revoke(&tenant.admin_token, &created.token.clone().unwrap().id)
+        .await;
     tokio::time::sleep(Duration::from_millis(900).saturating_sub(down_since.elapsed())).await;
     assert!(!verifier.is_fresh());
     assert_eq!(

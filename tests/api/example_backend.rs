@@ -12,8 +12,6 @@ use tonic::Code;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 
-use token_authority::proto;
-
 use crate::helpers::TestApp;
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -158,13 +156,8 @@ async fn the_example_backend_serves_verified_callers_and_hears_revocations() {
         .unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
 
-    app.tokens(&tenant.admin_token)
-        .revoke_token(proto::RevokeTokenRequest {
-            id: customer_token.token.unwrap().id,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    app.revoke(&tenant.admin_token, &customer_token.token.unwrap().id)
+        .await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match list_orders(&channel, Some(&customer_token.secret)).await {

@@ -384,6 +384,45 @@ impl TestApp {
             .into_inner()
     }
 
+    /// Revokes token `id` as the holder of `caller_token`; panics if refused.
+    pub async fn revoke(&self, caller_token: &str, id: &str) -> proto::Token {
+        self.tokens(caller_token)
+            .revoke_token(proto::RevokeTokenRequest {
+                id: id.to_owned(),
+                ..Default::default()
+            })
+            .await
+            .expect("token revoked")
+            .into_inner()
+            .token
+            .expect("token")
+    }
+
+    /// Disables token `id` as the holder of `caller_token`; panics if refused.
+    pub async fn disable(&self, caller_token: &str, id: &str) -> proto::Token {
+        self.tokens(caller_token)
+            .disable_token(proto::DisableTokenRequest {
+                id: id.to_owned(),
+                ..Default::default()
+            })
+            .await
+            .expect("token disabled")
+            .into_inner()
+            .token
+            .expect("token")
+    }
+
+    /// Reads token `id` as the holder of `caller_token`; panics if refused.
+    pub async fn get_token(&self, caller_token: &str, id: &str) -> proto::Token {
+        self.tokens(caller_token)
+            .get_token(proto::GetTokenRequest { id: id.to_owned() })
+            .await
+            .expect("token read")
+            .into_inner()
+            .token
+            .expect("token")
+    }
+
     /// Verifies `token` as the operator (who may verify tokens of every account).
     pub async fn verify(&self, token: &str, required: &[&str]) -> proto::VerifyTokenResponse {
         self.operator_tokens()

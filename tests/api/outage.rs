@@ -134,13 +134,8 @@ async fn a_database_restart_while_serving_loses_nothing() {
     }
     // Nothing was lost, and changes flow to the watcher that stayed connected.
     assert!(app.verify(&created.secret, &[]).await.valid);
-    app.tokens(&tenant.admin_token)
-        .revoke_token(proto::RevokeTokenRequest {
-            id: created.token.clone().unwrap().id,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    app.revoke(&tenant.admin_token, &created.token.clone().unwrap().id)
+        .await;
     assert_eq!(
         crate::helpers::code_of(&app.verify(&created.secret, &[]).await),
         VerificationCode::Revoked

@@ -295,13 +295,8 @@ async fn callers_without_a_valid_credential_are_unauthenticated() {
     let revoked = app
         .create_token(&tenant.admin_token, &tenant.admin_id, &[])
         .await;
-    app.tokens(&tenant.admin_token)
-        .revoke_token(proto::RevokeTokenRequest {
-            id: revoked.token.unwrap().id,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    app.revoke(&tenant.admin_token, &revoked.token.unwrap().id)
+        .await;
     let credentials = [
         Credential::None,
         Credential::Bearer("garbage".into()),

@@ -116,15 +116,8 @@ async fn expired_tokens_fail() {
         VerificationCode::Expired
     );
     let listed = app
-        .tokens(&tenant.admin_token)
-        .get_token(proto::GetTokenRequest {
-            id: created.token.unwrap().id,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .token
-        .unwrap();
+        .get_token(&tenant.admin_token, &created.token.unwrap().id)
+        .await;
     assert_eq!(listed.state(), proto::TokenState::Expired);
 }
 

@@ -389,20 +389,8 @@ async fn watchers_see_only_their_own_account() {
     ] {
         read_until(stream, watched, WAIT, |w| !w.checkpoints.is_empty()).await;
     }
-    app.tokens(&globex.admin_token)
-        .revoke_token(proto::RevokeTokenRequest {
-            id: globex_token.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    app.tokens(&acme.admin_token)
-        .revoke_token(proto::RevokeTokenRequest {
-            id: acme_token.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    app.revoke(&globex.admin_token, &globex_token.id).await;
+    app.revoke(&acme.admin_token, &acme_token.id).await;
     read_until(&mut everything, &mut all, WAIT, |w| w.events.len() >= 2).await;
     assert_eq!(all.events.len(), 2, "operators watch every account");
     // Each filtered watcher reads until a checkpoint says it has considered both events:
@@ -554,13 +542,8 @@ async fn resuming_from_revision_zero_replays_what_followed() {
     assert_eq!(first.last_revision(), 0);
     drop(stream);
     // The first revocation happens while the client is away.
-    app.tokens(&tenant.admin_token)
-        .revoke_token(proto::RevokeTokenRequest {
-            id: token.token.unwrap().id,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    app.revoke(&tenant.admin_token, &token.token.unwrap().id)
+        .await;
     // Resuming with the 0 it was handed must replay it, then say it is caught up.
     let mut resumed = app.watch(&tenant.admin_token, 0, "").await.unwrap();
     let mut seen = Watched::default();

@@ -304,13 +304,8 @@ async fn changes_that_leave_the_credential_working_do_not_end_the_watch() {
     let other = app
         .create_token(&tenant.admin_token, &principal, &["tokens.read"])
         .await;
-    app.tokens(&tenant.admin_token)
-        .revoke_token(proto::RevokeTokenRequest {
-            id: other.token.unwrap().id,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    app.revoke(&tenant.admin_token, &other.token.unwrap().id)
+        .await;
     read_until(&mut stream, &mut watched, WAIT, |w| w.events.len() >= 3).await;
     assert!(watched.ended.is_none(), "{:?}", watched.ended);
     assert_eq!(
