@@ -7,7 +7,17 @@
 //! from its last revision, so a lost notification costs at most one poll interval, never an
 //! event.
 
+#[path = "../sql/tokens.rs"]
+#[allow(
+    clippy::duplicate_mod,
+    reason = "the shared SQL is compiled once per backend, on purpose"
+)]
 mod tokens;
+
+/// The database of the SQL shared with the other backend (see `store/sql/`).
+type Db = sqlx::Postgres;
+/// `strpos(haystack, needle)` on PostgreSQL, `instr` on SQLite: same arguments.
+const SUBSTRING_POSITION: &str = "strpos";
 
 use std::time::Duration;
 

@@ -4,7 +4,17 @@
 //! process instead of failing with SQLITE_BUSY; reads use a separate pool and see a
 //! consistent snapshot per transaction.
 
+#[path = "../sql/tokens.rs"]
+#[allow(
+    clippy::duplicate_mod,
+    reason = "the shared SQL is compiled once per backend, on purpose"
+)]
 mod tokens;
+
+/// The database of the SQL shared with the other backend (see `store/sql/`).
+type Db = sqlx::Sqlite;
+/// `strpos(haystack, needle)` on PostgreSQL, `instr` on SQLite: same arguments.
+const SUBSTRING_POSITION: &str = "instr";
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -1,6 +1,14 @@
-//! The SQL of tokens and their secrets on PostgreSQL.
+//! The SQL of tokens and their secrets, written once for both databases.
+//!
+//! Each backend includes this file as its own `tokens` module (`#[path]`), after naming its
+//! database as `Db` and its substring-position function as `SUBSTRING_POSITION`: the code is
+//! shared, yet type-checked and compiled for each concrete database, which sqlx's generic
+//! API would otherwise demand half a dozen higher-ranked bounds per function for. The SQL
+//! uses `$N` placeholders, which sqlx binds on SQLite as well as on PostgreSQL.
 
-use sqlx::{PgPool, Postgres, QueryBuilder, Transaction};
+use sqlx::{Pool, QueryBuilder, Transaction};
+
+use super::{Db, SUBSTRING_POSITION};
 
 use super::super::rows::{SnapshotRow, TokenRow, encode_labels, encode_permissions};
 use super::super::time::to_micros;
@@ -22,7 +30,7 @@ fn revoke_columns(state: &StoredState) -> (Option<i64>, Option<&str>, Option<&st
 }
 
 pub(super) async fn insert(
-    tx: &mut Transaction<'_, Postgres>,
+    tx: &mut Transaction<'_, Db>,
     token: &Token,
     secret: &SecretHash,
 ) -> StoreResult<()> {
@@ -67,7 +75,7 @@ pub(super) async fn insert(
 /// Writes every mutable column if the stored version is `expected_version`; returns
 /// whether a row matched.
 pub(super) async fn update(
-    tx: &mut Transaction<'_, Postgres>,
+    tx: &mut Transaction<'_, Db>,
     token: &Token,
     expected_version: i64,
 ) -> StoreResult<bool> {
@@ -102,7 +110,7 @@ pub(super) async fn update(
 /// A reset: older previous secrets stop now; the current one stops now or at the end of
 /// its grace period; the new one becomes current.
 pub(super) async fn replace_secret(
-    tx: &mut Transaction<'_, Postgres>,
+    tx: &mut Transaction<'_, Db>,
     id: &TokenId,
     change: &SecretChange,
 ) -> StoreResult<()> {
@@ -134,7 +142,7 @@ pub(super) async fn replace_secret(
 }
 
 pub(super) async fn revoke_all_of_account(
-    tx: &mut Transaction<'_, Postgres>,
+    tx: &mut Transaction<'_, Db>,
     account_id: &AccountId,
     revoke: &BulkRevoke,
 ) -> StoreResult<()> {
@@ -153,7 +161,7 @@ pub(super) async fn revoke_all_of_account(
     Ok(())
 }
 
-pub(super) async fn get(pool: &PgPool, id: &TokenId) -> StoreResult<Option<Token>> {
+pub(super) async fn get(pool: &Pool<Db>, id: &TokenId) -> StoreResult<Option<Token>> {
     sqlx::query_as::<_, TokenRow>("SELECT * FROM tokens WHERE id = $1")
         .bind(id.as_str())
         .fetch_optional(pool)
@@ -162,16 +170,18 @@ pub(super) async fn get(pool: &PgPool, id: &TokenId) -> StoreResult<Option<Token
         .transpose()
 }
 
-pub(super) async fn list(pool: &PgPool, query: &TokenQuery) -> StoreResult<Vec<Token>> {
+pub(super) async fn list(pool: &Pool<Db>, query: &TokenQuery) -> StoreResult<Vec<Token>> {
     let now = to_micros(query.now);
-    let mut sql = QueryBuilder::<Postgres>::new("SELECT * FROM tokens WHERE account_id = ");
+    let mut sql = QueryBuilder::<Db>::new("SELECT * FROM tokens WHERE account_id = ");
     sql.push_bind(query.account_id.as_str());
     if let Some(owner) = &query.owner_id {
         sql.push(" AND owner_id = ").push_bind(owner.as_str());
     }
     if let Some(text) = &query.name_contains {
-        // instr() needs no escaping, unlike LIKE.
-        sql.push(" AND strpos(lower(name), lower(")
+        // A substring position needs no escaping, unlike LIKE.
+        sql.push(" AND ")
+            .push(SUBSTRING_POSITION)
+            .push("(lower(name), lower(")
             .push_bind(text.as_str())
             .push(")) > 0");
     }
@@ -220,7 +230,7 @@ pub(super) async fn list(pool: &PgPool, query: &TokenQuery) -> StoreResult<Vec<T
 }
 
 pub(super) async fn snapshot(
-    tx: &mut Transaction<'_, Postgres>,
+    tx: &mut Transaction<'_, Db>,
     hash: &SecretHash,
 ) -> StoreResult<Option<VerificationSnapshot>> {
     sqlx::query_as::<_, SnapshotRow>(
