@@ -217,7 +217,7 @@ pub(super) async fn list(pool: &Pool<Db>, query: &TokenQuery) -> StoreResult<Vec
             .push(")");
     }
     if let Some((created_at, id)) = &query.after {
-        super::push_after(&mut sql, *created_at, id.as_str());
+        super::records::push_after(&mut sql, *created_at, id.as_str());
     }
     sql.push(" ORDER BY created_at, id LIMIT ")
         .push_bind(i64::from(query.limit));
