@@ -31,12 +31,13 @@ fn tokenctl_stdin(app: &TestApp, token: &str, args: &[&str], input: &str) -> Out
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("tokenctl runs");
-    child
+    // tokenctl may refuse its arguments and exit before reading: a broken pipe is then the
+    // expected outcome of the write, not a failure of the test.
+    let _ = child
         .stdin
         .take()
         .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("input written");
+        .write_all(input.as_bytes());
     child.wait_with_output().expect("tokenctl ends")
 }
 
