@@ -185,16 +185,10 @@ impl Caller {
         wanted: &PermissionSet,
         what: &str,
     ) -> Result<(), AuthorityError> {
-        let missing = self.beyond_grant(wanted);
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(AuthorityError::PermissionDenied(format!(
-                "{what} would exceed the caller's own permissions: {}{}",
-                missing.to_strings().join(", "),
-                escalate_hint(&missing)
-            )))
-        }
+        refuse_any(
+            &self.beyond_grant(wanted),
+            &format!("{what} would exceed the caller's own permissions"),
+        )
     }
 
     /// Kubernetes RBAC's escalation prevention for changes: the caller changes, disables,
@@ -206,23 +200,28 @@ impl Caller {
         held: &PermissionSet,
         what: &str,
     ) -> Result<(), AuthorityError> {
-        let beyond = self.beyond_grant(held);
-        if beyond.is_empty() {
-            return Ok(());
-        }
-        Err(AuthorityError::PermissionDenied(format!(
-            "the {what} holds permissions the caller lacks, so the caller cannot change it: {}{}",
-            beyond.to_strings().join(", "),
-            escalate_hint(&beyond)
-        )))
+        refuse_any(
+            &self.beyond_grant(held),
+            &format!(
+                "the {what} holds permissions the caller lacks, so the caller cannot change it"
+            ),
+        )
     }
 }
 
-/// Tells a caller refused application permissions how they can be granted.
-fn escalate_hint(missing: &PermissionSet) -> &'static str {
-    if missing.application().is_empty() {
+/// PERMISSION_DENIED naming the permissions `beyond` the caller's power, after `reason`, with
+/// a hint when `permissions.escalate` would have allowed them; Ok when there are none.
+fn refuse_any(beyond: &PermissionSet, reason: &str) -> Result<(), AuthorityError> {
+    if beyond.is_empty() {
+        return Ok(());
+    }
+    let hint = if beyond.application().is_empty() {
         ""
     } else {
         " (application permissions the caller lacks need `permissions.escalate`)"
-    }
+    };
+    Err(AuthorityError::PermissionDenied(format!(
+        "{reason}: {}{hint}",
+        beyond.to_strings().join(", ")
+    )))
 }
