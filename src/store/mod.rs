@@ -1,10 +1,13 @@
-//! Persistence: one [`Store`] trait, one implementation per database.
+//! Persistence: the [`Store`] trait the authority needs, implemented once in SQL
+//! (`sql/`) and compiled for each database (`sqlite/`, `postgres/`), which supplies only
+//! what really differs ([`Backend`]).
 //!
 //! The store knows SQL and nothing of the rules. Each mutating method commits the change,
 //! its audit record and (when the change can alter a verification answer) its invalidation
 //! event in a single transaction: the events table is the outbox that caches and watchers
 //! follow, so an acknowledged change can never be missing from it.
 
+mod backend;
 mod error;
 pub mod postgres;
 mod rows;
@@ -18,6 +21,7 @@ use crate::domain::{
     PrincipalId, SecretHash, Timestamp, Token, TokenId, TokenState, VerificationSnapshot,
 };
 
+pub(crate) use backend::Backend;
 pub use error::StoreError;
 
 pub type StoreResult<T> = Result<T, StoreError>;

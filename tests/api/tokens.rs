@@ -2,13 +2,17 @@
 //! enable, delete, reset and duplicate.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tonic::Code;
 
+use token_authority::domain::TokenId;
 use token_authority::proto::{self, TokenState, VerificationCode};
+use token_authority::startup::open_store;
+use token_authority::store::Store;
 
-use crate::helpers::{TestApp, assert_code, code_of, masks as mask};
+use crate::helpers::{TestApp, assert_code, code_of, masks as mask, test_settings};
 
 backend_tests!(create_returns_the_secret_once_and_get_never_does);
 
@@ -242,6 +246,42 @@ async fn stale_tokens_are_found_by_last_use() {
         "never used counts as stale"
     );
     assert!(!stale_ids.contains(&used_id));
+}
+
+backend_tests!(a_last_use_time_never_moves_backwards);
+
+/// Replicas flush their batches of uses independently, so an older use can arrive after a
+/// newer one: the store keeps the newest (driven through the store, as no RPC picks times).
+async fn a_last_use_time_never_moves_backwards() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme", &[]).await;
+    let created = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &[])
+        .await;
+    let id = TokenId::from_trusted(created.token.unwrap().id);
+    let stopped = app.stop().await;
+    let store = open_store(&test_settings(&stopped.database_url), false)
+        .await
+        .unwrap();
+    let last_use = |store: Arc<dyn Store>, id: TokenId| async move {
+        store.token(&id).await.unwrap().unwrap().last_used_at
+    };
+    let newer = chrono::Utc::now();
+    let older = newer - chrono::Duration::minutes(5);
+    let newest = newer + chrono::Duration::minutes(5);
+    let micros = |t: chrono::DateTime<chrono::Utc>| t.timestamp_micros();
+
+    store.record_last_use(&[(id.clone(), newer)]).await.unwrap();
+    store.record_last_use(&[(id.clone(), older)]).await.unwrap();
+    let kept = last_use(store.clone(), id.clone()).await.map(micros);
+    assert_eq!(kept, Some(micros(newer)), "an older use does not overwrite");
+
+    store
+        .record_last_use(&[(id.clone(), newest)])
+        .await
+        .unwrap();
+    let kept = last_use(store.clone(), id.clone()).await.map(micros);
+    assert_eq!(kept, Some(micros(newest)), "a newer use does");
 }
 
 backend_tests!(update_changes_only_the_masked_fields_and_scopes_only_narrow);

@@ -2,15 +2,19 @@
 //! nothing (across a server restart too), too-old revisions get a reset, slow watchers are
 //! cut off without holding others up, and watchers see only their own account.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use tonic::Code;
 
+use token_authority::domain::InvalidationTarget;
 use token_authority::proto::invalidation_event::Target;
 use token_authority::proto::{self, InvalidationType};
+use token_authority::startup::open_store;
 
-use crate::helpers::{TestApp, Tokens, Watched, assert_code, mask, read_until, retained_revisions};
+use crate::helpers::{
+    TestApp, Tokens, Watched, assert_code, mask, read_until, retained_revisions, test_settings,
+};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -203,6 +207,67 @@ async fn every_kind_of_change_reaches_a_watcher() {
             .iter()
             .all(|e| e.account_id == tenant.account_id && e.occur_time.is_some())
     );
+}
+
+backend_tests!(each_ended_grace_period_is_announced_once_by_concurrent_sweepers);
+
+/// Every replica sweeps for ended grace periods; two sweeping the same database at the same
+/// time announce each secret exactly once between them (driven through two store handles,
+/// with the clock moved past the grace periods).
+async fn each_ended_grace_period_is_announced_once_by_concurrent_sweepers() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme", &[]).await;
+    let mut tokens = app.tokens(&tenant.admin_token);
+    const SECRETS: i64 = 20;
+    let mut reset = HashSet::new();
+    for i in 1..=SECRETS {
+        let created = app
+            .create_token(&tenant.admin_token, &tenant.admin_id, &[])
+            .await;
+        let id = created.token.unwrap().id;
+        tokens
+            .reset_token(proto::ResetTokenRequest {
+                id: id.clone(),
+                grace_period: Some(prost_types::Duration {
+                    seconds: i * 60,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        reset.insert(id);
+    }
+    let stopped = app.stop().await;
+    let settings = test_settings(&stopped.database_url);
+    let (one, other) = (
+        open_store(&settings, false).await.unwrap(),
+        open_store(&settings, false).await.unwrap(),
+    );
+    // Warm connections on both, so that their sweeps really overlap.
+    let (a, b) = tokio::join!(one.revision(), other.revision());
+    let (_, _) = (a.unwrap(), b.unwrap());
+    let (mut announced, mut revisions) = (Vec::new(), HashSet::new());
+    // Grace periods end a minute apart: each step's sweeps race for about one secret.
+    let start = chrono::Utc::now();
+    for minutes in 0..=SECRETS + 1 {
+        let at = start + chrono::Duration::minutes(minutes);
+        let (a, b) = tokio::join!(
+            one.announce_expired_secrets(at),
+            other.announce_expired_secrets(at)
+        );
+        for event in a.unwrap().into_iter().chain(b.unwrap()) {
+            assert!(revisions.insert(event.revision), "one revision per event");
+            match event.invalidation.target {
+                InvalidationTarget::Token(id) => announced.push(id.as_str().to_owned()),
+                other => panic!("a grace end names its token, not {other:?}"),
+            }
+        }
+    }
+    announced.sort();
+    let mut expected: Vec<String> = reset.into_iter().collect();
+    expected.sort();
+    assert_eq!(announced, expected, "each secret announced exactly once");
 }
 
 backend_tests!(idle_watchers_get_checkpoints_with_the_current_revision);

@@ -1,21 +1,14 @@
-//! The SQL of tokens and their secrets, written once for both databases.
-//!
-//! Each backend includes this file as its own `tokens` module (`#[path]`), after naming its
-//! database as `Db` and its substring-position function as `SUBSTRING_POSITION`: the code is
-//! shared, yet type-checked and compiled for each concrete database, which sqlx's generic
-//! API would otherwise demand half a dozen higher-ranked bounds per function for. The SQL
-//! uses `$N` placeholders, which sqlx binds on SQLite as well as on PostgreSQL.
+//! The SQL of tokens and their secrets.
 
 use sqlx::{Pool, QueryBuilder, Transaction};
 
-use super::{Db, SUBSTRING_POSITION};
-
-use super::super::rows::{SnapshotRow, TokenRow, encode_labels, encode_permissions};
-use super::super::time::to_micros;
-use super::super::{BulkRevoke, SecretChange, StoreResult, TokenQuery};
+use super::{Db, ThisBackend, push_after};
 use crate::domain::{
-    AccountId, SecretHash, StoredState, Token, TokenId, TokenState, VerificationSnapshot,
+    AccountId, SecretHash, StoredState, Timestamp, Token, TokenId, TokenState, VerificationSnapshot,
 };
+use crate::store::rows::{SnapshotRow, TokenRow, encode_labels, encode_permissions};
+use crate::store::time::to_micros;
+use crate::store::{Backend, BulkRevoke, SecretChange, StoreResult, TokenQuery};
 
 /// The revoke columns of a state, for binding.
 fn revoke_columns(state: &StoredState) -> (Option<i64>, Option<&str>, Option<&str>) {
@@ -141,6 +134,38 @@ pub(super) async fn replace_secret(
     Ok(())
 }
 
+/// Deletes the token (its secrets go with it) if the stored version is `expected_version`;
+/// returns whether a row matched.
+pub(super) async fn delete(
+    tx: &mut Transaction<'_, Db>,
+    id: &TokenId,
+    expected_version: i64,
+) -> StoreResult<bool> {
+    let deleted = sqlx::query("DELETE FROM tokens WHERE id = $1 AND version = $2")
+        .bind(id.as_str())
+        .bind(expected_version)
+        .execute(&mut **tx)
+        .await?;
+    Ok(deleted.rows_affected() == 1)
+}
+
+/// Moves a token's last-use time forward to `at`; never backwards.
+pub(super) async fn record_last_use(
+    tx: &mut Transaction<'_, Db>,
+    id: &TokenId,
+    at: Timestamp,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE tokens SET last_used_at = $1
+         WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+    )
+    .bind(to_micros(at))
+    .bind(id.as_str())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 pub(super) async fn revoke_all_of_account(
     tx: &mut Transaction<'_, Db>,
     account_id: &AccountId,
@@ -180,7 +205,7 @@ pub(super) async fn list(pool: &Pool<Db>, query: &TokenQuery) -> StoreResult<Vec
     if let Some(text) = &query.name_contains {
         // A substring position needs no escaping, unlike LIKE.
         sql.push(" AND ")
-            .push(SUBSTRING_POSITION)
+            .push(ThisBackend::SUBSTRING_POSITION)
             .push("(lower(name), lower(")
             .push_bind(text.as_str())
             .push(")) > 0");
@@ -217,7 +242,7 @@ pub(super) async fn list(pool: &Pool<Db>, query: &TokenQuery) -> StoreResult<Vec
             .push(")");
     }
     if let Some((created_at, id)) = &query.after {
-        super::records::push_after(&mut sql, *created_at, id.as_str());
+        push_after(&mut sql, *created_at, id.as_str());
     }
     sql.push(" ORDER BY created_at, id LIMIT ")
         .push_bind(i64::from(query.limit));

@@ -1,0 +1,46 @@
+//! What a database supplies to the store: everything else, SQL included, is shared.
+//!
+//! The store's SQL (`store/sql/`) is written once and compiled once per database: each
+//! backend module includes it after naming its store type, so the shared code works with
+//! concrete sqlx types and needs none of the higher-ranked bounds that code generic over
+//! `sqlx::Database` would (and `sqlx::Any` would give up `PgListener`, SQLite's connect
+//! options and compile-time types). This trait is the whole of what differs.
+
+use std::future::Future;
+
+use sqlx::{Pool, Transaction};
+
+use super::StoreResult;
+
+pub(crate) trait Backend: Send + Sync + 'static {
+    /// The database the shared SQL is compiled for.
+    type Db: sqlx::Database;
+
+    /// The SQL function giving the position of a substring, `(haystack, needle)`, 1-based,
+    /// 0 when absent: `instr` on SQLite, `strpos` on PostgreSQL.
+    const SUBSTRING_POSITION: &'static str;
+
+    /// Connections that write.
+    fn writer(&self) -> &Pool<Self::Db>;
+
+    /// Connections that only read (the writer pool itself where reads need no separate
+    /// pool).
+    fn reader(&self) -> &Pool<Self::Db>;
+
+    /// Called inside a write transaction before it appends an invalidation event, and
+    /// before a first start writes the bootstrap records.
+    ///
+    /// The ordering rule every backend must keep: **revisions become visible in revision
+    /// order**. A follower reads "events after N" and moves its position to the highest
+    /// revision it saw; if revision N+2 could commit while N+1 was still open, the follower
+    /// would skip N+1 for good. A backend whose writers can run concurrently must therefore
+    /// hold a lock from taking a revision until commit; one with a single writer needs
+    /// nothing.
+    fn lock_revisions(
+        tx: &mut Transaction<'_, Self::Db>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Ticks when other processes may have committed events; None when no other process
+    /// writes to this database.
+    fn change_feed(&self) -> Option<tokio::sync::watch::Receiver<()>>;
+}

@@ -1,0 +1,65 @@
+//! The SQL of accounts (tenants).
+
+use sqlx::{Pool, Transaction};
+
+use super::Db;
+use crate::domain::{Account, AccountId};
+use crate::store::StoreResult;
+use crate::store::rows::AccountRow;
+use crate::store::time::to_micros;
+
+pub(super) async fn insert(tx: &mut Transaction<'_, Db>, account: &Account) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO accounts (id, display_name, api_access_enabled, operator, created_at, updated_at, version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(account.id.as_str())
+    .bind(account.display_name.as_str())
+    .bind(account.api_access_enabled)
+    .bind(account.operator)
+    .bind(to_micros(account.created_at))
+    .bind(to_micros(account.updated_at))
+    .bind(account.version)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn get(pool: &Pool<Db>, id: &AccountId) -> StoreResult<Option<Account>> {
+    sqlx::query_as::<_, AccountRow>("SELECT * FROM accounts WHERE id = $1")
+        .bind(id.as_str())
+        .fetch_optional(pool)
+        .await?
+        .map(Account::try_from)
+        .transpose()
+}
+
+/// Whether any account exists (a first start has run).
+pub(super) async fn any(tx: &mut Transaction<'_, Db>) -> StoreResult<bool> {
+    let accounts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts")
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(accounts > 0)
+}
+
+/// Writes every mutable column if the stored version is `expected_version`; returns
+/// whether a row matched.
+pub(super) async fn update(
+    tx: &mut Transaction<'_, Db>,
+    account: &Account,
+    expected_version: i64,
+) -> StoreResult<bool> {
+    let updated = sqlx::query(
+        "UPDATE accounts SET display_name = $1, api_access_enabled = $2, updated_at = $3, version = $4
+         WHERE id = $5 AND version = $6",
+    )
+    .bind(account.display_name.as_str())
+    .bind(account.api_access_enabled)
+    .bind(to_micros(account.updated_at))
+    .bind(account.version)
+    .bind(account.id.as_str())
+    .bind(expected_version)
+    .execute(&mut **tx)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}

@@ -1,0 +1,150 @@
+//! The SQL of the invalidation-event outbox: appending (with its revision), following,
+//! replaying, pruning, and announcing the secrets whose grace period ended.
+
+use sqlx::{Executor, Pool, Transaction};
+
+use super::{Db, ThisBackend, audit};
+use crate::domain::{
+    AccountId, Invalidation, InvalidationEvent, InvalidationKind, InvalidationTarget, Timestamp,
+    TokenId,
+};
+use crate::store::rows::{EventRow, ReplayRow, replay_page};
+use crate::store::time::to_micros;
+use crate::store::{Backend, Change, ReplayPage, StoreError, StoreResult};
+
+/// Writes a change's audit record and invalidation event inside `tx`.
+pub(super) async fn record_change(
+    tx: &mut Transaction<'_, Db>,
+    change: &Change,
+) -> StoreResult<Option<InvalidationEvent>> {
+    audit::insert(tx, &change.audit).await?;
+    match &change.invalidation {
+        Some(invalidation) => insert(tx, invalidation, change.audit.occurred_at)
+            .await
+            .map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Appends an invalidation event; its revision is assigned here, after the backend's
+/// revision lock (see [`Backend::lock_revisions`]).
+async fn insert(
+    tx: &mut Transaction<'_, Db>,
+    invalidation: &Invalidation,
+    occurred_at: Timestamp,
+) -> StoreResult<InvalidationEvent> {
+    ThisBackend::lock_revisions(tx).await?;
+    let (token_id, principal_id) = match &invalidation.target {
+        InvalidationTarget::Token(id) => (Some(id.as_str()), None),
+        InvalidationTarget::Principal(id) => (None, Some(id.as_str())),
+        InvalidationTarget::Account(_) => (None, None),
+    };
+    let revision: i64 = sqlx::query_scalar(
+        "INSERT INTO invalidation_events (kind, account_id, token_id, principal_id, occurred_at)
+         VALUES ($1, $2, $3, $4, $5) RETURNING revision",
+    )
+    .bind(invalidation.kind.as_str())
+    .bind(invalidation.account_id.as_str())
+    .bind(token_id)
+    .bind(principal_id)
+    .bind(to_micros(occurred_at))
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(InvalidationEvent {
+        revision: u64::try_from(revision)
+            .map_err(|_| StoreError::Corrupt("negative revision".into()))?,
+        invalidation: invalidation.clone(),
+        occurred_at,
+    })
+}
+
+/// The revision of the newest event (0 when there is none).
+pub(super) async fn revision<'c, E>(executor: E) -> StoreResult<u64>
+where
+    E: Executor<'c, Database = Db>,
+{
+    let revision: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(revision), 0) FROM invalidation_events")
+            .fetch_one(executor)
+            .await?;
+    Ok(u64::try_from(revision).unwrap_or(0))
+}
+
+/// Events after `after`, in revision order. A plain range read never skips an event that
+/// commits later with a lower revision, because revisions become visible in order (the
+/// rule [`Backend::lock_revisions`] keeps).
+pub(super) async fn after(
+    pool: &Pool<Db>,
+    after: u64,
+    limit: u32,
+) -> StoreResult<Vec<InvalidationEvent>> {
+    sqlx::query_as::<_, EventRow>(
+        "SELECT * FROM invalidation_events WHERE revision > $1 ORDER BY revision LIMIT $2",
+    )
+    .bind(i64::try_from(after).unwrap_or(i64::MAX))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(InvalidationEvent::try_from)
+    .collect()
+}
+
+pub(super) async fn replay(pool: &Pool<Db>, after: u64, limit: u32) -> StoreResult<ReplayPage> {
+    // One statement, so one snapshot: the oldest revision belongs to the same state of
+    // the table as the events read.
+    let rows = sqlx::query_as::<_, ReplayRow>(
+        "SELECT e.*, (SELECT MIN(revision) FROM invalidation_events) AS oldest
+         FROM invalidation_events e WHERE e.revision > $1 ORDER BY e.revision LIMIT $2",
+    )
+    .bind(i64::try_from(after).unwrap_or(i64::MAX))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    replay_page(rows)
+}
+
+/// Deletes the contiguous prefix of revisions that occurred before `before`, never the
+/// newest event; returns how many went.
+pub(super) async fn prune(tx: &mut Transaction<'_, Db>, before: Timestamp) -> StoreResult<u64> {
+    let deleted = sqlx::query(
+        "DELETE FROM invalidation_events
+         WHERE revision < COALESCE(
+             (SELECT MIN(revision) FROM invalidation_events WHERE occurred_at >= $1),
+             (SELECT MAX(revision) FROM invalidation_events))",
+    )
+    .bind(to_micros(before))
+    .execute(&mut **tx)
+    .await?;
+    Ok(deleted.rows_affected())
+}
+
+/// Marks the secrets whose grace period ended at or before `now` as announced and
+/// appends one `TokenSecretExpired` event for each.
+pub(super) async fn announce_expired_secrets(
+    tx: &mut Transaction<'_, Db>,
+    now: Timestamp,
+) -> StoreResult<Vec<InvalidationEvent>> {
+    // One statement: concurrent writers each get only the rows they marked themselves
+    // (on PostgreSQL the loser of a row lock re-checks the condition and skips the row).
+    // The condition is spelled as the partial index's, so that both databases use it.
+    let due: Vec<(String, String)> = sqlx::query_as(
+        "UPDATE token_secrets SET expiry_announced = TRUE
+         WHERE NOT expiry_announced AND expires_at <= $1
+         RETURNING token_id,
+           (SELECT account_id FROM tokens WHERE tokens.id = token_secrets.token_id) AS account_id",
+    )
+    .bind(to_micros(now))
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut events = Vec::with_capacity(due.len());
+    for (token_id, account_id) in due {
+        let invalidation = Invalidation {
+            kind: InvalidationKind::TokenSecretExpired,
+            target: InvalidationTarget::Token(TokenId::from_trusted(token_id)),
+            account_id: AccountId::from_trusted(account_id),
+        };
+        events.push(insert(tx, &invalidation, now).await?);
+    }
+    Ok(events)
+}
