@@ -4,7 +4,9 @@
 //! backend module includes it after naming its store type, so the shared code works with
 //! concrete sqlx types and needs none of the higher-ranked bounds that code generic over
 //! `sqlx::Database` would (and `sqlx::Any` would give up `PgListener`, SQLite's connect
-//! options and compile-time types). This trait is the whole of what differs.
+//! options and compile-time types). This trait is all the shared SQL needs from a
+//! database; besides it, a backend module only connects (its pools, PostgreSQL's
+//! listener) and runs its own migrations, which stay per database (`migrations/`).
 
 use std::future::Future;
 
@@ -20,6 +22,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// 0 when absent: `instr` on SQLite, `strpos` on PostgreSQL.
     const SUBSTRING_POSITION: &'static str;
 
+    /// The condition "this secret's grace-period end is not yet announced", spelled exactly
+    /// as the partial index `token_secrets_pending_expiry` spells it: SQLite uses a partial
+    /// index only for a query that repeats its condition word for word.
+    const NOT_ANNOUNCED: &'static str;
+
     /// Connections that write.
     fn writer(&self) -> &Pool<Self::Db>;
 
@@ -28,14 +35,18 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn reader(&self) -> &Pool<Self::Db>;
 
     /// Called inside a write transaction before it appends an invalidation event, and
-    /// before a first start writes the bootstrap records.
+    /// before a first start writes the bootstrap records. It has three duties:
     ///
-    /// The ordering rule every backend must keep: **revisions become visible in revision
-    /// order**. A follower reads "events after N" and moves its position to the highest
-    /// revision it saw; if revision N+2 could commit while N+1 was still open, the follower
-    /// would skip N+1 for good. A backend whose writers can run concurrently must therefore
-    /// hold a lock from taking a revision until commit; one with a single writer needs
-    /// nothing.
+    /// - **Revisions become visible in revision order.** A follower reads "events after N"
+    ///   and moves its position to the highest revision it saw; if revision N+2 could commit
+    ///   while N+1 was still open, the follower would skip N+1 for good. A backend whose
+    ///   writers can run concurrently must therefore hold a lock from taking a revision
+    ///   until commit; one with a single writer needs nothing.
+    /// - **One first start.** Processes starting together on an empty database must not
+    ///   each bootstrap: the same lock serialises them, and the later ones find it done.
+    /// - **Announce the commit** to the other processes' change feeds, if the backend has
+    ///   one (PostgreSQL queues its NOTIFY here; it is sent at commit, and a bootstrap's is
+    ///   harmless).
     fn lock_revisions(
         tx: &mut Transaction<'_, Self::Db>,
     ) -> impl Future<Output = StoreResult<()>> + Send;

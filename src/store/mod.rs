@@ -1,6 +1,6 @@
 //! Persistence: the [`Store`] trait the authority needs, implemented once in SQL
 //! (`sql/`) and compiled for each database (`sqlite/`, `postgres/`), which supplies only
-//! what really differs ([`Backend`]).
+//! what really differs (the `Backend` trait in `backend.rs`).
 //!
 //! The store knows SQL and nothing of the rules. Each mutating method commits the change,
 //! its audit record and (when the change can alter a verification answer) its invalidation
@@ -179,8 +179,9 @@ pub trait Store: Send + Sync + 'static {
         change: &Change,
     ) -> StoreResult<Option<InvalidationEvent>>;
 
-    /// Everything the verification of the secret with this hash depends on, and the revision
-    /// it was read at, in one consistent snapshot. None: no such secret.
+    /// Everything the verification of the secret with this hash depends on, and a revision
+    /// read before it: the data is at least as new as the revision, never older (the answer
+    /// cached from it is outdated by any event after that revision). None: no such secret.
     async fn verification_snapshot(
         &self,
         hash: &SecretHash,

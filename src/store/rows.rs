@@ -1,5 +1,5 @@
-//! Rows as the databases return them, and their decoding into domain types. Shared by the
-//! store implementations: the column layout is the same in every database.
+//! Rows as the databases return them, and their decoding into domain types. Used by the
+//! one SQL implementation for every database: the column layout is the same in each.
 
 use std::collections::BTreeMap;
 

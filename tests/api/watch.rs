@@ -239,6 +239,8 @@ async fn each_ended_grace_period_is_announced_once_by_concurrent_sweepers() {
         reset.insert(id);
     }
     let stopped = app.stop().await;
+    // On SQLite two stores mean two writer connections to one file, which a server never
+    // opens; SQLite's file lock (and busy timeout) serialises them.
     let settings = test_settings(&stopped.database_url);
     let (one, other) = (
         open_store(&settings, false).await.unwrap(),

@@ -117,6 +117,9 @@ impl Backend for PostgresStore {
 
     const SUBSTRING_POSITION: &'static str = "strpos";
 
+    /// As `0001_initial.sql` spells it.
+    const NOT_ANNOUNCED: &'static str = "NOT expiry_announced";
+
     fn writer(&self) -> &PgPool {
         &self.pool
     }
@@ -125,9 +128,9 @@ impl Backend for PostgresStore {
         &self.pool
     }
 
-    /// Takes the transaction-scoped advisory lock that orders revisions (held until commit
-    /// or rollback, so revisions become visible in order) and queues the NOTIFY that
-    /// PostgreSQL sends to every replica's listener at commit.
+    /// Takes the transaction-scoped advisory lock that orders revisions and first starts
+    /// (held until commit or rollback, so revisions become visible in order) and queues the
+    /// NOTIFY that PostgreSQL sends to every replica's listener at commit.
     async fn lock_revisions(tx: &mut Transaction<'_, Postgres>) -> StoreResult<()> {
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(REVISION_LOCK)

@@ -127,16 +127,17 @@ pub(super) async fn announce_expired_secrets(
 ) -> StoreResult<Vec<InvalidationEvent>> {
     // One statement: concurrent writers each get only the rows they marked themselves
     // (on PostgreSQL the loser of a row lock re-checks the condition and skips the row).
-    // The condition is spelled as the partial index's, so that both databases use it.
-    let due: Vec<(String, String)> = sqlx::query_as(
+    let sql = format!(
         "UPDATE token_secrets SET expiry_announced = TRUE
-         WHERE NOT expiry_announced AND expires_at <= $1
+         WHERE {} AND expires_at <= $1
          RETURNING token_id,
            (SELECT account_id FROM tokens WHERE tokens.id = token_secrets.token_id) AS account_id",
-    )
-    .bind(to_micros(now))
-    .fetch_all(&mut **tx)
-    .await?;
+        ThisBackend::NOT_ANNOUNCED
+    );
+    let due: Vec<(String, String)> = sqlx::query_as(&sql)
+        .bind(to_micros(now))
+        .fetch_all(&mut **tx)
+        .await?;
     let mut events = Vec::with_capacity(due.len());
     for (token_id, account_id) in due {
         let invalidation = Invalidation {

@@ -6,6 +6,15 @@
 //! holds that table's statements; `store.rs` implements [`Store`](crate::store::Store) on
 //! top of them, with the transaction of each change. Statements use `$N` placeholders,
 //! which sqlx binds on SQLite as well as on PostgreSQL, and only SQL both databases accept.
+//!
+//! Adding a column: a migration for each database (`migrations/sqlite/`,
+//! `migrations/postgres/`), the row type and its decoding (`store/rows.rs`, and
+//! `SnapshotRow` if verification needs it), then the table's file here. Mind that
+//! - `QueryBuilder::push_bind` writes each backend's own placeholder, so text given to
+//!   `push` never holds a `$N`;
+//! - SQLite binds NULL to a `$N` beyond the values bound where PostgreSQL fails, so a
+//!   miscounted placeholder shows up in the PostgreSQL half of the test suite only;
+//! - booleans are INTEGER columns on SQLite: write `TRUE`, `FALSE`, or compare the column.
 
 mod accounts;
 mod audit;

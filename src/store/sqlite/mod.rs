@@ -71,6 +71,9 @@ impl Backend for SqliteStore {
 
     const SUBSTRING_POSITION: &'static str = "instr";
 
+    /// The column is an INTEGER on SQLite; `0002_event_follow.sql` spells it so.
+    const NOT_ANNOUNCED: &'static str = "expiry_announced = 0";
+
     fn writer(&self) -> &SqlitePool {
         &self.writer
     }
@@ -79,7 +82,8 @@ impl Backend for SqliteStore {
         &self.reader
     }
 
-    /// Nothing to do: the single writer connection already orders revisions.
+    /// Nothing to do: the single writer connection already orders revisions and first
+    /// starts, and no other process follows the file.
     async fn lock_revisions(_tx: &mut Transaction<'_, Sqlite>) -> StoreResult<()> {
         Ok(())
     }
