@@ -44,6 +44,8 @@ fn serve(database_url: &str, token_file: Option<&std::path::Path>) -> (Child, St
         "serve",
         "--listen-addr",
         "127.0.0.1:0",
+        "--metrics-addr",
+        "127.0.0.1:0",
         "--log-format",
         "json",
         "--log-level",

@@ -41,6 +41,8 @@ fn start_server(dir: &std::path::Path) -> (Child, String, String) {
             "serve",
             "--listen-addr",
             "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
             "--log-format",
             "json",
             "--log-level",

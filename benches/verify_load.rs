@@ -11,7 +11,9 @@
 //! Run with `cargo bench --bench verify_load`. Tunables (environment):
 //! `LOAD_SECONDS` (per measurement, default 5), `LOAD_CONNECTIONS` (HTTP/2 connections,
 //! default 4), `LOAD_MODERATE` (in-flight calls at moderate load, default 4),
-//! `LOAD_SATURATING` (in-flight calls at saturation, default 64).
+//! `LOAD_SATURATING` (in-flight calls at saturation, default 64), `LOAD_METRICS` (1, the
+//! default: the Prometheus recorder is installed as the server binary does; 0: metrics are
+//! not recorded, to measure what recording costs).
 //!
 //! The server runs in this process on its own runtime, the clients on another; both share
 //! the machine, so the figures are what one box does with the load generator on it.
@@ -238,7 +240,15 @@ fn main() {
         .enable_all()
         .build()
         .expect("server runtime");
+    let metrics = env_or("LOAD_METRICS", 1) == 1;
     let (addr, operator) = server_runtime.block_on(async {
+        if metrics {
+            let endpoint =
+                token_authority::metrics::install("127.0.0.1:0".parse().expect("address"))
+                    .await
+                    .expect("metrics endpoint");
+            tokio::spawn(endpoint.serve());
+        }
         let mut app = Application::build(settings).await.expect("server starts");
         let operator = app
             .take_bootstrap_token()
@@ -295,7 +305,8 @@ fn main() {
         measure(&channels, 8, 1, verify.clone()).await;
 
         println!(
-            "warm VerifyToken vs empty unary RPC (health Check), {connections} HTTP/2 connections, {seconds} s each"
+            "warm VerifyToken vs empty unary RPC (health Check), {connections} HTTP/2 connections, {seconds} s each, metrics {}",
+            if metrics { "recorded" } else { "off" }
         );
         println!(
             "{:<11} {:>9} {:<12} {:>12} {:>9} {:>9} {:>9}",

@@ -37,6 +37,25 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where the Prometheus endpoint listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsAddr {
+    /// No endpoint (and no recording).
+    Off,
+    At(SocketAddr),
+}
+
+impl std::str::FromStr for MetricsAddr {
+    type Err = std::net::AddrParseError;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        if value.eq_ignore_ascii_case("off") {
+            return Ok(Self::Off);
+        }
+        value.parse().map(Self::At)
+    }
+}
+
 /// Everything the server needs to start.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
@@ -48,6 +67,17 @@ pub struct Settings {
         global = true
     )]
     pub listen_addr: SocketAddr,
+
+    /// Address of the Prometheus endpoint (plain HTTP, `GET /metrics`), or `off`. Loopback by
+    /// default, like the gRPC address: metrics describe the traffic, so exposing them is the
+    /// operator's choice (e.g. `0.0.0.0:9464` for a scraper on another host).
+    #[arg(
+        long,
+        env = "TOKEN_AUTHORITY_METRICS_ADDR",
+        default_value = "127.0.0.1:9464",
+        global = true
+    )]
+    pub metrics_addr: MetricsAddr,
 
     /// Serve TLS with this certificate chain (PEM); needs --tls-key. Without it the server
     /// speaks plaintext HTTP/2 (for loopback, or behind a TLS-terminating proxy).
@@ -227,6 +257,10 @@ mod tests {
         let cli = Cli::parse_from(["token-authority"]);
         assert!(cli.command.is_none());
         assert_eq!(cli.settings.listen_addr.to_string(), "127.0.0.1:50051");
+        assert_eq!(
+            cli.settings.metrics_addr,
+            MetricsAddr::At("127.0.0.1:9464".parse().unwrap())
+        );
         assert_eq!(
             cli.settings.max_grace_period,
             Duration::from_secs(7 * 86_400)

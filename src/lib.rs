@@ -6,7 +6,7 @@
 //! - `store`: persistence behind one trait, on SQLite or PostgreSQL.
 //! - `authority`: the use cases, with the verification cache and the watch streams.
 //! - `grpc`: thin tonic services over the authority.
-//! - `configuration`, `telemetry`, `startup`: running the server.
+//! - `configuration`, `telemetry`, `metrics`, `startup`: running the server.
 //!
 //! Beside them: `client`, the library backends use to verify tokens (a caching verifier and
 //! a tower layer); `tokenctl`, the admin CLI; [`credential`] and `watermarks`, shared by the
@@ -36,6 +36,9 @@ pub mod authority;
 
 #[cfg(feature = "server")]
 pub mod grpc;
+
+#[cfg(feature = "server")]
+pub mod metrics;
 
 #[cfg(feature = "server")]
 pub mod configuration;

@@ -13,7 +13,7 @@ use tonic::transport::server::TcpIncoming;
 use crate::authority::{Authority, AuthorityError, bootstrap};
 use crate::configuration::Settings;
 use crate::domain::TokenSecret;
-use crate::grpc::{AdminApi, TokenApi, limits, panics};
+use crate::grpc::{AdminApi, TokenApi, limits, panics, rpc_metrics};
 use crate::proto::admin_service_server::AdminServiceServer;
 use crate::proto::token_service_server::TokenServiceServer;
 use crate::store::postgres::{PoolSettings, PostgresStore};
@@ -58,6 +58,7 @@ pub async fn open_store(
         if migrate {
             store.migrate().await?;
         }
+        crate::metrics::record_build_info("sqlite");
         return Ok(Arc::new(store));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -69,6 +70,7 @@ pub async fn open_store(
         if migrate {
             store.migrate().await?;
         }
+        crate::metrics::record_build_info("postgres");
         return Ok(Arc::new(store));
     }
     // Only the scheme: the rest of a URL may hold a password.
@@ -203,6 +205,7 @@ impl Application {
             .trace_fn(
                 |request| tracing::error_span!(panics::REQUEST_SPAN, method = %request.uri().path()),
             )
+            .layer(rpc_metrics::RpcMetricsLayer)
             .layer(panics::catch_panic_layer())
             .layer(limits::resource_exhausted_layer())
             .add_service(health_service)

@@ -11,6 +11,7 @@ use crate::domain::{
     Permission, PermissionSet, SecretHash, Timestamp, TokenSecret, Verdict, VerificationCode,
     VerificationSnapshot, evaluate, now,
 };
+use crate::metrics::{VerifyPath, record_verification};
 
 /// The answer to a verification.
 #[derive(Debug, Clone)]
@@ -23,6 +24,8 @@ pub struct VerifyOutcome {
     pub revision: u64,
     /// When the verdict was computed: the last use recorded if the answer is handed out.
     at: Timestamp,
+    /// Where the answer came from.
+    path: VerifyPath,
 }
 
 impl VerifyOutcome {
@@ -36,6 +39,7 @@ impl VerifyOutcome {
             snapshot: None,
             revision,
             at: now(),
+            path: VerifyPath::None,
         }
     }
 
@@ -68,11 +72,13 @@ impl Authority {
             .is_some_and(|s| !caller.can_access(&s.account_id))
         {
             // Not a use: to this caller the token does not exist.
+            record_verification(VerificationCode::NotFound, VerifyPath::None);
             return Ok(VerifyOutcome::without_token(
                 VerificationCode::NotFound,
                 outcome.revision,
             ));
         }
+        record_verification(outcome.verdict.code, outcome.path);
         self.note_use(&outcome);
         Ok(outcome)
     }
@@ -149,10 +155,10 @@ impl Authority {
         } else {
             None
         };
-        let (cached, revision) = match cached {
+        let (cached, revision, path) = match cached {
             Some(cached) => {
                 let revision = applied.max(cached.revision);
-                (cached, revision)
+                (cached, revision, VerifyPath::Cache)
             }
             None => {
                 let started = Instant::now();
@@ -165,7 +171,7 @@ impl Authority {
                 };
                 let cached = Arc::new(CachedSnapshot::new(snapshot, revision, started));
                 self.cache.insert(*hash, cached.clone());
-                (cached, revision)
+                (cached, revision, VerifyPath::Store)
             }
         };
         let verdict = evaluate(&cached.snapshot, &cached.effective_scopes, required, at);
@@ -174,6 +180,7 @@ impl Authority {
             snapshot: Some(cached),
             revision,
             at,
+            path,
         })
     }
 

@@ -6,10 +6,10 @@ use std::path::Path;
 
 use anyhow::Context;
 use clap::Parser;
-use token_authority::configuration::{Cli, Command};
+use token_authority::configuration::{Cli, Command, MetricsAddr};
 use token_authority::domain::TokenSecret;
 use token_authority::startup::{Application, open_store};
-use token_authority::telemetry;
+use token_authority::{metrics, telemetry};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -34,6 +34,14 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("database is up to date");
         }
         Command::Serve => {
+            if let MetricsAddr::At(addr) = settings.metrics_addr {
+                // Before the server is built: handles register with the recorder on first use.
+                let endpoint = metrics::install(addr)
+                    .await
+                    .context("could not start the metrics endpoint")?;
+                tracing::info!(addr = %endpoint.local_addr, "metrics listening");
+                tokio::spawn(endpoint.serve());
+            }
             let token_file = settings.bootstrap_token_file.clone();
             let mut app = Application::build(settings)
                 .await

@@ -21,7 +21,8 @@ pub enum VerificationCode {
     InsufficientScopes,
 }
 
-/// Everything a verification answer depends on, read in one consistent snapshot.
+/// Everything a verification answer depends on, read together (see
+/// `Store::verification_snapshot` for what the read guarantees).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerificationSnapshot {
     pub token_id: TokenId,

@@ -6,6 +6,7 @@ pub(crate) mod convert;
 mod credential;
 pub mod limits;
 pub mod panics;
+pub mod rpc_metrics;
 mod status;
 mod token_service;
 

@@ -15,10 +15,18 @@ const BINARY: &str = env!("CARGO_BIN_EXE_token-authority");
 
 /// Starts `token-authority serve` on a free port; returns the child and its address.
 pub(crate) fn serve(database_url: &str, extra: &[&str]) -> (Child, String) {
+    let (child, addr, _) = serve_with_metrics(database_url, extra);
+    (child, addr)
+}
+
+/// Like [`serve`], and also returns the address of its metrics endpoint (on a free port).
+pub(crate) fn serve_with_metrics(database_url: &str, extra: &[&str]) -> (Child, String, String) {
     let mut child = Command::new(BINARY)
         .args([
             "serve",
             "--listen-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
             "127.0.0.1:0",
             "--log-format",
             "json",
@@ -31,19 +39,27 @@ pub(crate) fn serve(database_url: &str, extra: &[&str]) -> (Child, String) {
         .expect("the binary starts");
     let stderr = child.stderr.take().expect("stderr");
     let mut lines = BufReader::new(stderr).lines();
+    let mut metrics_addr = None;
     let addr = loop {
         let line = lines
             .next()
             .expect("the server logs until it listens")
             .expect("log line");
-        if line.contains("token authority listening") {
+        let logged_addr = || {
             let value: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
-            break value["addr"].as_str().expect("addr field").to_owned();
+            value["addr"].as_str().expect("addr field").to_owned()
+        };
+        if line.contains("metrics listening") {
+            metrics_addr = Some(logged_addr());
+        }
+        if line.contains("token authority listening") {
+            break logged_addr();
         }
     };
     // Keep draining stderr so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    (child, addr)
+    let metrics_addr = metrics_addr.expect("the metrics endpoint listens before the server");
+    (child, addr, metrics_addr)
 }
 
 /// Sends SIGTERM and waits: a graceful shutdown exits 0, well within the shutdown timeout.

@@ -36,6 +36,7 @@ mod example_backend;
 mod health_reflection;
 mod helpers;
 mod isolation;
+mod metrics;
 mod model;
 mod outage;
 mod panics;

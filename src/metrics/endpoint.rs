@@ -1,0 +1,121 @@
+//! The Prometheus scrape endpoint: installs the Prometheus recorder as the process's
+//! metrics recorder and serves its text format on a listener of its own (HTTP/1, `GET
+//! /metrics`), apart from the gRPC port, so that scraping needs no gRPC and the port can be
+//! firewalled on its own.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+
+use super::{RPC_BUCKETS, RPC_HANDLING_SECONDS, describe};
+
+/// How often histograms are compacted (the exporter's own listener does the same).
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Why the endpoint could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("could not listen for metrics on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not install the metrics recorder: {0}")]
+    Recorder(String),
+}
+
+/// The installed recorder and its bound listener, ready to serve.
+pub struct MetricsEndpoint {
+    /// The address actually bound (a port 0 request gets a free port).
+    pub local_addr: SocketAddr,
+    listener: TcpListener,
+    handle: PrometheusHandle,
+}
+
+/// Installs the Prometheus recorder for the whole process and binds `addr`. Call once,
+/// before the server is built.
+pub async fn install(addr: SocketAddr) -> Result<MetricsEndpoint, MetricsError> {
+    let recorder = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(RPC_HANDLING_SECONDS.to_owned()), RPC_BUCKETS)
+        .map_err(|error| MetricsError::Recorder(error.to_string()))?
+        .build_recorder();
+    let handle = recorder.handle();
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| MetricsError::Bind { addr, source })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| MetricsError::Bind { addr, source })?;
+    metrics::set_global_recorder(recorder)
+        .map_err(|error| MetricsError::Recorder(error.to_string()))?;
+    describe();
+    Ok(MetricsEndpoint {
+        local_addr,
+        listener,
+        handle,
+    })
+}
+
+impl MetricsEndpoint {
+    /// Serves scrapes until the process ends.
+    pub async fn serve(self) {
+        let upkeep = self.handle.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(UPKEEP_INTERVAL);
+            loop {
+                every.tick().await;
+                upkeep.run_upkeep();
+            }
+        });
+        loop {
+            let stream = match self.listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    tracing::warn!(%error, "could not accept a metrics connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let handle = self.handle.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request| {
+                    let handle = handle.clone();
+                    async move { Ok::<_, Infallible>(answer(&request, &handle)) }
+                });
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service);
+                if let Err(error) = connection.await {
+                    tracing::debug!(%error, "metrics connection ended with an error");
+                }
+            });
+        }
+    }
+}
+
+fn answer<B>(request: &Request<B>, handle: &PrometheusHandle) -> Response<Full<Bytes>> {
+    let (status, content_type, body) =
+        if request.method() == hyper::Method::GET && request.uri().path() == "/metrics" {
+            (StatusCode::OK, "text/plain; version=0.0.4", handle.render())
+        } else {
+            (
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                "metrics are served at GET /metrics\n".to_owned(),
+            )
+        };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(content_type),
+    );
+    response
+}

@@ -1,0 +1,219 @@
+//! The Prometheus endpoint of the real binary: after known traffic, the counts by name and
+//! label, read with an exposition-format parser; requests to made-up paths add no series.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+
+use tonic::Code;
+use tonic::transport::Channel;
+
+use token_authority::domain::TokenSecret;
+use token_authority::proto::token_service_client::TokenServiceClient;
+use token_authority::proto::{CreateTokenRequest, VerifyTokenRequest};
+
+use crate::binary::{serve_with_metrics, terminate};
+
+/// `GET path` over plain HTTP/1.1; returns the status line and the body.
+fn http_get(addr: &str, path: &str) -> (String, String) {
+    let mut stream = std::net::TcpStream::connect(addr).expect("the metrics port accepts");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request sent");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response read");
+    let (head, body) = response.split_once("\r\n\r\n").expect("a head and a body");
+    let status = head.lines().next().unwrap_or_default().to_owned();
+    (status, body.to_owned())
+}
+
+/// The value of the sample of `name` whose labels include every pair of `labels`, summed
+/// over the samples that match (0 when none does).
+fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match &s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => *v,
+            prometheus_parse::Value::Histogram(buckets) => {
+                buckets.last().map(|b| b.count).unwrap_or_default()
+            }
+            prometheus_parse::Value::Summary(_) => 0.0,
+        })
+        .sum()
+}
+
+fn scrape(addr: &str) -> prometheus_parse::Scrape {
+    let (status, body) = http_get(addr, "/metrics");
+    assert!(status.contains(" 200 "), "{status}");
+    let lines = body.lines().map(|line| Ok(line.to_owned()));
+    prometheus_parse::Scrape::parse(lines).expect("valid exposition format")
+}
+
+async fn verify(
+    client: &mut TokenServiceClient<Channel>,
+    credential: Option<&str>,
+    token: &str,
+) -> Result<tonic::Response<token_authority::proto::VerifyTokenResponse>, tonic::Status> {
+    let mut request = tonic::Request::new(VerifyTokenRequest {
+        token: token.to_owned(),
+        required_scopes: vec![],
+    });
+    if let Some(credential) = credential {
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {credential}").parse().expect("metadata"),
+        );
+    }
+    client.verify_token(request).await
+}
+
+// Multi-threaded: the test blocks on the child process (see binary.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_endpoint_counts_rpcs_and_verifications_by_name_and_label() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}", dir.path().join("metrics.db").display());
+    let token_file = dir.path().join("owner.token");
+    let (child, addr, metrics_addr) = serve_with_metrics(
+        &database_url,
+        &["--bootstrap-token-file", token_file.to_str().unwrap()],
+    );
+    let owner = std::fs::read_to_string(&token_file).unwrap();
+    let owner = owner.trim();
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = TokenServiceClient::new(channel.clone());
+
+    // A token nobody has presented yet: its first verification reads the store.
+    let owner_id = verify(&mut client, Some(owner), owner)
+        .await
+        .unwrap()
+        .into_inner()
+        .owner
+        .expect("an owner")
+        .id;
+    let mut create = tonic::Request::new(CreateTokenRequest {
+        owner_id,
+        name: "metered".into(),
+        ..Default::default()
+    });
+    create
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {owner}").parse().unwrap());
+    let secret = client
+        .create_token(create)
+        .await
+        .unwrap()
+        .into_inner()
+        .secret;
+    for _ in 0..3 {
+        assert!(
+            verify(&mut client, Some(owner), &secret)
+                .await
+                .unwrap()
+                .into_inner()
+                .valid
+        );
+    }
+    for _ in 0..2 {
+        verify(&mut client, Some(owner), "not a token")
+            .await
+            .unwrap();
+    }
+    let unknown = TokenSecret::generate();
+    verify(&mut client, Some(owner), unknown.expose())
+        .await
+        .unwrap();
+    let refused = verify(&mut client, None, &secret).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    // Made-up methods are answered UNIMPLEMENTED and counted under `unknown`.
+    for i in 0..3 {
+        let path = format!("/attacker.Service{i}/Method{i}");
+        let mut grpc = tonic::client::Grpc::new(channel.clone());
+        grpc.ready().await.unwrap();
+        let codec = tonic_prost::ProstCodec::<VerifyTokenRequest, VerifyTokenRequest>::default();
+        let answer = grpc
+            .unary(
+                tonic::Request::new(VerifyTokenRequest::default()),
+                path.parse().unwrap(),
+                codec,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(answer.code(), Code::Unimplemented);
+    }
+
+    let scrape = scrape(&metrics_addr);
+    let verifications = "token_authority_verifications_total";
+    let counts: HashMap<(&str, &str), f64> = [
+        ("VALID", "store"),
+        ("VALID", "cache"),
+        ("MALFORMED", "none"),
+        ("NOT_FOUND", "none"),
+    ]
+    .into_iter()
+    .map(|(code, path)| {
+        let labels = [("code", code), ("path", path)];
+        ((code, path), value(&scrape, verifications, &labels))
+    })
+    .collect();
+    // The owner's own token was warmed by authenticating the first call.
+    assert_eq!(counts[&("VALID", "store")], 1.0, "{counts:?}");
+    assert_eq!(counts[&("VALID", "cache")], 3.0, "{counts:?}");
+    assert_eq!(counts[&("MALFORMED", "none")], 2.0, "{counts:?}");
+    assert_eq!(counts[&("NOT_FOUND", "none")], 1.0, "{counts:?}");
+
+    let verify_token = [
+        ("grpc_service", "tokenauthority.v1.TokenService"),
+        ("grpc_method", "VerifyToken"),
+        ("grpc_type", "unary"),
+    ];
+    let with_code = |code| {
+        let mut labels = verify_token.to_vec();
+        labels.push(("grpc_code", code));
+        value(&scrape, "grpc_server_handled_total", &labels)
+    };
+    assert_eq!(
+        value(&scrape, "grpc_server_started_total", &verify_token),
+        8.0
+    );
+    assert_eq!(with_code("OK"), 7.0);
+    assert_eq!(with_code("Unauthenticated"), 1.0);
+    assert_eq!(
+        value(&scrape, "grpc_server_handling_seconds_count", &verify_token),
+        8.0
+    );
+    let unknown = [("grpc_service", "unknown"), ("grpc_code", "Unimplemented")];
+    assert_eq!(value(&scrape, "grpc_server_handled_total", &unknown), 3.0);
+    assert!(
+        scrape
+            .samples
+            .iter()
+            .all(|s| !format!("{:?}", s.labels).contains("attacker")),
+        "a client's path never becomes a label"
+    );
+    let build = [
+        ("backend", "sqlite"),
+        ("version", env!("CARGO_PKG_VERSION")),
+    ];
+    assert_eq!(value(&scrape, "token_authority_build_info", &build), 1.0);
+    assert!(
+        scrape
+            .docs
+            .contains_key("token_authority_verifications_total")
+    );
+
+    let (status, _) = http_get(&metrics_addr, "/other");
+    assert!(status.contains(" 404 "), "{status}");
+    drop(client);
+    drop(channel);
+    terminate(child);
+}
