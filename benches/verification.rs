@@ -9,7 +9,8 @@
 //! - `client/verify_hit`: the client library's `CachingVerifier::verify` answering from its
 //!   cache (a real server runs in process to fill it and feed its watch stream).
 //!
-//! Run with `cargo bench --bench verification`.
+//! Run with `cargo bench --bench verification`; with `BENCH_METRICS=1` the Prometheus
+//! recorder is installed first, as in the server binary, to measure what recording costs.
 
 use std::sync::Arc;
 
@@ -39,6 +40,14 @@ fn warm_verification(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("bench.db").display());
     let (authority, caller, secret) = runtime.block_on(async {
+        // BENCH_METRICS=1: record metrics as the server binary does, to measure their cost.
+        if std::env::var("BENCH_METRICS").is_ok_and(|v| v == "1") {
+            let addr = "127.0.0.1:0".parse().expect("address");
+            let endpoint = token_authority::metrics::install(addr)
+                .await
+                .expect("metrics");
+            tokio::spawn(endpoint.serve());
+        }
         let store = SqliteStore::connect(&url, 2).await.expect("store");
         store.migrate().await.expect("migrations");
         let store: Arc<dyn Store> = Arc::new(store);

@@ -10,7 +10,7 @@ use std::time::Duration;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 
@@ -90,7 +90,10 @@ impl MetricsEndpoint {
                     let handle = handle.clone();
                     async move { Ok::<_, Infallible>(answer(&request, &handle)) }
                 });
+                // The timer makes hyper's header-read timeout (30 s) apply, so that a client
+                // that opens connections and sends nothing cannot hold them for ever.
                 let connection = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
                     .serve_connection(TokioIo::new(stream), service);
                 if let Err(error) = connection.await {
                     tracing::debug!(%error, "metrics connection ended with an error");
