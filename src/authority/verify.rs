@@ -71,8 +71,9 @@ impl Authority {
             .snapshot()
             .is_some_and(|s| !caller.can_access(&s.account_id))
         {
-            // Not a use: to this caller the token does not exist.
-            record_verification(VerificationCode::NotFound, VerifyPath::None);
+            // Not a use: to this caller the token does not exist (counted as what it looks
+            // like to the caller, by the path really taken).
+            record_verification(VerificationCode::NotFound, outcome.path);
             return Ok(VerifyOutcome::without_token(
                 VerificationCode::NotFound,
                 outcome.revision,
@@ -164,10 +165,10 @@ impl Authority {
                 let started = Instant::now();
                 let Some((snapshot, revision)) = self.store.verification_snapshot(hash).await?
                 else {
-                    return Ok(VerifyOutcome::without_token(
-                        VerificationCode::NotFound,
-                        applied,
-                    ));
+                    return Ok(VerifyOutcome {
+                        path: VerifyPath::Store,
+                        ..VerifyOutcome::without_token(VerificationCode::NotFound, applied)
+                    });
                 };
                 let cached = Arc::new(CachedSnapshot::new(snapshot, revision, started));
                 self.cache.insert(*hash, cached.clone());

@@ -1,13 +1,15 @@
 //! Counts and times every RPC in grpc-ecosystem's metric names (`grpc_server_started_total`,
 //! `grpc_server_handled_total`, `grpc_server_handling_seconds`), the ones existing gRPC
-//! dashboards and alerts expect. The outermost layer, so it sees the final gRPC code
-//! (panics and over-limit rewrites included).
+//! dashboards and alerts expect. The outermost of the server's own layers, so it sees the
+//! code of panics and over-limit rewrites; tonic's deadline handling sits outside it, and
+//! a call it (or the client) abandons before answering is counted as `Canceled`.
 //!
 //! Labels are bounded whatever a client sends: a path that is not one of the served methods
 //! is counted as `unknown`, so requests to made-up paths cannot grow the metric series.
 //! The code comes from the response headers (a trailers-only answer) or the trailers at the
-//! end of the body; a response dropped before its end (the client went away) counts as
-//! `Canceled`.
+//! end of the body; a call dropped before its end (the client went away, or its deadline
+//! passed) counts as `Canceled`, so slow calls that time out still show in the counts and
+//! the latency histogram.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -137,6 +139,7 @@ static METHODS: LazyLock<(HashMap<String, MethodMetrics>, MethodMetrics)> = Lazy
     (methods, unknown)
 });
 
+/// The entry of a request path; `unknown` for anything that is not a served method.
 fn method_of(path: &str) -> &'static MethodMetrics {
     let (methods, unknown) = &*METHODS;
     methods.get(path).unwrap_or(unknown)
@@ -173,14 +176,12 @@ where
     }
 
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
+        let started = Instant::now();
         let method = method_of(request.uri().path());
         method.started().increment(1);
         MeteredFuture {
             inner: self.inner.call(request),
-            rpc: Some(Rpc {
-                method,
-                started: Instant::now(),
-            }),
+            rpc: Some(Rpc { method, started }),
         }
     }
 }
@@ -212,6 +213,15 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         rpc: Option<Rpc>,
+    }
+
+    impl<F> PinnedDrop for MeteredFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // Dropped before the response: the call was abandoned (reset or deadline).
+            if let Some(rpc) = this.project().rpc.take() {
+                rpc.finish(CANCELED);
+            }
+        }
     }
 }
 
@@ -301,5 +311,32 @@ impl<B: Body> Body for MeteredBody<B> {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn served_methods_are_known_by_path_and_type_and_others_are_unknown() {
+        let verify = method_of("/tokenauthority.v1.TokenService/VerifyToken");
+        assert_eq!(
+            (verify.service.as_str(), verify.method.as_str(), verify.kind),
+            ("tokenauthority.v1.TokenService", "VerifyToken", "unary")
+        );
+        let watch = method_of("/tokenauthority.v1.TokenService/WatchRevocations");
+        assert_eq!(watch.kind, "server_stream");
+        assert_eq!(method_of("/grpc.health.v1.Health/Check").kind, "unary");
+        let reflection = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
+        assert_eq!(method_of(reflection).kind, "bidi_stream");
+        for path in [
+            "",
+            "/",
+            "/tokenauthority.v1.TokenService/",
+            "/x/VerifyToken",
+        ] {
+            assert_eq!(method_of(path).service, "unknown", "{path:?}");
+        }
     }
 }

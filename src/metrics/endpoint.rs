@@ -18,6 +18,12 @@ use super::{RPC_BUCKETS, RPC_HANDLING_SECONDS, describe};
 
 /// How often histograms are compacted (the exporter's own listener does the same).
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+/// Scrape connections served at once; more are closed at accept. Prometheus needs one.
+const MAX_CONNECTIONS: usize = 16;
+/// The longest a scrape connection lives, whatever its client does (or does not) send.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest request head read: a scrape is one short GET.
+const MAX_REQUEST_BYTES: usize = 16 * 1024;
 
 /// Why the endpoint could not start.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +63,15 @@ pub async fn install(addr: SocketAddr) -> Result<MetricsEndpoint, MetricsError> 
     metrics::set_global_recorder(recorder)
         .map_err(|error| MetricsError::Recorder(error.to_string()))?;
     describe();
+    // Histogram samples queue until compacted: compact from the moment recording starts.
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(UPKEEP_INTERVAL);
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
     Ok(MetricsEndpoint {
         local_addr,
         listener,
@@ -65,16 +80,11 @@ pub async fn install(addr: SocketAddr) -> Result<MetricsEndpoint, MetricsError> 
 }
 
 impl MetricsEndpoint {
-    /// Serves scrapes until the process ends.
+    /// Serves scrapes until the process ends. The endpoint shares the process with the
+    /// token service, so a client of it cannot hold more than a few connections, for long,
+    /// or with large requests.
     pub async fn serve(self) {
-        let upkeep = self.handle.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(UPKEEP_INTERVAL);
-            loop {
-                every.tick().await;
-                upkeep.run_upkeep();
-            }
-        });
+        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         loop {
             let stream = match self.listener.accept().await {
                 Ok((stream, _)) => stream,
@@ -84,8 +94,13 @@ impl MetricsEndpoint {
                     continue;
                 }
             };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                drop(stream);
+                continue;
+            };
             let handle = self.handle.clone();
             tokio::spawn(async move {
+                let _slot = slot;
                 let service = hyper::service::service_fn(move |request| {
                     let handle = handle.clone();
                     async move { Ok::<_, Infallible>(answer(&request, &handle)) }
@@ -94,9 +109,15 @@ impl MetricsEndpoint {
                 // that opens connections and sends nothing cannot hold them for ever.
                 let connection = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
+                    .max_buf_size(MAX_REQUEST_BYTES)
+                    .keep_alive(false)
                     .serve_connection(TokioIo::new(stream), service);
-                if let Err(error) = connection.await {
-                    tracing::debug!(%error, "metrics connection ended with an error");
+                match tokio::time::timeout(CONNECTION_TIMEOUT, connection).await {
+                    Ok(Err(error)) => {
+                        tracing::debug!(%error, "metrics connection ended with an error");
+                    }
+                    Err(_) => tracing::debug!("metrics connection timed out"),
+                    Ok(Ok(())) => {}
                 }
             });
         }

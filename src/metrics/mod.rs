@@ -1,5 +1,5 @@
-//! The server's Prometheus metrics: their names (a contract with dashboards and alerts, see
-//! `deploy/` and the README), their help texts, and cheap handles for the hot paths.
+//! The server's Prometheus metrics: their names (a contract with dashboards and alerts; the
+//! README lists them), their help texts, and cheap handles for the hot paths.
 //!
 //! Everything records through the `metrics` facade, which is a no-op until a recorder is
 //! installed: the server binary installs the Prometheus one (`endpoint.rs`) before it
@@ -23,8 +23,8 @@ pub const RPC_HANDLED: &str = "grpc_server_handled_total";
 /// Time from an RPC's request to the end of its response (a stream's whole life).
 pub const RPC_HANDLING_SECONDS: &str = "grpc_server_handling_seconds";
 /// VerifyToken answers, by `code` (the VerificationCode, e.g. `VALID`) and `path`:
-/// `cache` (answered from memory), `store` (read from the database), `none` (malformed, or
-/// no such token).
+/// `cache` (answered from memory), `store` (read from the database, found or not), `none`
+/// (malformed: rejected without a look-up).
 pub const VERIFICATIONS: &str = "token_authority_verifications_total";
 /// 1, with the `version` and the database `backend` as labels.
 pub const BUILD_INFO: &str = "token_authority_build_info";
@@ -64,7 +64,7 @@ pub enum VerifyPath {
     Cache,
     /// From a read of the database.
     Store,
-    /// Without a token: the presented value was malformed or names no token.
+    /// Without a look-up: the presented value was malformed.
     None,
 }
 
@@ -107,7 +107,8 @@ fn code_index(code: VerificationCode) -> usize {
     }
 }
 
-/// The label of a verification code: its name in the protobuf enum.
+/// The label of a verification code: its protobuf enum value's name without the
+/// `VERIFICATION_CODE_` prefix.
 fn code_label(code: VerificationCode) -> &'static str {
     match code {
         VerificationCode::Valid => "VALID",

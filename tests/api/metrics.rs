@@ -92,7 +92,7 @@ async fn the_endpoint_counts_rpcs_and_verifications_by_name_and_label() {
         .unwrap();
     let mut client = TokenServiceClient::new(channel.clone());
 
-    // A token nobody has presented yet: its first verification reads the store.
+    // The owner's token, warmed by authenticating this very call: answered from the cache.
     let owner_id = verify(&mut client, Some(owner), owner)
         .await
         .unwrap()
@@ -108,6 +108,7 @@ async fn the_endpoint_counts_rpcs_and_verifications_by_name_and_label() {
     create
         .metadata_mut()
         .insert("authorization", format!("Bearer {owner}").parse().unwrap());
+    // A token nobody has presented yet: its first verification reads the store.
     let secret = client
         .create_token(create)
         .await
@@ -157,7 +158,7 @@ async fn the_endpoint_counts_rpcs_and_verifications_by_name_and_label() {
         ("VALID", "store"),
         ("VALID", "cache"),
         ("MALFORMED", "none"),
-        ("NOT_FOUND", "none"),
+        ("NOT_FOUND", "store"),
     ]
     .into_iter()
     .map(|(code, path)| {
@@ -169,7 +170,8 @@ async fn the_endpoint_counts_rpcs_and_verifications_by_name_and_label() {
     assert_eq!(counts[&("VALID", "store")], 1.0, "{counts:?}");
     assert_eq!(counts[&("VALID", "cache")], 3.0, "{counts:?}");
     assert_eq!(counts[&("MALFORMED", "none")], 2.0, "{counts:?}");
-    assert_eq!(counts[&("NOT_FOUND", "none")], 1.0, "{counts:?}");
+    // An unknown (well-formed) token costs a database read: that is what `store` shows.
+    assert_eq!(counts[&("NOT_FOUND", "store")], 1.0, "{counts:?}");
 
     let verify_token = [
         ("grpc_service", "tokenauthority.v1.TokenService"),
@@ -213,6 +215,71 @@ async fn the_endpoint_counts_rpcs_and_verifications_by_name_and_label() {
 
     let (status, _) = http_get(&metrics_addr, "/other");
     assert!(status.contains(" 404 "), "{status}");
+    drop(client);
+    drop(channel);
+    terminate(child);
+}
+
+// Multi-threaded: the test blocks on the child process (see binary.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_abandoned_at_its_deadline_is_counted_as_canceled() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}", dir.path().join("metrics.db").display());
+    let token_file = dir.path().join("owner.token");
+    let (child, addr, metrics_addr) = serve_with_metrics(
+        &database_url,
+        &["--bootstrap-token-file", token_file.to_str().unwrap()],
+    );
+    let owner = std::fs::read_to_string(&token_file).unwrap();
+    let owner = owner.trim();
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = TokenServiceClient::new(channel.clone());
+    let owner_id = verify(&mut client, Some(owner), owner)
+        .await
+        .unwrap()
+        .into_inner()
+        .owner
+        .expect("an owner")
+        .id;
+
+    // Another process holds SQLite's write lock: the server's write waits (busy timeout)
+    // until the call's deadline passes and tonic abandons it.
+    let mut blocker = sqlx::SqliteConnection::connect(&database_url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    let mut create = tonic::Request::new(CreateTokenRequest {
+        owner_id,
+        name: "too slow".into(),
+        ..Default::default()
+    });
+    create
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {owner}").parse().unwrap());
+    create.set_timeout(std::time::Duration::from_millis(300));
+    let answer = client.create_token(create).await.unwrap_err();
+    assert_eq!(answer.code(), Code::Cancelled, "{answer:?}");
+    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+
+    let create_token = [
+        ("grpc_service", "tokenauthority.v1.TokenService"),
+        ("grpc_method", "CreateToken"),
+    ];
+    let scrape = scrape(&metrics_addr);
+    let mut canceled = create_token.to_vec();
+    canceled.push(("grpc_code", "Canceled"));
+    assert_eq!(value(&scrape, "grpc_server_started_total", &create_token), 1.0);
+    assert_eq!(value(&scrape, "grpc_server_handled_total", &canceled), 1.0);
+    assert_eq!(
+        value(&scrape, "grpc_server_handling_seconds_count", &create_token),
+        1.0
+    );
     drop(client);
     drop(channel);
     terminate(child);
