@@ -249,7 +249,9 @@ async fn a_call_abandoned_at_its_deadline_is_counted_as_canceled() {
 
     // Another process holds SQLite's write lock: the server's write waits (busy timeout)
     // until the call's deadline passes and tonic abandons it.
-    let mut blocker = sqlx::SqliteConnection::connect(&database_url).await.unwrap();
+    let mut blocker = sqlx::SqliteConnection::connect(&database_url)
+        .await
+        .unwrap();
     sqlx::query("BEGIN IMMEDIATE")
         .execute(&mut blocker)
         .await
@@ -274,7 +276,10 @@ async fn a_call_abandoned_at_its_deadline_is_counted_as_canceled() {
     let scrape = scrape(&metrics_addr);
     let mut canceled = create_token.to_vec();
     canceled.push(("grpc_code", "Canceled"));
-    assert_eq!(value(&scrape, "grpc_server_started_total", &create_token), 1.0);
+    assert_eq!(
+        value(&scrape, "grpc_server_started_total", &create_token),
+        1.0
+    );
     assert_eq!(value(&scrape, "grpc_server_handled_total", &canceled), 1.0);
     assert_eq!(
         value(&scrape, "grpc_server_handling_seconds_count", &create_token),
