@@ -235,6 +235,8 @@ impl Application {
     }
 }
 
+/// How often the gauges that describe state (revision, lag, cache size) are sampled.
+const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
 /// How often secrets whose grace period has ended are looked for.
 const GRACE_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// How often old invalidation events are pruned at most (short retentions prune sooner).
@@ -261,6 +263,11 @@ fn spawn_background_tasks(
                 Err(error) => tracing::warn!(%error, "could not write last-use times; will retry"),
             }
         }
+    }));
+    let sampled = authority.clone();
+    tasks.spawn(every(GAUGE_INTERVAL, move || {
+        sampled.record_gauges();
+        std::future::ready(())
     }));
     let sweeper = authority.clone();
     tasks.spawn(every(GRACE_SWEEP_INTERVAL, move || {

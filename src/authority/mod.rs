@@ -158,13 +158,27 @@ impl Authority {
         u128::try_from(lag).is_ok_and(|lag| lag <= bound.as_micros())
     }
 
-    /// Whether the database answers (a cheap read), for the health service.
     /// Whether warm verifications are answered from the cache right now: the events were
     /// followed recently enough (within `max_event_lag`) for cached answers to be trusted.
     pub fn cache_trusted(&self) -> bool {
         self.events_followed_within(self.config.max_event_lag, crate::domain::now())
     }
 
+    /// Records the gauges of the event follower and the cache (sampled by the server).
+    pub fn record_gauges(&self) {
+        let followed_at = self.followed_at.load(Ordering::Acquire);
+        let lag_micros = crate::domain::now()
+            .timestamp_micros()
+            .saturating_sub(followed_at)
+            .max(0);
+        crate::metrics::record_follower(
+            self.revision(),
+            Duration::from_micros(u64::try_from(lag_micros).unwrap_or(0)),
+            self.cache.entry_count(),
+        );
+    }
+
+    /// Whether the database answers (a cheap read), for the health service.
     pub async fn database_reachable(&self) -> bool {
         self.store.revision().await.is_ok()
     }

@@ -66,6 +66,11 @@ impl VerificationCache {
         }
     }
 
+    /// How many snapshots are cached (approximate: moka counts lazily).
+    pub fn entry_count(&self) -> u64 {
+        self.entries.entry_count()
+    }
+
     /// The cached snapshot for `hash`, if there is one that no applied event has outdated.
     pub fn get(&self, hash: &SecretHash) -> Option<Arc<CachedSnapshot>> {
         let entry = self.entries.get(hash)?;

@@ -26,6 +26,13 @@ pub const RPC_HANDLING_SECONDS: &str = "grpc_server_handling_seconds";
 /// `cache` (answered from memory), `store` (read from the database, found or not), `none`
 /// (malformed: rejected without a look-up).
 pub const VERIFICATIONS: &str = "token_authority_verifications_total";
+/// The newest revision the event follower has applied to the cache and the watchers.
+pub const REVISION_APPLIED: &str = "token_authority_revision_applied";
+/// Seconds since the event follower last read the events table to its end: 0 to the poll
+/// interval when healthy; growing while the database cannot be read.
+pub const EVENT_LAG_SECONDS: &str = "token_authority_event_lag_seconds";
+/// Verified tokens held in the cache (approximate).
+pub const CACHE_ENTRIES: &str = "token_authority_verification_cache_entries";
 /// 1, with the `version` and the database `backend` as labels.
 pub const BUILD_INFO: &str = "token_authority_build_info";
 
@@ -49,12 +56,33 @@ pub fn describe() {
         "VerifyToken answers, by verification code and by how they were answered."
     );
     describe_gauge!(BUILD_INFO, "Always 1; the labels name the build.");
+    describe_gauge!(
+        REVISION_APPLIED,
+        "The newest invalidation revision applied to the cache and the watchers."
+    );
+    describe_gauge!(
+        EVENT_LAG_SECONDS,
+        Unit::Seconds,
+        "Time since the event follower last read the events table to its end."
+    );
+    describe_gauge!(
+        CACHE_ENTRIES,
+        "Verified tokens held in the cache (approximate)."
+    );
 }
 
 /// Records the build's version and the database it runs on.
 pub fn record_build_info(backend: &'static str) {
     metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "backend" => backend)
         .set(1.0);
+}
+
+/// Sets the gauges of the event follower and the verification cache.
+pub fn record_follower(applied: u64, lag: std::time::Duration, cache_entries: u64) {
+    // f64 holds integers exactly up to 2^53: far beyond any revision or cache size.
+    metrics::gauge!(REVISION_APPLIED).set(applied as f64);
+    metrics::gauge!(EVENT_LAG_SECONDS).set(lag.as_secs_f64());
+    metrics::gauge!(CACHE_ENTRIES).set(cache_entries as f64);
 }
 
 /// How a verification was answered.

@@ -9,7 +9,7 @@ use tonic::transport::Channel;
 
 use token_authority::domain::TokenSecret;
 use token_authority::proto::token_service_client::TokenServiceClient;
-use token_authority::proto::{CreateTokenRequest, VerifyTokenRequest};
+use token_authority::proto::{CreateTokenRequest, RevokeTokenRequest, VerifyTokenRequest};
 
 use crate::binary::{serve_with_metrics, terminate};
 
@@ -48,7 +48,7 @@ fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)])
         .sum()
 }
 
-fn scrape(addr: &str) -> prometheus_parse::Scrape {
+fn scrape_metrics(addr: &str) -> prometheus_parse::Scrape {
     let (status, body) = http_get(addr, "/metrics");
     assert!(status.contains(" 200 "), "{status}");
     let lines = body.lines().map(|line| Ok(line.to_owned()));
@@ -152,7 +152,40 @@ async fn the_endpoint_counts_rpcs_and_verifications_by_name_and_label() {
         assert_eq!(answer.code(), Code::Unimplemented);
     }
 
-    let scrape = scrape(&metrics_addr);
+    // A change that writes an invalidation event, so that the revision moves.
+    let mut revoke = tonic::Request::new(RevokeTokenRequest {
+        id: verify(&mut client, Some(owner), &secret)
+            .await
+            .unwrap()
+            .into_inner()
+            .token_id,
+        ..Default::default()
+    });
+    revoke
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {owner}").parse().unwrap());
+    client.revoke_token(revoke).await.unwrap();
+    let revision = verify(&mut client, Some(owner), owner)
+        .await
+        .unwrap()
+        .into_inner()
+        .revision;
+    // State gauges are sampled every second: wait for a sample taken after the change.
+    let mut scrape = scrape_metrics(&metrics_addr);
+    for _ in 0..30 {
+        if value(&scrape, "token_authority_revision_applied", &[]) == revision as f64 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        scrape = scrape_metrics(&metrics_addr);
+    }
+    assert!(revision > 0, "the revocation wrote an event");
+    let applied = value(&scrape, "token_authority_revision_applied", &[]);
+    assert_eq!(applied, revision as f64, "the revision answers carry");
+    let lag = value(&scrape, "token_authority_event_lag_seconds", &[]);
+    assert!((0.0..5.0).contains(&lag), "lag {lag}");
+    let cached = value(&scrape, "token_authority_verification_cache_entries", &[]);
+    assert!(cached <= 2.0, "at most the two tokens verified: {cached}");
     let verifications = "token_authority_verifications_total";
     let counts: HashMap<(&str, &str), f64> = [
         ("VALID", "store"),
@@ -168,7 +201,7 @@ async fn the_endpoint_counts_rpcs_and_verifications_by_name_and_label() {
     .collect();
     // The owner's own token was warmed by authenticating the first call.
     assert_eq!(counts[&("VALID", "store")], 1.0, "{counts:?}");
-    assert_eq!(counts[&("VALID", "cache")], 3.0, "{counts:?}");
+    assert_eq!(counts[&("VALID", "cache")], 5.0, "{counts:?}");
     assert_eq!(counts[&("MALFORMED", "none")], 2.0, "{counts:?}");
     // An unknown (well-formed) token costs a database read: that is what `store` shows.
     assert_eq!(counts[&("NOT_FOUND", "store")], 1.0, "{counts:?}");
@@ -185,13 +218,13 @@ async fn the_endpoint_counts_rpcs_and_verifications_by_name_and_label() {
     };
     assert_eq!(
         value(&scrape, "grpc_server_started_total", &verify_token),
-        8.0
+        10.0
     );
-    assert_eq!(with_code("OK"), 7.0);
+    assert_eq!(with_code("OK"), 9.0);
     assert_eq!(with_code("Unauthenticated"), 1.0);
     assert_eq!(
         value(&scrape, "grpc_server_handling_seconds_count", &verify_token),
-        8.0
+        10.0
     );
     let unknown = [("grpc_service", "unknown"), ("grpc_code", "Unimplemented")];
     assert_eq!(value(&scrape, "grpc_server_handled_total", &unknown), 3.0);
@@ -273,7 +306,7 @@ async fn a_call_abandoned_at_its_deadline_is_counted_as_canceled() {
         ("grpc_service", "tokenauthority.v1.TokenService"),
         ("grpc_method", "CreateToken"),
     ];
-    let scrape = scrape(&metrics_addr);
+    let scrape = scrape_metrics(&metrics_addr);
     let mut canceled = create_token.to_vec();
     canceled.push(("grpc_code", "Canceled"));
     assert_eq!(
