@@ -60,54 +60,103 @@ async fn verify(
     credential: Option<&str>,
     token: &str,
 ) -> Result<tonic::Response<token_authority::proto::VerifyTokenResponse>, tonic::Status> {
-    let mut request = tonic::Request::new(VerifyTokenRequest {
+    let message = VerifyTokenRequest {
         token: token.to_owned(),
         required_scopes: vec![],
-    });
-    if let Some(credential) = credential {
-        request.metadata_mut().insert(
-            "authorization",
-            format!("Bearer {credential}").parse().expect("metadata"),
-        );
-    }
+    };
+    let request = match credential {
+        Some(credential) => authorized(credential, message),
+        None => tonic::Request::new(message),
+    };
     client.verify_token(request).await
+}
+
+/// `message` as a request presenting `credential`.
+fn authorized<T>(credential: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {credential}").parse().expect("metadata"),
+    );
+    request
+}
+
+/// The binary on a fresh SQLite file with its metrics endpoint, a client, and the
+/// bootstrap owner (whose token has been verified once: that answer came from the cache,
+/// warmed by authenticating the very call).
+struct Metered {
+    /// Keep it bound (`_dir`, not `_`): dropping it deletes the database under the server.
+    _dir: tempfile::TempDir,
+    database_url: String,
+    child: std::process::Child,
+    metrics_addr: String,
+    channel: Channel,
+    client: TokenServiceClient<Channel>,
+    owner: String,
+    owner_id: String,
+}
+
+impl Metered {
+    async fn start() -> Metered {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = format!("sqlite://{}", dir.path().join("metrics.db").display());
+        let token_file = dir.path().join("owner.token");
+        let (child, addr, metrics_addr) = serve_with_metrics(
+            &database_url,
+            &["--bootstrap-token-file", token_file.to_str().unwrap()],
+        );
+        let owner = std::fs::read_to_string(&token_file)
+            .unwrap()
+            .trim()
+            .to_owned();
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut client = TokenServiceClient::new(channel.clone());
+        let owner_id = verify(&mut client, Some(&owner), &owner)
+            .await
+            .unwrap()
+            .into_inner()
+            .owner
+            .expect("an owner")
+            .id;
+        Metered {
+            _dir: dir,
+            database_url,
+            child,
+            metrics_addr,
+            channel,
+            client,
+            owner,
+            owner_id,
+        }
+    }
 }
 
 // Multi-threaded: the test blocks on the child process (see binary.rs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_endpoint_counts_rpcs_and_verifications_by_name_and_label() {
-    let dir = tempfile::tempdir().unwrap();
-    let database_url = format!("sqlite://{}", dir.path().join("metrics.db").display());
-    let token_file = dir.path().join("owner.token");
-    let (child, addr, metrics_addr) = serve_with_metrics(
-        &database_url,
-        &["--bootstrap-token-file", token_file.to_str().unwrap()],
-    );
-    let owner = std::fs::read_to_string(&token_file).unwrap();
-    let owner = owner.trim();
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = TokenServiceClient::new(channel.clone());
-
-    // The owner's token, warmed by authenticating this very call: answered from the cache.
-    let owner_id = verify(&mut client, Some(owner), owner)
-        .await
-        .unwrap()
-        .into_inner()
-        .owner
-        .expect("an owner")
-        .id;
-    let mut create = tonic::Request::new(CreateTokenRequest {
+    let Metered {
+        child,
+        metrics_addr,
+        channel,
+        mut client,
+        owner,
         owner_id,
-        name: "metered".into(),
-        ..Default::default()
-    });
-    create
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {owner}").parse().unwrap());
+        _dir,
+        ..
+    } = Metered::start().await;
+    let owner = owner.as_str();
+    let create = authorized(
+        owner,
+        CreateTokenRequest {
+            owner_id,
+            name: "metered".into(),
+            ..Default::default()
+        },
+    );
     // A token nobody has presented yet: its first verification reads the store.
     let secret = client
         .create_token(create)
@@ -153,17 +202,18 @@ async fn the_endpoint_counts_rpcs_and_verifications_by_name_and_label() {
     }
 
     // A change that writes an invalidation event, so that the revision moves.
-    let mut revoke = tonic::Request::new(RevokeTokenRequest {
-        id: verify(&mut client, Some(owner), &secret)
-            .await
-            .unwrap()
-            .into_inner()
-            .token_id,
-        ..Default::default()
-    });
-    revoke
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {owner}").parse().unwrap());
+    let id = verify(&mut client, Some(owner), &secret)
+        .await
+        .unwrap()
+        .into_inner()
+        .token_id;
+    let revoke = authorized(
+        owner,
+        RevokeTokenRequest {
+            id,
+            ..Default::default()
+        },
+    );
     client.revoke_token(revoke).await.unwrap();
     let revision = verify(&mut client, Some(owner), owner)
         .await
@@ -257,28 +307,16 @@ async fn the_endpoint_counts_rpcs_and_verifications_by_name_and_label() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_abandoned_at_its_deadline_is_counted_as_canceled() {
     use sqlx::Connection;
-    let dir = tempfile::tempdir().unwrap();
-    let database_url = format!("sqlite://{}", dir.path().join("metrics.db").display());
-    let token_file = dir.path().join("owner.token");
-    let (child, addr, metrics_addr) = serve_with_metrics(
-        &database_url,
-        &["--bootstrap-token-file", token_file.to_str().unwrap()],
-    );
-    let owner = std::fs::read_to_string(&token_file).unwrap();
-    let owner = owner.trim();
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = TokenServiceClient::new(channel.clone());
-    let owner_id = verify(&mut client, Some(owner), owner)
-        .await
-        .unwrap()
-        .into_inner()
-        .owner
-        .expect("an owner")
-        .id;
+    let Metered {
+        child,
+        metrics_addr,
+        channel,
+        mut client,
+        owner,
+        owner_id,
+        database_url,
+        _dir,
+    } = Metered::start().await;
 
     // Another process holds SQLite's write lock: the server's write waits (busy timeout)
     // until the call's deadline passes and tonic abandons it.
@@ -289,14 +327,14 @@ async fn a_call_abandoned_at_its_deadline_is_counted_as_canceled() {
         .execute(&mut blocker)
         .await
         .unwrap();
-    let mut create = tonic::Request::new(CreateTokenRequest {
-        owner_id,
-        name: "too slow".into(),
-        ..Default::default()
-    });
-    create
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {owner}").parse().unwrap());
+    let mut create = authorized(
+        &owner,
+        CreateTokenRequest {
+            owner_id,
+            name: "too slow".into(),
+            ..Default::default()
+        },
+    );
     create.set_timeout(std::time::Duration::from_millis(300));
     let answer = client.create_token(create).await.unwrap_err();
     assert_eq!(answer.code(), Code::Cancelled, "{answer:?}");
@@ -306,9 +344,18 @@ async fn a_call_abandoned_at_its_deadline_is_counted_as_canceled() {
         ("grpc_service", "tokenauthority.v1.TokenService"),
         ("grpc_method", "CreateToken"),
     ];
-    let scrape = scrape_metrics(&metrics_addr);
     let mut canceled = create_token.to_vec();
     canceled.push(("grpc_code", "Canceled"));
+    // The client may give up first (its own deadline): the server then learns of it from
+    // the stream's reset, a moment later.
+    let mut scrape = scrape_metrics(&metrics_addr);
+    for _ in 0..50 {
+        if value(&scrape, "grpc_server_handled_total", &canceled) > 0.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        scrape = scrape_metrics(&metrics_addr);
+    }
     assert_eq!(
         value(&scrape, "grpc_server_started_total", &create_token),
         1.0
