@@ -153,9 +153,14 @@ impl Authority {
     /// Whether the event follower has read the events table within `bound` of `at`: only
     /// then is what the cache holds known to be current.
     fn events_followed_within(&self, bound: Duration, at: Timestamp) -> bool {
+        self.event_lag(at) <= bound
+    }
+
+    /// How long before `at` the event follower last read the events table to its end.
+    fn event_lag(&self, at: Timestamp) -> Duration {
         let followed_at = self.followed_at.load(Ordering::Acquire);
         let lag = at.timestamp_micros().saturating_sub(followed_at);
-        u128::try_from(lag).is_ok_and(|lag| lag <= bound.as_micros())
+        Duration::from_micros(u64::try_from(lag).unwrap_or(0))
     }
 
     /// Whether warm verifications are answered from the cache right now: the events were
@@ -166,14 +171,9 @@ impl Authority {
 
     /// Records the gauges of the event follower and the cache (sampled by the server).
     pub fn record_gauges(&self) {
-        let followed_at = self.followed_at.load(Ordering::Acquire);
-        let lag_micros = crate::domain::now()
-            .timestamp_micros()
-            .saturating_sub(followed_at)
-            .max(0);
         crate::metrics::record_follower(
             self.revision(),
-            Duration::from_micros(u64::try_from(lag_micros).unwrap_or(0)),
+            self.event_lag(crate::domain::now()),
             self.cache.entry_count(),
         );
     }

@@ -23,12 +23,7 @@ async fn a_narrow_token_cannot_reset_its_owners_unscoped_token() {
     let app = TestApp::spawn().await;
     // The attack as reproduced with grpcurl: a token of the bootstrap owner scoped to
     // {tokens.read, tokens.update} lists tokens and resets the owner's unscoped one.
-    let owner_id = app
-        .verify(&app.bootstrap_token, &[])
-        .await
-        .owner
-        .unwrap()
-        .id;
+    let owner_id = app.bootstrap_owner_id().await;
     let narrow = app
         .create_token(
             &app.bootstrap_token,
@@ -393,12 +388,7 @@ async fn unscoped_tokens_issued_for_others_do_not_grow_with_their_owner() {
     expected.sort_unstable();
     assert_eq!(own.token.unwrap().scopes, expected);
     // Only an owner's unscoped token issues unscoped ones: nobody else knows their secret.
-    let owner_id = app
-        .verify(&app.bootstrap_token, &[])
-        .await
-        .owner
-        .unwrap()
-        .id;
+    let owner_id = app.bootstrap_owner_id().await;
     let unscoped = app.create_token(&app.bootstrap_token, &owner_id, &[]).await;
     assert!(unscoped.token.unwrap().scopes.is_empty());
 }

@@ -424,6 +424,15 @@ impl TestApp {
     }
 
     /// Verifies `token` as the operator (who may verify tokens of every account).
+    /// The id of the bootstrap owner (the principal of `bootstrap_token`).
+    pub async fn bootstrap_owner_id(&self) -> String {
+        self.verify(&self.bootstrap_token, &[])
+            .await
+            .owner
+            .expect("the bootstrap token has an owner")
+            .id
+    }
+
     pub async fn verify(&self, token: &str, required: &[&str]) -> proto::VerifyTokenResponse {
         self.operator_tokens()
             .verify_token(proto::VerifyTokenRequest {

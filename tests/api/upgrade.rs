@@ -74,12 +74,7 @@ async fn escalate_granted_as_an_application_permission_is_not_the_system_one() {
     assert_eq!(code_of(&answer), VerificationCode::Valid);
     assert!(answer.effective_scopes.is_empty(), "{answer:?}");
     // The bootstrap owner keeps the system permission.
-    let owner_id = app
-        .verify(&app.bootstrap_token, &[])
-        .await
-        .owner
-        .unwrap()
-        .id;
+    let owner_id = app.bootstrap_owner_id().await;
     let owner = app
         .operator_admin()
         .get_principal(proto::GetPrincipalRequest { id: owner_id })
