@@ -178,8 +178,8 @@ async fn the_endpoint_counts_rpcs_and_verifications_by_name_and_label() {
             .await
             .unwrap();
     }
-    let unknown = TokenSecret::generate();
-    verify(&mut client, Some(owner), unknown.expose())
+    let unknown_token = TokenSecret::generate();
+    verify(&mut client, Some(owner), unknown_token.expose())
         .await
         .unwrap();
     let refused = verify(&mut client, None, &secret).await.unwrap_err();
@@ -296,6 +296,10 @@ async fn the_endpoint_counts_rpcs_and_verifications_by_name_and_label() {
             .contains_key("token_authority_verifications_total")
     );
 
+    let (_, exposition) = http_get(&metrics_addr, "/metrics");
+    for secret in [owner, secret.as_str(), unknown_token.expose()] {
+        assert!(!exposition.contains(secret), "no token in the metrics");
+    }
     let (status, _) = http_get(&metrics_addr, "/other");
     assert!(status.contains(" 404 "), "{status}");
     drop(client);
