@@ -173,6 +173,9 @@ impl Application {
             health
                 .set_service_status("", tonic_health::ServingStatus::NotServing)
                 .await;
+            for service in SERVICES.into_iter().chain([""]) {
+                crate::metrics::record_health(service, false);
+            }
             authority.stop_watches();
             let _ = stop_requested.send(true);
         };
@@ -300,6 +303,12 @@ fn spawn_background_tasks(
     tasks
 }
 
+/// The services whose health follows the database's.
+const SERVICES: [&str; 2] = [
+    "tokenauthority.v1.TokenService",
+    "tokenauthority.v1.AdminService",
+];
+
 /// How often the health service checks that the database answers.
 const HEALTH_PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -322,12 +331,18 @@ async fn report_database_health(
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let probe = tokio::time::timeout(HEALTH_PROBE_INTERVAL, authority.database_reachable());
-        let reachable = probe.await.unwrap_or(false);
+        let probe = tokio::time::timeout(HEALTH_PROBE_INTERVAL, authority.store_revision());
+        let revision = probe.await.ok().and_then(Result::ok);
+        crate::metrics::record_database_probe(revision);
+        let reachable = revision.is_some();
         if authority.is_stopping() {
             return;
         }
         let now = (reachable, reachable || authority.cache_trusted());
+        for service in SERVICES {
+            crate::metrics::record_health(service, now.0);
+        }
+        crate::metrics::record_health("", now.1);
         if now == reported {
             continue;
         }
@@ -339,10 +354,7 @@ async fn report_database_health(
                     "database unreachable: the services report NOT_SERVING; warm verifications continue"
                 );
             }
-            for service in [
-                "tokenauthority.v1.TokenService",
-                "tokenauthority.v1.AdminService",
-            ] {
+            for service in SERVICES {
                 health.set_service_status(service, serving(now.0)).await;
             }
         }

@@ -27,6 +27,14 @@ impl LastUseRecorder {
         }
     }
 
+    /// How many tokens have a use pending.
+    pub fn len(&self) -> usize {
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .len()
+    }
+
     /// Takes everything pending, leaving the recorder empty.
     pub fn drain(&self) -> Vec<(TokenId, Timestamp)> {
         let mut pending = self

@@ -171,16 +171,19 @@ impl Authority {
 
     /// Records the gauges of the event follower and the cache (sampled by the server).
     pub fn record_gauges(&self) {
-        crate::metrics::record_follower(
-            self.revision(),
-            self.event_lag(crate::domain::now()),
-            self.cache.entry_count(),
-        );
+        crate::metrics::record_sample(&crate::metrics::Sample {
+            applied: self.revision(),
+            lag: self.event_lag(crate::domain::now()),
+            cache_entries: self.cache.entry_count(),
+            last_use_pending: self.last_use.len(),
+            pools: self.store.pool_usage(),
+        });
     }
 
-    /// Whether the database answers (a cheap read), for the health service.
-    pub async fn database_reachable(&self) -> bool {
-        self.store.revision().await.is_ok()
+    /// The database's newest revision (a cheap read): whether the database answers, for the
+    /// health service.
+    pub async fn store_revision(&self) -> AuthorityResult<u64> {
+        Ok(self.store.revision().await?)
     }
 
     /// Whether shutdown has begun.
@@ -200,7 +203,9 @@ impl Authority {
             return Ok(0);
         }
         let count = uses.len();
-        if let Err(error) = self.store.record_last_use(&uses).await {
+        let written = self.store.record_last_use(&uses).await;
+        crate::metrics::record_last_use_batch(written.is_ok());
+        if let Err(error) = written {
             self.last_use.restore(uses);
             return Err(error.into());
         }

@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
 use std::time::{Duration, Instant};
 
+use moka::notification::RemovalCause;
+
 use crate::domain::{InvalidationTarget, PermissionSet, SecretHash, VerificationSnapshot};
 use crate::watermarks::{Dependencies, Watermarks};
 
@@ -60,6 +62,16 @@ impl VerificationCache {
             entries: moka::sync::Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
+                .eviction_listener(|_, _, cause| {
+                    let reason = match cause {
+                        RemovalCause::Size => "capacity",
+                        RemovalCause::Expired => "expired",
+                        RemovalCause::Explicit => "invalidated",
+                        // A fresher snapshot of the same secret took its place.
+                        RemovalCause::Replaced => return,
+                    };
+                    crate::metrics::record_cache_eviction(reason);
+                })
                 .build(),
             watermarks: Watermarks::new(ttl),
             ttl,

@@ -25,6 +25,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::{Authority, AuthorityError, AuthorityResult, Caller, EventBatch};
 use crate::domain::{AccountId, InvalidationEvent, Permission};
+use crate::metrics::OpenWatcher;
 
 /// What a watcher receives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +112,7 @@ impl Authority {
             },
             phase: Phase::Starting,
             pending: VecDeque::new(),
+            open: OpenWatcher::open(),
         };
         Ok(futures_util::stream::unfold(
             watcher,
@@ -158,6 +160,8 @@ struct Watcher {
     phase: Phase,
     /// Items ready to be sent.
     pending: VecDeque<WatchItem>,
+    /// Counts this stream in the metrics while it is open.
+    open: OpenWatcher,
 }
 
 impl Watcher {
@@ -192,6 +196,9 @@ impl Watcher {
                 }
             }
             if let Some(item) = self.pending.pop_front() {
+                if let WatchItem::Events(events) = &item {
+                    self.open.sent(events.len());
+                }
                 return Some(Ok(item));
             }
             let step = match self.phase {
@@ -298,6 +305,7 @@ impl Watcher {
         match woken {
             Woken::Batch(Ok(batch)) => self.forward(&batch),
             Woken::Batch(Err(RecvError::Lagged(_))) => {
+                self.open.cut_off();
                 return Err(AuthorityError::ResourceExhausted(format!(
                     "this watcher fell too far behind; resume from revision {}",
                     self.last

@@ -7,14 +7,14 @@
 //! registered on first use, so the recorder must be installed before the first request.
 
 mod endpoint;
+mod verification;
 
-use std::sync::OnceLock;
+use std::time::Duration;
 
-use metrics::{Counter, Unit, describe_counter, describe_gauge, describe_histogram};
-
-use crate::domain::VerificationCode;
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
 pub use endpoint::{MetricsEndpoint, install};
+pub use verification::{VerifyPath, record_verification};
 
 /// RPCs started, by `grpc_service`, `grpc_method` and `grpc_type` (grpc-ecosystem names).
 pub const RPC_STARTED: &str = "grpc_server_started_total";
@@ -26,13 +26,43 @@ pub const RPC_HANDLING_SECONDS: &str = "grpc_server_handling_seconds";
 /// `cache` (answered from memory), `store` (read from the database, found or not), `none`
 /// (malformed: rejected without a look-up).
 pub const VERIFICATIONS: &str = "token_authority_verifications_total";
+/// The newest revision in the database (read by the health probe every second).
+pub const REVISION_CURRENT: &str = "token_authority_revision_current";
 /// The newest revision the event follower has applied to the cache and the watchers.
 pub const REVISION_APPLIED: &str = "token_authority_revision_applied";
 /// Seconds since the event follower last read the events table to its end: 0 to the poll
 /// interval when healthy; growing while the database cannot be read.
 pub const EVENT_LAG_SECONDS: &str = "token_authority_event_lag_seconds";
-/// Verified tokens held in the cache (approximate).
+/// Verified tokens held in the cache (approximate). Cache hits and misses are the
+/// `path="cache"` and `path="store"` series of [`VERIFICATIONS`].
 pub const CACHE_ENTRIES: &str = "token_authority_verification_cache_entries";
+/// Snapshots dropped from the cache, by `reason`: `capacity` (pushed out by newer ones),
+/// `expired` (aged out unread), `invalidated` (found outdated when read: by an event, or by
+/// age).
+pub const CACHE_EVICTIONS: &str = "token_authority_verification_cache_evictions_total";
+/// WatchRevocations streams open now.
+pub const WATCHERS: &str = "token_authority_watchers";
+/// Invalidation events sent to watchers (one per event per watcher it is sent to).
+pub const WATCH_EVENTS_SENT: &str = "token_authority_watch_events_sent_total";
+/// Watch streams ended because the watcher fell further behind than the broadcast holds.
+pub const WATCHERS_CUT_OFF: &str = "token_authority_watchers_cut_off_total";
+/// Batches of last-use times written to the database, by `result`: `written` or `failed`
+/// (kept and retried).
+pub const LAST_USE_BATCHES: &str = "token_authority_last_use_batches_total";
+/// Tokens whose last-use time waits for the next batch.
+pub const LAST_USE_PENDING: &str = "token_authority_last_use_pending";
+/// Database connections, by `pool` (`writer`, `reader`; `read_write` on PostgreSQL) and
+/// `state` (`in_use`, `idle`).
+pub const DATABASE_CONNECTIONS: &str = "token_authority_database_connections";
+/// Database errors, by `kind`: `pool_timeout` (no connection within the acquire timeout),
+/// `unavailable` (connection lost, database shutting down, SQLite busy) or `query` (any
+/// other: a bug or a schema mismatch).
+pub const DATABASE_ERRORS: &str = "token_authority_database_errors_total";
+/// 1 when the last health probe's read of the database succeeded, else 0.
+pub const DATABASE_UP: &str = "token_authority_database_up";
+/// What the health service reports, by `service` (`""` is the whole server): 1 SERVING,
+/// 0 NOT_SERVING.
+pub const HEALTH_SERVING: &str = "token_authority_health_serving";
 /// 1, with the `version` and the database `backend` as labels.
 pub const BUILD_INFO: &str = "token_authority_build_info";
 
@@ -69,6 +99,59 @@ pub fn describe() {
         CACHE_ENTRIES,
         "Verified tokens held in the cache (approximate)."
     );
+    describe_counter!(
+        CACHE_EVICTIONS,
+        "Snapshots dropped from the verification cache, by reason."
+    );
+    describe_gauge!(
+        REVISION_CURRENT,
+        "The newest invalidation revision in the database."
+    );
+    describe_gauge!(WATCHERS, "WatchRevocations streams open.");
+    describe_counter!(WATCH_EVENTS_SENT, "Invalidation events sent to watchers.");
+    describe_counter!(
+        WATCHERS_CUT_OFF,
+        "Watch streams ended because the watcher fell too far behind."
+    );
+    describe_counter!(
+        LAST_USE_BATCHES,
+        "Batches of last-use times written to the database, by result."
+    );
+    describe_gauge!(
+        LAST_USE_PENDING,
+        "Tokens whose last-use time waits for the next batch."
+    );
+    describe_gauge!(
+        DATABASE_CONNECTIONS,
+        "Database connections, by pool and state."
+    );
+    describe_counter!(DATABASE_ERRORS, "Database errors, by kind.");
+    describe_gauge!(
+        DATABASE_UP,
+        "1 when the last health probe could read the database."
+    );
+    describe_gauge!(
+        HEALTH_SERVING,
+        "What the health service reports, by service: 1 SERVING, 0 NOT_SERVING."
+    );
+    initialise_counters();
+}
+
+/// Registers the counters alerts compute rates of, so that they are exported as 0 from the
+/// start: `increase()` over a series that appears with its first error sees no increase.
+fn initialise_counters() {
+    for kind in ["pool_timeout", "unavailable", "query"] {
+        metrics::counter!(DATABASE_ERRORS, "kind" => kind).absolute(0);
+    }
+    metrics::counter!(WATCHERS_CUT_OFF).absolute(0);
+    metrics::counter!(WATCH_EVENTS_SENT).absolute(0);
+    for result in ["written", "failed"] {
+        metrics::counter!(LAST_USE_BATCHES, "result" => result).absolute(0);
+    }
+    for reason in ["capacity", "expired", "invalidated"] {
+        metrics::counter!(CACHE_EVICTIONS, "reason" => reason).absolute(0);
+    }
+    metrics::gauge!(WATCHERS).set(0.0);
 }
 
 /// Records the build's version and the database it runs on.
@@ -77,121 +160,86 @@ pub fn record_build_info(backend: &'static str) {
         .set(1.0);
 }
 
-/// Sets the gauges of the event follower and the verification cache.
-pub fn record_follower(applied: u64, lag: std::time::Duration, cache_entries: u64) {
-    // f64 holds integers exactly up to 2^53: far beyond any revision or cache size.
-    metrics::gauge!(REVISION_APPLIED).set(applied as f64);
-    metrics::gauge!(EVENT_LAG_SECONDS).set(lag.as_secs_f64());
-    metrics::gauge!(CACHE_ENTRIES).set(cache_entries as f64);
+/// What the server samples every second: the event follower, the cache, the last-use
+/// recorder and the database pools.
+#[derive(Debug, Clone, Default)]
+pub struct Sample {
+    /// The newest revision applied to the cache and the watchers.
+    pub applied: u64,
+    /// Time since the event follower last read the events table to its end.
+    pub lag: Duration,
+    pub cache_entries: u64,
+    pub last_use_pending: usize,
+    pub pools: Vec<crate::store::PoolUsage>,
 }
 
-/// How a verification was answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VerifyPath {
-    /// From the verification cache.
-    Cache,
-    /// From a read of the database.
-    Store,
-    /// Without a look-up: the presented value was malformed.
-    None,
-}
-
-impl VerifyPath {
-    const ALL: [VerifyPath; 3] = [VerifyPath::Cache, VerifyPath::Store, VerifyPath::None];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            VerifyPath::Cache => "cache",
-            VerifyPath::Store => "store",
-            VerifyPath::None => "none",
-        }
+/// Sets the sampled gauges.
+pub fn record_sample(sample: &Sample) {
+    // f64 holds integers exactly up to 2^53: far beyond any revision or count here.
+    metrics::gauge!(REVISION_APPLIED).set(sample.applied as f64);
+    metrics::gauge!(EVENT_LAG_SECONDS).set(sample.lag.as_secs_f64());
+    metrics::gauge!(CACHE_ENTRIES).set(sample.cache_entries as f64);
+    metrics::gauge!(LAST_USE_PENDING).set(sample.last_use_pending as f64);
+    for pool in &sample.pools {
+        metrics::gauge!(DATABASE_CONNECTIONS, "pool" => pool.pool, "state" => "in_use")
+            .set(f64::from(pool.in_use));
+        metrics::gauge!(DATABASE_CONNECTIONS, "pool" => pool.pool, "state" => "idle")
+            .set(f64::from(pool.idle));
     }
 }
 
-const CODES: [VerificationCode; 9] = [
-    VerificationCode::Valid,
-    VerificationCode::Malformed,
-    VerificationCode::NotFound,
-    VerificationCode::Expired,
-    VerificationCode::Revoked,
-    VerificationCode::Disabled,
-    VerificationCode::OwnerDisabled,
-    VerificationCode::ApiAccessDisabled,
-    VerificationCode::InsufficientScopes,
-];
-
-/// The position of `code` in [`CODES`] (a match, so that a new code cannot be forgotten).
-fn code_index(code: VerificationCode) -> usize {
-    match code {
-        VerificationCode::Valid => 0,
-        VerificationCode::Malformed => 1,
-        VerificationCode::NotFound => 2,
-        VerificationCode::Expired => 3,
-        VerificationCode::Revoked => 4,
-        VerificationCode::Disabled => 5,
-        VerificationCode::OwnerDisabled => 6,
-        VerificationCode::ApiAccessDisabled => 7,
-        VerificationCode::InsufficientScopes => 8,
+/// Records a health probe: whether the database answered, with its newest revision.
+pub fn record_database_probe(revision: Option<u64>) {
+    metrics::gauge!(DATABASE_UP).set(if revision.is_some() { 1.0 } else { 0.0 });
+    if let Some(revision) = revision {
+        metrics::gauge!(REVISION_CURRENT).set(revision as f64);
     }
 }
 
-/// The label of a verification code: its protobuf enum value's name without the
-/// `VERIFICATION_CODE_` prefix.
-fn code_label(code: VerificationCode) -> &'static str {
-    match code {
-        VerificationCode::Valid => "VALID",
-        VerificationCode::Malformed => "MALFORMED",
-        VerificationCode::NotFound => "NOT_FOUND",
-        VerificationCode::Expired => "EXPIRED",
-        VerificationCode::Revoked => "REVOKED",
-        VerificationCode::Disabled => "DISABLED",
-        VerificationCode::OwnerDisabled => "OWNER_DISABLED",
-        VerificationCode::ApiAccessDisabled => "API_ACCESS_DISABLED",
-        VerificationCode::InsufficientScopes => "INSUFFICIENT_SCOPES",
+/// Records what the health service reports for `service` (`""`: the whole server).
+pub fn record_health(service: &'static str, serving: bool) {
+    metrics::gauge!(HEALTH_SERVING, "service" => service).set(if serving { 1.0 } else { 0.0 });
+}
+
+/// Counts a database error of `kind` (see [`DATABASE_ERRORS`]).
+pub fn record_database_error(kind: &'static str) {
+    metrics::counter!(DATABASE_ERRORS, "kind" => kind).increment(1);
+}
+
+/// Counts a batch of last-use times written (or not).
+pub fn record_last_use_batch(written: bool) {
+    let result = if written { "written" } else { "failed" };
+    metrics::counter!(LAST_USE_BATCHES, "result" => result).increment(1);
+}
+
+/// Counts a snapshot dropped from the verification cache (see [`CACHE_EVICTIONS`]).
+pub fn record_cache_eviction(reason: &'static str) {
+    metrics::counter!(CACHE_EVICTIONS, "reason" => reason).increment(1);
+}
+
+/// A watch stream open: the watcher gauge counts it while this lives.
+#[derive(Debug)]
+pub struct OpenWatcher(());
+
+impl OpenWatcher {
+    pub fn open() -> Self {
+        metrics::gauge!(WATCHERS).increment(1.0);
+        Self(())
+    }
+
+    /// Counts `count` events sent to this watcher.
+    pub fn sent(&self, count: usize) {
+        metrics::counter!(WATCH_EVENTS_SENT).increment(count as u64);
+    }
+
+    /// Counts this watcher as cut off for falling behind.
+    pub fn cut_off(&self) {
+        metrics::counter!(WATCHERS_CUT_OFF).increment(1);
     }
 }
 
-/// Counts one VerifyToken answer. On the warm path: a handle per (code, path), registered
-/// once, so a count is one atomic add rather than a registry look-up.
-pub fn record_verification(code: VerificationCode, path: VerifyPath) {
-    static HANDLES: OnceLock<Vec<Counter>> = OnceLock::new();
-    let handles = HANDLES.get_or_init(|| {
-        CODES
-            .iter()
-            .flat_map(|code| {
-                VerifyPath::ALL.iter().map(move |path| {
-                    metrics::counter!(VERIFICATIONS, "code" => code_label(*code), "path" => path.as_str())
-                })
-            })
-            .collect()
-    });
-    let index = code_index(code)
-        .saturating_mul(VerifyPath::ALL.len())
-        .saturating_add(path as usize);
-    if let Some(counter) = handles.get(index) {
-        counter.increment(1);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn codes_and_paths_index_their_tables() {
-        for (i, code) in CODES.iter().enumerate() {
-            assert_eq!(code_index(*code), i);
-        }
-        for (i, path) in VerifyPath::ALL.iter().enumerate() {
-            assert_eq!(*path as usize, i);
-        }
-    }
-
-    #[test]
-    fn every_code_has_a_distinct_label() {
-        let mut labels: Vec<&str> = CODES.iter().map(|c| code_label(*c)).collect();
-        labels.sort_unstable();
-        labels.dedup();
-        assert_eq!(labels.len(), CODES.len());
+impl Drop for OpenWatcher {
+    fn drop(&mut self) {
+        metrics::gauge!(WATCHERS).decrement(1.0);
     }
 }

@@ -21,18 +21,22 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+/// Every database error passes through here, which is where it is counted (by kind, see
+/// [`crate::metrics::DATABASE_ERRORS`]).
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
-        match error {
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_) => Self::Unavailable(error),
-            sqlx::Error::Database(ref db) if is_transient(db.code().as_deref()) => {
-                Self::Unavailable(error)
+        let (kind, converted) = match error {
+            sqlx::Error::PoolTimedOut => ("pool_timeout", Self::Unavailable(error)),
+            sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+                ("unavailable", Self::Unavailable(error))
             }
-            other => Self::Database(other),
-        }
+            sqlx::Error::Database(ref db) if is_transient(db.code().as_deref()) => {
+                ("unavailable", Self::Unavailable(error))
+            }
+            other => ("query", Self::Database(other)),
+        };
+        crate::metrics::record_database_error(kind);
+        converted
     }
 }
 

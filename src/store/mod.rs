@@ -102,10 +102,6 @@ pub struct Bootstrap {
     pub audit: Vec<AuditRecord>,
 }
 
-/// The persistence the authority needs. Implementations must make every mutating method
-/// atomic, and must refuse an update whose `expected_version` is no longer current with
-/// [`StoreError::Conflict`] (optimistic concurrency).
-///
 /// One page of a watcher's replay.
 #[derive(Debug, Clone, Default)]
 pub struct ReplayPage {
@@ -115,6 +111,21 @@ pub struct ReplayPage {
     pub oldest_retained: Option<u64>,
 }
 
+/// How busy one connection pool is, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// Which pool: `writer` and `reader` on SQLite, `read_write` on PostgreSQL.
+    pub pool: &'static str,
+    /// Connections lent out.
+    pub in_use: u32,
+    /// Connections open and waiting to be lent.
+    pub idle: u32,
+}
+
+/// The persistence the authority needs. Implementations must make every mutating method
+/// atomic, and must refuse an update whose `expected_version` is no longer current with
+/// [`StoreError::Conflict`] (optimistic concurrency).
+///
 /// Mutating methods return the invalidation event they wrote, with its revision, if the
 /// change carried one.
 #[async_trait]
@@ -217,5 +228,10 @@ pub trait Store: Send + Sync + 'static {
     /// no other process writes to this store (SQLite).
     fn changes(&self) -> Option<tokio::sync::watch::Receiver<()>> {
         None
+    }
+
+    /// How busy each connection pool is right now.
+    fn pool_usage(&self) -> Vec<PoolUsage> {
+        Vec::new()
     }
 }

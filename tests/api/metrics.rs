@@ -9,7 +9,11 @@ use tonic::transport::Channel;
 
 use token_authority::domain::TokenSecret;
 use token_authority::proto::token_service_client::TokenServiceClient;
-use token_authority::proto::{CreateTokenRequest, RevokeTokenRequest, VerifyTokenRequest};
+use token_authority::proto::watch_revocations_response::Message;
+use token_authority::proto::{
+    CreateTokenRequest, DisableTokenRequest, EnableTokenRequest, RevokeTokenRequest,
+    VerifyTokenRequest, WatchRevocationsRequest, WatchRevocationsResponse,
+};
 
 use crate::binary::{serve_with_metrics, terminate};
 
@@ -46,6 +50,24 @@ fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)])
             prometheus_parse::Value::Summary(_) => 0.0,
         })
         .sum()
+}
+
+/// Scrapes until `ready` holds of a scrape (state gauges are sampled every second, and a
+/// server learns of a client's goings a moment late), for five seconds at most; returns the
+/// last scrape either way, for the assertions to explain.
+async fn scrape_when(
+    addr: &str,
+    ready: impl Fn(&prometheus_parse::Scrape) -> bool,
+) -> prometheus_parse::Scrape {
+    let mut scrape = scrape_metrics(addr);
+    for _ in 0..50 {
+        if ready(&scrape) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        scrape = scrape_metrics(addr);
+    }
+    scrape
 }
 
 fn scrape_metrics(addr: &str) -> prometheus_parse::Scrape {
@@ -89,6 +111,8 @@ struct Metered {
     _dir: tempfile::TempDir,
     database_url: String,
     child: std::process::Child,
+    /// The gRPC address.
+    addr: String,
     metrics_addr: String,
     channel: Channel,
     client: TokenServiceClient<Channel>,
@@ -98,13 +122,17 @@ struct Metered {
 
 impl Metered {
     async fn start() -> Metered {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts the binary with `extra` arguments.
+    async fn start_with(extra: &[&str]) -> Metered {
         let dir = tempfile::tempdir().unwrap();
         let database_url = format!("sqlite://{}", dir.path().join("metrics.db").display());
         let token_file = dir.path().join("owner.token");
-        let (child, addr, metrics_addr) = serve_with_metrics(
-            &database_url,
-            &["--bootstrap-token-file", token_file.to_str().unwrap()],
-        );
+        let mut args = vec!["--bootstrap-token-file", token_file.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let (child, addr, metrics_addr) = serve_with_metrics(&database_url, &args);
         let owner = std::fs::read_to_string(&token_file)
             .unwrap()
             .trim()
@@ -126,6 +154,7 @@ impl Metered {
             _dir: dir,
             database_url,
             child,
+            addr,
             metrics_addr,
             channel,
             client,
@@ -221,17 +250,16 @@ async fn the_endpoint_counts_rpcs_and_verifications_by_name_and_label() {
         .into_inner()
         .revision;
     // State gauges are sampled every second: wait for a sample taken after the change.
-    let mut scrape = scrape_metrics(&metrics_addr);
-    for _ in 0..30 {
-        if value(&scrape, "token_authority_revision_applied", &[]) == revision as f64 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        scrape = scrape_metrics(&metrics_addr);
-    }
+    let scrape = scrape_when(&metrics_addr, |scrape| {
+        value(scrape, "token_authority_revision_applied", &[]) == revision as f64
+            && value(scrape, "token_authority_revision_current", &[]) == revision as f64
+    })
+    .await;
     assert!(revision > 0, "the revocation wrote an event");
     let applied = value(&scrape, "token_authority_revision_applied", &[]);
     assert_eq!(applied, revision as f64, "the revision answers carry");
+    let current = value(&scrape, "token_authority_revision_current", &[]);
+    assert_eq!(current, revision as f64, "the database's newest revision");
     let lag = value(&scrape, "token_authority_event_lag_seconds", &[]);
     assert!((0.0..5.0).contains(&lag), "lag {lag}");
     let cached = value(&scrape, "token_authority_verification_cache_entries", &[]);
@@ -320,6 +348,7 @@ async fn a_call_abandoned_at_its_deadline_is_counted_as_canceled() {
         owner_id,
         database_url,
         _dir,
+        ..
     } = Metered::start().await;
 
     // Another process holds SQLite's write lock: the server's write waits (busy timeout)
@@ -334,7 +363,7 @@ async fn a_call_abandoned_at_its_deadline_is_counted_as_canceled() {
     let mut create = authorized(
         &owner,
         CreateTokenRequest {
-            owner_id,
+            owner_id: owner_id.clone(),
             name: "too slow".into(),
             ..Default::default()
         },
@@ -342,6 +371,17 @@ async fn a_call_abandoned_at_its_deadline_is_counted_as_canceled() {
     create.set_timeout(std::time::Duration::from_millis(300));
     let answer = client.create_token(create).await.unwrap_err();
     assert_eq!(answer.code(), Code::Cancelled, "{answer:?}");
+    // A call that waits it out fails once SQLite's busy timeout passes: a database error.
+    let create = authorized(
+        &owner,
+        CreateTokenRequest {
+            owner_id,
+            name: "patient".into(),
+            ..Default::default()
+        },
+    );
+    let answer = client.create_token(create).await.unwrap_err();
+    assert_eq!(answer.code(), Code::Unavailable, "{answer:?}");
     sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
 
     let create_token = [
@@ -352,24 +392,198 @@ async fn a_call_abandoned_at_its_deadline_is_counted_as_canceled() {
     canceled.push(("grpc_code", "Canceled"));
     // The client may give up first (its own deadline): the server then learns of it from
     // the stream's reset, a moment later.
-    let mut scrape = scrape_metrics(&metrics_addr);
-    for _ in 0..50 {
-        if value(&scrape, "grpc_server_handled_total", &canceled) > 0.0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        scrape = scrape_metrics(&metrics_addr);
-    }
+    let scrape = scrape_when(&metrics_addr, |scrape| {
+        value(scrape, "grpc_server_handled_total", &canceled) > 0.0
+    })
+    .await;
     assert_eq!(
         value(&scrape, "grpc_server_started_total", &create_token),
-        1.0
+        2.0
     );
     assert_eq!(value(&scrape, "grpc_server_handled_total", &canceled), 1.0);
     assert_eq!(
         value(&scrape, "grpc_server_handling_seconds_count", &create_token),
-        1.0
+        2.0
     );
+    let errors = "token_authority_database_errors_total";
+    // At least the patient call's; a last-use write may have met the lock too.
+    assert!(value(&scrape, errors, &[("kind", "unavailable")]) >= 1.0);
+    assert_eq!(value(&scrape, errors, &[("kind", "query")]), 0.0);
+    assert_eq!(value(&scrape, errors, &[("kind", "pool_timeout")]), 0.0);
     drop(client);
     drop(channel);
+    terminate(child);
+}
+
+/// Reads `stream` until it has delivered `events` invalidation events, or ends; returns how
+/// many it delivered and how it ended (None: still open).
+async fn read_events(
+    stream: &mut tonic::Streaming<WatchRevocationsResponse>,
+    events: usize,
+) -> (usize, Option<tonic::Status>) {
+    let mut seen = 0;
+    while seen < events {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(10), stream.message());
+        match next.await.expect("the stream answers within 10 s") {
+            Ok(Some(response)) => {
+                if let Some(Message::Batch(batch)) = response.message {
+                    seen += batch.events.len();
+                }
+            }
+            Ok(None) => return (seen, None),
+            Err(status) => return (seen, Some(status)),
+        }
+    }
+    (seen, None)
+}
+
+// Multi-threaded: the test blocks on the child process (see binary.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchers_events_last_use_and_the_database_are_counted() {
+    let Metered {
+        child,
+        metrics_addr,
+        channel,
+        mut client,
+        owner,
+        owner_id,
+        addr,
+        _dir,
+        ..
+    } = Metered::start_with(&["--watch-buffer", "2", "--last-use-flush-interval", "100ms"]).await;
+    let owner = owner.as_str();
+    let watch = || {
+        authorized(
+            owner,
+            WatchRevocationsRequest {
+                start_from_now: true,
+                ..Default::default()
+            },
+        )
+    };
+    let mut fast = client
+        .watch_revocations(watch())
+        .await
+        .unwrap()
+        .into_inner();
+    // A watcher whose connection accepts hardly any data, and that reads nothing for now.
+    let slow_channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .initial_stream_window_size(Some(1024))
+        .initial_connection_window_size(Some(1024))
+        .connect()
+        .await
+        .unwrap();
+    let mut slow_client = TokenServiceClient::new(slow_channel);
+    let mut slow = slow_client
+        .watch_revocations(watch())
+        .await
+        .unwrap()
+        .into_inner();
+    let scrape = scrape_when(&metrics_addr, |scrape| {
+        value(scrape, "token_authority_watchers", &[]) == 2.0
+    })
+    .await;
+    assert_eq!(value(&scrape, "token_authority_watchers", &[]), 2.0);
+
+    let create = authorized(
+        owner,
+        CreateTokenRequest {
+            owner_id,
+            name: "toggled".into(),
+            ..Default::default()
+        },
+    );
+    let id = client
+        .create_token(create)
+        .await
+        .unwrap()
+        .into_inner()
+        .token
+        .expect("a token")
+        .id;
+    // Each change writes one event; the fast watcher keeps up, the slow one falls behind.
+    let changes = 100;
+    let mut fast_seen = 0;
+    for step in 0..changes {
+        let id = id.clone();
+        if step % 2 == 0 {
+            let request = DisableTokenRequest {
+                id,
+                ..Default::default()
+            };
+            client
+                .disable_token(authorized(owner, request))
+                .await
+                .unwrap();
+        } else {
+            let request = EnableTokenRequest {
+                id,
+                ..Default::default()
+            };
+            client
+                .enable_token(authorized(owner, request))
+                .await
+                .unwrap();
+        }
+        fast_seen += read_events(&mut fast, 1).await.0;
+    }
+    assert_eq!(fast_seen, changes, "the fast watcher got every event");
+    let (slow_seen, ended) = read_events(&mut slow, changes).await;
+    let ended = ended.expect("the slow watcher was cut off");
+    assert_eq!(ended.code(), Code::ResourceExhausted, "{ended:?}");
+    assert!(slow_seen < changes);
+
+    let sent = (fast_seen + slow_seen) as f64;
+    let scrape = scrape_when(&metrics_addr, |scrape| {
+        value(scrape, "token_authority_watchers", &[]) == 1.0
+            && value(scrape, "token_authority_watch_events_sent_total", &[]) == sent
+            && value(
+                scrape,
+                "token_authority_last_use_batches_total",
+                &[("result", "written")],
+            ) >= 1.0
+    })
+    .await;
+    assert_eq!(value(&scrape, "token_authority_watchers", &[]), 1.0);
+    assert_eq!(
+        value(&scrape, "token_authority_watchers_cut_off_total", &[]),
+        1.0
+    );
+    // Every event delivered to a client, and nothing more, was counted as sent.
+    assert_eq!(
+        value(&scrape, "token_authority_watch_events_sent_total", &[]),
+        sent
+    );
+    // The owner's token was used: its last use was written in a batch.
+    assert!(
+        value(
+            &scrape,
+            "token_authority_last_use_batches_total",
+            &[("result", "written")]
+        ) >= 1.0
+    );
+    assert_eq!(
+        value(
+            &scrape,
+            "token_authority_last_use_batches_total",
+            &[("result", "failed")]
+        ),
+        0.0
+    );
+    // SQLite's single writer connection, and at least one reader, are open.
+    let connections = "token_authority_database_connections";
+    assert_eq!(value(&scrape, connections, &[("pool", "writer")]), 1.0);
+    assert!(value(&scrape, connections, &[("pool", "reader")]) >= 1.0);
+    assert_eq!(value(&scrape, "token_authority_database_up", &[]), 1.0);
+    for service in ["", "tokenauthority.v1.TokenService"] {
+        let serving = value(
+            &scrape,
+            "token_authority_health_serving",
+            &[("service", service)],
+        );
+        assert_eq!(serving, 1.0, "{service:?}");
+    }
+    drop((fast, slow, slow_client, client, channel));
     terminate(child);
 }

@@ -12,8 +12,8 @@ use crate::domain::{
     Timestamp, Token, TokenId, VerificationSnapshot,
 };
 use crate::store::{
-    AuditQuery, Backend, Bootstrap, BulkRevoke, Change, PrincipalQuery, ReplayPage, SecretChange,
-    Store, StoreResult, TokenQuery,
+    AuditQuery, Backend, Bootstrap, BulkRevoke, Change, PoolUsage, PrincipalQuery, ReplayPage,
+    SecretChange, Store, StoreResult, TokenQuery,
 };
 
 async fn begin_write(store: &ThisBackend) -> StoreResult<Transaction<'static, Db>> {
@@ -232,5 +232,24 @@ impl Store for ThisBackend {
 
     fn changes(&self) -> Option<tokio::sync::watch::Receiver<()>> {
         self.change_feed()
+    }
+
+    fn pool_usage(&self) -> Vec<PoolUsage> {
+        let usage = |pool, connections: &sqlx::Pool<Db>| {
+            let idle = u32::try_from(connections.num_idle()).unwrap_or(u32::MAX);
+            PoolUsage {
+                pool,
+                in_use: connections.size().saturating_sub(idle),
+                idle,
+            }
+        };
+        if std::ptr::eq(self.writer(), self.reader()) {
+            vec![usage("read_write", self.writer())]
+        } else {
+            vec![
+                usage("writer", self.writer()),
+                usage("reader", self.reader()),
+            ]
+        }
     }
 }
