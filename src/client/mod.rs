@@ -14,6 +14,9 @@
 //! - Staleness bound: when the stream has been silent for longer than the configured bound,
 //!   the cache is not trusted; every call goes to the authority, and if that fails too the
 //!   call fails closed with [`VerifyError::Unavailable`], never a silent "valid".
+//!
+//! The verifier records its metrics (cache hits and misses, remote calls, reconnects,
+//! staleness) through the `metrics` facade: see [`metrics`].
 
 mod answer;
 mod cache;
@@ -21,6 +24,7 @@ mod config;
 pub mod connect;
 mod error;
 mod layer;
+pub mod metrics;
 mod verifier;
 mod watcher;
 

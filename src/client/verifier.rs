@@ -12,6 +12,7 @@ use tonic::{Code, Request};
 use super::answer::{Answer, Verification};
 use super::cache::AnswerCache;
 use super::connect::{Bearer, with_tls};
+use super::metrics::VerifierMetrics;
 use super::{VerifierConfig, VerifyError, watcher};
 use crate::domain::TokenSecret;
 use crate::proto::VerifyTokenRequest;
@@ -29,6 +30,7 @@ pub(super) struct Shared {
     /// The newest revision the stream delivered.
     pub revision: AtomicU64,
     staleness_bound: Duration,
+    pub metrics: VerifierMetrics,
 }
 
 impl Shared {
@@ -39,15 +41,32 @@ impl Shared {
         self.last_heard.store(nanos, Ordering::Release);
     }
 
+    /// How long since the stream last confirmed the cache current; since the verifier's
+    /// creation if it never has.
+    fn staleness(&self) -> Duration {
+        let heard = Duration::from_nanos(self.last_heard.load(Ordering::Acquire));
+        self.epoch.elapsed().saturating_sub(heard)
+    }
+
     /// Whether the stream has been heard from within the staleness bound.
     fn trusted(&self) -> bool {
-        let heard = self.last_heard.load(Ordering::Acquire);
-        heard != 0
-            && self
-                .epoch
-                .elapsed()
-                .saturating_sub(Duration::from_nanos(heard))
-                <= self.staleness_bound
+        self.last_heard.load(Ordering::Acquire) != 0 && self.staleness() <= self.staleness_bound
+    }
+}
+
+/// How often the verifier's state gauges are set.
+const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Sets the state gauges every [`SAMPLE_INTERVAL`] until `stopped` reports the verifier gone.
+async fn sample(shared: Arc<Shared>, mut stopped: tokio::sync::watch::Receiver<()>) {
+    loop {
+        shared
+            .metrics
+            .sample(shared.staleness(), shared.revision.load(Ordering::Acquire));
+        tokio::select! {
+            () = tokio::time::sleep(SAMPLE_INTERVAL) => {}
+            _ = stopped.changed() => return,
+        }
     }
 }
 
@@ -85,8 +104,10 @@ impl CachingVerifier {
             last_heard: AtomicU64::new(0),
             revision: AtomicU64::new(0),
             staleness_bound: config.staleness_bound,
+            metrics: VerifierMetrics::register(),
         });
         let (stop, stopped) = tokio::sync::watch::channel(());
+        tokio::spawn(sample(shared.clone(), stop.subscribe()));
         tokio::spawn(watcher::follow(
             shared.clone(),
             client.clone(),
@@ -109,13 +130,18 @@ impl CachingVerifier {
         token: &str,
         required_scopes: &[&str],
     ) -> Result<Verification, VerifyError> {
+        let metrics = &self.shared.metrics;
         let Ok(hash) = TokenSecret::hash_presented(token) else {
+            metrics.malformed.increment(1);
             return Ok(Verification::malformed());
         };
-        if self.shared.trusted()
-            && let Some(entry) = self.shared.cache.get(&hash)
-        {
+        if !self.shared.trusted() {
+            metrics.stale.increment(1);
+        } else if let Some(entry) = self.shared.cache.get(&hash) {
+            metrics.hit.increment(1);
             return Ok(entry.answer.for_scopes(required_scopes));
+        } else {
+            metrics.miss.increment(1);
         }
         let response = self.ask_authority(token).await?;
         let answer = Answer::from_response(response);
@@ -162,20 +188,28 @@ impl CachingVerifier {
         });
         request.set_timeout(self.request_timeout);
         let mut client = self.client.clone();
-        match tokio::time::timeout(self.request_timeout, client.verify_token(request)).await {
-            Ok(Ok(response)) => Ok(response.into_inner()),
-            Ok(Err(status))
-                if matches!(
-                    status.code(),
-                    Code::Unauthenticated | Code::PermissionDenied
-                ) =>
-            {
-                Err(VerifyError::Refused(status))
-            }
-            Ok(Err(status)) => Err(VerifyError::Unavailable(status.message().to_owned())),
-            Err(_) => Err(VerifyError::Unavailable(
-                "the authority did not answer in time".into(),
-            )),
+        let answer =
+            match tokio::time::timeout(self.request_timeout, client.verify_token(request)).await {
+                Ok(Ok(response)) => Ok(response.into_inner()),
+                Ok(Err(status))
+                    if matches!(
+                        status.code(),
+                        Code::Unauthenticated | Code::PermissionDenied
+                    ) =>
+                {
+                    Err(VerifyError::Refused(status))
+                }
+                Ok(Err(status)) => Err(VerifyError::Unavailable(status.message().to_owned())),
+                Err(_) => Err(VerifyError::Unavailable(
+                    "the authority did not answer in time".into(),
+                )),
+            };
+        let metrics = &self.shared.metrics;
+        match &answer {
+            Ok(_) => metrics.answered.increment(1),
+            Err(VerifyError::Refused(_)) => metrics.refused.increment(1),
+            Err(_) => metrics.unavailable.increment(1),
         }
+        answer
     }
 }

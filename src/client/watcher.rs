@@ -47,6 +47,7 @@ pub(super) async fn follow(
             () = tokio::time::sleep(jittered(delay)) => {}
             _ = stopped.changed() => return,
         }
+        shared.metrics.reconnects.increment(1);
         delay = (delay * 2).min(longest_delay);
     }
 }

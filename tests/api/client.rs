@@ -724,3 +724,93 @@ async fn a_verifier_speaks_tls_to_https_endpoints() {
         VerificationCode::Valid
     );
 }
+
+/// The value of the sample named `name` with the label pair `label`, if any, in a scrape of
+/// `recorder` (0 when absent).
+fn sample(
+    recorder: &metrics_exporter_prometheus::PrometheusRecorder,
+    name: &str,
+    label: Option<(&str, &str)>,
+) -> f64 {
+    let exposition = recorder.handle().render();
+    let lines = exposition.lines().map(|line| Ok(line.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid exposition format");
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .filter(|s| label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
+            _ => f64::NAN,
+        })
+        .sum()
+}
+
+// A backend exports the verifier's metrics with its own recorder: here a Prometheus one,
+// made current while the verifier registers its series (a global recorder would mix in the
+// other tests' verifiers).
+#[tokio::test]
+async fn the_verifier_records_hits_misses_remote_calls_and_staleness() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme", &[]).await;
+    let created = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &[])
+        .await;
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let verifier = metrics::with_local_recorder(&recorder, || {
+        verifier(&app, &tenant.admin_token, |config| {
+            config.staleness_bound = Duration::from_millis(500);
+            config.reconnect_backoff = (Duration::from_millis(50), Duration::from_millis(50));
+        })
+    });
+    heard(&verifier, 0).await;
+    let lookups = "token_authority_client_cache_lookups_total";
+    let remote = "token_authority_client_remote_verifications_total";
+    for _ in 0..3 {
+        assert_eq!(
+            code(&verifier, &created.secret, &[]).await,
+            VerificationCode::Valid
+        );
+    }
+    code(&verifier, "not a token", &[]).await;
+    assert_eq!(sample(&recorder, lookups, Some(("result", "miss"))), 1.0);
+    assert_eq!(sample(&recorder, lookups, Some(("result", "hit"))), 2.0);
+    assert_eq!(
+        sample(&recorder, remote, Some(("outcome", "answered"))),
+        1.0
+    );
+    let malformed = "token_authority_client_malformed_total";
+    assert_eq!(sample(&recorder, malformed, None), 1.0);
+    assert_eq!(
+        sample(&recorder, "token_authority_client_reconnects_total", None),
+        0.0
+    );
+
+    // The authority goes away: the stream reconnects (and fails), the cache goes stale, and
+    // the verification fails closed.
+    let _stopped = app.stop().await;
+    let deadline = Instant::now() + WAIT;
+    while verifier.is_fresh() {
+        assert!(Instant::now() < deadline, "the verifier never went stale");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let error = verifier.verify(&created.secret, &[]).await.unwrap_err();
+    assert!(matches!(error, VerifyError::Unavailable(_)), "{error:?}");
+    assert_eq!(sample(&recorder, lookups, Some(("result", "stale"))), 1.0);
+    assert_eq!(
+        sample(&recorder, remote, Some(("outcome", "unavailable"))),
+        1.0
+    );
+    let reconnects = "token_authority_client_reconnects_total";
+    while sample(&recorder, reconnects, None) < 1.0 {
+        assert!(Instant::now() < deadline, "the stream never reconnected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Sampled every second: a sample taken after the bound passed shows it.
+    let staleness = "token_authority_client_staleness_seconds";
+    while sample(&recorder, staleness, None) <= 0.5 {
+        assert!(Instant::now() < deadline, "the staleness gauge never grew");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

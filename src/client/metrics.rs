@@ -1,0 +1,89 @@
+//! The verifier's metrics, recorded through the [`metrics`](https://docs.rs/metrics) facade:
+//! a backend service exports them with whatever recorder it installs (Prometheus,
+//! StatsD, …), next to its own. Install the recorder before creating the verifier: its
+//! handles are registered then. Without a recorder, recording costs nothing.
+//!
+//! Several verifiers in one process share these series.
+
+use std::time::Duration;
+
+use metrics::{Counter, Gauge, Unit, describe_counter, describe_gauge};
+
+/// Verifications of well-formed tokens, by how the cache was consulted (`result`): `hit`
+/// (answered from memory), `miss` (no current answer cached: asked the authority) or
+/// `stale` (the watch stream has been silent past the staleness bound, so the cache was not
+/// trusted: asked the authority).
+pub const CACHE_LOOKUPS: &str = "token_authority_client_cache_lookups_total";
+/// Presented values refused locally as malformed, without a look-up.
+pub const MALFORMED: &str = "token_authority_client_malformed_total";
+/// VerifyToken calls to the authority, by `outcome`: `answered`, `refused` (the authority
+/// refused the verifier's own credential) or `unavailable` (no answer in time: the
+/// verification failed closed).
+pub const REMOTE_VERIFICATIONS: &str = "token_authority_client_remote_verifications_total";
+/// Times the watch stream was opened again after it ended or failed.
+pub const RECONNECTS: &str = "token_authority_client_reconnects_total";
+/// Seconds since the watch stream last confirmed the cache current (since the verifier's
+/// creation, before it ever did); past the staleness bound, the cache is not trusted.
+pub const STALENESS_SECONDS: &str = "token_authority_client_staleness_seconds";
+/// The newest revision the watch stream delivered.
+pub const REVISION: &str = "token_authority_client_revision";
+
+/// Handles to the verifier's series, registered once with the recorder current at creation.
+pub(super) struct VerifierMetrics {
+    pub hit: Counter,
+    pub miss: Counter,
+    pub stale: Counter,
+    pub malformed: Counter,
+    pub answered: Counter,
+    pub refused: Counter,
+    pub unavailable: Counter,
+    pub reconnects: Counter,
+    staleness: Gauge,
+    revision: Gauge,
+}
+
+impl VerifierMetrics {
+    pub fn register() -> Self {
+        describe();
+        let lookup = |result| metrics::counter!(CACHE_LOOKUPS, "result" => result);
+        let remote = |outcome| metrics::counter!(REMOTE_VERIFICATIONS, "outcome" => outcome);
+        Self {
+            hit: lookup("hit"),
+            miss: lookup("miss"),
+            stale: lookup("stale"),
+            malformed: metrics::counter!(MALFORMED),
+            answered: remote("answered"),
+            refused: remote("refused"),
+            unavailable: remote("unavailable"),
+            reconnects: metrics::counter!(RECONNECTS),
+            staleness: metrics::gauge!(STALENESS_SECONDS),
+            revision: metrics::gauge!(REVISION),
+        }
+    }
+
+    /// Sets the state gauges.
+    pub fn sample(&self, staleness: Duration, revision: u64) {
+        self.staleness.set(staleness.as_secs_f64());
+        // f64 holds integers exactly up to 2^53: far beyond any revision.
+        self.revision.set(revision as f64);
+    }
+}
+
+fn describe() {
+    describe_counter!(
+        CACHE_LOOKUPS,
+        "Verifications of well-formed tokens, by how the cache was consulted."
+    );
+    describe_counter!(MALFORMED, "Presented values refused locally as malformed.");
+    describe_counter!(
+        REMOTE_VERIFICATIONS,
+        "VerifyToken calls to the authority, by outcome (unavailable: failed closed)."
+    );
+    describe_counter!(RECONNECTS, "Times the watch stream was opened again.");
+    describe_gauge!(
+        STALENESS_SECONDS,
+        Unit::Seconds,
+        "Time since the watch stream last confirmed the cache current."
+    );
+    describe_gauge!(REVISION, "The newest revision the watch stream delivered.");
+}
