@@ -26,6 +26,12 @@ pub enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Write a consistent copy of the SQLite database to a new file, while servers run.
+    Backup {
+        /// The file to create (it must not exist); it is written with mode 0600.
+        #[arg(long, value_name = "FILE")]
+        to: std::path::PathBuf,
+    },
 }
 
 /// How logs are written.

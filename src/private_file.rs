@@ -1,4 +1,5 @@
-//! Writing a secret to a file only its owner can read.
+//! Writing a secret to a file only its owner can read (the bootstrap token, tokenctl's
+//! secrets, database backups).
 
 use std::io::Write;
 use std::path::Path;
@@ -35,6 +36,16 @@ pub fn write(path: &Path, contents: &str) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&temp);
     }
     written
+}
+
+/// Creates `path` as a new, empty file of mode 0600, for something secret to be written into
+/// by other means. Fails if anything (a symlink included) is already at `path`.
+pub fn create_empty(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map(drop)
 }
 
 #[cfg(all(test, unix))]

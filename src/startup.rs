@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,6 +46,44 @@ pub enum StartupError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "`backup` copies SQLite databases; back up PostgreSQL with pg_dump or a base backup (docs/operations.md)"
+    )]
+    BackupUnsupported,
+    #[error("cannot create the backup file {path} (it must not exist yet)")]
+    BackupFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Writes a consistent copy of the SQLite database that `settings` names to the new file
+/// `to` (mode 0600: it holds secret hashes and the page-token key), while servers keep
+/// using the database. Restoring is starting a server on the copy.
+pub async fn backup(settings: &Settings, to: &Path) -> Result<(), StartupError> {
+    let url = settings.database_url.as_str();
+    if !url.starts_with("sqlite:") {
+        return Err(StartupError::BackupUnsupported);
+    }
+    let file_error = |source| StartupError::BackupFile {
+        path: to.display().to_string(),
+        source,
+    };
+    let target = to.to_str().ok_or_else(|| {
+        file_error(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the path is not UTF-8",
+        ))
+    })?;
+    // Created here, empty and private, so that the copy never exists with wider permissions
+    // and an existing file is never overwritten (VACUUM INTO accepts an empty file).
+    crate::private_file::create_empty(to).map_err(file_error)?;
+    if let Err(error) = SqliteStore::backup(url, target).await {
+        let _ = std::fs::remove_file(to);
+        return Err(error.into());
+    }
+    Ok(())
 }
 
 /// Opens the store the URL names; migrates it when `migrate` is set.

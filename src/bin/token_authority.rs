@@ -1,5 +1,5 @@
 //! The `token-authority` server binary: parses configuration, sets up logging, and runs
-//! `serve` (the default) or `migrate`.
+//! `serve` (the default), `migrate` or `backup`.
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 use token_authority::configuration::{Cli, Command, MetricsAddr};
 use token_authority::domain::TokenSecret;
-use token_authority::startup::{Application, open_store};
+use token_authority::startup::{Application, backup, open_store};
 use token_authority::{metrics, telemetry};
 
 #[global_allocator]
@@ -32,6 +32,11 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("migration failed")?;
             tracing::info!("database is up to date");
+        }
+        Command::Backup { to } => {
+            backup(&settings, &to).await.context("backup failed")?;
+            let bytes = std::fs::metadata(&to).map(|m| m.len()).unwrap_or_default();
+            println!("Backup written to {} ({bytes} bytes).", to.display());
         }
         Command::Serve => {
             if let MetricsAddr::At(addr) = settings.metrics_addr {

@@ -423,7 +423,6 @@ impl TestApp {
             .expect("token")
     }
 
-    /// Verifies `token` as the operator (who may verify tokens of every account).
     /// The id of the bootstrap owner (the principal of `bootstrap_token`).
     pub async fn bootstrap_owner_id(&self) -> String {
         self.verify(&self.bootstrap_token, &[])
@@ -433,6 +432,7 @@ impl TestApp {
             .id
     }
 
+    /// Verifies `token` as the operator (who may verify tokens of every account).
     pub async fn verify(&self, token: &str, required: &[&str]) -> proto::VerifyTokenResponse {
         self.operator_tokens()
             .verify_token(proto::VerifyTokenRequest {

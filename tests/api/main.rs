@@ -28,6 +28,7 @@ macro_rules! backend_tests {
 }
 
 mod admin;
+mod backup;
 mod bad_input;
 mod binary;
 mod client;

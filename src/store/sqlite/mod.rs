@@ -64,6 +64,25 @@ impl SqliteStore {
         MIGRATOR.run(&self.writer).await?;
         Ok(())
     }
+
+    /// Writes a consistent copy of the existing database at `url` to the file `to`, which
+    /// must not exist or be empty, while servers keep using the database: `VACUUM INTO`
+    /// reads one snapshot (in WAL mode, a read that blocks no writer) and writes it out
+    /// compacted. The connection is read-only and never creates the source.
+    pub async fn backup(url: &str, to: &str) -> StoreResult<()> {
+        use sqlx::Connection;
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(StoreError::Database)?
+            .read_only(true)
+            .busy_timeout(Duration::from_secs(5));
+        let mut connection = sqlx::SqliteConnection::connect_with(&options).await?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(to)
+            .execute(&mut connection)
+            .await?;
+        connection.close().await?;
+        Ok(())
+    }
 }
 
 impl Backend for SqliteStore {
