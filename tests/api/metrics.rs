@@ -587,3 +587,88 @@ async fn watchers_events_last_use_and_the_database_are_counted() {
     drop((fast, slow, slow_client, client, channel));
     terminate(child);
 }
+
+/// The metric names `text` mentions: words starting with `grpc_server_` or
+/// `token_authority_`, with a histogram's `_bucket`/`_count`/`_sum` suffix taken off.
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for prefix in ["grpc_server_", "token_authority_"] {
+        for (start, _) in text.match_indices(prefix) {
+            let preceded_by_word = text[..start]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+            if preceded_by_word {
+                continue;
+            }
+            let name: String = text[start..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            names.insert(without_histogram_suffix(&name).to_owned());
+        }
+    }
+    names
+}
+
+fn without_histogram_suffix(name: &str) -> &str {
+    ["_bucket", "_count", "_sum"]
+        .iter()
+        .find_map(|suffix| name.strip_suffix(suffix))
+        .unwrap_or(name)
+}
+
+// The alert rules and the dashboard are written against metric names: a renamed or
+// forgotten metric would leave an alert that never fires, so every name they use must be
+// one the server exports (or the client library's, whose export the client tests check).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alerts_and_the_dashboard_use_only_exported_metrics() {
+    let Metered {
+        child,
+        metrics_addr,
+        channel,
+        mut client,
+        owner,
+        _dir,
+        ..
+    } = Metered::start().await;
+    verify(&mut client, Some(&owner), &owner).await.unwrap();
+    // The health probe's gauges come last: they are set once a second.
+    let scrape = scrape_when(&metrics_addr, |scrape| {
+        value(scrape, "token_authority_health_serving", &[("service", "")]) == 1.0
+    })
+    .await;
+    let mut exported: std::collections::BTreeSet<String> = scrape
+        .samples
+        .iter()
+        .map(|s| without_histogram_suffix(&s.metric).to_owned())
+        .collect();
+    use token_authority::client::metrics as client_metrics;
+    for name in [
+        client_metrics::CACHE_LOOKUPS,
+        client_metrics::MALFORMED,
+        client_metrics::REMOTE_VERIFICATIONS,
+        client_metrics::RECONNECTS,
+        client_metrics::STALENESS_SECONDS,
+        client_metrics::REVISION,
+    ] {
+        exported.insert(name.to_owned());
+    }
+    let root = env!("CARGO_MANIFEST_DIR");
+    for file in [
+        "deploy/prometheus/alerts.yml",
+        "deploy/grafana/token-authority.json",
+    ] {
+        let text = std::fs::read_to_string(format!("{root}/{file}")).unwrap();
+        let used = metric_names(&text);
+        assert!(used.len() >= 10, "{file} names metrics: {used:?}");
+        let unknown: Vec<_> = used.difference(&exported).collect();
+        assert!(
+            unknown.is_empty(),
+            "{file} uses {unknown:?}; exported: {exported:?}"
+        );
+    }
+    drop(client);
+    drop(channel);
+    terminate(child);
+}

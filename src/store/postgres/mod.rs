@@ -24,7 +24,14 @@ use super::{Backend, StoreResult};
 /// The store the shared SQL in `sql` is compiled for.
 type ThisBackend = PostgresStore;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+/// The migrations. A database may hold migrations newer than this binary's (a rolling
+/// upgrade, where a newer replica has migrated, or a rollback): they are additive by rule,
+/// so this binary runs against them instead of refusing to start.
+static MIGRATOR: sqlx::migrate::Migrator = {
+    let mut migrator = sqlx::migrate!("./migrations/postgres");
+    migrator.ignore_missing = true;
+    migrator
+};
 
 /// The NOTIFY channel that announces new invalidation events.
 const EVENTS_CHANNEL: &str = "token_authority_events";

@@ -23,7 +23,14 @@ use super::{Backend, StoreError, StoreResult};
 /// The store the shared SQL in `sql` is compiled for.
 type ThisBackend = SqliteStore;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+/// The migrations. A database may hold migrations newer than this binary's (a rolling
+/// upgrade, where a newer replica has migrated, or a rollback): they are additive by rule,
+/// so this binary runs against them instead of refusing to start.
+static MIGRATOR: sqlx::migrate::Migrator = {
+    let mut migrator = sqlx::migrate!("./migrations/sqlite");
+    migrator.ignore_missing = true;
+    migrator
+};
 
 /// The SQLite implementation of [`Store`](super::Store).
 #[derive(Clone)]
