@@ -19,6 +19,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         prost::Message::encode_to_vec(&file_descriptors),
     )?;
     tonic_prost_build::configure()
+        // Smaller per-call buffers than tonic's 8 KiB (src/codec.rs says why).
+        .codec_path("crate::codec::SmallBufferCodec")
         // The messages that carry a plaintext secret get a hand-written, redacting Debug
         // (src/proto.rs), so that no `{:?}` anywhere can print a secret.
         .skip_debug([

@@ -41,7 +41,9 @@ fn env_or(name: &str, default: usize) -> usize {
 
 /// Microseconds since the Unix epoch: a clock every process of the machine shares.
 fn now_micros() -> i64 {
-    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
 }
 
@@ -103,7 +105,12 @@ fn cpu_ms(pid: u32) -> u64 {
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // utime and stime are fields 14 and 15 of the line, 11 and 12 after the name; the
     // kernel counts in clock ticks of 100 Hz on Linux.
     (ticks(11) + ticks(12)) * 10
@@ -137,12 +144,23 @@ fn main() {
         .expect("runtime");
     let uri = format!("http://{addr}");
     let (mut tokens, ids) = runtime.block_on(async {
-        let channel = Channel::from_shared(uri.clone()).expect("uri").connect().await.expect("connects");
+        let channel = Channel::from_shared(uri.clone())
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connects");
         let mut tokens = TokenServiceClient::new(channel);
         let mut ids = Vec::new();
         for i in 0..rounds {
-            let request = CreateTokenRequest { name: format!("victim {i}"), ..Default::default() };
-            let created = tokens.create_token(authorized(request, &operator)).await.expect("token created").into_inner();
+            let request = CreateTokenRequest {
+                name: format!("victim {i}"),
+                ..Default::default()
+            };
+            let created = tokens
+                .create_token(authorized(request, &operator))
+                .await
+                .expect("token created")
+                .into_inner();
             ids.push(created.token.expect("token").id);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -181,7 +199,9 @@ fn main() {
         match parts.next() {
             Some("ready") => *ready += 1,
             Some("arrival") => {
-                if let (Some(id), Some(at)) = (parts.next(), parts.next().and_then(|v| v.parse().ok())) {
+                if let (Some(id), Some(at)) =
+                    (parts.next(), parts.next().and_then(|v| v.parse().ok()))
+                {
                     arrivals.push((id.to_owned(), at));
                 }
             }
@@ -190,7 +210,9 @@ fn main() {
         }
     };
     while ready < clients {
-        let line = lines_rx.recv().expect("every watcher process reports ready");
+        let line = lines_rx
+            .recv()
+            .expect("every watcher process reports ready");
         handle(line, &mut ready);
     }
     std::thread::sleep(Duration::from_millis(500));
@@ -203,8 +225,14 @@ fn main() {
     runtime.block_on(async {
         for id in &ids {
             let sent = now_micros();
-            let request = RevokeTokenRequest { id: id.clone(), ..Default::default() };
-            tokens.revoke_token(authorized(request, &operator)).await.expect("revoked");
+            let request = RevokeTokenRequest {
+                id: id.clone(),
+                ..Default::default()
+            };
+            tokens
+                .revoke_token(authorized(request, &operator))
+                .await
+                .expect("revoked");
             sent_at.insert(id.clone(), (sent, now_micros()));
             tokio::time::sleep(gap).await;
         }
@@ -236,12 +264,19 @@ fn main() {
         "{watchers} watchers (one connection each, {clients} client processes), {rounds} revocations {} ms apart: {} of {expected} deliveries{}",
         gap.as_millis(),
         from_response.len(),
-        if from_response.len() == expected { "" } else { " (MISSING SOME)" }
+        if from_response.len() == expected {
+            ""
+        } else {
+            " (MISSING SOME)"
+        }
     );
     for problem in &problems {
         println!("  watcher problem: {problem}");
     }
-    for (name, values) in [("from the RevokeToken response", &from_response), ("from the RevokeToken request", &from_request)] {
+    for (name, values) in [
+        ("from the RevokeToken response", &from_response),
+        ("from the RevokeToken request", &from_request),
+    ] {
         if values.is_empty() {
             continue;
         }
@@ -259,7 +294,9 @@ fn main() {
         rss_with.saturating_sub(rss_before) as f64 / watchers.max(1) as f64,
         rss_peak as f64 / 1024.0,
     );
-    println!("  CPU during the revocations: server {server_cpu} ms, watcher processes {clients_cpu} ms");
+    println!(
+        "  CPU during the revocations: server {server_cpu} ms, watcher processes {clients_cpu} ms"
+    );
     let _ = server.kill();
     let _ = server.wait();
 }
@@ -271,7 +308,12 @@ fn children_cpu_ms() -> u64 {
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // cutime and cstime: fields 16 and 17 of the line, 13 and 14 after the name.
     (ticks(13) + ticks(14)) * 10
 }
@@ -294,20 +336,37 @@ fn watch(addr: &str) {
         for _ in 0..streams {
             // Connected one after the other: thousands of simultaneous connects overflow the
             // listen backlog, which says nothing about propagation.
-            let channel = Endpoint::from_shared(uri.clone()).expect("uri").connect().await.expect("watcher connects");
+            let channel = Endpoint::from_shared(uri.clone())
+                .expect("uri")
+                .connect()
+                .await
+                .expect("watcher connects");
             let token = token.clone();
             let ready_tx = ready_tx.clone();
             tasks.push(tokio::spawn(async move {
                 let mut client = TokenServiceClient::new(channel);
-                let request = WatchRevocationsRequest { after_revision: 0, account_id: String::new(), start_from_now: true };
-                let mut stream = client.watch_revocations(authorized(request, &token)).await.expect("watch").into_inner();
+                let request = WatchRevocationsRequest {
+                    after_revision: 0,
+                    account_id: String::new(),
+                    start_from_now: true,
+                };
+                let mut stream = client
+                    .watch_revocations(authorized(request, &token))
+                    .await
+                    .expect("watch")
+                    .into_inner();
                 let mut arrivals = Vec::with_capacity(events);
                 let mut following = false;
                 while arrivals.len() < events {
                     let message = match stream.message().await {
                         Ok(Some(response)) => response.message,
                         Ok(None) => return (arrivals, Some("the stream ended".to_owned())),
-                        Err(status) => return (arrivals, Some(format!("{:?}: {}", status.code(), status.message()))),
+                        Err(status) => {
+                            return (
+                                arrivals,
+                                Some(format!("{:?}: {}", status.code(), status.message())),
+                            );
+                        }
                     };
                     let at = now_micros();
                     match message {
@@ -344,7 +403,9 @@ fn watch(addr: &str) {
                         out.push_str(&format!("problem {problem}\n"));
                     }
                 }
-                Ok(Err(error)) => out.push_str(&format!("problem the watcher task failed: {error}\n")),
+                Ok(Err(error)) => {
+                    out.push_str(&format!("problem the watcher task failed: {error}\n"))
+                }
                 Err(_) => out.push_str("problem a watcher did not get every event within 60 s\n"),
             }
         }

@@ -38,10 +38,6 @@ use token_authority::proto::{
 };
 use token_authority::startup::Application;
 
-// The same allocator as the server binary.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Sends `request` with `token` as its Bearer credential.
 fn authorized<T>(request: T, token: &str) -> Request<T> {
     let mut request = Request::new(request);

@@ -1,7 +1,8 @@
 //! The token authority: issues, verifies and revokes API tokens over gRPC.
 //!
 //! Layers, each depending only on those below it:
-//! - [`proto`]: the generated gRPC/protobuf code of `tokenauthority.v1`.
+//! - [`proto`]: the generated gRPC/protobuf code of `tokenauthority.v1` (and `codec`, the
+//!   protobuf codec it uses).
 //! - [`domain`]: token format, hashing and the rules; no I/O.
 //! - `store`: persistence behind one trait, on SQLite or PostgreSQL.
 //! - `authority`: the use cases, with the verification cache and the watch streams.
@@ -13,6 +14,7 @@
 //! server and the client; `fuzzing`, the fuzz targets (not API).
 //! Features: `server`, `client`, `cli` (all default).
 
+mod codec;
 pub mod credential;
 pub mod domain;
 pub mod proto;

@@ -11,9 +11,6 @@ use token_authority::domain::TokenSecret;
 use token_authority::startup::{Application, backup, open_store};
 use token_authority::{metrics, telemetry};
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
