@@ -15,6 +15,7 @@
 //!
 //! Run with `cargo bench --bench propagation`; `WATCHERS=10000 cargo bench --bench
 //! propagation` for ten thousand (CLIENTS defaults to one process per 2,500 watchers).
+//! `PIN=1` gives the server the first CPU to itself and the watcher processes the others.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -191,6 +192,30 @@ fn main() {
         children.push(child);
     }
     drop(lines_tx);
+    // PIN=1: the server on the first CPU, the watcher processes on the others, so that the
+    // figures show what the server does with a core of its own.
+    if std::env::var("PIN").is_ok_and(|v| v == "1") {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let pin = |pid: u32, list: &str| {
+            let status = Command::new("taskset")
+                .args(["--all-tasks", "--cpu-list", "--pid", list, &pid.to_string()])
+                .stdout(Stdio::null())
+                .status();
+            assert!(
+                status.is_ok_and(|s| s.success()),
+                "taskset pins {pid} to {list}"
+            );
+        };
+        pin(server.id(), "0");
+        let others = if cpus > 1 {
+            format!("1-{}", cpus - 1)
+        } else {
+            "0".to_owned()
+        };
+        for child in &children {
+            pin(child.id(), &others);
+        }
+    }
     let mut arrivals: Vec<(String, i64)> = Vec::with_capacity(watchers * rounds);
     let mut problems = Vec::new();
     let mut ready = 0;

@@ -219,17 +219,23 @@ pub fn record_cache_eviction(reason: &'static str) {
 
 /// A watch stream open: the watcher gauge counts it while this lives.
 #[derive(Debug)]
-pub struct OpenWatcher(());
+pub struct OpenWatcher {
+    /// Registered once per stream: counting an event is then one atomic add, not a look-up
+    /// in the registry (it runs once per event per watcher).
+    sent: metrics::Counter,
+}
 
 impl OpenWatcher {
     pub fn open() -> Self {
         metrics::gauge!(WATCHERS).increment(1.0);
-        Self(())
+        Self {
+            sent: metrics::counter!(WATCH_EVENTS_SENT),
+        }
     }
 
     /// Counts `count` events sent to this watcher.
     pub fn sent(&self, count: usize) {
-        metrics::counter!(WATCH_EVENTS_SENT).increment(count as u64);
+        self.sent.increment(count as u64);
     }
 
     /// Counts this watcher as cut off for falling behind.
