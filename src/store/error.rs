@@ -19,10 +19,14 @@ pub enum StoreError {
     Database(#[source] sqlx::Error),
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database's schema is not the one this binary expects (see `store/schema.rs`).
+    #[error("{0}")]
+    Schema(String),
 }
 
-/// Every database error passes through here, which is where it is counted (by kind, see
-/// [`crate::metrics::DATABASE_ERRORS`]).
+/// The errors of the store's queries pass through here, which is where they are counted (by
+/// kind, see [`crate::metrics::DATABASE_ERRORS`]); the PostgreSQL listener's own reconnects
+/// and malformed database URLs are not counted.
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         let (kind, converted) = match error {

@@ -11,6 +11,7 @@ mod backend;
 mod error;
 pub mod postgres;
 mod rows;
+mod schema;
 pub mod sqlite;
 mod time;
 

@@ -4,7 +4,9 @@
 
 use token_authority::proto::{self, VerificationCode};
 
-use crate::helpers::{Backend, TestApp, backend, code_of, execute_sql};
+use token_authority::startup::Application;
+
+use crate::helpers::{Backend, TestApp, backend, code_of, execute_sql, test_settings};
 
 backend_tests!(escalate_granted_as_an_application_permission_is_not_the_system_one);
 
@@ -141,4 +143,28 @@ async fn a_binary_starts_on_a_schema_a_newer_release_migrated() {
     .await;
     let app = TestApp::restart(stopped, |_| {}).await;
     assert!(app.verify(&tenant.admin_token, &[]).await.valid);
+}
+
+backend_tests!(a_server_that_does_not_migrate_refuses_a_database_that_lacks_its_migrations);
+
+// Serving with --migrate-on-start false after forgetting `token-authority migrate`: a data
+// migration that is missing fails no query, so the server must refuse to start.
+async fn a_server_that_does_not_migrate_refuses_a_database_that_lacks_its_migrations() {
+    let app = TestApp::spawn().await;
+    let stopped = app.stop().await;
+    execute_sql(&stopped.database_url, &[
+        "DELETE FROM _sqlx_migrations WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)"
+            .to_owned(),
+    ])
+    .await;
+    let mut settings = test_settings(&stopped.database_url);
+    settings.migrate_on_start = false;
+    let refused = match Application::build(settings).await {
+        Ok(_) => panic!("a server started on a database that lacks a migration"),
+        Err(error) => format!("{:#}", anyhow::Error::from(error)),
+    };
+    assert!(
+        refused.contains("lacks migration") && refused.contains("token-authority migrate"),
+        "{refused}"
+    );
 }

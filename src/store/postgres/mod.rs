@@ -79,6 +79,12 @@ impl PostgresStore {
         MIGRATOR.run(&self.pool).await?;
         Ok(())
     }
+
+    /// Refuses a database whose schema is not the one this binary expects (see
+    /// `store/schema.rs`); called at every start, after migrating if that was asked for.
+    pub async fn check_schema(&self) -> StoreResult<()> {
+        super::schema::check(&mut *self.pool.acquire().await?, &MIGRATOR).await
+    }
 }
 
 /// Follows NOTIFY on the events channel for as long as the store lives, reconnecting after

@@ -72,8 +72,15 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Writes a consistent copy of the existing database at `url` to the file `to`, which
-    /// must not exist or be empty, while servers keep using the database: `VACUUM INTO`
+    /// Refuses a database whose schema is not the one this binary expects (see
+    /// `store/schema.rs`); called at every start, after migrating if that was asked for.
+    pub async fn check_schema(&self) -> StoreResult<()> {
+        super::schema::check(&mut *self.writer.acquire().await?, &MIGRATOR).await
+    }
+
+    /// Writes a consistent copy of the existing database at `url` to the file `to` (a plain
+    /// path, which must not exist or be empty), while servers keep using the database:
+    /// `VACUUM INTO`
     /// reads one snapshot (in WAL mode, a read that blocks no writer) and writes it out
     /// compacted. The connection is read-only and never creates the source.
     pub async fn backup(url: &str, to: &str) -> StoreResult<()> {
