@@ -38,14 +38,16 @@ pub fn write(path: &Path, contents: &str) -> std::io::Result<()> {
     written
 }
 
-/// Creates `path` as a new, empty file of mode 0600, for something secret to be written into
-/// by other means. Fails if anything (a symlink included) is already at `path`.
-pub fn create_empty(path: &Path) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+/// Makes the file at `path` readable and writable by its owner only (mode 0600).
+pub fn restrict(path: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path).map(drop)
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 #[cfg(all(test, unix))]

@@ -61,6 +61,11 @@ pub enum StartupError {
 /// Writes a consistent copy of the SQLite database that `settings` names to the new file
 /// `to` (mode 0600: it holds secret hashes and the page-token key), while servers keep
 /// using the database. Restoring is starting a server on the copy.
+///
+/// The copy is written in a private directory made beside `to`, then hard-linked into place:
+/// nobody can swap what SQLite opens for a link of their own, the file never exists under
+/// its final name half-written or readable by others, a `file:` name is never read as an
+/// SQLite URI, and an existing file is never replaced (linking fails instead).
 pub async fn backup(settings: &Settings, to: &Path) -> Result<(), StartupError> {
     let url = settings.database_url.as_str();
     if !url.starts_with("sqlite:") {
@@ -70,23 +75,48 @@ pub async fn backup(settings: &Settings, to: &Path) -> Result<(), StartupError> 
         path: to.display().to_string(),
         source,
     };
-    let target = to.to_str().ok_or_else(|| {
-        file_error(std::io::Error::new(
+    if to.symlink_metadata().is_ok() {
+        return Err(file_error(std::io::ErrorKind::AlreadyExists.into()));
+    }
+    let staging = staging_directory(to).map_err(file_error)?;
+    let staged = staging.join("backup.db");
+    let copied = match staged.to_str() {
+        Some(staged) => SqliteStore::backup(url, staged)
+            .await
+            .map_err(StartupError::Store),
+        None => Err(file_error(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             "the path is not UTF-8",
-        ))
-    })?;
-    // Created here, empty and private, so that the copy never exists with wider permissions
-    // and an existing file is never overwritten (VACUUM INTO accepts an empty file).
-    crate::private_file::create_empty(to).map_err(file_error)?;
-    if let Err(error) = SqliteStore::backup(url, target).await {
-        let _ = std::fs::remove_file(to);
-        return Err(error.into());
-    }
-    Ok(())
+        ))),
+    };
+    let placed = copied.and_then(|()| {
+        crate::private_file::restrict(&staged)
+            .and_then(|()| std::fs::hard_link(&staged, to))
+            .map_err(file_error)
+    });
+    let _ = std::fs::remove_dir_all(&staging);
+    placed
 }
 
-/// Opens the store the URL names; migrates it when `migrate` is set.
+/// A new directory only this user can enter, beside `path`, for writing `path` in private.
+fn staging_directory(path: &Path) -> std::io::Result<std::path::PathBuf> {
+    let absolute = std::path::absolute(path)?;
+    let parent = absolute.parent().unwrap_or(Path::new("/"));
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let staging = parent.join(format!(
+        ".token-authority-backup-{:016x}",
+        u64::from_le_bytes(random)
+    ));
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(&staging)?;
+    Ok(staging)
+}
+
+/// Opens the store the URL names; migrates it when `migrate` is set; refuses a schema that
+/// is not the one this binary expects.
 pub async fn open_store(
     settings: &Settings,
     migrate: bool,
@@ -97,6 +127,7 @@ pub async fn open_store(
         if migrate {
             store.migrate().await?;
         }
+        store.check_schema().await?;
         crate::metrics::record_build_info("sqlite");
         return Ok(Arc::new(store));
     }
@@ -109,6 +140,7 @@ pub async fn open_store(
         if migrate {
             store.migrate().await?;
         }
+        store.check_schema().await?;
         crate::metrics::record_build_info("postgres");
         return Ok(Arc::new(store));
     }
@@ -202,6 +234,9 @@ impl Application {
         let stopping = async move {
             shutdown.await;
             tracing::info!("shutting down: draining in-flight calls");
+            // First, so that the health probe, which stops reporting once this is set, cannot
+            // report SERVING again after the lines below.
+            authority.stop_watches();
             health
                 .set_not_serving::<TokenServiceServer<TokenApi>>()
                 .await;
@@ -215,7 +250,6 @@ impl Application {
             for service in SERVICES.into_iter().chain([""]) {
                 crate::metrics::record_health(service, false);
             }
-            authority.stop_watches();
             let _ = stop_requested.send(true);
         };
         let shutdown_timeout = self.settings.shutdown_timeout;
@@ -228,6 +262,12 @@ impl Application {
         };
 
         tracing::info!(addr = %self.local_addr, tls = self.settings.tls_cert.is_some(), "token authority listening");
+        if self.settings.tls_cert.is_none() && !self.local_addr.ip().is_loopback() {
+            tracing::warn!(
+                addr = %self.local_addr,
+                "listening without TLS on a non-loopback address: tokens cross the network in clear unless a TLS-terminating proxy is in front (--tls-cert, --tls-key)"
+            );
+        }
         let mut builder = Server::builder();
         if let (Some(cert), Some(key)) = (&self.settings.tls_cert, &self.settings.tls_key) {
             let read = |path: &std::path::PathBuf| {

@@ -11,13 +11,13 @@ use crate::helpers::{TestApp, code_of, test_settings};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_token-authority");
 
-/// Runs `token-authority backup` of `database_url` to `to`; returns whether it succeeded and
-/// what it printed.
-async fn backup(database_url: &str, to: &std::path::Path) -> (bool, String) {
+/// Runs `token-authority backup` of `database_url` to `to`, in the directory `dir`; returns
+/// whether it succeeded and what it printed.
+async fn backup(database_url: &str, dir: &std::path::Path, to: &str) -> (bool, String) {
     let mut command = Command::new(BINARY);
     command
-        .args(["backup", "--database-url", database_url, "--to"])
-        .arg(to);
+        .current_dir(dir)
+        .args(["backup", "--database-url", database_url, "--to", to]);
     let output = tokio::task::spawn_blocking(move || command.output())
         .await
         .expect("the backup task")
@@ -106,7 +106,7 @@ async fn a_backup_taken_while_the_server_writes_restores_every_answer() {
         })
     };
     let copy = app.dir.path().join("backup.db");
-    let (succeeded, printed) = backup(&app.database_url, &copy).await;
+    let (succeeded, printed) = backup(&app.database_url, app.dir.path(), "backup.db").await;
     assert!(succeeded, "{printed}");
     assert!(printed.contains("Backup written to"), "{printed}");
     let concurrent = writer.await.unwrap();
@@ -124,13 +124,23 @@ async fn a_backup_taken_while_the_server_writes_restores_every_answer() {
     }
     // An existing file is never overwritten.
     let copied = std::fs::read(&copy).unwrap();
-    let (succeeded, printed) = backup(&app.database_url, &copy).await;
+    let (succeeded, printed) = backup(&app.database_url, app.dir.path(), "backup.db").await;
     assert!(!succeeded);
     assert!(printed.contains("must not exist"), "{printed}");
     assert_eq!(
         std::fs::read(&copy).unwrap(),
         copied,
         "the copy is untouched"
+    );
+    // A name SQLite would read as a URI is a plain file name here.
+    let uri_like = "file:copy.db?mode=memory";
+    let (succeeded, printed) = backup(&app.database_url, app.dir.path(), uri_like).await;
+    assert!(succeeded, "{printed}");
+    let literal = std::fs::metadata(app.dir.path().join(uri_like)).unwrap();
+    assert!(literal.len() > 0, "the copy is in the file named");
+    assert!(
+        no_staging_left(app.dir.path()),
+        "the private directories the copies were written in are gone"
     );
 
     // Restore: a server on the copy.
@@ -175,19 +185,34 @@ async fn a_backup_taken_while_the_server_writes_restores_every_answer() {
     let _ = restored.stop().await;
 }
 
+/// Whether `dir` holds none of the private directories `backup` writes its copy in.
+fn no_staging_left(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir).unwrap().all(|entry| {
+        !entry
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".token-authority-backup-")
+    })
+}
+
 #[tokio::test]
 async fn backup_refuses_postgresql_and_missing_databases() {
     let dir = tempfile::tempdir().unwrap();
-    let to = dir.path().join("copy.db");
-    let (succeeded, printed) = backup("postgres://user@127.0.0.1:1/db", &to).await;
+    let (succeeded, printed) =
+        backup("postgres://user@127.0.0.1:1/db", dir.path(), "copy.db").await;
     assert!(!succeeded);
     assert!(printed.contains("pg_dump"), "{printed}");
     let missing = format!("sqlite://{}", dir.path().join("missing.db").display());
-    let (succeeded, printed) = backup(&missing, &to).await;
+    let (succeeded, printed) = backup(&missing, dir.path(), "copy.db").await;
     assert!(!succeeded, "{printed}");
     assert!(
         !dir.path().join("missing.db").exists(),
         "nothing is created"
     );
-    assert!(!to.exists(), "no partial copy is left behind");
+    assert!(
+        !dir.path().join("copy.db").exists(),
+        "no partial copy is left behind"
+    );
+    assert!(no_staging_left(dir.path()));
 }
