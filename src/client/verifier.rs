@@ -57,7 +57,9 @@ impl Shared {
 /// How often the verifier's state gauges are set.
 const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Sets the state gauges every [`SAMPLE_INTERVAL`] until `stopped` reports the verifier gone.
+/// Sets the state gauges every [`SAMPLE_INTERVAL`] until `stopped` reports the verifier gone;
+/// then zeroes its staleness, so that a verifier dropped while stale does not look stale for
+/// ever.
 async fn sample(shared: Arc<Shared>, mut stopped: tokio::sync::watch::Receiver<()>) {
     loop {
         shared
@@ -65,9 +67,12 @@ async fn sample(shared: Arc<Shared>, mut stopped: tokio::sync::watch::Receiver<(
             .sample(shared.staleness(), shared.revision.load(Ordering::Acquire));
         tokio::select! {
             () = tokio::time::sleep(SAMPLE_INTERVAL) => {}
-            _ = stopped.changed() => return,
+            _ = stopped.changed() => break,
         }
     }
+    shared
+        .metrics
+        .sample(Duration::ZERO, shared.revision.load(Ordering::Acquire));
 }
 
 /// Verifies tokens for a backend service; cheap to clone (clones share the cache and the
