@@ -672,3 +672,62 @@ async fn the_alerts_and_the_dashboard_use_only_exported_metrics() {
     drop(channel);
     terminate(child);
 }
+
+/// Every `expr` string anywhere in `value` (a Grafana dashboard's panel queries).
+fn queries(value: &serde_json::Value, found: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(fields) => {
+            for (key, field) in fields {
+                match (key.as_str(), field) {
+                    ("expr", serde_json::Value::String(query)) => found.push(query.clone()),
+                    _ => queries(field, found),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|item| queries(item, found)),
+        _ => {}
+    }
+}
+
+// A query with a syntax error shows an empty panel, which looks like "nothing happening":
+// every one must parse. promtool parses PromQL in recording rules, so each query becomes
+// one, with Grafana's variables substituted as Grafana would. `scripts/test` provides
+// promtool (PROMTOOL); run through it.
+#[test]
+fn every_dashboard_query_is_valid_promql() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let text = std::fs::read_to_string(format!("{root}/deploy/grafana/token-authority.json"))
+        .expect("the dashboard");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("dashboard JSON");
+    let mut found = Vec::new();
+    queries(&dashboard, &mut found);
+    assert!(found.len() >= 20, "the dashboard's panels query: {found:?}");
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for (i, query) in found.iter().enumerate() {
+        let query = query
+            .replace("$__rate_interval", "1m")
+            .replace("$client_job", ".*")
+            .replace("$instance", ".*")
+            .replace("$job", ".*");
+        // A JSON string is a valid YAML double-quoted string.
+        let quoted = serde_json::to_string(&query).unwrap();
+        rules.push_str(&format!(
+            "      - record: dashboard:query_{i}\n        expr: {quoted}\n"
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dashboard.rules.yml");
+    std::fs::write(&file, rules).unwrap();
+    let promtool = std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".to_owned());
+    let checked = std::process::Command::new(&promtool)
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("{promtool} runs (run the suite with scripts/test): {e}"));
+    assert!(
+        checked.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+}
