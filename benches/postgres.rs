@@ -163,6 +163,7 @@ async fn cold_latencies(addr: &str, operator: &str, secrets: &[String]) -> Vec<f
             VerifyTokenRequest {
                 token: operator.to_owned(),
                 required_scopes: vec![],
+                min_revision: 0,
             },
             operator,
         ))
@@ -176,6 +177,7 @@ async fn cold_latencies(addr: &str, operator: &str, secrets: &[String]) -> Vec<f
                 VerifyTokenRequest {
                     token: secret.clone(),
                     required_scopes: vec![],
+                    min_revision: 0,
                 },
                 operator,
             ))
@@ -282,7 +284,7 @@ fn main() {
         let secret = &secrets[0];
         let hash = TokenSecret::parse(secret).expect("token").hash();
         let frame = {
-            let body = prost::Message::encode_to_vec(&VerifyTokenRequest { token: secret.clone(), required_scopes: vec![] });
+            let body = prost::Message::encode_to_vec(&VerifyTokenRequest { token: secret.clone(), required_scopes: vec![], min_revision: 0 });
             let mut frame = vec![0u8];
             frame.extend_from_slice(&u32::try_from(body.len()).expect("small").to_be_bytes());
             frame.extend_from_slice(&body);

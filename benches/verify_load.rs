@@ -287,6 +287,7 @@ fn main() {
                 let mut request = Request::new(VerifyTokenRequest {
                     token: token.clone(),
                     required_scopes: vec!["tokens.read".into()],
+                    min_revision: 0,
                 });
                 request.metadata_mut().insert("authorization", bearer.clone());
                 async move {
@@ -336,6 +337,7 @@ fn main() {
         let verify_frame = grpc_frame(&VerifyTokenRequest {
             token: customer.clone(),
             required_scopes: vec!["tokens.read".into()],
+            min_revision: 0,
         });
         let auth = [format!("authorization: Bearer {verifier}")];
         let external = tokio::task::spawn_blocking(move || {

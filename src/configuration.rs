@@ -194,6 +194,17 @@ pub struct Settings {
     #[arg(long, env = "TOKEN_AUTHORITY_MAX_EVENT_LAG", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
     pub max_event_lag: Duration,
 
+    /// How long VerifyToken waits for a `min_revision` this replica has not applied yet
+    /// before answering UNAVAILABLE.
+    #[arg(long, env = "TOKEN_AUTHORITY_MAX_REVISION_WAIT", default_value = "1s", value_parser = humantime::parse_duration, global = true)]
+    pub max_revision_wait: Duration,
+
+    /// PostgreSQL: LISTEN for other replicas' changes (off behind a pooler that cannot pass
+    /// LISTEN/NOTIFY, such as PgBouncer in transaction mode: replicas then learn of each
+    /// other's changes at the next poll, or at once when asked for a `min_revision`).
+    #[arg(long, env = "TOKEN_AUTHORITY_DATABASE_LISTEN", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub database_listen: bool,
+
     /// On SIGINT/SIGTERM, how long in-flight calls may take to finish before the remaining
     /// connections are closed.
     #[arg(long, env = "TOKEN_AUTHORITY_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
@@ -250,6 +261,7 @@ impl Settings {
             verification_cache_ttl: self.verify_cache_ttl,
             watch_buffer: self.watch_buffer,
             max_event_lag: self.max_event_lag,
+            max_revision_wait: self.max_revision_wait,
         }
     }
 }

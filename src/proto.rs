@@ -22,6 +22,7 @@ impl fmt::Debug for CreateTokenResponse {
         f.debug_struct("CreateTokenResponse")
             .field("token", &self.token)
             .field("secret", &REDACTED)
+            .field("revision", &self.revision)
             .finish()
     }
 }
@@ -31,6 +32,7 @@ impl fmt::Debug for ResetTokenResponse {
         f.debug_struct("ResetTokenResponse")
             .field("token", &self.token)
             .field("secret", &REDACTED)
+            .field("revision", &self.revision)
             .finish()
     }
 }
@@ -40,6 +42,7 @@ impl fmt::Debug for DuplicateTokenResponse {
         f.debug_struct("DuplicateTokenResponse")
             .field("token", &self.token)
             .field("secret", &REDACTED)
+            .field("revision", &self.revision)
             .finish()
     }
 }
@@ -49,6 +52,7 @@ impl fmt::Debug for VerifyTokenRequest {
         f.debug_struct("VerifyTokenRequest")
             .field("token", &REDACTED)
             .field("required_scopes", &self.required_scopes)
+            .field("min_revision", &self.min_revision)
             .finish()
     }
 }
@@ -65,28 +69,32 @@ mod tests {
                 "{:?}",
                 CreateTokenResponse {
                     token: None,
-                    secret: secret.clone()
+                    secret: secret.clone(),
+                    revision: 7,
                 }
             ),
             format!(
                 "{:?}",
                 ResetTokenResponse {
                     token: None,
-                    secret: secret.clone()
+                    secret: secret.clone(),
+                    revision: 7,
                 }
             ),
             format!(
                 "{:?}",
                 DuplicateTokenResponse {
                     token: None,
-                    secret: secret.clone()
+                    secret: secret.clone(),
+                    revision: 7,
                 }
             ),
             format!(
                 "{:?}",
                 VerifyTokenRequest {
                     token: secret.clone(),
-                    required_scopes: vec![]
+                    required_scopes: vec![],
+                    min_revision: 7,
                 }
             ),
         ];

@@ -135,6 +135,7 @@ pub async fn open_store(
         let pool = PoolSettings {
             max_connections: settings.database_max_connections,
             acquire_timeout: settings.database_acquire_timeout,
+            listen: settings.database_listen,
         };
         let store = PostgresStore::connect(url, pool).await?;
         if migrate {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::paging::{self, Listing, Page, decode_time_position, invalid_page_token, time_position};
-use super::{Authority, AuthorityError, AuthorityResult, Caller, check_etag};
+use super::{Authority, AuthorityError, AuthorityResult, Caller, Committed, check_etag};
 use crate::domain::{
     Account, AccountId, AuditAction, AuditEvent, DisplayName, Invalidation, InvalidationKind,
     InvalidationTarget, Permission, PermissionSet, Principal, PrincipalId, PrincipalKind,
@@ -46,7 +46,7 @@ impl Authority {
         &self,
         caller: &Caller,
         display_name: DisplayName,
-    ) -> AuthorityResult<Account> {
+    ) -> AuthorityResult<Committed<Account>> {
         caller.require(Permission::ACCOUNTS_MANAGE)?;
         if !caller.is_operator() {
             return Err(AuthorityError::PermissionDenied(
@@ -70,7 +70,8 @@ impl Authority {
             &account.id,
             at,
         );
-        self.store
+        let event = self
+            .store
             .insert_account(
                 &account,
                 &Change {
@@ -79,8 +80,12 @@ impl Authority {
                 },
             )
             .await?;
+        let revision = self.apply_committed(event).await;
         tracing::info!(account_id = %account.id, "account created");
-        Ok(account)
+        Ok(Committed {
+            value: account,
+            revision,
+        })
     }
 
     pub async fn get_account(
@@ -104,7 +109,7 @@ impl Authority {
         caller: &Caller,
         id: Option<AccountId>,
         enabled: bool,
-    ) -> AuthorityResult<Account> {
+    ) -> AuthorityResult<Committed<Account>> {
         caller.require(Permission::ACCOUNTS_MANAGE)?;
         if !caller.is_operator() {
             return Err(AuthorityError::PermissionDenied(
@@ -118,7 +123,10 @@ impl Authority {
             .await?
             .ok_or(AuthorityError::NotFound("account"))?;
         if account.api_access_enabled == enabled {
-            return Ok(account);
+            return Ok(Committed {
+                value: account,
+                revision: self.revision(),
+            });
         }
         if account.operator && !enabled {
             return Err(AuthorityError::FailedPrecondition(
@@ -161,9 +169,12 @@ impl Authority {
             .store
             .update_account(&account, expected_version, revoke.as_ref(), &change)
             .await?;
-        self.apply_committed(event).await;
+        let revision = self.apply_committed(event).await;
         tracing::info!(account_id = %id, enabled, "API access changed");
-        Ok(account)
+        Ok(Committed {
+            value: account,
+            revision,
+        })
     }
 
     /// Every permission some principal of `account` holds.
@@ -196,7 +207,7 @@ impl Authority {
         &self,
         caller: &Caller,
         request: NewPrincipal,
-    ) -> AuthorityResult<Principal> {
+    ) -> AuthorityResult<Committed<Principal>> {
         caller.require(Permission::PRINCIPALS_MANAGE)?;
         let account_id = caller.target_account(request.account_id)?;
         self.store
@@ -224,7 +235,8 @@ impl Authority {
             at,
         );
         caller.note_escalation(&principal.permissions, &mut audit.details);
-        self.store
+        let event = self
+            .store
             .insert_principal(
                 &principal,
                 &Change {
@@ -233,8 +245,12 @@ impl Authority {
                 },
             )
             .await?;
+        let revision = self.apply_committed(event).await;
         tracing::info!(principal_id = %principal.id, "principal created");
-        Ok(principal)
+        Ok(Committed {
+            value: principal,
+            revision,
+        })
     }
 
     pub async fn get_principal(
@@ -284,7 +300,7 @@ impl Authority {
         id: &PrincipalId,
         update: PrincipalUpdate,
         etag: Option<&str>,
-    ) -> AuthorityResult<Principal> {
+    ) -> AuthorityResult<Committed<Principal>> {
         caller.require(Permission::PRINCIPALS_MANAGE)?;
         let mut principal = self.visible_principal(caller, id).await?;
         check_etag(etag, principal.version)?;
@@ -345,9 +361,12 @@ impl Authority {
             .store
             .update_principal(&principal, expected_version, &change)
             .await?;
-        self.apply_committed(event).await;
+        let revision = self.apply_committed(event).await;
         tracing::info!(principal_id = %principal.id, "principal updated");
-        Ok(principal)
+        Ok(Committed {
+            value: principal,
+            revision,
+        })
     }
 
     pub async fn list_audit_events(

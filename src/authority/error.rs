@@ -30,6 +30,16 @@ pub enum AuthorityError {
     /// The server is shutting down; resume on another replica or after the restart.
     #[error("the server is shutting down; resume from the last revision seen")]
     ShuttingDown,
+    /// A `min_revision` this replica has not applied within the wait: worth a retry, here or
+    /// on another replica.
+    #[error(
+        "this replica has applied revision {applied}, not yet {wanted}, after waiting {waited:?}: retry, or ask another replica"
+    )]
+    RevisionNotApplied {
+        wanted: u64,
+        applied: u64,
+        waited: std::time::Duration,
+    },
     /// The database cannot be reached; worth a retry.
     #[error("the service is temporarily unavailable")]
     Unavailable,

@@ -65,6 +65,8 @@ pub struct AuthorityConfig {
     /// The cache is trusted only while the event follower has read the events table this
     /// recently: when the database is unreachable, warm answers are served this long at most.
     pub max_event_lag: Duration,
+    /// How long VerifyToken waits for a `min_revision` this authority has not applied yet.
+    pub max_revision_wait: Duration,
 }
 
 impl Default for AuthorityConfig {
@@ -75,6 +77,7 @@ impl Default for AuthorityConfig {
             verification_cache_ttl: Duration::from_secs(300),
             watch_buffer: 1024,
             max_event_lag: Duration::from_secs(30),
+            max_revision_wait: Duration::from_secs(1),
         }
     }
 }
@@ -138,8 +141,14 @@ impl Authority {
     /// after [`APPLY_WAIT`] if it cannot read the store). So when a mutating RPC returns,
     /// verifications here reflect it, carry a revision at least its own, and watchers have
     /// been handed the event.
-    async fn apply_committed(&self, event: Option<InvalidationEvent>) {
-        let Some(event) = event else { return };
+    ///
+    /// Returns the revision the change is reported at (its `revision` in the API): the
+    /// event's, or, for a change that alters no verification answer, the newest applied here
+    /// (nothing to wait for).
+    async fn apply_committed(&self, event: Option<InvalidationEvent>) -> u64 {
+        let Some(event) = event else {
+            return self.revision();
+        };
         self.cache
             .invalidate(event.invalidation.target, event.revision);
         self.wake.notify_one();
@@ -147,6 +156,27 @@ impl Authority {
         let caught_up = applied.wait_for(|revision| *revision >= event.revision);
         if tokio::time::timeout(APPLY_WAIT, caught_up).await.is_err() {
             tracing::warn!(revision = event.revision, "the event follower is behind");
+        }
+        event.revision
+    }
+
+    /// Waits until this authority has applied `revision`, at most `max_revision_wait`; the
+    /// event follower is woken to read the events table at once rather than at its next
+    /// poll. 0 is always applied.
+    pub async fn await_revision(&self, revision: u64) -> AuthorityResult<()> {
+        if self.revision() >= revision {
+            return Ok(());
+        }
+        self.wake.notify_one();
+        let mut applied = self.applied.subscribe();
+        let caught_up = applied.wait_for(|applied| *applied >= revision);
+        match tokio::time::timeout(self.config.max_revision_wait, caught_up).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(AuthorityError::RevisionNotApplied {
+                wanted: revision,
+                applied: self.revision(),
+                waited: self.config.max_revision_wait,
+            }),
         }
     }
 
@@ -237,6 +267,25 @@ fn random_key() -> [u8; 32] {
     let mut key = [0u8; 32];
     getrandom::fill(&mut key).expect("the operating system's random number generator failed");
     key
+}
+
+/// A change as committed: its result, and the revision it is reported at, which
+/// VerifyToken's `min_revision` waits for (so that a replica answers only once it reflects
+/// the change).
+#[derive(Debug, Clone)]
+pub struct Committed<T> {
+    pub value: T,
+    pub revision: u64,
+}
+
+impl<T> Committed<T> {
+    /// The same revision with another value.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Committed<U> {
+        Committed {
+            value: f(self.value),
+            revision: self.revision,
+        }
+    }
 }
 
 /// An etag is the object's version; callers get it as text and may send it back.

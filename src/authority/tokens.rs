@@ -10,7 +10,7 @@ use super::token_requests::{Expiry, NewToken, TokenFilter, TokenUpdate};
 use super::token_rules::{
     copy_name, issued_scopes, narrow_scopes, note_escalation, token_invalidation,
 };
-use super::{Authority, AuthorityError, AuthorityResult, Caller};
+use super::{Authority, AuthorityError, AuthorityResult, Caller, Committed};
 use crate::domain::{
     AuditAction, InvalidationKind, MAX_LIFETIME, Permission, PermissionSet, Principal, ResetError,
     RevokeReason, Timestamp, Token, TokenId, TokenName, TokenSecret, TokenSpec, now,
@@ -75,7 +75,7 @@ impl Authority {
         &self,
         caller: &Caller,
         request: NewToken,
-    ) -> AuthorityResult<(Token, TokenSecret)> {
+    ) -> AuthorityResult<Committed<(Token, TokenSecret)>> {
         caller.require(Permission::TOKENS_CREATE)?;
         let owner_id = request
             .owner_id
@@ -137,11 +137,16 @@ impl Authority {
             audit,
             invalidation: None,
         };
-        self.store
+        let event = self
+            .store
             .insert_token(&token, &secret.hash(), &change)
             .await?;
+        let revision = self.apply_committed(event).await;
         tracing::info!(token_id = %token.id, owner_id = %token.owner_id, "token created");
-        Ok((token, secret))
+        Ok(Committed {
+            value: (token, secret),
+            revision,
+        })
     }
 
     pub async fn get_token(&self, caller: &Caller, id: &TokenId) -> AuthorityResult<Token> {
@@ -194,7 +199,7 @@ impl Authority {
         id: &TokenId,
         update: TokenUpdate,
         etag: Option<&str>,
-    ) -> AuthorityResult<Token> {
+    ) -> AuthorityResult<Committed<Token>> {
         caller.require(Permission::TOKENS_UPDATE)?;
         let (mut token, owner) = self.changeable_token(caller, id, etag).await?;
         token.ensure_not_revoked()?;
@@ -256,7 +261,7 @@ impl Authority {
         id: &TokenId,
         reason: RevokeReason,
         etag: Option<&str>,
-    ) -> AuthorityResult<Token> {
+    ) -> AuthorityResult<Committed<Token>> {
         caller.require(Permission::TOKENS_UPDATE)?;
         let (mut token, _) = self.changeable_token(caller, id, etag).await?;
         let at = now();
@@ -278,7 +283,7 @@ impl Authority {
         caller: &Caller,
         id: &TokenId,
         etag: Option<&str>,
-    ) -> AuthorityResult<Token> {
+    ) -> AuthorityResult<Committed<Token>> {
         self.switch_token(caller, id, etag, false).await
     }
 
@@ -287,7 +292,7 @@ impl Authority {
         caller: &Caller,
         id: &TokenId,
         etag: Option<&str>,
-    ) -> AuthorityResult<Token> {
+    ) -> AuthorityResult<Committed<Token>> {
         self.switch_token(caller, id, etag, true).await
     }
 
@@ -298,7 +303,7 @@ impl Authority {
         id: &TokenId,
         etag: Option<&str>,
         enable: bool,
-    ) -> AuthorityResult<Token> {
+    ) -> AuthorityResult<Committed<Token>> {
         caller.require(Permission::TOKENS_UPDATE)?;
         let (mut token, _) = self.changeable_token(caller, id, etag).await?;
         let changed = if enable {
@@ -307,7 +312,10 @@ impl Authority {
             token.disable()?
         };
         if !changed {
-            return Ok(token);
+            return Ok(Committed {
+                value: token,
+                revision: self.revision(),
+            });
         }
         let change = if enable {
             TokenChange::new(
@@ -328,7 +336,7 @@ impl Authority {
         caller: &Caller,
         id: &TokenId,
         etag: Option<&str>,
-    ) -> AuthorityResult<()> {
+    ) -> AuthorityResult<Committed<()>> {
         caller.require(Permission::TOKENS_DELETE)?;
         let (token, _) = self.changeable_token(caller, id, etag).await?;
         let at = now();
@@ -353,9 +361,12 @@ impl Authority {
             .store
             .delete_token(&token.id, token.version, &change)
             .await?;
-        self.apply_committed(event).await;
+        let revision = self.apply_committed(event).await;
         tracing::info!(token_id = %token.id, "token deleted");
-        Ok(())
+        Ok(Committed {
+            value: (),
+            revision,
+        })
     }
 
     pub async fn reset_token(
@@ -364,7 +375,7 @@ impl Authority {
         id: &TokenId,
         grace_period: Duration,
         etag: Option<&str>,
-    ) -> AuthorityResult<(Token, TokenSecret)> {
+    ) -> AuthorityResult<Committed<(Token, TokenSecret)>> {
         caller.require(Permission::TOKENS_UPDATE)?;
         let (mut token, owner) = self.changeable_token(caller, id, etag).await?;
         // The new secret goes to the caller: the same issuance rule as create and duplicate.
@@ -402,8 +413,8 @@ impl Authority {
             secret: Some(&secret_change),
             ..TokenChange::new(AuditAction::TokenReset, Some(InvalidationKind::TokenReset))
         };
-        let token = self.commit_token(caller, token, change, at).await?;
-        Ok((token, secret))
+        let committed = self.commit_token(caller, token, change, at).await?;
+        Ok(committed.map(|token| (token, secret)))
     }
 
     pub async fn duplicate_token(
@@ -411,7 +422,7 @@ impl Authority {
         caller: &Caller,
         id: &TokenId,
         name: Option<TokenName>,
-    ) -> AuthorityResult<(Token, TokenSecret)> {
+    ) -> AuthorityResult<Committed<(Token, TokenSecret)>> {
         caller.require(Permission::TOKENS_UPDATE)?;
         let original = self.visible_token(caller, id).await?;
         let owner = self.visible_principal(caller, &original.owner_id).await?;
@@ -467,11 +478,16 @@ impl Authority {
             audit,
             invalidation: None,
         };
-        self.store
+        let event = self
+            .store
             .insert_token(&token, &secret.hash(), &change)
             .await?;
+        let revision = self.apply_committed(event).await;
         tracing::info!(token_id = %token.id, source_token_id = %original.id, "token duplicated");
-        Ok((token, secret))
+        Ok(Committed {
+            value: (token, secret),
+            revision,
+        })
     }
 
     /// Commits a changed token (version bumped) with its audit record and, when the change
@@ -483,7 +499,7 @@ impl Authority {
         mut token: Token,
         change: TokenChange<'_>,
         at: Timestamp,
-    ) -> AuthorityResult<Token> {
+    ) -> AuthorityResult<Committed<Token>> {
         let expected_version = token.version;
         token.version += 1;
         token.updated_at = at;
@@ -501,8 +517,11 @@ impl Authority {
             .store
             .update_token(&token, expected_version, secret, &change)
             .await?;
-        self.apply_committed(event).await;
+        let revision = self.apply_committed(event).await;
         tracing::info!(token_id = %token.id, action = action.as_str(), "token changed");
-        Ok(token)
+        Ok(Committed {
+            value: token,
+            revision,
+        })
     }
 }

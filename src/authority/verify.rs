@@ -59,13 +59,18 @@ impl VerifyOutcome {
 impl Authority {
     /// VerifyToken: may `presented` be used now with `required` scopes? Answers for tokens of
     /// other accounts only to operators; to anyone else they do not exist.
+    ///
+    /// With a `min_revision`, answers only from a state that includes it (see
+    /// [`Authority::await_revision`]); 0 is no minimum.
     pub async fn verify_token(
         &self,
         caller: &Caller,
         presented: &str,
         required: &PermissionSet,
+        min_revision: u64,
     ) -> AuthorityResult<VerifyOutcome> {
         caller.require(Permission::TOKENS_VERIFY)?;
+        self.await_revision(min_revision).await?;
         let outcome = self.verify(presented, required).await?;
         if outcome
             .snapshot()

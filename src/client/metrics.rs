@@ -10,7 +10,8 @@ use std::time::Duration;
 use metrics::{Counter, Gauge, Unit, describe_counter, describe_gauge};
 
 /// Verifications of well-formed tokens, by how the cache was consulted (`result`): `hit`
-/// (answered from memory), `miss` (no current answer cached: asked the authority) or
+/// (answered from memory), `miss` (no current answer cached, or the watch stream has not yet
+/// delivered the `min_revision` asked for: asked the authority) or
 /// `stale` (the watch stream has been silent past the staleness bound, so the cache was not
 /// trusted: asked the authority).
 pub const CACHE_LOOKUPS: &str = "token_authority_client_cache_lookups_total";

@@ -135,20 +135,35 @@ impl CachingVerifier {
         token: &str,
         required_scopes: &[&str],
     ) -> Result<Verification, VerifyError> {
+        self.verify_at_revision(token, required_scopes, 0).await
+    }
+
+    /// Like [`CachingVerifier::verify`], from a state that includes `min_revision` (the
+    /// `revision` of a change's response): read your writes. The cache answers only once
+    /// the watch stream has delivered that revision; until then the authority is asked with
+    /// `min_revision`, and a replica that cannot reach it in time fails the call with
+    /// [`VerifyError::Unavailable`] rather than give an older answer.
+    pub async fn verify_at_revision(
+        &self,
+        token: &str,
+        required_scopes: &[&str],
+        min_revision: u64,
+    ) -> Result<Verification, VerifyError> {
         let metrics = &self.shared.metrics;
         let Ok(hash) = TokenSecret::hash_presented(token) else {
             metrics.malformed.increment(1);
             return Ok(Verification::malformed());
         };
+        let reached = self.shared.revision.load(Ordering::Acquire) >= min_revision;
         if !self.shared.trusted() {
             metrics.stale.increment(1);
-        } else if let Some(entry) = self.shared.cache.get(&hash) {
+        } else if let Some(entry) = self.shared.cache.get(&hash).filter(|_| reached) {
             metrics.hit.increment(1);
             return Ok(entry.answer.for_scopes(required_scopes));
         } else {
             metrics.miss.increment(1);
         }
-        let response = self.ask_authority(token).await?;
+        let response = self.ask_authority(token, min_revision).await?;
         let answer = Answer::from_response(response);
         let verification = answer.for_scopes(required_scopes);
         self.remember(hash, answer);
@@ -186,10 +201,12 @@ impl CachingVerifier {
     async fn ask_authority(
         &self,
         token: &str,
+        min_revision: u64,
     ) -> Result<crate::proto::VerifyTokenResponse, VerifyError> {
         let mut request = Request::new(VerifyTokenRequest {
             token: token.to_owned(),
             required_scopes: Vec::new(),
+            min_revision,
         });
         request.set_timeout(self.request_timeout);
         let mut client = self.client.clone();

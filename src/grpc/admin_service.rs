@@ -34,7 +34,8 @@ impl AdminService for AdminApi {
         let name = DisplayName::parse(&request.get_ref().display_name, "display_name")?;
         let account = self.authority.create_account(&caller, name).await?;
         Ok(Response::new(proto::CreateAccountResponse {
-            account: Some(convert::account(&account)),
+            account: Some(convert::account(&account.value)),
+            revision: account.revision,
         }))
     }
 
@@ -62,7 +63,8 @@ impl AdminService for AdminApi {
             .set_api_access(&caller, id, r.enabled)
             .await?;
         Ok(Response::new(proto::SetApiAccessResponse {
-            account: Some(convert::account(&account)),
+            account: Some(convert::account(&account.value)),
+            revision: account.revision,
         }))
     }
 
@@ -80,7 +82,8 @@ impl AdminService for AdminApi {
         };
         let principal = self.authority.create_principal(&caller, new).await?;
         Ok(Response::new(proto::CreatePrincipalResponse {
-            principal: Some(convert::principal(&principal)),
+            principal: Some(convert::principal(&principal.value)),
+            revision: principal.revision,
         }))
     }
 
@@ -148,7 +151,8 @@ impl AdminService for AdminApi {
             .update_principal(&caller, &id, update, opt_etag(&values.etag))
             .await?;
         Ok(Response::new(proto::UpdatePrincipalResponse {
-            principal: Some(convert::principal(&principal)),
+            principal: Some(convert::principal(&principal.value)),
+            revision: principal.revision,
         }))
     }
 

@@ -14,7 +14,9 @@ impl From<AuthorityError> for Status {
             AuthorityError::FailedPrecondition(_) => Code::FailedPrecondition,
             AuthorityError::Aborted(_) => Code::Aborted,
             AuthorityError::ResourceExhausted(_) => Code::ResourceExhausted,
-            AuthorityError::Unavailable | AuthorityError::ShuttingDown => Code::Unavailable,
+            AuthorityError::Unavailable
+            | AuthorityError::ShuttingDown
+            | AuthorityError::RevisionNotApplied { .. } => Code::Unavailable,
             AuthorityError::Internal => Code::Internal,
         };
         Status::new(code, error.to_string())

@@ -13,7 +13,8 @@ use super::convert::{
 };
 use super::credential::authorize;
 use crate::authority::{
-    Authority, AuthorityError, Expiry, NewToken, TokenFilter, TokenUpdate, WatchOptions, WatchStart,
+    Authority, AuthorityError, Committed, Expiry, NewToken, TokenFilter, TokenUpdate, WatchOptions,
+    WatchStart,
 };
 use crate::domain::{
     ApiVersion, Description, Labels, Permission, PermissionSet, RevokeReason, TokenId, TokenName,
@@ -93,10 +94,14 @@ impl TokenService for TokenApi {
             api_version: ApiVersion::parse(&r.api_version, "api_version")?,
             expiry,
         };
-        let (token, secret) = self.authority.create_token(&caller, new).await?;
+        let Committed {
+            value: (token, secret),
+            revision,
+        } = self.authority.create_token(&caller, new).await?;
         respond(proto::CreateTokenResponse {
             token: Some(convert::token(&token)),
             secret: secret.expose().to_owned(),
+            revision,
         })
     }
 
@@ -202,7 +207,8 @@ impl TokenService for TokenApi {
             .update_token(&caller, &id, update, opt_etag(&values.etag))
             .await?;
         respond(proto::UpdateTokenResponse {
-            token: Some(convert::token(&token)),
+            token: Some(convert::token(&token.value)),
+            revision: token.revision,
         })
     }
 
@@ -219,7 +225,8 @@ impl TokenService for TokenApi {
             .revoke_token(&caller, &id, reason, opt_etag(&r.etag))
             .await?;
         respond(proto::RevokeTokenResponse {
-            token: Some(convert::token(&token)),
+            token: Some(convert::token(&token.value)),
+            revision: token.revision,
         })
     }
 
@@ -234,7 +241,8 @@ impl TokenService for TokenApi {
             .disable_token(&caller, &token_id(&r.id)?, opt_etag(&r.etag))
             .await?;
         respond(proto::DisableTokenResponse {
-            token: Some(convert::token(&token)),
+            token: Some(convert::token(&token.value)),
+            revision: token.revision,
         })
     }
 
@@ -249,7 +257,8 @@ impl TokenService for TokenApi {
             .enable_token(&caller, &token_id(&r.id)?, opt_etag(&r.etag))
             .await?;
         respond(proto::EnableTokenResponse {
-            token: Some(convert::token(&token)),
+            token: Some(convert::token(&token.value)),
+            revision: token.revision,
         })
     }
 
@@ -259,10 +268,13 @@ impl TokenService for TokenApi {
     ) -> Result<Response<proto::DeleteTokenResponse>, Status> {
         let caller = authorize(&self.authority, &request, Permission::TOKENS_DELETE).await?;
         let r = request.get_ref();
-        self.authority
+        let deleted = self
+            .authority
             .delete_token(&caller, &token_id(&r.id)?, opt_etag(&r.etag))
             .await?;
-        respond(proto::DeleteTokenResponse {})
+        respond(proto::DeleteTokenResponse {
+            revision: deleted.revision,
+        })
     }
 
     async fn reset_token(
@@ -275,13 +287,17 @@ impl TokenService for TokenApi {
             Some(d) => convert::parse_duration(d, "grace_period")?,
             None => Duration::zero(),
         };
-        let (token, secret) = self
+        let Committed {
+            value: (token, secret),
+            revision,
+        } = self
             .authority
             .reset_token(&caller, &token_id(&r.id)?, grace, opt_etag(&r.etag))
             .await?;
         respond(proto::ResetTokenResponse {
             token: Some(convert::token(&token)),
             secret: secret.expose().to_owned(),
+            revision,
         })
     }
 
@@ -296,13 +312,17 @@ impl TokenService for TokenApi {
         } else {
             Some(TokenName::parse(&r.name, "name")?)
         };
-        let (token, secret) = self
+        let Committed {
+            value: (token, secret),
+            revision,
+        } = self
             .authority
             .duplicate_token(&caller, &token_id(&r.id)?, name)
             .await?;
         respond(proto::DuplicateTokenResponse {
             token: Some(convert::token(&token)),
             secret: secret.expose().to_owned(),
+            revision,
         })
     }
 
@@ -315,7 +335,7 @@ impl TokenService for TokenApi {
         let required = PermissionSet::parse(&r.required_scopes, "required_scopes")?;
         let outcome = self
             .authority
-            .verify_token(&caller, &r.token, &required)
+            .verify_token(&caller, &r.token, &required, r.min_revision)
             .await?;
         let verdict = &outcome.verdict;
         let valid = verdict.code == VerificationCode::Valid;

@@ -126,6 +126,10 @@ pub enum TokenCommand {
         /// A scope the token must have (repeatable).
         #[arg(long = "scope")]
         scopes: Vec<String>,
+        /// Answer only from a state that includes this revision (printed by every change):
+        /// the server waits for it briefly, else fails with UNAVAILABLE.
+        #[arg(long, value_name = "REVISION", default_value_t = 0)]
+        min_revision: u64,
     },
 }
 

@@ -30,17 +30,15 @@ pub async fn run(
         }
         TokenCommand::List(args) => list(connection, args, output).await,
         TokenCommand::Revoke { id, reason } => {
-            let token = tokens
+            let revoked = tokens
                 .revoke_token(proto::RevokeTokenRequest {
                     id: id.clone(),
                     reason: reason.clone(),
                     etag: String::new(),
                 })
                 .await?
-                .into_inner()
-                .token
-                .unwrap_or_default();
-            print_tokens(&[token], output);
+                .into_inner();
+            print_changed(revoked.token.unwrap_or_default(), revoked.revision, output);
             Ok(())
         }
         TokenCommand::Update(args) => update(connection, args, output).await,
@@ -49,13 +47,8 @@ pub async fn run(
                 id: id.clone(),
                 etag: String::new(),
             };
-            let token = tokens
-                .disable_token(request)
-                .await?
-                .into_inner()
-                .token
-                .unwrap_or_default();
-            print_tokens(&[token], output);
+            let changed = tokens.disable_token(request).await?.into_inner();
+            print_changed(changed.token.unwrap_or_default(), changed.revision, output);
             Ok(())
         }
         TokenCommand::Enable { id } => {
@@ -63,13 +56,8 @@ pub async fn run(
                 id: id.clone(),
                 etag: String::new(),
             };
-            let token = tokens
-                .enable_token(request)
-                .await?
-                .into_inner()
-                .token
-                .unwrap_or_default();
-            print_tokens(&[token], output);
+            let changed = tokens.enable_token(request).await?.into_inner();
+            print_changed(changed.token.unwrap_or_default(), changed.revision, output);
             Ok(())
         }
         TokenCommand::Reset {
@@ -116,15 +104,19 @@ pub async fn run(
             )
         }
         TokenCommand::Delete { id } => {
-            tokens
+            let deleted = tokens
                 .delete_token(proto::DeleteTokenRequest {
                     id: id.clone(),
                     etag: String::new(),
                 })
-                .await?;
+                .await?
+                .into_inner();
+            let revision = deleted.revision;
             match output {
-                OutputFormat::Json => print_json(&serde_json::json!({ "deleted": id })),
-                OutputFormat::Table => println!("deleted {id}"),
+                OutputFormat::Json => {
+                    print_json(&serde_json::json!({ "deleted": id, "revision": revision }))
+                }
+                OutputFormat::Table => println!("deleted {id}\nrevision {revision}"),
             }
             Ok(())
         }
@@ -172,13 +164,18 @@ pub async fn run(
             }
             Ok(())
         }
-        TokenCommand::Verify { source, scopes } => {
+        TokenCommand::Verify {
+            source,
+            scopes,
+            min_revision,
+        } => {
             super::secret_input::ensure_not_a_secret(source, "the token to verify")?;
             let secret = super::secret_input::read(source, "the token to verify")?;
             let answer = tokens
                 .verify_token(proto::VerifyTokenRequest {
                     token: secret,
                     required_scopes: scopes.clone(),
+                    min_revision: *min_revision,
                 })
                 .await?
                 .into_inner();
@@ -218,6 +215,22 @@ fn or_dash(value: &str) -> String {
         "-".into()
     } else {
         value.to_owned()
+    }
+}
+
+/// Prints a changed token with the revision its change was committed at (what `token
+/// verify --min-revision` takes): in JSON as the token's `revision` field.
+fn print_changed(token: proto::Token, revision: u64, output: OutputFormat) {
+    match output {
+        OutputFormat::Json => {
+            let mut value = token_json(&token);
+            value["revision"] = serde_json::Value::from(revision);
+            print_json(&serde_json::Value::Array(vec![value]));
+        }
+        OutputFormat::Table => {
+            print_tokens(&[token], output);
+            println!("revision {revision}");
+        }
     }
 }
 
@@ -356,7 +369,7 @@ async fn update(
             "nothing to change: give at least one option".into(),
         ));
     }
-    let token = connection
+    let updated = connection
         .tokens()
         .update_token(proto::UpdateTokenRequest {
             token: Some(values),
@@ -365,10 +378,8 @@ async fn update(
             }),
         })
         .await?
-        .into_inner()
-        .token
-        .unwrap_or_default();
-    print_tokens(&[token], output);
+        .into_inner();
+    print_changed(updated.token.unwrap_or_default(), updated.revision, output);
     Ok(())
 }
 

@@ -158,6 +158,7 @@ async fn a_backup_taken_while_the_server_writes_restores_every_answer() {
             let request = proto::VerifyTokenRequest {
                 token: secret,
                 required_scopes: vec![],
+                min_revision: 0,
             };
             answer(tokens.verify_token(request).await.unwrap().into_inner())
         }

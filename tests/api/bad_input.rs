@@ -416,6 +416,7 @@ async fn invalid_updates_and_admin_requests_are_refused() {
             .verify_token(proto::VerifyTokenRequest {
                 token: app.bootstrap_token.clone(),
                 required_scopes: vec!["Not Valid".into()],
+                min_revision: 0,
             })
             .await,
         Code::InvalidArgument,
@@ -487,6 +488,7 @@ async fn oversized_messages_are_rejected_by_the_size_limit() {
     let huge_verify = proto::VerifyTokenRequest {
         token: "t".repeat(100 * 1024),
         required_scopes: vec![],
+        min_revision: 0,
     };
     let result = app
         .tokens(&tenant.admin_token)

@@ -94,6 +94,7 @@ async fn verifies(addr: &str, token: &str) -> bool {
     let mut request = tonic::Request::new(VerifyTokenRequest {
         token: token.to_owned(),
         required_scopes: vec!["accounts.manage".into()],
+        min_revision: 0,
     });
     request.metadata_mut().insert(
         "authorization",
@@ -231,6 +232,7 @@ async fn an_unresponsive_client_cannot_hold_up_shutdown() {
     let mut request = tonic::Request::new(VerifyTokenRequest {
         token: token.clone(),
         required_scopes: vec![],
+        min_revision: 0,
     });
     request
         .metadata_mut()

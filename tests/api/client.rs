@@ -312,6 +312,7 @@ async fn an_offered_answer_older_than_what_the_verifier_remembers_is_refused() {
         .verify_token(proto::VerifyTokenRequest {
             token: created.secret.clone(),
             required_scopes: vec![],
+            min_revision: 0,
         })
         .await
         .unwrap()
@@ -367,6 +368,7 @@ async fn an_answer_overtaken_by_a_revocation_is_never_cached() {
         .verify_token(proto::VerifyTokenRequest {
             token: created.secret.clone(),
             required_scopes: vec![],
+            min_revision: 0,
         })
         .await
         .unwrap()
@@ -394,6 +396,7 @@ async fn an_answer_overtaken_by_a_revocation_is_never_cached() {
         .verify_token(proto::VerifyTokenRequest {
             token: created.secret.clone(),
             required_scopes: vec![],
+            min_revision: 0,
         })
         .await
         .unwrap()

@@ -438,6 +438,7 @@ impl TestApp {
             .verify_token(proto::VerifyTokenRequest {
                 token: token.to_owned(),
                 required_scopes: required.iter().map(|s| (*s).to_owned()).collect(),
+                min_revision: 0,
             })
             .await
             .expect("VerifyToken answers OK")

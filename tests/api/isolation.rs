@@ -169,6 +169,7 @@ async fn another_accounts_objects_are_not_found() {
         .verify_token(proto::VerifyTokenRequest {
             token: theirs.secret.clone(),
             required_scopes: vec![],
+            min_revision: 0,
         })
         .await
         .unwrap()
@@ -274,6 +275,7 @@ async fn a_cross_account_verification_is_not_a_use() {
         .verify_token(proto::VerifyTokenRequest {
             token: unused.secret.clone(),
             required_scopes: vec![],
+            min_revision: 0,
         })
         .await
         .unwrap()
@@ -327,6 +329,7 @@ async fn an_operator_acts_in_every_account_but_only_within_its_own_permissions()
         .verify_token(proto::VerifyTokenRequest {
             token: theirs.secret.clone(),
             required_scopes: vec![],
+            min_revision: 0,
         })
         .await
         .unwrap()

@@ -43,6 +43,7 @@ mod outage;
 mod panics;
 mod permissions;
 mod pruning;
+mod read_your_writes;
 mod replicas;
 mod restart;
 mod secrets;

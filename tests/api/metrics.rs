@@ -85,6 +85,7 @@ async fn verify(
     let message = VerifyTokenRequest {
         token: token.to_owned(),
         required_scopes: vec![],
+        min_revision: 0,
     };
     let request = match credential {
         Some(credential) => authorized(credential, message),

@@ -90,6 +90,7 @@ async fn a_database_restart_while_serving_loses_nothing() {
         .verify_token(proto::VerifyTokenRequest {
             token: created.secret.clone(),
             required_scopes: vec![],
+            min_revision: 0,
         })
         .await;
     assert_code(stale, Code::Unavailable);

@@ -123,6 +123,7 @@ async fn calls_guarded_by(
                 .verify_token(proto::VerifyTokenRequest {
                     token: app.bootstrap_token.clone(),
                     required_scopes: vec![],
+                    min_revision: 0,
                 })
                 .await),
         )],

@@ -188,6 +188,7 @@ async fn a_killed_replica_is_not_missed_and_catches_up_when_restarted() {
                     .verify_token(proto::VerifyTokenRequest {
                         token,
                         required_scopes: vec![],
+                        min_revision: 0,
                     })
                     .await
                     .map(|r| r.into_inner())

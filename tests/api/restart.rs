@@ -112,6 +112,7 @@ async fn every_token_and_state_survives_a_restart() {
                 .verify_token(proto::VerifyTokenRequest {
                     token,
                     required_scopes: vec![],
+                    min_revision: 0,
                 })
                 .await
                 .unwrap()

@@ -107,6 +107,7 @@ async fn no_plaintext_secret_reaches_the_database_logs_or_errors() {
             .verify_token(proto::VerifyTokenRequest {
                 token: secret.clone(),
                 required_scopes: vec!["BAD".into()],
+                min_revision: 0,
             })
             .await
             .expect_err("bad scope");

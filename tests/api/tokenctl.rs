@@ -178,6 +178,30 @@ async fn token_commands_work_end_to_end_with_json_output() {
         &secret,
     ));
     assert_eq!(verdict["code"], "revoked");
+    // The revoke printed its revision; verifying from it answers, from beyond it does not.
+    let revision = revoked[0]["revision"].as_u64().expect("a revision");
+    assert!(revision > 0);
+    let at = revision.to_string();
+    let verdict = json(&tokenctl_stdin(
+        &app,
+        &admin,
+        &["-o", "json", "token", "verify", "--min-revision", &at, "-"],
+        &secret,
+    ));
+    assert_eq!(verdict["code"], "revoked");
+    let beyond = (revision + 1000).to_string();
+    let refused = tokenctl_stdin(
+        &app,
+        &admin,
+        &["token", "verify", "--min-revision", &beyond, "-"],
+        &secret,
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("not yet"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -55,6 +55,9 @@ pub struct PoolSettings {
     pub max_connections: u32,
     /// How long a call waits for a connection before failing with UNAVAILABLE.
     pub acquire_timeout: Duration,
+    /// Whether to LISTEN for other replicas' events; without it, the event follower learns
+    /// of them by polling.
+    pub listen: bool,
 }
 
 impl PostgresStore {
@@ -66,7 +69,9 @@ impl PostgresStore {
             .connect(url)
             .await?;
         let (changes, alive) = tokio::sync::watch::channel(());
-        tokio::spawn(listen(pool.clone(), changes.clone()));
+        if settings.listen {
+            tokio::spawn(listen(pool.clone(), changes.clone()));
+        }
         Ok(Self {
             pool,
             changes,
