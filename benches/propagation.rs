@@ -100,21 +100,32 @@ fn memory_kib(pid: u32, field: &str) -> u64 {
 
 /// CPU time (user + system) a process has used, in milliseconds.
 fn cpu_ms(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which is in parentheses and may hold spaces).
+    // utime and stime: fields 14 and 15 of the line.
+    stat_ms(&format!("/proc/{pid}/stat"), 14)
+}
+
+/// CPU time (user + system, ms) of this process's waited-for children.
+fn children_cpu_ms() -> u64 {
+    // cutime and cstime: fields 16 and 17 of the line.
+    stat_ms("/proc/self/stat", 16)
+}
+
+/// The sum of fields `field` and `field + 1` (1-based) of a `/proc/…/stat` line, clock ticks
+/// of 100 Hz on Linux, in milliseconds.
+fn stat_ms(path: &str, field: usize) -> u64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    // Fields after the command name (field 2, in parentheses, may hold spaces) start at 3.
     let fields: Vec<&str> = stat
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default();
     let ticks = |i: usize| {
         fields
-            .get(i)
+            .get(i.saturating_sub(3))
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    // utime and stime are fields 14 and 15 of the line, 11 and 12 after the name; the
-    // kernel counts in clock ticks of 100 Hz on Linux.
-    (ticks(11) + ticks(12)) * 10
+    (ticks(field) + ticks(field + 1)) * 10
 }
 
 fn authorized<T>(message: T, token: &str) -> Request<T> {
@@ -324,23 +335,6 @@ fn main() {
     );
     let _ = server.kill();
     let _ = server.wait();
-}
-
-/// CPU time (user + system, ms) of this process's waited-for children.
-fn children_cpu_ms() -> u64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // cutime and cstime: fields 16 and 17 of the line, 13 and 14 after the name.
-    (ticks(13) + ticks(14)) * 10
 }
 
 /// The watcher role: `PROPAGATION_STREAMS` streams, one connection each; prints `ready` once
