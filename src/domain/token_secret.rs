@@ -264,6 +264,44 @@ mod tests {
         }
     }
 
+    /// The expression the README publishes for secret scanners (the line after the
+    /// `token-pattern` marker's regex fence).
+    fn published_pattern() -> regex::Regex {
+        let readme = include_str!("../../README.md");
+        let pattern = readme
+            .split_once("<!-- token-pattern:")
+            .and_then(|(_, rest)| rest.split_once("```regex\n"))
+            .and_then(|(_, rest)| rest.lines().next())
+            .expect("the README publishes the token pattern");
+        regex::Regex::new(pattern).expect("a valid expression")
+    }
+
+    #[test]
+    fn the_readmes_token_pattern_matches_every_token() {
+        let pattern = published_pattern();
+        for _ in 0..1000 {
+            let token = TokenSecret::generate();
+            let token = token.expose();
+            let text = format!("export KEY={token}; curl -H 'authorization: Bearer {token}'");
+            let found: Vec<&str> = pattern.find_iter(&text).map(|m| m.as_str()).collect();
+            assert_eq!(found, [token, token], "{text}");
+            // The checksum a scanner can check is the one `parse` checks.
+            assert!(TokenSecret::parse(found[0]).is_ok());
+        }
+        let token = TokenSecret::generate();
+        let token = token.expose();
+        let near_misses = [
+            format!("x{token}"),
+            format!("{token}x"),
+            token.replacen("tka_", "tkb_", 1),
+            token[..token.len() - 1].to_owned(),
+            token.replacen('_', "-", 1),
+        ];
+        for miss in near_misses {
+            assert!(!pattern.is_match(&miss), "{miss}");
+        }
+    }
+
     #[test]
     fn parse_errors_never_contain_the_input() {
         let token = TokenSecret::generate();
