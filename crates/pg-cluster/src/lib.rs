@@ -5,8 +5,9 @@
 //! `postgresql` package keeps `initdb` and `pg_ctl` in `/usr/lib/postgresql/<version>/bin`),
 //! as the `postgres` user when run as root, in a directory under the system's temp dir,
 //! listening on 127.0.0.1 only, with fsync off (test data need not survive a crash). Clusters
-//! are reused by later runs; every test gets a database of its own. Tests that stop the
-//! database use a dedicated cluster of their own.
+//! are reused by later runs; every test gets a database of its own, and each run drops the
+//! databases earlier runs left behind. Tests that stop the database use a dedicated cluster
+//! of their own.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -127,21 +128,61 @@ pub async fn fresh_database() -> String {
     fresh_database_on(shared_url()).await
 }
 
-/// The URL of a new, empty database on the server at `server`.
+/// Test databases older than this are dropped by the next run (no test lasts this long).
+const STALE_AFTER_SECONDS: u64 = 3600;
+
+/// The URL of a new, empty database on the server at `server`. Its name carries its creation
+/// time, so that a later run can drop it: the first database a process creates on a server
+/// drops the test databases of earlier runs (a reused cluster otherwise grows without end;
+/// one had reached 40 GB).
 pub async fn fresh_database_on(server: &str) -> String {
     let mut random = [0u8; 12];
     getrandom::fill(&mut random).expect("the operating system's random number generator");
     let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    let name = format!("tka_test_{suffix}");
+    let name = format!("tka_test_{}_{suffix}", unix_seconds());
     let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
         .await
         .expect("connects to the test PostgreSQL server");
+    static CLEANED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !CLEANED.swap(true, std::sync::atomic::Ordering::AcqRel) {
+        drop_stale_databases(&mut admin).await;
+    }
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut admin)
         .await
         .expect("a test database is created");
     let _ = admin.close().await;
     format!("{server}/{name}")
+}
+
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
+/// Drops the test databases created more than [`STALE_AFTER_SECONDS`] ago, and those named
+/// before names carried a time; one still in use (another run's) is left alone.
+async fn drop_stale_databases(admin: &mut sqlx::PgConnection) {
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'tka\\_test\\_%'")
+            .fetch_all(&mut *admin)
+            .await
+            .unwrap_or_default();
+    let now = unix_seconds();
+    for name in names {
+        let created = name
+            .strip_prefix("tka_test_")
+            .and_then(|rest| rest.split_once('_'))
+            .and_then(|(seconds, _)| seconds.parse::<u64>().ok());
+        let stale = created.is_none_or(|at| now.saturating_sub(at) > STALE_AFTER_SECONDS);
+        if stale {
+            // Fails while another run uses it: then it is not stale after all.
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\""))
+                .execute(&mut *admin)
+                .await;
+        }
+    }
 }
 
 /// The shared server's base URL, starting its cluster once per process.
