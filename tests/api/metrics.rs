@@ -94,6 +94,20 @@ async fn verify(
     client.verify_token(request).await
 }
 
+/// CreateToken of a token named `name` for `owner_id`, as the holder of `credential`.
+fn create_request(
+    credential: &str,
+    owner_id: &str,
+    name: &str,
+) -> tonic::Request<CreateTokenRequest> {
+    let message = CreateTokenRequest {
+        owner_id: owner_id.to_owned(),
+        name: name.to_owned(),
+        ..Default::default()
+    };
+    authorized(credential, message)
+}
+
 /// `message` as a request presenting `credential`.
 fn authorized<T>(credential: &str, message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
@@ -179,14 +193,7 @@ async fn the_endpoint_counts_rpcs_and_verifications_by_name_and_label() {
         ..
     } = Metered::start().await;
     let owner = owner.as_str();
-    let create = authorized(
-        owner,
-        CreateTokenRequest {
-            owner_id,
-            name: "metered".into(),
-            ..Default::default()
-        },
-    );
+    let create = create_request(owner, &owner_id, "metered");
     // A token nobody has presented yet: its first verification reads the store.
     let secret = client
         .create_token(create)
@@ -361,26 +368,12 @@ async fn a_call_abandoned_at_its_deadline_is_counted_as_canceled() {
         .execute(&mut blocker)
         .await
         .unwrap();
-    let mut create = authorized(
-        &owner,
-        CreateTokenRequest {
-            owner_id: owner_id.clone(),
-            name: "too slow".into(),
-            ..Default::default()
-        },
-    );
+    let mut create = create_request(&owner, &owner_id, "too slow");
     create.set_timeout(std::time::Duration::from_millis(300));
     let answer = client.create_token(create).await.unwrap_err();
     assert_eq!(answer.code(), Code::Cancelled, "{answer:?}");
     // A call that waits it out fails once SQLite's busy timeout passes: a database error.
-    let create = authorized(
-        &owner,
-        CreateTokenRequest {
-            owner_id,
-            name: "patient".into(),
-            ..Default::default()
-        },
-    );
+    let create = create_request(&owner, &owner_id, "patient");
     let answer = client.create_token(create).await.unwrap_err();
     assert_eq!(answer.code(), Code::Unavailable, "{answer:?}");
     sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
@@ -487,14 +480,7 @@ async fn watchers_events_last_use_and_the_database_are_counted() {
     .await;
     assert_eq!(value(&scrape, "token_authority_watchers", &[]), 2.0);
 
-    let create = authorized(
-        owner,
-        CreateTokenRequest {
-            owner_id,
-            name: "toggled".into(),
-            ..Default::default()
-        },
-    );
+    let create = create_request(owner, &owner_id, "toggled");
     let id = client
         .create_token(create)
         .await
