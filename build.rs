@@ -28,6 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "tokenauthority.v1.ResetTokenResponse",
             "tokenauthority.v1.DuplicateTokenResponse",
             "tokenauthority.v1.VerifyTokenRequest",
+            "tokenauthority.v1.ReportLeakedTokensRequest",
         ])
         .compile_fds(file_descriptors)?;
     // The example backend's own API (examples/backend.rs).

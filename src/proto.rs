@@ -57,6 +57,19 @@ impl fmt::Debug for VerifyTokenRequest {
     }
 }
 
+impl fmt::Debug for ReportLeakedTokensRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReportLeakedTokensRequest")
+            .field(
+                "secrets",
+                &format_args!("<{} redacted>", self.secrets.len()),
+            )
+            .field("source", &self.source)
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,10 +110,18 @@ mod tests {
                     min_revision: 7,
                 }
             ),
+            format!(
+                "{:?}",
+                ReportLeakedTokensRequest {
+                    secrets: vec![secret.clone()],
+                    source: "scanner".into(),
+                    url: String::new(),
+                }
+            ),
         ];
         for line in printed {
             assert!(!line.contains(&secret), "{line}");
-            assert!(line.contains(REDACTED));
+            assert!(line.contains("redacted"), "{line}");
         }
     }
 }

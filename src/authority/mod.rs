@@ -13,6 +13,7 @@ mod caller;
 mod error;
 mod events;
 mod last_use;
+mod leaks;
 mod page_token;
 mod paging;
 mod token_requests;
@@ -34,6 +35,7 @@ pub use bootstrap::bootstrap;
 pub use caller::Caller;
 pub use error::AuthorityError;
 pub use events::EventBatch;
+pub use leaks::{LeakOutcome, LeakReport, LeakStatus, MAX_LEAKED_SECRETS};
 pub use page_token::PageTokenCodec;
 pub use paging::Page;
 #[cfg(feature = "cli")]

@@ -19,23 +19,27 @@ use crate::domain::{
 use crate::store::{Change, SecretChange, TokenQuery};
 
 /// What a change to an existing token is, for its audit record and invalidation event.
-struct TokenChange<'a> {
+pub(super) struct TokenChange<'a> {
     /// The audit action, e.g. `token.revoke`.
-    action: AuditAction,
+    pub action: AuditAction,
     /// Set when the change can alter verification answers.
-    invalidation: Option<InvalidationKind>,
-    details: BTreeMap<String, String>,
+    pub invalidation: Option<InvalidationKind>,
+    pub details: BTreeMap<String, String>,
     /// Set by a reset.
-    secret: Option<&'a SecretChange>,
+    pub secret: Option<&'a SecretChange>,
+    /// The audit record names no actor, token or address: the caller is of another account
+    /// than the token's and not an operator (a leak report).
+    pub conceal_actor: bool,
 }
 
 impl TokenChange<'_> {
-    fn new(action: AuditAction, invalidation: Option<InvalidationKind>) -> Self {
+    pub fn new(action: AuditAction, invalidation: Option<InvalidationKind>) -> Self {
         Self {
             action,
             invalidation,
             details: BTreeMap::new(),
             secret: None,
+            conceal_actor: false,
         }
     }
 }
@@ -267,7 +271,7 @@ impl Authority {
         let at = now();
         let mut details = BTreeMap::new();
         details.insert("reason".to_owned(), reason.as_str().to_owned());
-        token.revoke(caller.principal_id().clone(), reason, at)?;
+        token.revoke(Some(caller.principal_id().clone()), reason, at)?;
         let change = TokenChange {
             details,
             ..TokenChange::new(
@@ -493,7 +497,7 @@ impl Authority {
     /// Commits a changed token (version bumped) with its audit record and, when the change
     /// can alter verification answers, its invalidation event, then applies the event to
     /// the cache.
-    async fn commit_token(
+    pub(super) async fn commit_token(
         &self,
         caller: &Caller,
         mut token: Token,
@@ -506,6 +510,11 @@ impl Authority {
         let action = change.action;
         let mut audit = Self::audit(caller, action, token.id.as_str(), &token.account_id, at);
         audit.details = change.details;
+        if change.conceal_actor {
+            audit.actor_id = None;
+            audit.actor_token_id = None;
+            audit.peer_address = None;
+        }
         let secret = change.secret;
         let change = Change {
             audit,

@@ -95,6 +95,10 @@ pub enum AuditAction {
     TokenDelete,
     TokenReset,
     TokenDuplicate,
+    /// Secrets were reported leaked (ReportLeakedTokens): the reporter's own record, which
+    /// names no token of an account it may not see (each revoke is its own `token.revoke`
+    /// record, in the token's account).
+    TokenReportLeak,
 }
 
 impl AuditAction {
@@ -113,6 +117,7 @@ impl AuditAction {
             Self::TokenDelete => "token.delete",
             Self::TokenReset => "token.reset",
             Self::TokenDuplicate => "token.duplicate",
+            Self::TokenReportLeak => "token.report_leak",
         }
     }
 

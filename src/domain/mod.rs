@@ -25,7 +25,9 @@ pub use ids::{AccountId, PrincipalId, TokenId};
 pub use labels::Labels;
 pub use permission::{Permission, PermissionSet};
 pub use principal::{Principal, PrincipalKind};
-pub use text::{ApiVersion, Description, DisplayName, RevokeReason, TokenName};
+pub use text::{
+    ApiVersion, Description, DisplayName, LeakSource, LeakUrl, RevokeReason, TokenName,
+};
 pub use token::{
     MAX_LIFETIME, ResetError, StoredState, Token, TokenSpec, TokenState, TransitionError,
     validate_expiry,

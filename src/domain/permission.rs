@@ -29,9 +29,12 @@ impl Permission {
     /// principals and in the tokens it issues. Every such grant is audited. System
     /// permissions can never be granted past the caller's own.
     pub const PERMISSIONS_ESCALATE: &'static str = "permissions.escalate";
+    /// ReportLeakedTokens: revoke tokens by presenting their secrets, in any account (holding
+    /// a secret is the proof). The credential of secret scanners and incident responders.
+    pub const TOKENS_REPORT_LEAKED: &'static str = "tokens.report_leaked";
 
     /// Every permission the service itself checks; the bootstrap owner gets all of them.
-    pub const SYSTEM: [&'static str; 9] = [
+    pub const SYSTEM: [&'static str; 10] = [
         Self::TOKENS_READ,
         Self::TOKENS_CREATE,
         Self::TOKENS_UPDATE,
@@ -41,6 +44,7 @@ impl Permission {
         Self::ACCOUNTS_MANAGE,
         Self::AUDIT_READ,
         Self::PERMISSIONS_ESCALATE,
+        Self::TOKENS_REPORT_LEAKED,
     ];
 
     /// Whether this is one of the service's own permissions (as opposed to an application
@@ -255,7 +259,10 @@ mod tests {
         for p in Permission::SYSTEM {
             assert!(system.contains(p));
         }
-        assert_eq!(system.difference(&set(&["tokens.read"])).len(), 8);
+        assert_eq!(
+            system.difference(&set(&["tokens.read"])).len(),
+            Permission::SYSTEM.len() - 1
+        );
     }
 
     #[test]

@@ -67,6 +67,16 @@ text_type!(
     /// The API version a token's integration targets: up to 64 characters.
     ApiVersion, min = 0, max = 64, trim = true
 );
+text_type!(
+    /// Who found leaked secrets, for the record (e.g. `github-secret-scanning`): 1 to 100
+    /// characters, trimmed.
+    LeakSource, min = 1, max = 100, trim = true
+);
+text_type!(
+    /// Where leaked secrets were found (a URL, for the record; not fetched): up to 2048
+    /// characters, trimmed.
+    LeakUrl, min = 0, max = 2048, trim = true
+);
 
 #[cfg(test)]
 mod tests {
@@ -102,5 +112,16 @@ mod tests {
         assert!(ApiVersion::parse("", "api_version").is_ok());
         assert!(ApiVersion::parse(&"v".repeat(65), "api_version").is_err());
         assert!(RevokeReason::parse(&"r".repeat(1001), "reason").is_err());
+    }
+
+    #[test]
+    fn a_leak_report_names_its_source_and_may_name_a_url() {
+        assert!(LeakSource::parse(" ", "source").is_err());
+        assert!(LeakSource::parse(&"s".repeat(101), "source").is_err());
+        assert!(LeakUrl::parse("", "url").is_ok());
+        assert!(LeakUrl::parse(&"u".repeat(2049), "url").is_err());
+        assert!(LeakUrl::parse("https://example.com/a/b#L3", "url").is_ok());
+        // A newline could forge a line in whatever displays the audit log.
+        assert!(LeakUrl::parse("https://example.com/a\nforged", "url").is_err());
     }
 }

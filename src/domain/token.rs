@@ -15,7 +15,9 @@ pub enum StoredState {
     Disabled,
     Revoked {
         at: Timestamp,
-        by: PrincipalId,
+        /// None when the revoker is not named to the token's account: a leak report from
+        /// a principal of another account.
+        by: Option<PrincipalId>,
         reason: RevokeReason,
     },
 }
@@ -136,7 +138,7 @@ impl Token {
     /// on record.
     pub fn revoke(
         &mut self,
-        by: PrincipalId,
+        by: Option<PrincipalId>,
         reason: RevokeReason,
         now: Timestamp,
     ) -> Result<(), TransitionError> {
@@ -292,7 +294,8 @@ pub(crate) mod tests {
     #[test]
     fn revoked_wins_over_expired() {
         let mut t = token(Some(Duration::hours(1)));
-        t.revoke(PrincipalId::generate(), reason(), now()).unwrap();
+        t.revoke(Some(PrincipalId::generate()), reason(), now())
+            .unwrap();
         assert_eq!(
             t.state_at(t.created_at + Duration::days(2)),
             TokenState::Revoked
@@ -303,12 +306,12 @@ pub(crate) mod tests {
     fn revoke_is_permanent_and_keeps_the_first_reason() {
         let mut t = token(None);
         let by = PrincipalId::generate();
-        t.revoke(by.clone(), reason(), now()).unwrap();
+        t.revoke(Some(by.clone()), reason(), now()).unwrap();
         assert_eq!(
-            t.revoke(PrincipalId::generate(), reason(), now()),
+            t.revoke(Some(PrincipalId::generate()), reason(), now()),
             Err(TransitionError::Revoked)
         );
-        assert!(matches!(&t.state, StoredState::Revoked { by: b, .. } if *b == by));
+        assert!(matches!(&t.state, StoredState::Revoked { by: b, .. } if b.as_ref() == Some(&by)));
         assert_eq!(t.enable(), Err(TransitionError::Revoked));
         assert_eq!(t.disable(), Err(TransitionError::Revoked));
     }
@@ -369,7 +372,8 @@ pub(crate) mod tests {
             Err(ResetError::Transition(TransitionError::Expired))
         );
         let mut r = token(None);
-        r.revoke(PrincipalId::generate(), reason(), now()).unwrap();
+        r.revoke(Some(PrincipalId::generate()), reason(), now())
+            .unwrap();
         assert_eq!(
             r.reset_grace_end(Duration::zero(), Duration::days(7), now()),
             Err(ResetError::Transition(TransitionError::Revoked))

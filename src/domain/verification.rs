@@ -191,7 +191,7 @@ mod tests {
         let mut s = snapshot();
         s.state = StoredState::Revoked {
             at: now(),
-            by: PrincipalId::generate(),
+            by: Some(PrincipalId::generate()),
             reason: RevokeReason::default(),
         };
         assert_eq!(code(&s, &[]), VerificationCode::Revoked);
@@ -219,7 +219,7 @@ mod tests {
         s.api_access_enabled = false;
         s.state = StoredState::Revoked {
             at: now(),
-            by: PrincipalId::generate(),
+            by: Some(PrincipalId::generate()),
             reason: RevokeReason::default(),
         };
         s.owner_disabled = true;

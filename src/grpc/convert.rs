@@ -4,7 +4,7 @@
 use chrono::Duration;
 use prost_types::{FieldMask, Timestamp as ProtoTimestamp};
 
-use crate::authority::{AuthorityError, WatchItem, etag};
+use crate::authority::{AuthorityError, LeakOutcome, LeakStatus, WatchItem, etag};
 use crate::domain::{
     Account, AccountId, AuditEvent, InvalidationEvent, InvalidationKind, InvalidationTarget,
     Principal, PrincipalId, PrincipalKind, StoredState, Timestamp, Token, TokenState,
@@ -148,11 +148,29 @@ pub fn verification_code(code: VerificationCode) -> proto::VerificationCode {
     }
 }
 
+pub fn leak_outcome(outcome: &LeakOutcome) -> proto::LeakedTokenResult {
+    let status = match outcome.status {
+        LeakStatus::Revoked => proto::LeakStatus::Revoked,
+        LeakStatus::AlreadyInactive => proto::LeakStatus::AlreadyInactive,
+        LeakStatus::NotFound => proto::LeakStatus::NotFound,
+        LeakStatus::Malformed => proto::LeakStatus::Malformed,
+    };
+    let (token_id, account_id) = match &outcome.token {
+        Some((token, account)) => (token.to_string(), account.to_string()),
+        None => Default::default(),
+    };
+    proto::LeakedTokenResult {
+        status: status as i32,
+        token_id,
+        account_id,
+    }
+}
+
 pub fn token(token: &Token) -> proto::Token {
     let (revoke_time, revoker_id, revoke_reason) = match &token.state {
         StoredState::Revoked { at, by, reason } => (
             Some(timestamp(*at)),
-            by.to_string(),
+            by.as_ref().map(ToString::to_string).unwrap_or_default(),
             reason.as_str().to_owned(),
         ),
         _ => (None, String::new(), String::new()),

@@ -13,12 +13,12 @@ use super::convert::{
 };
 use super::credential::authorize;
 use crate::authority::{
-    Authority, AuthorityError, Committed, Expiry, NewToken, TokenFilter, TokenUpdate, WatchOptions,
-    WatchStart,
+    Authority, AuthorityError, Committed, Expiry, LeakReport, NewToken, TokenFilter, TokenUpdate,
+    WatchOptions, WatchStart,
 };
 use crate::domain::{
-    ApiVersion, Description, Labels, Permission, PermissionSet, RevokeReason, TokenId, TokenName,
-    VerificationCode,
+    ApiVersion, Description, Labels, LeakSource, LeakUrl, Permission, PermissionSet, RevokeReason,
+    TokenId, TokenName, VerificationCode,
 };
 use crate::proto::{self, token_service_server::TokenService};
 
@@ -322,6 +322,25 @@ impl TokenService for TokenApi {
         respond(proto::DuplicateTokenResponse {
             token: Some(convert::token(&token)),
             secret: secret.expose().to_owned(),
+            revision,
+        })
+    }
+
+    async fn report_leaked_tokens(
+        &self,
+        request: Request<proto::ReportLeakedTokensRequest>,
+    ) -> Result<Response<proto::ReportLeakedTokensResponse>, Status> {
+        let caller = authorize(&self.authority, &request, Permission::TOKENS_REPORT_LEAKED).await?;
+        let r = request.into_inner();
+        let report = LeakReport::new(
+            r.secrets,
+            LeakSource::parse(&r.source, "source")?,
+            LeakUrl::parse(&r.url, "url")?,
+        )?;
+        let Committed { value, revision } =
+            self.authority.report_leaked_tokens(&caller, report).await?;
+        respond(proto::ReportLeakedTokensResponse {
+            results: value.iter().map(convert::leak_outcome).collect(),
             revision,
         })
     }

@@ -202,6 +202,10 @@ pub trait Store: Send + Sync + 'static {
     /// Records last-use times in one batch; a time never moves backwards.
     async fn record_last_use(&self, uses: &[(TokenId, Timestamp)]) -> StoreResult<()>;
 
+    /// Appends an audit record that goes with no change of its own (a leak report's record
+    /// in the reporter's account).
+    async fn record_audit(&self, audit: &AuditRecord) -> StoreResult<()>;
+
     async fn list_audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>>;
 
     /// Committed invalidation events with a revision above `after`, in revision order, at

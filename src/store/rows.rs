@@ -283,7 +283,7 @@ fn decode_state(
                 at: from_micros(revoked_at.ok_or_else(|| {
                     StoreError::Corrupt("revoked token without revoke time".into())
                 })?)?,
-                by: PrincipalId::from_trusted(revoked_by.unwrap_or_default()),
+                by: revoked_by.map(PrincipalId::from_trusted),
                 reason: RevokeReason::from_trusted(revoke_reason.unwrap_or_default()),
             })
         }

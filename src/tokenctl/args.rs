@@ -103,6 +103,23 @@ pub enum TokenCommand {
     },
     /// Delete a token's record (the audit log keeps the fact).
     Delete { id: String },
+    /// Revoke the tokens of leaked secrets, in whichever account, without knowing their ids
+    /// (requires `tokens.report_leaked`). Prints, per secret in input order, what became of
+    /// it; a token's id only when you may see its account.
+    ReportLeak {
+        /// Read the secrets, one per line, from this file, or from standard input for `-`
+        /// (the default). Never the secrets themselves: `ps` and shell history would show
+        /// them.
+        #[arg(default_value = "-", value_name = "FILE")]
+        file: std::path::PathBuf,
+        /// Who found them, for the record: for example `github-secret-scanning` or
+        /// `incident-2026-042`.
+        #[arg(long)]
+        source: String,
+        /// Where they were found, for the record.
+        #[arg(long, default_value = "")]
+        url: String,
+    },
     /// Stream invalidation events as lines (or JSON lines with -o json).
     Watch {
         /// Resume after this revision (the last one printed; 0 included). Without it the

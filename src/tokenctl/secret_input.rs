@@ -10,36 +10,72 @@ use super::CliError;
 /// More than any token: what is read stops here, so a wrong file is not slurped whole.
 const MAX_SECRET_BYTES: u64 = 4096;
 
+/// More than any leak report needs (10,000 secrets): the same guard for many secrets.
+const MAX_SECRETS_BYTES: u64 = 1 << 20;
+
 /// Where a secret comes from: a file, or standard input for `-`.
 pub fn read(source: &Path, what: &str) -> Result<String, CliError> {
-    let mut text = String::new();
-    let outcome = if source == Path::new("-") {
-        let stdin = std::io::stdin();
-        if stdin.is_terminal() {
-            eprintln!("Paste {what}, then press Enter:");
-            // One line from a terminal: it would never see end of input.
-            stdin.read_line(&mut text).map(drop)
-        } else {
-            stdin
-                .take(MAX_SECRET_BYTES)
-                .read_to_string(&mut text)
-                .map(drop)
-        }
-    } else {
-        std::fs::File::open(source).and_then(|file| {
-            file.take(MAX_SECRET_BYTES)
-                .read_to_string(&mut text)
-                .map(drop)
-        })
-    };
-    // The error names neither the path nor the content: a secret pasted where a path
-    // belongs must not be printed back.
-    outcome.map_err(|e| CliError::Usage(format!("cannot read {what}: {}", e.kind())))?;
+    let text = read_text(source, what, MAX_SECRET_BYTES, Terminal::OneLine)?;
     let secret = text.lines().next().unwrap_or_default().trim();
     if secret.is_empty() {
         return Err(CliError::Usage(format!("{what} is empty")));
     }
     Ok(secret.to_owned())
+}
+
+/// Many secrets, one per line (surrounding whitespace and blank lines ignored), from a file
+/// or standard input for `-`.
+pub fn read_lines(source: &Path, what: &str) -> Result<Vec<String>, CliError> {
+    let text = read_text(source, what, MAX_SECRETS_BYTES, Terminal::UntilEnd)?;
+    let secrets: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if secrets.is_empty() {
+        return Err(CliError::Usage(format!("{what}: none given")));
+    }
+    Ok(secrets)
+}
+
+/// How much to read when standard input is a terminal, which never ends by itself.
+enum Terminal {
+    OneLine,
+    /// Until the user ends input (Ctrl-D).
+    UntilEnd,
+}
+
+/// At most `limit` bytes of `source`.
+fn read_text(
+    source: &Path,
+    what: &str,
+    limit: u64,
+    terminal: Terminal,
+) -> Result<String, CliError> {
+    let mut text = String::new();
+    let outcome = if source == Path::new("-") {
+        let stdin = std::io::stdin();
+        match (stdin.is_terminal(), terminal) {
+            (true, Terminal::OneLine) => {
+                eprintln!("Paste {what}, then press Enter:");
+                stdin.read_line(&mut text).map(drop)
+            }
+            (is_terminal, _) => {
+                if is_terminal {
+                    eprintln!("Paste {what}, one per line, then press Ctrl-D:");
+                }
+                stdin.take(limit).read_to_string(&mut text).map(drop)
+            }
+        }
+    } else {
+        std::fs::File::open(source)
+            .and_then(|file| file.take(limit).read_to_string(&mut text).map(drop))
+    };
+    // The error names neither the path nor the content: a secret pasted where a path
+    // belongs must not be printed back.
+    outcome.map_err(|e| CliError::Usage(format!("cannot read {what}: {}", e.kind())))?;
+    Ok(text)
 }
 
 /// Refuses what looks like a secret given where a file name belongs, without echoing it.
@@ -63,6 +99,22 @@ mod tests {
         let path = dir.path().join("t");
         std::fs::write(&path, "  tka_abc \nsecond line\n").unwrap();
         assert_eq!(read(&path, "the token").unwrap(), "tka_abc");
+    }
+
+    #[test]
+    fn many_secrets_are_the_non_blank_lines_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t");
+        std::fs::write(&path, "tka_a\n\n  tka_b  \r\n\t\n").unwrap();
+        assert_eq!(
+            read_lines(&path, "the secrets").unwrap(),
+            ["tka_a", "tka_b"]
+        );
+        std::fs::write(&path, " \n\n").unwrap();
+        assert!(matches!(
+            read_lines(&path, "the secrets"),
+            Err(CliError::Usage(_))
+        ));
     }
 
     #[test]

@@ -120,6 +120,9 @@ pub async fn run(
             }
             Ok(())
         }
+        TokenCommand::ReportLeak { file, source, url } => {
+            report_leak(connection, file, source, url, output).await
+        }
         TokenCommand::Watch {
             after,
             account,
@@ -208,6 +211,66 @@ pub async fn run(
             Ok(())
         }
     }
+}
+
+/// Reports the secrets read from `file`, in batches of what one request may carry, and
+/// prints one row per secret: its position in the input, never the secret.
+async fn report_leak(
+    connection: &Connection,
+    file: &std::path::Path,
+    source: &str,
+    url: &str,
+    output: OutputFormat,
+) -> Result<(), CliError> {
+    super::secret_input::ensure_not_a_secret(file, "the leaked secrets")?;
+    let secrets = super::secret_input::read_lines(file, "the leaked secrets")?;
+    let mut tokens = connection.tokens();
+    let mut results = Vec::with_capacity(secrets.len());
+    let mut revision = 0;
+    for batch in secrets.chunks(crate::authority::MAX_LEAKED_SECRETS) {
+        let answer = tokens
+            .report_leaked_tokens(proto::ReportLeakedTokensRequest {
+                secrets: batch.to_vec(),
+                source: source.to_owned(),
+                url: url.to_owned(),
+            })
+            .await?
+            .into_inner();
+        revision = revision.max(answer.revision);
+        results.extend(answer.results);
+    }
+    let status = |result: &proto::LeakedTokenResult| {
+        result
+            .status()
+            .as_str_name()
+            .trim_start_matches("LEAK_STATUS_")
+            .to_owned()
+    };
+    match output {
+        OutputFormat::Json => print_json(&serde_json::json!({
+            "results": results.iter().enumerate().map(|(i, result)| serde_json::json!({
+                "secret": i + 1,
+                "status": status(result),
+                "token_id": result.token_id,
+                "account_id": result.account_id,
+            })).collect::<Vec<_>>(),
+            "revision": revision,
+        })),
+        OutputFormat::Table => {
+            let mut table = Table::new(&["SECRET", "STATUS", "TOKEN", "ACCOUNT"]);
+            for (i, result) in results.iter().enumerate() {
+                table.row(vec![
+                    format!("#{}", i + 1),
+                    status(result),
+                    or_dash(&result.token_id),
+                    or_dash(&result.account_id),
+                ]);
+            }
+            table.print();
+            println!("revision {revision}");
+        }
+    }
+    Ok(())
 }
 
 fn or_dash(value: &str) -> String {

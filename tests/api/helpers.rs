@@ -60,13 +60,14 @@ impl Write for LogSink {
 }
 
 /// Every system permission but `accounts.manage`: what a tenant's administrator holds.
-pub const TENANT_PERMISSIONS: [&str; 8] = [
+pub const TENANT_PERMISSIONS: [&str; 9] = [
     "audit.read",
     "permissions.escalate",
     "principals.manage",
     "tokens.create",
     "tokens.delete",
     "tokens.read",
+    "tokens.report_leaked",
     "tokens.update",
     "tokens.verify",
 ];

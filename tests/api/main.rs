@@ -37,6 +37,7 @@ mod example_backend;
 mod health_reflection;
 mod helpers;
 mod isolation;
+mod leaks;
 mod metrics;
 mod model;
 mod outage;

@@ -202,6 +202,16 @@ async fn calls_guarded_by(
                 })
                 .await),
         )],
+        "tokens.report_leaked" => vec![(
+            "ReportLeakedTokens",
+            ok(tokens
+                .report_leaked_tokens(proto::ReportLeakedTokensRequest {
+                    secrets: vec![target_token.to_owned()],
+                    source: "scanner".into(),
+                    url: String::new(),
+                })
+                .await),
+        )],
         other => panic!("no calls listed for {other}"),
     }
 }

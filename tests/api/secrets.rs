@@ -126,6 +126,24 @@ async fn no_plaintext_secret_reaches_the_database_logs_or_errors() {
         .await
         .unwrap_err();
     messages.push(status.message().to_owned());
+    // Reported leaked: revoked by its secret; then a report refused for its source while
+    // carrying the secret.
+    let report = |source: &str| proto::ReportLeakedTokensRequest {
+        secrets: vec![duplicate.secret.clone()],
+        source: source.to_owned(),
+        url: "https://example.com/pastes/1".to_owned(),
+    };
+    let reported = tokens
+        .report_leaked_tokens(report("scanner"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reported.results[0].status(), proto::LeakStatus::Revoked);
+    let status = tokens
+        .report_leaked_tokens(report(""))
+        .await
+        .expect_err("no source");
+    messages.push(status.message().to_owned());
 
     // The client library's log lines too: a verifier whose credential was revoked warns.
     let verifier = token_authority::client::CachingVerifier::new(

@@ -766,3 +766,79 @@ async fn secrets_are_read_from_files_or_stdin_never_from_arguments() {
     let output = tokenctl_stdin(&app, &tenant.admin_token, &["token", "verify"], "\n");
     assert_eq!(failure(&output).0, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaked_secrets_are_reported_from_a_file_or_stdin_in_batches() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme", &[]).await;
+    let first = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &[])
+        .await;
+    let second = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &[])
+        .await;
+    // More than one request holds (100): tokenctl sends them in batches, answers in order.
+    let mut input = format!("{}\n\n  {}  \n", first.secret, second.secret);
+    for _ in 0..103 {
+        input.push_str("tka_junk\n");
+    }
+    let report = json(&tokenctl_stdin(
+        &app,
+        &tenant.admin_token,
+        &[
+            "-o",
+            "json",
+            "token",
+            "report-leak",
+            "--source",
+            "incident-7",
+            "--url",
+            "https://example.com/paste/7",
+        ],
+        &input,
+    ));
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len(), 105);
+    assert_eq!(results[0]["status"], "REVOKED");
+    assert_eq!(results[0]["secret"], 1);
+    assert_eq!(
+        results[1]["token_id"].as_str(),
+        Some(second.token.as_ref().unwrap().id.as_str())
+    );
+    assert_eq!(results[104]["status"], "MALFORMED");
+    assert!(report["revision"].as_u64().unwrap() > 0);
+    assert!(!app.verify(&first.secret, &[]).await.valid);
+
+    // From a file, as a table: the same secrets are now inactive; no secret is printed.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("leaked.txt");
+    std::fs::write(&file, &input).unwrap();
+    let output = tokenctl(
+        &app,
+        &tenant.admin_token,
+        &[
+            "token",
+            "report-leak",
+            "--source",
+            "incident-7",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(output.status.success());
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        table.contains("#1") && table.contains("ALREADY_INACTIVE"),
+        "{table}"
+    );
+    assert!(!table.contains(&first.secret[4..]), "{table}");
+
+    // Never from the command line.
+    let output = tokenctl(
+        &app,
+        &tenant.admin_token,
+        &["token", "report-leak", "--source", "x", &second.secret],
+    );
+    let (code, stderr) = failure(&output);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(!stderr.contains(&second.secret), "{stderr}");
+}

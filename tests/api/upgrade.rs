@@ -1,6 +1,7 @@
 //! Upgrades: data written under an older schema means the same after the migrations. The
-//! test rewinds a database to before `permissions.escalate` became a system permission,
-//! writes what an old server accepted (the name as an application permission), and restarts.
+//! test rewinds a database to before `permissions.escalate` and `tokens.report_leaked`
+//! became system permissions, writes what an old server accepted (the names as application
+//! permissions), and restarts.
 
 use token_authority::proto::{self, VerificationCode};
 
@@ -8,9 +9,9 @@ use token_authority::startup::Application;
 
 use crate::helpers::{Backend, TestApp, backend, code_of, execute_sql, test_settings};
 
-backend_tests!(escalate_granted_as_an_application_permission_is_not_the_system_one);
+backend_tests!(names_granted_as_application_permissions_are_not_the_system_ones);
 
-async fn escalate_granted_as_an_application_permission_is_not_the_system_one() {
+async fn names_granted_as_application_permissions_are_not_the_system_ones() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("acme", &[]).await;
     let legacy = app
@@ -22,6 +23,7 @@ async fn escalate_granted_as_an_application_permission_is_not_the_system_one() {
         )
         .await;
     let token = app.create_token(&tenant.admin_token, &legacy.id, &[]).await;
+    let owner_id = app.bootstrap_owner_id().await;
     let stopped = app.stop().await;
 
     // What an old server stored: `permissions.escalate` granted as an application
@@ -32,12 +34,16 @@ async fn escalate_granted_as_an_application_permission_is_not_the_system_one() {
     };
     execute_sql(&stopped.database_url, &[
         format!(
-            "UPDATE principals SET permissions = '[\"permissions.escalate\",\"tokens.read\"]' WHERE id = '{}'",
+            "UPDATE principals SET permissions = '[\"permissions.escalate\",\"tokens.read\",\"tokens.report_leaked\"]' WHERE id = '{}'",
             legacy.id
         ),
         format!(
-            "UPDATE tokens SET scopes = '[\"permissions.escalate\"]' WHERE id = '{}'",
+            "UPDATE tokens SET scopes = '[\"permissions.escalate\",\"tokens.report_leaked\"]' WHERE id = '{}'",
             token.token.as_ref().unwrap().id
+        ),
+        // A bootstrap owner from before `tokens.report_leaked`.
+        format!(
+            "UPDATE principals SET permissions = '[\"accounts.manage\",\"audit.read\",\"permissions.escalate\",\"principals.manage\",\"tokens.create\",\"tokens.delete\",\"tokens.read\",\"tokens.update\",\"tokens.verify\"]' WHERE id = '{owner_id}'"
         ),
         format!("DELETE FROM _sqlx_migrations WHERE version >= {first_escalate_migration}"),
     ])
@@ -68,15 +74,14 @@ async fn escalate_granted_as_an_application_permission_is_not_the_system_one() {
         .unwrap();
     assert_eq!(
         stored.scopes,
-        vec!["legacy.permissions.escalate"],
+        vec!["legacy.permissions.escalate", "legacy.tokens.report_leaked"],
         "not emptied: an empty list would mean every permission of the owner"
     );
     // The token still authenticates and can do nothing.
     let answer = app.verify(&token.secret, &[]).await;
     assert_eq!(code_of(&answer), VerificationCode::Valid);
     assert!(answer.effective_scopes.is_empty(), "{answer:?}");
-    // The bootstrap owner keeps the system permission.
-    let owner_id = app.bootstrap_owner_id().await;
+    // The bootstrap owner keeps `permissions.escalate` and gains `tokens.report_leaked`.
     let owner = app
         .operator_admin()
         .get_principal(proto::GetPrincipalRequest { id: owner_id })
@@ -85,12 +90,9 @@ async fn escalate_granted_as_an_application_permission_is_not_the_system_one() {
         .into_inner()
         .principal
         .unwrap();
-    assert!(
-        owner
-            .permissions
-            .iter()
-            .any(|p| p == "permissions.escalate")
-    );
+    for system in ["permissions.escalate", "tokens.report_leaked"] {
+        assert!(owner.permissions.iter().any(|p| p == system), "{system}");
+    }
 
     // Both changes are on record in the tenant's audit log, with the reason.
     let events = app
@@ -104,12 +106,13 @@ async fn escalate_granted_as_an_application_permission_is_not_the_system_one() {
         .unwrap()
         .into_inner()
         .events;
-    assert_eq!(events.len(), 1, "{events:?}");
-    assert_eq!(
-        events[0].details["removed_permissions"],
-        "permissions.escalate"
-    );
-    assert_eq!(events[0].actor_id, "");
+    let mut removed: Vec<&str> = events
+        .iter()
+        .map(|e| e.details["removed_permissions"].as_str())
+        .collect();
+    removed.sort();
+    assert_eq!(removed, ["permissions.escalate", "tokens.report_leaked"]);
+    assert!(events.iter().all(|e| e.actor_id.is_empty()), "{events:?}");
     let events = app
         .admin(&tenant.admin_token)
         .list_audit_events(proto::ListAuditEventsRequest {
@@ -121,7 +124,7 @@ async fn escalate_granted_as_an_application_permission_is_not_the_system_one() {
         .unwrap()
         .into_inner()
         .events;
-    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events.len(), 2, "{events:?}");
 }
 
 backend_tests!(a_binary_starts_on_a_schema_a_newer_release_migrated);

@@ -8,8 +8,8 @@ use sqlx::Transaction;
 use super::{Db, ThisBackend, accounts, audit, conflict_or_missing, events, principals};
 use super::{settings, tokens};
 use crate::domain::{
-    Account, AccountId, AuditEvent, InvalidationEvent, Principal, PrincipalId, SecretHash,
-    Timestamp, Token, TokenId, VerificationSnapshot,
+    Account, AccountId, AuditEvent, AuditRecord, InvalidationEvent, Principal, PrincipalId,
+    SecretHash, Timestamp, Token, TokenId, VerificationSnapshot,
 };
 use crate::store::{
     AuditQuery, Backend, Bootstrap, BulkRevoke, Change, PoolUsage, PrincipalQuery, ReplayPage,
@@ -197,6 +197,13 @@ impl Store for ThisBackend {
         for (id, at) in uses {
             tokens::record_last_use(&mut tx, id, *at).await?;
         }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_audit(&self, audit: &AuditRecord) -> StoreResult<()> {
+        let mut tx = begin_write(self).await?;
+        audit::insert(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }

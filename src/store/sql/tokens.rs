@@ -4,7 +4,8 @@ use sqlx::{Pool, QueryBuilder, Transaction};
 
 use super::{Db, ThisBackend, push_after};
 use crate::domain::{
-    AccountId, SecretHash, StoredState, Timestamp, Token, TokenId, TokenState, VerificationSnapshot,
+    AccountId, PrincipalId, SecretHash, StoredState, Timestamp, Token, TokenId, TokenState,
+    VerificationSnapshot,
 };
 use crate::store::rows::{SnapshotRow, TokenRow, encode_labels, encode_permissions};
 use crate::store::time::to_micros;
@@ -15,7 +16,7 @@ fn revoke_columns(state: &StoredState) -> (Option<i64>, Option<&str>, Option<&st
     match state {
         StoredState::Revoked { at, by, reason } => (
             Some(to_micros(*at)),
-            Some(by.as_str()),
+            by.as_ref().map(PrincipalId::as_str),
             Some(reason.as_str()),
         ),
         _ => (None, None, None),

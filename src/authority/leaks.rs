@@ -1,0 +1,251 @@
+//! ReportLeakedTokens: revoking tokens by presenting their secrets, for secret scanners and
+//! incident responders who found a secret but know nothing of its token, owner or account.
+//!
+//! Holding a secret is the proof: every live secret presented is revoked, in whichever
+//! account (revoking only takes power away, and whoever holds the secret could use it
+//! anyway). Visibility follows the usual rule in both directions: the reporter learns a
+//! token's id and account only when it may see that account, and a token's account learns
+//! who reported it only when the reporter is of that account or an operator.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use super::tokens::TokenChange;
+use super::{Authority, AuthorityError, AuthorityResult, Caller, Committed};
+use crate::domain::{
+    AccountId, AuditAction, InvalidationKind, LeakSource, LeakUrl, Permission, RevokeReason,
+    StoredState, TokenId, TokenSecret, now,
+};
+
+/// The most secrets one report may carry: a scanner with more sends several reports.
+pub const MAX_LEAKED_SECRETS: usize = 100;
+
+/// How often a revoke that lost a race with a concurrent change of the same token is tried
+/// again (each try reads the token afresh).
+const CONFLICT_ATTEMPTS: usize = 3;
+
+/// A validated ReportLeakedTokens request.
+pub struct LeakReport {
+    /// 1 to [`MAX_LEAKED_SECRETS`] secrets, as found.
+    secrets: Vec<String>,
+    source: LeakSource,
+    url: LeakUrl,
+}
+
+impl LeakReport {
+    pub fn new(secrets: Vec<String>, source: LeakSource, url: LeakUrl) -> AuthorityResult<Self> {
+        if secrets.is_empty() || secrets.len() > MAX_LEAKED_SECRETS {
+            return Err(AuthorityError::invalid(
+                "secrets",
+                format!("must hold 1 to {MAX_LEAKED_SECRETS} secrets"),
+            ));
+        }
+        Ok(Self {
+            secrets,
+            source,
+            url,
+        })
+    }
+}
+
+/// Never prints the secrets.
+impl fmt::Debug for LeakReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LeakReport")
+            .field(
+                "secrets",
+                &format_args!("<{} redacted>", self.secrets.len()),
+            )
+            .field("source", &self.source)
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
+/// What became of one reported secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeakStatus {
+    /// Its token could still be used, or be made usable again (a disabled or expired token):
+    /// it is revoked now.
+    Revoked,
+    /// Its token was already revoked, or it is a replaced secret whose grace period has
+    /// ended: nothing could use it any more.
+    AlreadyInactive,
+    /// Well formed, but no token has it (never issued, or deleted).
+    NotFound,
+    /// Not a token of ours: wrong shape or checksum.
+    Malformed,
+}
+
+impl LeakStatus {
+    /// The name in the audit record's counts, e.g. `already_inactive`.
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Revoked => "revoked",
+            Self::AlreadyInactive => "already_inactive",
+            Self::NotFound => "not_found",
+            Self::Malformed => "malformed",
+        }
+    }
+}
+
+/// The answer for one reported secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeakOutcome {
+    pub status: LeakStatus,
+    /// The token and its account: only when the caller may see that account.
+    pub token: Option<(TokenId, AccountId)>,
+}
+
+impl LeakOutcome {
+    fn unknown(status: LeakStatus) -> Self {
+        Self {
+            status,
+            token: None,
+        }
+    }
+}
+
+impl Authority {
+    /// Revokes the token of every live secret in `report` and answers for each, in order.
+    /// The revision is the last revoke's (the current one when nothing was revoked).
+    ///
+    /// Secrets are handled one by one, each revoke committed on its own: when the store
+    /// fails midway, those before stay revoked and a retry of the whole report answers
+    /// `AlreadyInactive` for them.
+    pub async fn report_leaked_tokens(
+        &self,
+        caller: &Caller,
+        report: LeakReport,
+    ) -> AuthorityResult<Committed<Vec<LeakOutcome>>> {
+        caller.require(Permission::TOKENS_REPORT_LEAKED)?;
+        let mut outcomes = Vec::with_capacity(report.secrets.len());
+        let mut revision = None;
+        for presented in &report.secrets {
+            let (outcome, committed) = self.report_one(caller, presented, &report).await?;
+            revision = committed.or(revision);
+            outcomes.push(outcome);
+        }
+        self.store
+            .record_audit(&Self::report_record(caller, &report, &outcomes))
+            .await?;
+        Ok(Committed {
+            value: outcomes,
+            revision: revision.unwrap_or_else(|| self.revision()),
+        })
+    }
+
+    /// One secret: its outcome, and the revision of its revoke if it was revoked.
+    async fn report_one(
+        &self,
+        caller: &Caller,
+        presented: &str,
+        report: &LeakReport,
+    ) -> AuthorityResult<(LeakOutcome, Option<u64>)> {
+        let Ok(hash) = TokenSecret::hash_presented(presented) else {
+            return Ok((LeakOutcome::unknown(LeakStatus::Malformed), None));
+        };
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            // Read from the store, not the cache: the answer must be the current state.
+            let Some((snapshot, _)) = self.store.verification_snapshot(&hash).await? else {
+                return Ok((LeakOutcome::unknown(LeakStatus::NotFound), None));
+            };
+            let visible = caller.can_access(&snapshot.account_id);
+            let outcome = |status| LeakOutcome {
+                status,
+                token: visible.then(|| (snapshot.token_id.clone(), snapshot.account_id.clone())),
+            };
+            let at = now();
+            let secret_ended = snapshot.secret_expires_at.is_some_and(|end| end <= at);
+            if secret_ended || matches!(snapshot.state, StoredState::Revoked { .. }) {
+                return Ok((outcome(LeakStatus::AlreadyInactive), None));
+            }
+            // A secret still in its grace period after a reset revokes the whole token: a
+            // leak exposed where the token's holder keeps it, and the new secret most
+            // likely lives in the same place.
+            let Some(mut token) = self.store.token(&snapshot.token_id).await? else {
+                return Ok((LeakOutcome::unknown(LeakStatus::NotFound), None));
+            };
+            let reason = RevokeReason::parse(
+                &format!("leaked: reported by {}", report.source.as_str()),
+                "source",
+            )?;
+            if token
+                .revoke(visible.then(|| caller.principal_id().clone()), reason, at)
+                .is_err()
+            {
+                return Ok((outcome(LeakStatus::AlreadyInactive), None));
+            }
+            let mut details = BTreeMap::new();
+            details.insert("leak_source".to_owned(), report.source.as_str().to_owned());
+            if !report.url.as_str().is_empty() {
+                details.insert("leak_url".to_owned(), report.url.as_str().to_owned());
+            }
+            if !visible {
+                details.insert(
+                    "reporter".to_owned(),
+                    "a principal of another account".to_owned(),
+                );
+            }
+            let change = TokenChange {
+                details,
+                conceal_actor: !visible,
+                ..TokenChange::new(
+                    AuditAction::TokenRevoke,
+                    Some(InvalidationKind::TokenRevoked),
+                )
+            };
+            match self.commit_token(caller, token, change, at).await {
+                Ok(committed) => {
+                    tracing::warn!(
+                        token_id = %snapshot.token_id,
+                        source = report.source.as_str(),
+                        "token revoked: its secret was reported leaked"
+                    );
+                    return Ok((outcome(LeakStatus::Revoked), Some(committed.revision)));
+                }
+                // A concurrent change of the same token won: read it again.
+                Err(AuthorityError::Aborted(_)) if attempts < CONFLICT_ATTEMPTS => continue,
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// The reporter's own audit record of a report: its source, url and counts, and no token
+    /// (some may be of accounts it may not see).
+    fn report_record(
+        caller: &Caller,
+        report: &LeakReport,
+        outcomes: &[LeakOutcome],
+    ) -> crate::domain::AuditRecord {
+        let mut record = Self::audit(
+            caller,
+            AuditAction::TokenReportLeak,
+            "",
+            caller.account_id(),
+            now(),
+        );
+        record
+            .details
+            .insert("source".to_owned(), report.source.as_str().to_owned());
+        if !report.url.as_str().is_empty() {
+            record
+                .details
+                .insert("url".to_owned(), report.url.as_str().to_owned());
+        }
+        for status in [
+            LeakStatus::Revoked,
+            LeakStatus::AlreadyInactive,
+            LeakStatus::NotFound,
+            LeakStatus::Malformed,
+        ] {
+            let count = outcomes.iter().filter(|o| o.status == status).count();
+            record
+                .details
+                .insert(status.as_str().to_owned(), count.to_string());
+        }
+        record
+    }
+}
