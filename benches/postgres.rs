@@ -164,6 +164,7 @@ async fn cold_latencies(addr: &str, operator: &str, secrets: &[String]) -> Vec<f
                 token: operator.to_owned(),
                 required_scopes: vec![],
                 min_revision: 0,
+                client_address: String::new(),
             },
             operator,
         ))
@@ -178,6 +179,7 @@ async fn cold_latencies(addr: &str, operator: &str, secrets: &[String]) -> Vec<f
                     token: secret.clone(),
                     required_scopes: vec![],
                     min_revision: 0,
+                    client_address: String::new(),
                 },
                 operator,
             ))
@@ -284,7 +286,7 @@ fn main() {
         let secret = &secrets[0];
         let hash = TokenSecret::parse(secret).expect("token").hash();
         let frame = {
-            let body = prost::Message::encode_to_vec(&VerifyTokenRequest { token: secret.clone(), required_scopes: vec![], min_revision: 0 });
+            let body = prost::Message::encode_to_vec(&VerifyTokenRequest { token: secret.clone(), required_scopes: vec![], min_revision: 0, client_address: String::new() });
             let mut frame = vec![0u8];
             frame.extend_from_slice(&u32::try_from(body.len()).expect("small").to_be_bytes());
             frame.extend_from_slice(&body);

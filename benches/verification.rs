@@ -77,7 +77,7 @@ fn warm_verification(c: &mut Criterion) {
     c.bench_function("authority/verify_warm", |b| {
         b.to_async(&runtime).iter(|| async {
             let outcome = authority
-                .verify_token(&caller, black_box(&presented), &required, 0)
+                .verify_token(&caller, black_box(&presented), &required, None, 0)
                 .await
                 .expect("verifies");
             black_box(outcome.verdict.code)

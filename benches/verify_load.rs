@@ -288,6 +288,7 @@ fn main() {
                     token: token.clone(),
                     required_scopes: vec!["tokens.read".into()],
                     min_revision: 0,
+                    client_address: String::new(),
                 });
                 request.metadata_mut().insert("authorization", bearer.clone());
                 async move {
@@ -338,6 +339,7 @@ fn main() {
             token: customer.clone(),
             required_scopes: vec!["tokens.read".into()],
             min_revision: 0,
+            client_address: String::new(),
         });
         let auth = [format!("authorization: Bearer {verifier}")];
         let external = tokio::task::spawn_blocking(move || {

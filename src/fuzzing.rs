@@ -6,9 +6,10 @@
 use chrono::Duration;
 
 use crate::authority::{PageTokenCodec, decode_time_position};
+use crate::client::TrustedProxies;
 use crate::domain::{
-    AccountId, ApiVersion, Description, DisplayName, Labels, PermissionSet, PrincipalId,
-    RevokeReason, TokenId, TokenName, TokenSecret, now, validate_expiry,
+    AccountId, AllowedNetworks, ApiVersion, Description, DisplayName, Labels, PermissionSet,
+    PrincipalId, RevokeReason, TokenId, TokenName, TokenSecret, now, validate_expiry,
 };
 use crate::grpc::convert;
 
@@ -94,6 +95,26 @@ pub const TARGETS: &[Target] = &[
         ],
         run: tokenctl_expiry,
     },
+    Target {
+        name: "networks",
+        seeds: &[
+            "10.0.0.0/8\n2001:db8::/32\n192.0.2.7",
+            "10.1.2.3/8",
+            "::ffff:10.0.0.0/104",
+            "1.2.3.4/33",
+        ],
+        run: networks,
+    },
+    Target {
+        name: "forwarded_for",
+        seeds: &[
+            "10.9.9.9, 198.51.100.7",
+            "[2001:db8::7]:443",
+            "198.51.100.7, ",
+            "unknown",
+        ],
+        run: forwarded_for,
+    },
 ];
 
 /// Input as text, the way a gRPC string field or a command line would deliver it (lossy:
@@ -118,6 +139,31 @@ fn credential_headers(input: &[u8]) {
         headers.insert("x-api-key", value);
         let _ = crate::credential::from_headers(&headers);
     }
+}
+
+/// Allowlists (one entry per line) and client addresses, checked against each other.
+fn networks(input: &[u8]) {
+    let text = text(input);
+    let entries: Vec<&str> = text.lines().collect();
+    let parsed = AllowedNetworks::parse(&entries, "allowed_networks");
+    for entry in &entries {
+        if let Ok(Some(address)) = convert::opt_ip_address(entry, "client_address")
+            && let Ok(list) = &parsed
+        {
+            let _ = list.permits(Some(address));
+        }
+    }
+}
+
+/// X-Forwarded-For as a trusted proxy delivers it (every hop is read).
+fn forwarded_for(input: &[u8]) {
+    let Ok(value) = http::HeaderValue::from_bytes(input) else {
+        return;
+    };
+    let mut headers = http::HeaderMap::new();
+    headers.append("x-forwarded-for", value);
+    let everyone = TrustedProxies::parse(&["0.0.0.0/0", "::/0"]).unwrap_or_default();
+    let _ = everyone.client_address(Some(std::net::Ipv4Addr::LOCALHOST.into()), &headers);
 }
 
 fn ids(input: &[u8]) {

@@ -53,6 +53,7 @@ impl fmt::Debug for VerifyTokenRequest {
             .field("token", &REDACTED)
             .field("required_scopes", &self.required_scopes)
             .field("min_revision", &self.min_revision)
+            .field("client_address", &self.client_address)
             .finish()
     }
 }
@@ -108,6 +109,7 @@ mod tests {
                     token: secret.clone(),
                     required_scopes: vec![],
                     min_revision: 7,
+                    client_address: String::new(),
                 }
             ),
             format!(

@@ -3,9 +3,9 @@
 
 use super::AuthorityResult;
 use crate::domain::{
-    Account, AccountId, ApiVersion, AuditAction, AuditRecord, Description, DisplayName, Labels,
-    PermissionSet, Principal, PrincipalId, PrincipalKind, Token, TokenName, TokenSecret, TokenSpec,
-    now,
+    Account, AccountId, AllowedNetworks, ApiVersion, AuditAction, AuditRecord, Description,
+    DisplayName, Labels, PermissionSet, Principal, PrincipalId, PrincipalKind, Token, TokenName,
+    TokenSecret, TokenSpec, now,
 };
 use crate::store::{Bootstrap, Store};
 
@@ -43,6 +43,7 @@ pub async fn bootstrap(store: &dyn Store) -> AuthorityResult<Option<TokenSecret>
             scopes: PermissionSet::default(),
             labels: Labels::default(),
             api_version: ApiVersion::default(),
+            allowed_networks: AllowedNetworks::default(),
             expires_at: None,
             created_by: owner.id.clone(),
         },

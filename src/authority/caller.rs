@@ -110,6 +110,11 @@ impl Caller {
         self.peer.map(|addr| addr.to_string())
     }
 
+    /// The IP address the caller connected from, for its token's allowlist.
+    pub(super) fn peer_ip(&self) -> Option<std::net::IpAddr> {
+        self.peer.map(|addr| addr.ip())
+    }
+
     /// Refuses unless the caller holds `permission`.
     pub fn require(&self, permission: &str) -> Result<(), AuthorityError> {
         if self.permissions().contains(permission) {

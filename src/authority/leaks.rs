@@ -13,8 +13,8 @@ use std::fmt;
 use super::tokens::TokenChange;
 use super::{Authority, AuthorityError, AuthorityResult, Caller, Committed};
 use crate::domain::{
-    AccountId, AuditAction, InvalidationKind, LeakSource, LeakUrl, Permission, RevokeReason,
-    StoredState, TokenId, TokenSecret, now,
+    AccountId, AuditAction, InvalidationKind, LeakReportId, LeakSource, LeakUrl, Permission,
+    RevokeReason, StoredState, TokenId, TokenSecret, now,
 };
 
 /// The most secrets one report may carry: a scanner with more sends several reports.
@@ -40,6 +40,16 @@ impl LeakReport {
                 format!("must hold 1 to {MAX_LEAKED_SECRETS} secrets"),
             ));
         }
+        // Both are stored for the record, in the tokens' accounts too: never a secret (a URL
+        // such as `…?token=tka_…` would put one in the audit log).
+        for (text, field) in [(source.as_str(), "source"), (url.as_str(), "url")] {
+            if contains_token(text) {
+                return Err(AuthorityError::invalid(
+                    field,
+                    "must not contain a token: it would be stored in plain text",
+                ));
+            }
+        }
         Ok(Self {
             secrets,
             source,
@@ -62,6 +72,12 @@ impl fmt::Debug for LeakReport {
     }
 }
 
+/// Whether `text` holds a well-formed token among its words.
+fn contains_token(text: &str) -> bool {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .any(|word| TokenSecret::hash_presented(word).is_ok())
+}
+
 /// What became of one reported secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeakStatus {
@@ -75,18 +91,6 @@ pub enum LeakStatus {
     NotFound,
     /// Not a token of ours: wrong shape or checksum.
     Malformed,
-}
-
-impl LeakStatus {
-    /// The name in the audit record's counts, e.g. `already_inactive`.
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Revoked => "revoked",
-            Self::AlreadyInactive => "already_inactive",
-            Self::NotFound => "not_found",
-            Self::Malformed => "malformed",
-        }
-    }
 }
 
 /// The answer for one reported secret.
@@ -119,38 +123,52 @@ impl Authority {
         report: LeakReport,
     ) -> AuthorityResult<Committed<Vec<LeakOutcome>>> {
         caller.require(Permission::TOKENS_REPORT_LEAKED)?;
+        let id = LeakReportId::generate();
+        // First, so that no revoke (committed one by one) is ever without its reporter on
+        // record, even if the call fails or is cancelled midway.
+        self.store
+            .record_audit(&Self::report_record(caller, &id, &report))
+            .await?;
+        tracing::warn!(
+            report_id = %id,
+            reporter_id = %caller.principal_id(),
+            reporter_token_id = %caller.token_id(),
+            source = report.source.as_str(),
+            secrets = report.secrets.len(),
+            "leaked secrets reported"
+        );
         let mut outcomes = Vec::with_capacity(report.secrets.len());
-        let mut revision = None;
+        // Every state an answer was read from, and every revoke, is at or before this.
+        let mut revision = self.revision();
         for presented in &report.secrets {
-            let (outcome, committed) = self.report_one(caller, presented, &report).await?;
-            revision = committed.or(revision);
+            let (outcome, seen) = self.report_one(caller, &id, presented, &report).await?;
+            revision = revision.max(seen);
             outcomes.push(outcome);
         }
-        self.store
-            .record_audit(&Self::report_record(caller, &report, &outcomes))
-            .await?;
         Ok(Committed {
             value: outcomes,
-            revision: revision.unwrap_or_else(|| self.revision()),
+            revision,
         })
     }
 
-    /// One secret: its outcome, and the revision of its revoke if it was revoked.
+    /// One secret of report `id`: its outcome, and the revision the outcome holds at (its
+    /// revoke's, or the state it was read from).
     async fn report_one(
         &self,
         caller: &Caller,
+        id: &LeakReportId,
         presented: &str,
         report: &LeakReport,
-    ) -> AuthorityResult<(LeakOutcome, Option<u64>)> {
+    ) -> AuthorityResult<(LeakOutcome, u64)> {
         let Ok(hash) = TokenSecret::hash_presented(presented) else {
-            return Ok((LeakOutcome::unknown(LeakStatus::Malformed), None));
+            return Ok((LeakOutcome::unknown(LeakStatus::Malformed), 0));
         };
         let mut attempts = 0;
         loop {
             attempts += 1;
             // Read from the store, not the cache: the answer must be the current state.
-            let Some((snapshot, _)) = self.store.verification_snapshot(&hash).await? else {
-                return Ok((LeakOutcome::unknown(LeakStatus::NotFound), None));
+            let Some((snapshot, read_at)) = self.store.verification_snapshot(&hash).await? else {
+                return Ok((LeakOutcome::unknown(LeakStatus::NotFound), 0));
             };
             let visible = caller.can_access(&snapshot.account_id);
             let outcome = |status| LeakOutcome {
@@ -160,13 +178,13 @@ impl Authority {
             let at = now();
             let secret_ended = snapshot.secret_expires_at.is_some_and(|end| end <= at);
             if secret_ended || matches!(snapshot.state, StoredState::Revoked { .. }) {
-                return Ok((outcome(LeakStatus::AlreadyInactive), None));
+                return Ok((outcome(LeakStatus::AlreadyInactive), read_at));
             }
             // A secret still in its grace period after a reset revokes the whole token: a
             // leak exposed where the token's holder keeps it, and the new secret most
             // likely lives in the same place.
             let Some(mut token) = self.store.token(&snapshot.token_id).await? else {
-                return Ok((LeakOutcome::unknown(LeakStatus::NotFound), None));
+                return Ok((LeakOutcome::unknown(LeakStatus::NotFound), read_at));
             };
             let reason = RevokeReason::parse(
                 &format!("leaked: reported by {}", report.source.as_str()),
@@ -176,9 +194,10 @@ impl Authority {
                 .revoke(visible.then(|| caller.principal_id().clone()), reason, at)
                 .is_err()
             {
-                return Ok((outcome(LeakStatus::AlreadyInactive), None));
+                return Ok((outcome(LeakStatus::AlreadyInactive), read_at));
             }
             let mut details = BTreeMap::new();
+            details.insert("leak_report_id".to_owned(), id.to_string());
             details.insert("leak_source".to_owned(), report.source.as_str().to_owned());
             if !report.url.as_str().is_empty() {
                 details.insert("leak_url".to_owned(), report.url.as_str().to_owned());
@@ -200,30 +219,34 @@ impl Authority {
             match self.commit_token(caller, token, change, at).await {
                 Ok(committed) => {
                     tracing::warn!(
+                        report_id = %id,
                         token_id = %snapshot.token_id,
-                        source = report.source.as_str(),
                         "token revoked: its secret was reported leaked"
                     );
-                    return Ok((outcome(LeakStatus::Revoked), Some(committed.revision)));
+                    return Ok((outcome(LeakStatus::Revoked), committed.revision));
                 }
                 // A concurrent change of the same token won: read it again.
                 Err(AuthorityError::Aborted(_)) if attempts < CONFLICT_ATTEMPTS => continue,
+                // Deleted meanwhile: nothing left to revoke.
+                Err(AuthorityError::NotFound(_)) => {
+                    return Ok((LeakOutcome::unknown(LeakStatus::NotFound), read_at));
+                }
                 Err(error) => return Err(error),
             }
         }
     }
 
-    /// The reporter's own audit record of a report: its source, url and counts, and no token
-    /// (some may be of accounts it may not see).
+    /// The reporter's own audit record of report `id`: its source, url and size, and no
+    /// token (some may be of accounts it may not see).
     fn report_record(
         caller: &Caller,
+        id: &LeakReportId,
         report: &LeakReport,
-        outcomes: &[LeakOutcome],
     ) -> crate::domain::AuditRecord {
         let mut record = Self::audit(
             caller,
             AuditAction::TokenReportLeak,
-            "",
+            id.as_str(),
             caller.account_id(),
             now(),
         );
@@ -235,17 +258,9 @@ impl Authority {
                 .details
                 .insert("url".to_owned(), report.url.as_str().to_owned());
         }
-        for status in [
-            LeakStatus::Revoked,
-            LeakStatus::AlreadyInactive,
-            LeakStatus::NotFound,
-            LeakStatus::Malformed,
-        ] {
-            let count = outcomes.iter().filter(|o| o.status == status).count();
-            record
-                .details
-                .insert(status.as_str().to_owned(), count.to_string());
-        }
+        record
+            .details
+            .insert("secrets".to_owned(), report.secrets.len().to_string());
         record
     }
 }

@@ -3,8 +3,8 @@
 use chrono::Duration;
 
 use crate::domain::{
-    AccountId, ApiVersion, Description, Labels, PermissionSet, PrincipalId, Timestamp, TokenName,
-    TokenState,
+    AccountId, AllowedNetworks, ApiVersion, Description, Labels, PermissionSet, PrincipalId,
+    Timestamp, TokenName, TokenState,
 };
 
 /// When a new token stops working.
@@ -25,6 +25,7 @@ pub struct NewToken {
     pub scopes: PermissionSet,
     pub labels: Labels,
     pub api_version: ApiVersion,
+    pub allowed_networks: AllowedNetworks,
     pub expiry: Expiry,
 }
 
@@ -38,6 +39,8 @@ pub struct TokenUpdate {
     pub scopes: Option<PermissionSet>,
     pub labels: Option<Labels>,
     pub api_version: Option<ApiVersion>,
+    /// Some(empty): usable from anywhere again.
+    pub allowed_networks: Option<AllowedNetworks>,
 }
 
 /// The filters of ListTokens.

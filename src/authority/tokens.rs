@@ -123,6 +123,7 @@ impl Authority {
                 scopes,
                 labels: request.labels,
                 api_version: request.api_version,
+                allowed_networks: request.allowed_networks,
                 expires_at,
                 created_by: caller.principal_id().clone(),
             },
@@ -241,6 +242,11 @@ impl Authority {
         if let Some(api_version) = update.api_version {
             token.api_version = api_version;
             fields.push("api_version");
+            affects_verification = true;
+        }
+        if let Some(networks) = update.allowed_networks {
+            token.allowed_networks = networks;
+            fields.push("allowed_networks");
             affects_verification = true;
         }
         if fields.is_empty() {
@@ -461,6 +467,7 @@ impl Authority {
                 scopes,
                 labels: original.labels.clone(),
                 api_version: original.api_version.clone(),
+                allowed_networks: original.allowed_networks.clone(),
                 expires_at,
                 created_by: caller.principal_id().clone(),
             },

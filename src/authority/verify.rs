@@ -1,6 +1,7 @@
 //! VerifyToken and caller authentication: both run the same verification, which answers
 //! from the cache when it can and reads one snapshot from the store when it cannot.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -47,18 +48,30 @@ impl VerifyOutcome {
         self.snapshot.as_deref().map(|cached| &cached.snapshot)
     }
 
-    /// What the token may do: its effective scopes when valid, nothing otherwise.
-    pub fn granted_scopes(&self) -> Option<&PermissionSet> {
-        match (&self.snapshot, self.verdict.code) {
-            (Some(cached), VerificationCode::Valid) => Some(&cached.effective_scopes),
+    /// Whether the token is good but perhaps for its client's address: valid, or refused
+    /// only by its allowlist (an answer that carries the identity too, so that a cache can
+    /// answer other addresses from it).
+    pub fn good_but_for_address(&self) -> bool {
+        matches!(
+            self.verdict.code,
+            VerificationCode::Valid | VerificationCode::AddressNotAllowed
+        )
+    }
+
+    /// What the token may do, from an address it allows: its effective scopes when it is
+    /// good but perhaps for the address; nothing otherwise.
+    pub fn effective_scopes(&self) -> Option<&PermissionSet> {
+        match &self.snapshot {
+            Some(cached) if self.good_but_for_address() => Some(&cached.effective_scopes),
             _ => None,
         }
     }
 }
 
 impl Authority {
-    /// VerifyToken: may `presented` be used now with `required` scopes? Answers for tokens of
-    /// other accounts only to operators; to anyone else they do not exist.
+    /// VerifyToken: may `presented` be used now, by a client at `client` (None: unknown),
+    /// with `required` scopes? Answers for tokens of other accounts only to operators; to
+    /// anyone else they do not exist.
     ///
     /// With a `min_revision`, answers only from a state that includes it (see
     /// [`Authority::await_revision`]); 0 is no minimum.
@@ -67,11 +80,12 @@ impl Authority {
         caller: &Caller,
         presented: &str,
         required: &PermissionSet,
+        client: Option<IpAddr>,
         min_revision: u64,
     ) -> AuthorityResult<VerifyOutcome> {
         caller.require(Permission::TOKENS_VERIFY)?;
         self.await_revision(min_revision).await?;
-        let outcome = self.verify(presented, required).await?;
+        let outcome = self.verify(presented, required, client).await?;
         if outcome
             .snapshot()
             .is_some_and(|s| !caller.can_access(&s.account_id))
@@ -89,7 +103,8 @@ impl Authority {
         Ok(outcome)
     }
 
-    /// Authenticates the caller of an RPC from the token it presented.
+    /// Authenticates the caller of an RPC from the token it presented, connected from `peer`
+    /// (which the token's allowlist, if it has one, must permit).
     pub async fn authenticate(
         &self,
         presented: Option<&str>,
@@ -106,7 +121,10 @@ impl Authority {
                 "the credential is not a well-formed token".into(),
             ));
         };
-        let outcome = self.verify_hash(&hash, &PermissionSet::default()).await?;
+        let client = peer.map(|addr| addr.ip());
+        let outcome = self
+            .verify_hash(&hash, &PermissionSet::default(), client)
+            .await?;
         self.note_use(&outcome);
         credential(outcome).map(|credential| Caller::new(credential, hash, peer))
     }
@@ -120,7 +138,11 @@ impl Authority {
         permission: &str,
     ) -> AuthorityResult<Caller> {
         let outcome = self
-            .verify_hash(caller.secret_hash(), &PermissionSet::default())
+            .verify_hash(
+                caller.secret_hash(),
+                &PermissionSet::default(),
+                caller.peer_ip(),
+            )
             .await?;
         let renewed = caller.renewed(credential(outcome)?);
         renewed.require(permission)?;
@@ -132,6 +154,7 @@ impl Authority {
         &self,
         presented: &str,
         required: &PermissionSet,
+        client: Option<IpAddr>,
     ) -> AuthorityResult<VerifyOutcome> {
         let Ok(hash) = TokenSecret::hash_presented(presented) else {
             return Ok(VerifyOutcome::without_token(
@@ -139,7 +162,7 @@ impl Authority {
                 self.revision(),
             ));
         };
-        self.verify_hash(&hash, required).await
+        self.verify_hash(&hash, required, client).await
     }
 
     /// The verification of a well-formed token, by the hash of its secret.
@@ -147,6 +170,7 @@ impl Authority {
         &self,
         hash: &SecretHash,
         required: &PermissionSet,
+        client: Option<IpAddr>,
     ) -> AuthorityResult<VerifyOutcome> {
         // Read before the lookup: every event up to `applied` has been applied to the cache,
         // so an entry the cache still serves holds at `applied`. A fresh read holds at its
@@ -180,7 +204,13 @@ impl Authority {
                 (cached, revision, VerifyPath::Store)
             }
         };
-        let verdict = evaluate(&cached.snapshot, &cached.effective_scopes, required, at);
+        let verdict = evaluate(
+            &cached.snapshot,
+            &cached.effective_scopes,
+            required,
+            client,
+            at,
+        );
         Ok(VerifyOutcome {
             verdict,
             snapshot: Some(cached),
@@ -225,6 +255,9 @@ fn credential(outcome: VerifyOutcome) -> AuthorityResult<Arc<CachedSnapshot>> {
         VerificationCode::OwnerDisabled => Some("the credential's owner is disabled"),
         VerificationCode::ApiAccessDisabled => {
             Some("API access is disabled for the credential's account")
+        }
+        VerificationCode::AddressNotAllowed => {
+            Some("the credential may not be used from this address")
         }
     };
     match (reason, outcome.snapshot) {

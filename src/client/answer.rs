@@ -1,9 +1,11 @@
 //! Verification answers as the client library hands them out.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::domain::AllowedNetworks;
 use crate::proto::{self, PrincipalKind, VerificationCode};
 
 /// Who a valid token speaks for, shared by every answer for that token.
@@ -20,6 +22,8 @@ pub struct Identity {
     pub expire_time: Option<SystemTime>,
     pub api_version: String,
     pub labels: HashMap<String, String>,
+    /// The networks the token may be used from, in CIDR notation; empty: anywhere.
+    pub allowed_networks: Vec<String>,
 }
 
 impl Identity {
@@ -28,7 +32,7 @@ impl Identity {
     }
 }
 
-/// The answer to `verify(token, required_scopes)`.
+/// The answer to a verification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verification {
     pub code: VerificationCode,
@@ -55,10 +59,16 @@ impl Verification {
     }
 }
 
-/// A token's answer independent of any required scopes: what the cache keeps.
+/// A token's answer independent of any required scopes and client address: what the cache
+/// keeps.
 #[derive(Debug)]
 pub(super) struct Answer {
+    /// VALID for a token that is good but perhaps for the client's address (the server's
+    /// ADDRESS_NOT_ALLOWED is about one address; `networks` answers for every other).
     pub code: VerificationCode,
+    /// Where a good token may be used from; None: the authority's list did not parse, so
+    /// nowhere (fail closed).
+    networks: Option<AllowedNetworks>,
     pub revision: u64,
     /// The objects the answer depends on (unknown for NOT_FOUND).
     pub token_id: Option<crate::domain::TokenId>,
@@ -71,7 +81,13 @@ pub(super) struct Answer {
 impl Answer {
     /// An answer from VerifyToken called without required scopes.
     pub fn from_response(response: proto::VerifyTokenResponse) -> Self {
-        let code = response.code();
+        // ADDRESS_NOT_ALLOWED comes after every check of the token's state: the token is good
+        // but for the address asked about, and its identity and allowlist are in the answer.
+        let code = match response.code() {
+            VerificationCode::AddressNotAllowed => VerificationCode::Valid,
+            code => code,
+        };
+        let networks = AllowedNetworks::parse(&response.allowed_networks, "allowed_networks").ok();
         let non_empty = |s: &String| !s.is_empty();
         let owner = response.owner.clone().unwrap_or_default();
         let token_id = Some(response.token_id.clone()).filter(non_empty);
@@ -90,10 +106,12 @@ impl Answer {
                     .and_then(|t| SystemTime::try_from(t).ok()),
                 api_version: response.api_version.clone(),
                 labels: response.labels.clone(),
+                allowed_networks: response.allowed_networks.clone(),
             })
         });
         Self {
             code,
+            networks,
             revision: response.revision,
             token_id: token_id.map(crate::domain::TokenId::from_trusted),
             owner_id: owner_id.map(crate::domain::PrincipalId::from_trusted),
@@ -102,18 +120,27 @@ impl Answer {
         }
     }
 
-    /// The answer for `required` scopes.
-    pub fn for_scopes(&self, required: &[&str]) -> Verification {
+    /// The answer for `required` scopes, asked by a client at `client` (None: unknown): the
+    /// same order of checks as the authority's, the address before the scopes.
+    pub fn for_request(&self, required: &[&str], client: Option<IpAddr>) -> Verification {
         let mut code = self.code;
         let mut missing_scopes = Vec::new();
         if let Some(identity) = &self.identity {
-            missing_scopes = required
-                .iter()
-                .filter(|scope| !identity.has_scope(scope))
-                .map(|scope| (*scope).to_owned())
-                .collect();
-            if !missing_scopes.is_empty() {
-                code = VerificationCode::InsufficientScopes;
+            let permitted = self
+                .networks
+                .as_ref()
+                .is_some_and(|networks| networks.permits(client));
+            if !permitted {
+                code = VerificationCode::AddressNotAllowed;
+            } else {
+                missing_scopes = required
+                    .iter()
+                    .filter(|scope| !identity.has_scope(scope))
+                    .map(|scope| (*scope).to_owned())
+                    .collect();
+                if !missing_scopes.is_empty() {
+                    code = VerificationCode::InsufficientScopes;
+                }
             }
         }
         Verification {
@@ -132,7 +159,11 @@ mod tests {
     use super::*;
 
     fn valid(scopes: &[&str]) -> Answer {
-        Answer::from_response(proto::VerifyTokenResponse {
+        Answer::from_response(valid_response(scopes))
+    }
+
+    fn valid_response(scopes: &[&str]) -> proto::VerifyTokenResponse {
+        proto::VerifyTokenResponse {
             valid: true,
             code: VerificationCode::Valid.into(),
             revision: 7,
@@ -145,14 +176,14 @@ mod tests {
             }),
             effective_scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
             ..Default::default()
-        })
+        }
     }
 
     #[test]
     fn required_scopes_are_checked_locally() {
         let answer = valid(&["orders.read"]);
-        assert!(answer.for_scopes(&["orders.read"]).is_valid());
-        let refused = answer.for_scopes(&["orders.read", "orders.write"]);
+        assert!(answer.for_request(&["orders.read"], None).is_valid());
+        let refused = answer.for_request(&["orders.read", "orders.write"], None);
         assert_eq!(refused.code, VerificationCode::InsufficientScopes);
         assert_eq!(refused.missing_scopes, vec!["orders.write"]);
         assert!(refused.identity.is_none());
@@ -172,6 +203,50 @@ mod tests {
             Some(token_id)
         );
         assert!(answer.identity.is_none());
-        assert_eq!(answer.for_scopes(&[]).code, VerificationCode::Revoked);
+        assert_eq!(
+            answer.for_request(&[], None).code,
+            VerificationCode::Revoked
+        );
+    }
+
+    #[test]
+    fn an_allowlist_is_checked_locally_for_every_address() {
+        // The authority refused one address: the answer is good for the others.
+        let answer = Answer::from_response(proto::VerifyTokenResponse {
+            code: VerificationCode::AddressNotAllowed.into(),
+            allowed_networks: vec!["10.0.0.0/8".into()],
+            ..valid_response(&["orders.read"])
+        });
+        let from = |address: Option<&str>, required: &[&str]| {
+            answer
+                .for_request(required, address.map(|a| a.parse().unwrap()))
+                .code
+        };
+        assert_eq!(
+            from(Some("10.9.9.9"), &["orders.read"]),
+            VerificationCode::Valid
+        );
+        assert_eq!(
+            from(Some("192.0.2.1"), &[]),
+            VerificationCode::AddressNotAllowed
+        );
+        assert_eq!(from(None, &[]), VerificationCode::AddressNotAllowed);
+        assert_eq!(
+            from(Some("10.9.9.9"), &["orders.write"]),
+            VerificationCode::InsufficientScopes
+        );
+        let refused = answer.for_request(&[], None);
+        assert!(refused.identity.is_none() && !refused.is_valid());
+        // A list that does not parse permits nothing.
+        let garbled = Answer::from_response(proto::VerifyTokenResponse {
+            allowed_networks: vec!["10.0.0.0/33".into()],
+            ..valid_response(&[])
+        });
+        assert_eq!(
+            garbled
+                .for_request(&[], Some("10.0.0.1".parse().unwrap()))
+                .code,
+            VerificationCode::AddressNotAllowed
+        );
     }
 }

@@ -2,18 +2,23 @@
 //! before the request reaches the service, refuses it with UNAUTHENTICATED,
 //! PERMISSION_DENIED or UNAVAILABLE otherwise, and puts the verified [`Identity`] in the
 //! request extensions (`request.extensions().get::<Arc<Identity>>()` in a handler).
+//!
+//! The client's address, for tokens that list allowed networks, is the connection's peer,
+//! or what trusted proxies forwarded (see [`TrustedProxies`]).
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tonic::Status;
 use tonic::body::Body;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{CachingVerifier, Identity, VerifyError};
+use super::{CachingVerifier, Identity, Requirements, TrustedProxies, VerifyError};
 use crate::proto::VerificationCode;
 
 /// Verifies every request's token, requiring `required_scopes`.
@@ -23,6 +28,8 @@ pub struct VerifyLayer {
     required_scopes: Arc<[String]>,
     /// Path prefixes that pass unverified (health checks, reflection).
     open_paths: Arc<[String]>,
+    /// Whose `X-Forwarded-For` is believed; none by default.
+    trusted_proxies: Arc<TrustedProxies>,
 }
 
 impl VerifyLayer {
@@ -31,7 +38,16 @@ impl VerifyLayer {
             verifier,
             required_scopes: required_scopes.iter().map(|s| (*s).to_owned()).collect(),
             open_paths: Arc::new([]),
+            trusted_proxies: Arc::default(),
         }
+    }
+
+    /// Believes `X-Forwarded-For` from peers in `proxies` (the load balancers in front of
+    /// this service), so that allowlisted tokens are checked against the real client's
+    /// address. Without it, the peer's address is the client's.
+    pub fn trust_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.trusted_proxies = Arc::new(proxies);
+        self
     }
 
     /// Lets requests whose path starts with `prefix` through without a token, e.g.
@@ -90,7 +106,10 @@ where
             {
                 return inner.call(request).await;
             }
-            match check(&layer, request.headers()).await {
+            let client = layer
+                .trusted_proxies
+                .client_address(peer(&request), request.headers());
+            match check(&layer, request.headers(), client).await {
                 Ok(identity) => {
                     request.extensions_mut().insert(identity);
                     inner.call(request).await
@@ -101,28 +120,49 @@ where
     }
 }
 
+/// The connection's peer, as tonic's server records it (over TCP, with or without TLS).
+fn peer<B>(request: &http::Request<B>) -> Option<IpAddr> {
+    let extensions = request.extensions();
+    extensions
+        .get::<TcpConnectInfo>()
+        .and_then(TcpConnectInfo::remote_addr)
+        .or_else(|| {
+            extensions
+                .get::<TlsConnectInfo<TcpConnectInfo>>()
+                .and_then(|info| info.get_ref().remote_addr())
+        })
+        .map(|addr| addr.ip())
+}
+
 /// The caller's identity, or the status that refuses the request.
-async fn check(layer: &VerifyLayer, headers: &http::HeaderMap) -> Result<Arc<Identity>, Status> {
+async fn check(
+    layer: &VerifyLayer,
+    headers: &http::HeaderMap,
+    client_address: Option<IpAddr>,
+) -> Result<Arc<Identity>, Status> {
     let token = crate::credential::from_headers(headers)
         .map_err(|e| Status::unauthenticated(e.to_string()))?
         .ok_or_else(|| {
             Status::unauthenticated("missing credential: send `authorization: Bearer <token>`")
         })?;
     let required: Vec<&str> = layer.required_scopes.iter().map(String::as_str).collect();
-    let verification =
-        layer
-            .verifier
-            .verify(token, &required)
-            .await
-            .map_err(|error| match error {
-                VerifyError::Unavailable(_) => {
-                    Status::unavailable("the token authority is unavailable")
-                }
-                VerifyError::Refused(_) | VerifyError::Config(_) => {
-                    tracing::error!(%error, "token verification is misconfigured");
-                    Status::unavailable("token verification is unavailable")
-                }
-            })?;
+    let requirements = Requirements {
+        client_address,
+        ..Requirements::scopes(&required)
+    };
+    let verification = layer
+        .verifier
+        .verify_with(token, &requirements)
+        .await
+        .map_err(|error| match error {
+            VerifyError::Unavailable(_) => {
+                Status::unavailable("the token authority is unavailable")
+            }
+            VerifyError::Refused(_) | VerifyError::Config(_) => {
+                tracing::error!(%error, "token verification is misconfigured");
+                Status::unavailable("token verification is unavailable")
+            }
+        })?;
     match (verification.code, verification.identity) {
         (VerificationCode::Valid, Some(identity)) => Ok(identity),
         (VerificationCode::InsufficientScopes, _) => Err(Status::permission_denied(format!(

@@ -20,6 +20,7 @@
 
 mod answer;
 mod cache;
+mod client_address;
 mod config;
 pub mod connect;
 mod error;
@@ -29,7 +30,8 @@ mod verifier;
 mod watcher;
 
 pub use answer::{Identity, Verification};
+pub use client_address::TrustedProxies;
 pub use config::VerifierConfig;
 pub use error::VerifyError;
 pub use layer::{VerifyLayer, VerifyService};
-pub use verifier::CachingVerifier;
+pub use verifier::{CachingVerifier, Requirements};

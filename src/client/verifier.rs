@@ -1,6 +1,7 @@
 //! The caching verifier: answers from memory when it can trust its cache, from the authority
 //! otherwise, and fails closed when neither is possible.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -19,6 +20,28 @@ use crate::proto::VerifyTokenRequest;
 use crate::proto::token_service_client::TokenServiceClient;
 
 pub(super) type Client = TokenServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// What a token must satisfy, for [`CachingVerifier::verify_with`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Requirements<'a> {
+    /// Scopes the token must have.
+    pub scopes: &'a [&'a str],
+    /// The address the token was presented from; None: unknown (a token that lists allowed
+    /// networks is then refused).
+    pub client_address: Option<IpAddr>,
+    /// Answer only from a state that includes this revision; 0: no minimum.
+    pub min_revision: u64,
+}
+
+impl<'a> Requirements<'a> {
+    /// Just these scopes, from an unknown address, at no minimum revision.
+    pub fn scopes(scopes: &'a [&'a str]) -> Self {
+        Self {
+            scopes,
+            ..Self::default()
+        }
+    }
+}
 
 /// What the verifier and its watch task share.
 pub(super) struct Shared {
@@ -127,15 +150,18 @@ impl CachingVerifier {
         })
     }
 
-    /// May `token` be used now with `required_scopes`? A malformed token is refused without
-    /// a network call; a cached answer is used while the watch stream is fresh; otherwise the
-    /// authority is asked. Errors only when no answer can be had (fail closed).
+    /// May `token` be used now with `required_scopes`, by a client whose address is unknown
+    /// (so a token that lists allowed networks is refused: see
+    /// [`CachingVerifier::verify_with`])? A malformed token is refused without a network
+    /// call; a cached answer is used while the watch stream is fresh; otherwise the authority
+    /// is asked. Errors only when no answer can be had (fail closed).
     pub async fn verify(
         &self,
         token: &str,
         required_scopes: &[&str],
     ) -> Result<Verification, VerifyError> {
-        self.verify_at_revision(token, required_scopes, 0).await
+        self.verify_with(token, &Requirements::scopes(required_scopes))
+            .await
     }
 
     /// Like [`CachingVerifier::verify`], from a state that includes `min_revision` (the
@@ -149,6 +175,27 @@ impl CachingVerifier {
         required_scopes: &[&str],
         min_revision: u64,
     ) -> Result<Verification, VerifyError> {
+        let requirements = Requirements {
+            min_revision,
+            ..Requirements::scopes(required_scopes)
+        };
+        self.verify_with(token, &requirements).await
+    }
+
+    /// May `token` be used now as `requirements` say: their scopes, from their client
+    /// address (a token that lists allowed networks is refused, ADDRESS_NOT_ALLOWED, from
+    /// outside them or from an unknown address; checked locally on cached answers), and from
+    /// a state that includes their minimum revision.
+    pub async fn verify_with(
+        &self,
+        token: &str,
+        requirements: &Requirements<'_>,
+    ) -> Result<Verification, VerifyError> {
+        let Requirements {
+            scopes: required_scopes,
+            client_address,
+            min_revision,
+        } = *requirements;
         let metrics = &self.shared.metrics;
         let Ok(hash) = TokenSecret::hash_presented(token) else {
             metrics.malformed.increment(1);
@@ -159,13 +206,15 @@ impl CachingVerifier {
             metrics.stale.increment(1);
         } else if let Some(entry) = self.shared.cache.get(&hash).filter(|_| reached) {
             metrics.hit.increment(1);
-            return Ok(entry.answer.for_scopes(required_scopes));
+            return Ok(entry.answer.for_request(required_scopes, client_address));
         } else {
             metrics.miss.increment(1);
         }
-        let response = self.ask_authority(token, min_revision).await?;
+        let response = self
+            .ask_authority(token, client_address, min_revision)
+            .await?;
         let answer = Answer::from_response(response);
-        let verification = answer.for_scopes(required_scopes);
+        let verification = answer.for_request(required_scopes, client_address);
         self.remember(hash, answer);
         Ok(verification)
     }
@@ -201,12 +250,18 @@ impl CachingVerifier {
     async fn ask_authority(
         &self,
         token: &str,
+        client_address: Option<IpAddr>,
         min_revision: u64,
     ) -> Result<crate::proto::VerifyTokenResponse, VerifyError> {
+        // Without required scopes: the answer is cached and serves any scopes later. With the
+        // client's address, so that the authority's own figures count what was asked.
         let mut request = Request::new(VerifyTokenRequest {
             token: token.to_owned(),
             required_scopes: Vec::new(),
             min_revision,
+            client_address: client_address
+                .map(|address| address.to_string())
+                .unwrap_or_default(),
         });
         request.set_timeout(self.request_timeout);
         let mut client = self.client.clone();

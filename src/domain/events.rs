@@ -95,9 +95,9 @@ pub enum AuditAction {
     TokenDelete,
     TokenReset,
     TokenDuplicate,
-    /// Secrets were reported leaked (ReportLeakedTokens): the reporter's own record, which
-    /// names no token of an account it may not see (each revoke is its own `token.revoke`
-    /// record, in the token's account).
+    /// Secrets were reported leaked (ReportLeakedTokens): the reporter's own record, written
+    /// before any revoke, whose target is the report's id; it names no token (each revoke is
+    /// its own `token.revoke` record, in the token's account, carrying the report's id).
     TokenReportLeak,
 }
 
@@ -126,6 +126,7 @@ impl AuditAction {
         match self {
             Self::AccountCreate | Self::AccountSetApiAccess => "account",
             Self::PrincipalCreate | Self::PrincipalUpdate => "principal",
+            Self::TokenReportLeak => "leak_report",
             _ => "token",
         }
     }

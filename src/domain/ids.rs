@@ -66,6 +66,12 @@ id_type!(
     TokenId,
     "tok_"
 );
+id_type!(
+    /// Identifies one ReportLeakedTokens call, `lrp_…`: the reporter's audit record and every
+    /// revoke it caused carry it, so an operator can join them across accounts.
+    LeakReportId,
+    "lrp_"
+);
 
 #[cfg(test)]
 mod tests {

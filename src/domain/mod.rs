@@ -7,6 +7,7 @@ mod error;
 mod events;
 mod ids;
 mod labels;
+mod networks;
 mod permission;
 mod principal;
 mod random;
@@ -21,8 +22,9 @@ pub use events::{
     AuditAction, AuditEvent, AuditRecord, Invalidation, InvalidationEvent, InvalidationKind,
     InvalidationTarget,
 };
-pub use ids::{AccountId, PrincipalId, TokenId};
+pub use ids::{AccountId, LeakReportId, PrincipalId, TokenId};
 pub use labels::Labels;
+pub use networks::{AllowedNetworks, MAX_ALLOWED_NETWORKS};
 pub use permission::{Permission, PermissionSet};
 pub use principal::{Principal, PrincipalKind};
 pub use text::{

@@ -4,8 +4,8 @@
 use chrono::Duration;
 
 use super::{
-    AccountId, ApiVersion, Description, Labels, PermissionSet, PrincipalId, RevokeReason,
-    Timestamp, TokenId, TokenName, ValidationError,
+    AccountId, AllowedNetworks, ApiVersion, Description, Labels, PermissionSet, PrincipalId,
+    RevokeReason, Timestamp, TokenId, TokenName, ValidationError,
 };
 
 /// The state as stored. Expiry is not a stored state: it follows from the clock.
@@ -63,6 +63,8 @@ pub struct Token {
     pub scopes: PermissionSet,
     pub labels: Labels,
     pub api_version: ApiVersion,
+    /// Where the token may be used from; empty: anywhere.
+    pub allowed_networks: AllowedNetworks,
     pub state: StoredState,
     pub created_at: Timestamp,
     pub created_by: PrincipalId,
@@ -88,6 +90,7 @@ pub struct TokenSpec {
     pub scopes: PermissionSet,
     pub labels: Labels,
     pub api_version: ApiVersion,
+    pub allowed_networks: AllowedNetworks,
     pub expires_at: Option<Timestamp>,
     pub created_by: PrincipalId,
 }
@@ -104,6 +107,7 @@ impl Token {
             scopes: spec.scopes,
             labels: spec.labels,
             api_version: spec.api_version,
+            allowed_networks: spec.allowed_networks,
             state: StoredState::Active,
             created_at: at,
             created_by: spec.created_by,
@@ -265,6 +269,7 @@ pub(crate) mod tests {
             scopes: PermissionSet::default(),
             labels: Labels::default(),
             api_version: ApiVersion::default(),
+            allowed_networks: AllowedNetworks::default(),
             state: StoredState::Active,
             created_at: t,
             created_by: PrincipalId::generate(),

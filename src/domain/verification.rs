@@ -2,9 +2,11 @@
 //! secret it was presented with, its owner and its account), is it usable now, with these
 //! scopes? One pure function, so the server's cache and the store give the same answers.
 
+use std::net::IpAddr;
+
 use super::{
-    AccountId, ApiVersion, Labels, PermissionSet, PrincipalId, PrincipalKind, StoredState,
-    Timestamp, TokenId,
+    AccountId, AllowedNetworks, ApiVersion, Labels, PermissionSet, PrincipalId, PrincipalKind,
+    StoredState, Timestamp, TokenId,
 };
 
 /// Why a token did or did not verify.
@@ -19,6 +21,9 @@ pub enum VerificationCode {
     OwnerDisabled,
     ApiAccessDisabled,
     InsufficientScopes,
+    /// The token lists the networks it may be used from, and the client's address is not in
+    /// them (or was not given).
+    AddressNotAllowed,
 }
 
 /// Everything a verification answer depends on, read together (see
@@ -42,6 +47,7 @@ pub struct VerificationSnapshot {
     pub secret_expires_at: Option<Timestamp>,
     pub api_version: ApiVersion,
     pub labels: Labels,
+    pub allowed_networks: AllowedNetworks,
 }
 
 impl VerificationSnapshot {
@@ -65,14 +71,16 @@ pub struct Verdict {
 }
 
 /// Decides whether the token in `snapshot`, whose effective scopes are `effective_scopes`,
-/// may be used at `now` for `required` scopes.
+/// may be used at `now` by a client at `client` (None: unknown) for `required` scopes.
 ///
 /// The order matters: an account whose API access is off fails every token with that
-/// reason; then the token's own state; then its owner; scopes last.
+/// reason; then the token's own state; then its owner; then the client's address; scopes
+/// last. So ADDRESS_NOT_ALLOWED means the token is good but for where it is used from.
 pub fn evaluate(
     snapshot: &VerificationSnapshot,
     effective_scopes: &PermissionSet,
     required: &PermissionSet,
+    client: Option<IpAddr>,
     now: Timestamp,
 ) -> Verdict {
     let expires_at = match (snapshot.expires_at, snapshot.secret_expires_at) {
@@ -98,6 +106,9 @@ pub fn evaluate(
     }
     if snapshot.owner_disabled {
         return verdict(VerificationCode::OwnerDisabled);
+    }
+    if !snapshot.allowed_networks.permits(client) {
+        return verdict(VerificationCode::AddressNotAllowed);
     }
     if required.is_subset(effective_scopes) {
         return verdict(VerificationCode::Valid);
@@ -132,6 +143,7 @@ pub(crate) fn sample_snapshot() -> VerificationSnapshot {
         secret_expires_at: None,
         api_version: ApiVersion::default(),
         labels: Labels::default(),
+        allowed_networks: AllowedNetworks::default(),
     }
 }
 
@@ -147,7 +159,7 @@ mod tests {
     }
 
     fn verdict(s: &VerificationSnapshot, required: &[&str]) -> Verdict {
-        evaluate(s, &s.effective_scopes(), &set(required), now())
+        evaluate(s, &s.effective_scopes(), &set(required), None, now())
     }
 
     fn code(s: &VerificationSnapshot, required: &[&str]) -> VerificationCode {
@@ -233,10 +245,36 @@ mod tests {
         let mut s = snapshot();
         s.expires_at = Some(t + Duration::days(30));
         s.secret_expires_at = Some(t + Duration::hours(1));
-        let at = |s: &VerificationSnapshot| evaluate(s, &s.effective_scopes(), &none, t).expires_at;
+        let at = |s: &VerificationSnapshot| {
+            evaluate(s, &s.effective_scopes(), &none, None, t).expires_at
+        };
         assert_eq!(at(&s), Some(t + Duration::hours(1)));
         s.secret_expires_at = None;
         assert_eq!(at(&s), Some(t + Duration::days(30)));
+    }
+
+    #[test]
+    fn an_allowlist_refuses_other_and_unknown_addresses_after_every_other_reason() {
+        let mut s = snapshot();
+        s.allowed_networks = AllowedNetworks::parse(&["10.0.0.0/8"], "allowed_networks").unwrap();
+        let from = |s: &VerificationSnapshot, client: Option<&str>, required: &[&str]| {
+            let client = client.map(|c| c.parse().unwrap());
+            evaluate(s, &s.effective_scopes(), &set(required), client, now()).code
+        };
+        assert_eq!(from(&s, Some("10.1.2.3"), &[]), VerificationCode::Valid);
+        assert_eq!(
+            from(&s, Some("192.0.2.1"), &[]),
+            VerificationCode::AddressNotAllowed
+        );
+        assert_eq!(from(&s, None, &[]), VerificationCode::AddressNotAllowed);
+        // Before scopes: the answer says the token is good but for its client's address ...
+        assert_eq!(
+            from(&s, Some("192.0.2.1"), &["admin.all"]),
+            VerificationCode::AddressNotAllowed
+        );
+        // ... and after the token's and its owner's state.
+        s.state = StoredState::Disabled;
+        assert_eq!(from(&s, None, &[]), VerificationCode::Disabled);
     }
 
     #[test]

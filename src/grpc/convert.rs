@@ -93,6 +93,22 @@ pub fn mask_paths<'a>(
     Ok(paths)
 }
 
+/// An optional IP address (a VerifyToken client's): empty is None.
+pub fn opt_ip_address(
+    value: &str,
+    field: &str,
+) -> Result<Option<std::net::IpAddr>, AuthorityError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    value.trim().parse().map(Some).map_err(|_| {
+        AuthorityError::invalid(
+            field,
+            "must be an IPv4 or IPv6 address, such as 192.0.2.7 or 2001:db8::7",
+        )
+    })
+}
+
 pub fn token_state(state: TokenState) -> proto::TokenState {
     match state {
         TokenState::Active => proto::TokenState::Active,
@@ -145,6 +161,7 @@ pub fn verification_code(code: VerificationCode) -> proto::VerificationCode {
         VerificationCode::OwnerDisabled => proto::VerificationCode::OwnerDisabled,
         VerificationCode::ApiAccessDisabled => proto::VerificationCode::ApiAccessDisabled,
         VerificationCode::InsufficientScopes => proto::VerificationCode::InsufficientScopes,
+        VerificationCode::AddressNotAllowed => proto::VerificationCode::AddressNotAllowed,
     }
 }
 
@@ -176,6 +193,7 @@ pub fn token(token: &Token) -> proto::Token {
         _ => (None, String::new(), String::new()),
     };
     proto::Token {
+        allowed_networks: token.allowed_networks.to_strings(),
         id: token.id.to_string(),
         account_id: token.account_id.to_string(),
         owner_id: token.owner_id.to_string(),

@@ -17,8 +17,8 @@ use crate::authority::{
     WatchOptions, WatchStart,
 };
 use crate::domain::{
-    ApiVersion, Description, Labels, LeakSource, LeakUrl, Permission, PermissionSet, RevokeReason,
-    TokenId, TokenName, VerificationCode,
+    AllowedNetworks, ApiVersion, Description, Labels, LeakSource, LeakUrl, Permission,
+    PermissionSet, RevokeReason, TokenId, TokenName, VerificationCode,
 };
 use crate::proto::{self, token_service_server::TokenService};
 
@@ -92,6 +92,7 @@ impl TokenService for TokenApi {
             scopes: PermissionSet::parse(&r.scopes, "scopes")?,
             labels: Labels::parse(&r.labels, "labels")?,
             api_version: ApiVersion::parse(&r.api_version, "api_version")?,
+            allowed_networks: AllowedNetworks::parse(&r.allowed_networks, "allowed_networks")?,
             expiry,
         };
         let Committed {
@@ -173,6 +174,7 @@ impl TokenService for TokenApi {
                 "scopes",
                 "labels",
                 "api_version",
+                "allowed_networks",
             ],
         )?;
         let mut update = TokenUpdate::default();
@@ -198,6 +200,12 @@ impl TokenService for TokenApi {
                 "api_version" => {
                     update.api_version =
                         Some(ApiVersion::parse(&values.api_version, "token.api_version")?)
+                }
+                "allowed_networks" => {
+                    update.allowed_networks = Some(AllowedNetworks::parse(
+                        &values.allowed_networks,
+                        "token.allowed_networks",
+                    )?)
                 }
                 _ => {}
             }
@@ -352,9 +360,10 @@ impl TokenService for TokenApi {
         let caller = authorize(&self.authority, &request, Permission::TOKENS_VERIFY).await?;
         let r = request.get_ref();
         let required = PermissionSet::parse(&r.required_scopes, "required_scopes")?;
+        let client = convert::opt_ip_address(&r.client_address, "client_address")?;
         let outcome = self
             .authority
-            .verify_token(&caller, &r.token, &required, r.min_revision)
+            .verify_token(&caller, &r.token, &required, client, r.min_revision)
             .await?;
         let verdict = &outcome.verdict;
         let valid = verdict.code == VerificationCode::Valid;
@@ -373,11 +382,14 @@ impl TokenService for TokenApi {
                 kind: convert::principal_kind(snapshot.owner_kind).into(),
                 display_name: snapshot.owner_name.clone(),
             });
-            if valid {
+            // The identity of a token refused only for its client's address too, with its
+            // allowlist: a cache answers other addresses from it.
+            if outcome.good_but_for_address() {
                 response.effective_scopes = outcome
-                    .granted_scopes()
+                    .effective_scopes()
                     .map(PermissionSet::to_strings)
                     .unwrap_or_default();
+                response.allowed_networks = snapshot.allowed_networks.to_strings();
                 response.expire_time = verdict.expires_at.map(convert::timestamp);
                 response.api_version = snapshot.api_version.as_str().to_owned();
                 response.labels = snapshot

@@ -31,7 +31,7 @@ impl VerifyPath {
     }
 }
 
-const CODES: [VerificationCode; 9] = [
+const CODES: [VerificationCode; 10] = [
     VerificationCode::Valid,
     VerificationCode::Malformed,
     VerificationCode::NotFound,
@@ -41,6 +41,7 @@ const CODES: [VerificationCode; 9] = [
     VerificationCode::OwnerDisabled,
     VerificationCode::ApiAccessDisabled,
     VerificationCode::InsufficientScopes,
+    VerificationCode::AddressNotAllowed,
 ];
 
 /// The position of `code` in [`CODES`] (a match, so that a new code cannot be forgotten).
@@ -55,6 +56,7 @@ fn code_index(code: VerificationCode) -> usize {
         VerificationCode::OwnerDisabled => 6,
         VerificationCode::ApiAccessDisabled => 7,
         VerificationCode::InsufficientScopes => 8,
+        VerificationCode::AddressNotAllowed => 9,
     }
 }
 
@@ -71,6 +73,7 @@ fn code_label(code: VerificationCode) -> &'static str {
         VerificationCode::OwnerDisabled => "OWNER_DISABLED",
         VerificationCode::ApiAccessDisabled => "API_ACCESS_DISABLED",
         VerificationCode::InsufficientScopes => "INSUFFICIENT_SCOPES",
+        VerificationCode::AddressNotAllowed => "ADDRESS_NOT_ALLOWED",
     }
 }
 

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use super::StoreError;
 use super::time::{from_micros, opt_from_micros};
 use crate::domain::{
-    Account, AccountId, ApiVersion, AuditEvent, Description, DisplayName, Invalidation,
-    InvalidationEvent, InvalidationKind, InvalidationTarget, Labels, PermissionSet, Principal,
-    PrincipalId, PrincipalKind, RevokeReason, StoredState, Token, TokenId, TokenName,
+    Account, AccountId, AllowedNetworks, ApiVersion, AuditEvent, Description, DisplayName,
+    Invalidation, InvalidationEvent, InvalidationKind, InvalidationTarget, Labels, PermissionSet,
+    Principal, PrincipalId, PrincipalKind, RevokeReason, StoredState, Token, TokenId, TokenName,
     VerificationSnapshot,
 };
 
@@ -80,6 +80,7 @@ pub(crate) struct TokenRow {
     scopes: String,
     labels: String,
     api_version: String,
+    allowed_networks: String,
     state: String,
     created_at: i64,
     created_by: String,
@@ -113,6 +114,7 @@ impl TryFrom<TokenRow> for Token {
             scopes: decode_permissions(&row.scopes)?,
             labels: decode_labels(&row.labels)?,
             api_version: ApiVersion::from_trusted(row.api_version),
+            allowed_networks: decode_networks(&row.allowed_networks)?,
             created_at: from_micros(row.created_at)?,
             created_by: PrincipalId::from_trusted(row.created_by),
             updated_at: from_micros(row.updated_at)?,
@@ -146,6 +148,7 @@ pub(crate) struct SnapshotRow {
     secret_expires_at: Option<i64>,
     api_version: String,
     labels: String,
+    allowed_networks: String,
 }
 
 impl TryFrom<SnapshotRow> for VerificationSnapshot {
@@ -173,6 +176,7 @@ impl TryFrom<SnapshotRow> for VerificationSnapshot {
             secret_expires_at: opt_from_micros(row.secret_expires_at)?,
             api_version: ApiVersion::from_trusted(row.api_version),
             labels: decode_labels(&row.labels)?,
+            allowed_networks: decode_networks(&row.allowed_networks)?,
         })
     }
 }
@@ -304,6 +308,18 @@ fn decode_json<T: serde::de::DeserializeOwned>(json: &str, what: &str) -> Result
 
 fn decode_permissions(json: &str) -> Result<PermissionSet, StoreError> {
     decode_json::<Vec<String>>(json, "permissions").map(PermissionSet::from_trusted)
+}
+
+/// Stored networks were validated on the way in; one that no longer parses is corruption,
+/// not something to drop (dropping entries would widen the allowlist, to anywhere if all go).
+fn decode_networks(json: &str) -> Result<AllowedNetworks, StoreError> {
+    let values = decode_json::<Vec<String>>(json, "allowed_networks")?;
+    AllowedNetworks::parse(&values, "allowed_networks")
+        .map_err(|e| StoreError::Corrupt(format!("stored {e}")))
+}
+
+pub(crate) fn encode_networks(networks: &AllowedNetworks) -> String {
+    json(&networks.to_strings())
 }
 
 fn decode_labels(json: &str) -> Result<Labels, StoreError> {

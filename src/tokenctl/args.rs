@@ -147,6 +147,10 @@ pub enum TokenCommand {
         /// the server waits for it briefly, else fails with UNAVAILABLE.
         #[arg(long, value_name = "REVISION", default_value_t = 0)]
         min_revision: u64,
+        /// The IP address the token is presented from, for tokens that list allowed
+        /// networks (without it such tokens answer ADDRESS_NOT_ALLOWED).
+        #[arg(long, value_name = "IP")]
+        client_address: Option<String>,
     },
 }
 
@@ -170,6 +174,10 @@ pub struct CreateArgs {
     /// `never`, a duration (`30d`, `1y`, `12h`) or a time (`2027-01-01T00:00:00Z`).
     #[arg(long, default_value = "never")]
     pub expires: String,
+    /// Allow use only from this network, a CIDR (`10.0.0.0/8`, `2001:db8::/32`) or an
+    /// address (repeatable; none: from anywhere).
+    #[arg(long = "allow-network", value_name = "CIDR")]
+    pub allowed_networks: Vec<String>,
     /// Write the secret to this file (mode 0600) instead of printing it.
     #[arg(long)]
     pub secret_file: Option<std::path::PathBuf>,
@@ -196,6 +204,12 @@ pub struct UpdateArgs {
     pub clear_labels: bool,
     #[arg(long)]
     pub api_version: Option<String>,
+    /// Replace the allowed networks with these CIDRs or addresses (repeatable).
+    #[arg(long = "allow-network", value_name = "CIDR")]
+    pub allowed_networks: Vec<String>,
+    /// Allow use from anywhere again.
+    #[arg(long, conflicts_with = "allowed_networks")]
+    pub allow_any_network: bool,
 }
 
 #[derive(Debug, Args)]

@@ -117,6 +117,7 @@ pub fn token_json(token: &proto::Token) -> Value {
         "revoker_id": token.revoker_id,
         "revoke_reason": token.revoke_reason,
         "display_hint": token.display_hint,
+        "allowed_networks": token.allowed_networks,
         "etag": token.etag,
     })
 }
@@ -133,6 +134,7 @@ pub fn verification_json(answer: &proto::VerifyTokenResponse) -> Value {
         "owner_name": owner.display_name,
         "effective_scopes": answer.effective_scopes,
         "missing_scopes": answer.missing_scopes,
+        "allowed_networks": answer.allowed_networks,
         "expire_time": time_json(answer.expire_time.as_ref()),
     })
 }

@@ -26,7 +26,14 @@ pub fn read(source: &Path, what: &str) -> Result<String, CliError> {
 /// Many secrets, one per line (surrounding whitespace and blank lines ignored), from a file
 /// or standard input for `-`.
 pub fn read_lines(source: &Path, what: &str) -> Result<Vec<String>, CliError> {
-    let text = read_text(source, what, MAX_SECRETS_BYTES, Terminal::UntilEnd)?;
+    // One byte more than allowed tells a cut input from a whole one: a cut one would
+    // silently leave the secrets past the cut live.
+    let text = read_text(source, what, MAX_SECRETS_BYTES + 1, Terminal::UntilEnd)?;
+    if text.len() as u64 > MAX_SECRETS_BYTES {
+        return Err(CliError::Usage(format!(
+            "{what}: more than {MAX_SECRETS_BYTES} bytes; split them into several runs"
+        )));
+    }
     let secrets: Vec<String> = text
         .lines()
         .map(str::trim)
@@ -110,6 +117,11 @@ mod tests {
             read_lines(&path, "the secrets").unwrap(),
             ["tka_a", "tka_b"]
         );
+        std::fs::write(&path, "tka_a\n".repeat(200_000)).unwrap();
+        assert!(matches!(
+            read_lines(&path, "the secrets"),
+            Err(CliError::Usage(_))
+        ));
         std::fs::write(&path, " \n\n").unwrap();
         assert!(matches!(
             read_lines(&path, "the secrets"),

@@ -171,6 +171,7 @@ pub async fn run(
             source,
             scopes,
             min_revision,
+            client_address,
         } => {
             super::secret_input::ensure_not_a_secret(source, "the token to verify")?;
             let secret = super::secret_input::read(source, "the token to verify")?;
@@ -179,6 +180,7 @@ pub async fn run(
                     token: secret,
                     required_scopes: scopes.clone(),
                     min_revision: *min_revision,
+                    client_address: client_address.clone().unwrap_or_default(),
                 })
                 .await?
                 .into_inner();
@@ -327,6 +329,7 @@ async fn create(
             scopes: args.scopes.clone(),
             labels: args.labels.iter().cloned().collect(),
             api_version: args.api_version.clone(),
+            allowed_networks: args.allowed_networks.clone(),
             expiry,
         })
         .await?
@@ -426,6 +429,10 @@ async fn update(
     if let Some(api_version) = &args.api_version {
         values.api_version = api_version.clone();
         paths.push("api_version");
+    }
+    if !args.allowed_networks.is_empty() || args.allow_any_network {
+        values.allowed_networks = args.allowed_networks.clone();
+        paths.push("allowed_networks");
     }
     if paths.is_empty() {
         return Err(CliError::Usage(

@@ -159,6 +159,7 @@ async fn a_backup_taken_while_the_server_writes_restores_every_answer() {
                 token: secret,
                 required_scopes: vec![],
                 min_revision: 0,
+                client_address: String::new(),
             };
             answer(tokens.verify_token(request).await.unwrap().into_inner())
         }

@@ -417,6 +417,7 @@ async fn invalid_updates_and_admin_requests_are_refused() {
                 token: app.bootstrap_token.clone(),
                 required_scopes: vec!["Not Valid".into()],
                 min_revision: 0,
+                client_address: String::new(),
             })
             .await,
         Code::InvalidArgument,
@@ -489,6 +490,7 @@ async fn oversized_messages_are_rejected_by_the_size_limit() {
         token: "t".repeat(100 * 1024),
         required_scopes: vec![],
         min_revision: 0,
+        client_address: String::new(),
     };
     let result = app
         .tokens(&tenant.admin_token)

@@ -95,6 +95,7 @@ async fn verifies(addr: &str, token: &str) -> bool {
         token: token.to_owned(),
         required_scopes: vec!["accounts.manage".into()],
         min_revision: 0,
+        client_address: String::new(),
     });
     request.metadata_mut().insert(
         "authorization",
@@ -233,6 +234,7 @@ async fn an_unresponsive_client_cannot_hold_up_shutdown() {
         token: token.clone(),
         required_scopes: vec![],
         min_revision: 0,
+        client_address: String::new(),
     });
     request
         .metadata_mut()

@@ -313,6 +313,7 @@ async fn an_offered_answer_older_than_what_the_verifier_remembers_is_refused() {
             token: created.secret.clone(),
             required_scopes: vec![],
             min_revision: 0,
+            client_address: String::new(),
         })
         .await
         .unwrap()
@@ -369,6 +370,7 @@ async fn an_answer_overtaken_by_a_revocation_is_never_cached() {
             token: created.secret.clone(),
             required_scopes: vec![],
             min_revision: 0,
+            client_address: String::new(),
         })
         .await
         .unwrap()
@@ -397,6 +399,7 @@ async fn an_answer_overtaken_by_a_revocation_is_never_cached() {
             token: created.secret.clone(),
             required_scopes: vec![],
             min_revision: 0,
+            client_address: String::new(),
         })
         .await
         .unwrap()

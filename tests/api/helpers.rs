@@ -440,6 +440,7 @@ impl TestApp {
                 token: token.to_owned(),
                 required_scopes: required.iter().map(|s| (*s).to_owned()).collect(),
                 min_revision: 0,
+                client_address: String::new(),
             })
             .await
             .expect("VerifyToken answers OK")

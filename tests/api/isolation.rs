@@ -170,6 +170,7 @@ async fn another_accounts_objects_are_not_found() {
             token: theirs.secret.clone(),
             required_scopes: vec![],
             min_revision: 0,
+            client_address: String::new(),
         })
         .await
         .unwrap()
@@ -276,6 +277,7 @@ async fn a_cross_account_verification_is_not_a_use() {
             token: unused.secret.clone(),
             required_scopes: vec![],
             min_revision: 0,
+            client_address: String::new(),
         })
         .await
         .unwrap()
@@ -330,6 +332,7 @@ async fn an_operator_acts_in_every_account_but_only_within_its_own_permissions()
             token: theirs.secret.clone(),
             required_scopes: vec![],
             min_revision: 0,
+            client_address: String::new(),
         })
         .await
         .unwrap()

@@ -194,6 +194,7 @@ async fn reported_secrets_are_revoked_in_every_account_and_named_only_where_visi
                 token: secret.clone(),
                 required_scopes: vec![],
                 min_revision: answer.revision,
+                client_address: String::new(),
             })
             .await
             .unwrap()
@@ -251,21 +252,18 @@ async fn reported_secrets_are_revoked_in_every_account_and_named_only_where_visi
     );
     let records = audit(&app, &acme.admin_token, "token.revoke", acme_live_id).await;
     assert_eq!(records[0].actor_id, scanner.id);
-    // ... and Acme keeps the report itself, with counts and no token of Globex.
+    // ... and Acme keeps the report itself, naming no token of Globex; every revoke it
+    // caused carries its id, so an operator can join them across accounts.
     let reports = audit(&app, &acme.admin_token, "token.report_leak", "").await;
     assert_eq!(reports.len(), 1, "{reports:?}");
-    let details = &reports[0].details;
+    let report_id = &reports[0].target_id;
+    assert!(report_id.starts_with("lrp_"), "{report_id}");
+    assert_eq!(reports[0].target_type, "leak_report");
     assert_eq!(reports[0].actor_id, scanner.id);
+    let details = &reports[0].details;
     assert_eq!(details["source"], "github-secret-scanning");
-    assert_eq!(
-        (
-            details["revoked"].as_str(),
-            details["already_inactive"].as_str(),
-            details["not_found"].as_str(),
-            details["malformed"].as_str()
-        ),
-        ("4", "2", "1", "1")
-    );
+    assert_eq!(details["secrets"], "8");
+    assert_eq!(&record.details["leak_report_id"], report_id);
     assert!(
         audit(&app, &globex.admin_token, "token.report_leak", "")
             .await
@@ -351,6 +349,18 @@ async fn bad_leak_reports_are_refused_and_revoke_nothing() {
         (
             report(&[&leaked.secret], "scanner", "https://x/\r\nforged: yes"),
             "url",
+        ),
+        (
+            report(
+                &[&leaked.secret],
+                "scanner",
+                &format!("https://x/?t={}", leaked.secret),
+            ),
+            "url",
+        ),
+        (
+            report(&[&leaked.secret], &format!("found {}", leaked.secret), ""),
+            "source",
         ),
     ] {
         let status = assert_code(

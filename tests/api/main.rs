@@ -40,6 +40,7 @@ mod isolation;
 mod leaks;
 mod metrics;
 mod model;
+mod networks;
 mod outage;
 mod panics;
 mod permissions;

@@ -86,6 +86,7 @@ async fn verify(
         token: token.to_owned(),
         required_scopes: vec![],
         min_revision: 0,
+        client_address: String::new(),
     };
     let request = match credential {
         Some(credential) => authorized(credential, message),

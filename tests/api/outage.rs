@@ -91,6 +91,7 @@ async fn a_database_restart_while_serving_loses_nothing() {
             token: created.secret.clone(),
             required_scopes: vec![],
             min_revision: 0,
+            client_address: String::new(),
         })
         .await;
     assert_code(stale, Code::Unavailable);

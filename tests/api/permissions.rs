@@ -124,6 +124,7 @@ async fn calls_guarded_by(
                     token: app.bootstrap_token.clone(),
                     required_scopes: vec![],
                     min_revision: 0,
+                    client_address: String::new(),
                 })
                 .await),
         )],

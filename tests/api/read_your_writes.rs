@@ -23,6 +23,7 @@ async fn verify_at(
             token: secret.to_owned(),
             required_scopes: vec![],
             min_revision: revision,
+            client_address: String::new(),
         })
         .await
         .map(tonic::Response::into_inner)

@@ -189,6 +189,7 @@ async fn a_killed_replica_is_not_missed_and_catches_up_when_restarted() {
                         token,
                         required_scopes: vec![],
                         min_revision: 0,
+                        client_address: String::new(),
                     })
                     .await
                     .map(|r| r.into_inner())

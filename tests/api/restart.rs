@@ -113,6 +113,7 @@ async fn every_token_and_state_survives_a_restart() {
                     token,
                     required_scopes: vec![],
                     min_revision: 0,
+                    client_address: String::new(),
                 })
                 .await
                 .unwrap()

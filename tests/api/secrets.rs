@@ -108,6 +108,7 @@ async fn no_plaintext_secret_reaches_the_database_logs_or_errors() {
                 token: secret.clone(),
                 required_scopes: vec!["BAD".into()],
                 min_revision: 0,
+                client_address: String::new(),
             })
             .await
             .expect_err("bad scope");

@@ -28,9 +28,10 @@ async fn names_granted_as_application_permissions_are_not_the_system_ones() {
 
     // What an old server stored: `permissions.escalate` granted as an application
     // permission, and a token scoped to nothing else. Then the migrations since run again.
-    let first_escalate_migration = match backend() {
-        Backend::Sqlite => 3,
-        Backend::Postgres => 2,
+    // The permission migrations, and only those (later schema changes stay applied).
+    let (first_escalate_migration, report_leaked_migration) = match backend() {
+        Backend::Sqlite => (3, 5),
+        Backend::Postgres => (2, 4),
     };
     execute_sql(&stopped.database_url, &[
         format!(
@@ -45,7 +46,9 @@ async fn names_granted_as_application_permissions_are_not_the_system_ones() {
         format!(
             "UPDATE principals SET permissions = '[\"accounts.manage\",\"audit.read\",\"permissions.escalate\",\"principals.manage\",\"tokens.create\",\"tokens.delete\",\"tokens.read\",\"tokens.update\",\"tokens.verify\"]' WHERE id = '{owner_id}'"
         ),
-        format!("DELETE FROM _sqlx_migrations WHERE version >= {first_escalate_migration}"),
+        format!(
+            "DELETE FROM _sqlx_migrations WHERE version BETWEEN {first_escalate_migration} AND {report_leaked_migration}"
+        ),
     ])
     .await;
     let app = TestApp::restart(stopped, |_| {}).await;

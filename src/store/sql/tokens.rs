@@ -7,7 +7,9 @@ use crate::domain::{
     AccountId, PrincipalId, SecretHash, StoredState, Timestamp, Token, TokenId, TokenState,
     VerificationSnapshot,
 };
-use crate::store::rows::{SnapshotRow, TokenRow, encode_labels, encode_permissions};
+use crate::store::rows::{
+    SnapshotRow, TokenRow, encode_labels, encode_networks, encode_permissions,
+};
 use crate::store::time::to_micros;
 use crate::store::{Backend, BulkRevoke, SecretChange, StoreResult, TokenQuery};
 
@@ -33,8 +35,8 @@ pub(super) async fn insert(
         "INSERT INTO tokens
            (id, account_id, owner_id, name, description, scopes, labels, api_version, state,
             created_at, created_by, updated_at, expires_at, last_used_at, revoked_at, revoked_by,
-            revoke_reason, display_hint, previous_secret_expires_at, version)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+            revoke_reason, display_hint, previous_secret_expires_at, version, allowed_networks)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
     )
     .bind(token.id.as_str())
     .bind(token.account_id.as_str())
@@ -56,6 +58,7 @@ pub(super) async fn insert(
     .bind(&token.display_hint)
     .bind(token.previous_secret_expires_at.map(to_micros))
     .bind(token.version)
+    .bind(encode_networks(&token.allowed_networks))
     .execute(&mut **tx)
     .await?;
     sqlx::query("INSERT INTO token_secrets (hash, token_id, expires_at) VALUES ($1, $2, NULL)")
@@ -77,8 +80,9 @@ pub(super) async fn update(
     let result = sqlx::query(
         "UPDATE tokens SET name = $1, description = $2, scopes = $3, labels = $4, api_version = $5, state = $6,
            updated_at = $7, expires_at = $8, revoked_at = $9, revoked_by = $10, revoke_reason = $11,
-           display_hint = $12, previous_secret_expires_at = $13, version = $14
-         WHERE id = $15 AND version = $16",
+           display_hint = $12, previous_secret_expires_at = $13, version = $14,
+           allowed_networks = $15
+         WHERE id = $16 AND version = $17",
     )
     .bind(token.name.as_str())
     .bind(token.description.as_str())
@@ -94,6 +98,7 @@ pub(super) async fn update(
     .bind(&token.display_hint)
     .bind(token.previous_secret_expires_at.map(to_micros))
     .bind(token.version)
+    .bind(encode_networks(&token.allowed_networks))
     .bind(token.id.as_str())
     .bind(expected_version)
     .execute(&mut **tx)
@@ -264,7 +269,7 @@ pub(super) async fn snapshot(
                 p.kind AS owner_kind, p.display_name AS owner_name, p.permissions AS owner_permissions,
                 p.disabled AS owner_disabled, a.api_access_enabled, a.operator AS account_operator,
                 t.state, t.revoked_at, t.revoked_by, t.revoke_reason, t.scopes, t.expires_at,
-                s.expires_at AS secret_expires_at, t.api_version, t.labels
+                s.expires_at AS secret_expires_at, t.api_version, t.labels, t.allowed_networks
          FROM token_secrets s
          JOIN tokens t ON t.id = s.token_id
          JOIN principals p ON p.id = t.owner_id
