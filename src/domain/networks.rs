@@ -195,10 +195,12 @@ mod tests {
                 let n = std::net::Ipv6Addr::from(network);
                 (format!("{n}/{prefix}"), std::net::Ipv6Addr::from(address).into())
             };
+            // IPv4-mapped addresses are matched as IPv4 (a unit test above): not this model's.
+            proptest::prop_assume!(ip.to_canonical() == ip);
             match AllowedNetworks::parse(&[text.as_str()], "n") {
                 Ok(list) => proptest::prop_assert_eq!(
                     list.permits(Some(ip)),
-                    inside(network, prefix, address, width) || ip.to_canonical() != ip && list.permits(Some(ip.to_canonical()))
+                    inside(network, prefix, address, width)
                 ),
                 // Only IPv4-mapped IPv6 networks are refused.
                 Err(error) => proptest::prop_assert!(error.to_string().contains("IPv4-mapped"), "{text}: {error}"),
