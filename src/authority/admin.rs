@@ -8,7 +8,7 @@ use super::{Authority, AuthorityError, AuthorityResult, Caller, Committed, check
 use crate::domain::{
     Account, AccountId, AuditAction, AuditEvent, DisplayName, Invalidation, InvalidationKind,
     InvalidationTarget, Permission, PermissionSet, Principal, PrincipalId, PrincipalKind,
-    Timestamp, now,
+    Timestamp, TokenPolicy, now,
 };
 use crate::store::{AuditQuery, BulkRevoke, Change, PrincipalQuery};
 
@@ -59,6 +59,7 @@ impl Authority {
             display_name,
             api_access_enabled: true,
             operator: false,
+            token_policy: TokenPolicy::default(),
             created_at: at,
             updated_at: at,
             version: 1,
@@ -94,10 +95,7 @@ impl Authority {
         id: Option<AccountId>,
     ) -> AuthorityResult<Account> {
         let id = caller.target_account(id)?;
-        self.store
-            .account(&id)
-            .await?
-            .ok_or(AuthorityError::NotFound("account"))
+        self.stored_account(&id).await
     }
 
     /// Turning API access off revokes every token of the account in the same transaction,
@@ -117,11 +115,7 @@ impl Authority {
             ));
         }
         let id = caller.target_account(id)?;
-        let mut account = self
-            .store
-            .account(&id)
-            .await?
-            .ok_or(AuthorityError::NotFound("account"))?;
+        let mut account = self.stored_account(&id).await?;
         if account.api_access_enabled == enabled {
             return Ok(Committed {
                 value: account,
@@ -177,6 +171,14 @@ impl Authority {
         })
     }
 
+    /// The account with this id, which the caller has been checked to see.
+    pub(super) async fn stored_account(&self, id: &AccountId) -> AuthorityResult<Account> {
+        self.store
+            .account(id)
+            .await?
+            .ok_or(AuthorityError::NotFound("account"))
+    }
+
     /// Every permission some principal of `account` holds.
     async fn permissions_in_account(&self, account: &AccountId) -> AuthorityResult<PermissionSet> {
         const PAGE: u32 = 1000;
@@ -210,10 +212,7 @@ impl Authority {
     ) -> AuthorityResult<Committed<Principal>> {
         caller.require(Permission::PRINCIPALS_MANAGE)?;
         let account_id = caller.target_account(request.account_id)?;
-        self.store
-            .account(&account_id)
-            .await?
-            .ok_or(AuthorityError::NotFound("account"))?;
+        self.stored_account(&account_id).await?;
         caller.ensure_may_grant(&request.permissions, "the permissions")?;
         let at = now();
         let principal = Principal {

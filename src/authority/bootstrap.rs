@@ -5,7 +5,7 @@ use super::AuthorityResult;
 use crate::domain::{
     Account, AccountId, AllowedNetworks, ApiVersion, AuditAction, AuditRecord, Description,
     DisplayName, Labels, PermissionSet, Principal, PrincipalId, PrincipalKind, Token, TokenName,
-    TokenSecret, TokenSpec, now,
+    TokenPolicy, TokenSecret, TokenSpec, now,
 };
 use crate::store::{Bootstrap, Store};
 
@@ -18,6 +18,7 @@ pub async fn bootstrap(store: &dyn Store) -> AuthorityResult<Option<TokenSecret>
         display_name: DisplayName::from_trusted("Operator".to_owned()),
         api_access_enabled: true,
         operator: true,
+        token_policy: TokenPolicy::default(),
         created_at: at,
         updated_at: at,
         version: 1,

@@ -1,7 +1,7 @@
 //! The errors of the use cases, in the vocabulary of the API: the gRPC layer maps each
 //! variant to one status code (in `grpc::status`), and nothing else needs to.
 
-use crate::domain::{TransitionError, ValidationError};
+use crate::domain::{PolicyViolation, TransitionError, ValidationError};
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -76,5 +76,11 @@ impl From<StoreError> for AuthorityError {
 impl From<TransitionError> for AuthorityError {
     fn from(error: TransitionError) -> Self {
         Self::FailedPrecondition(error.to_string())
+    }
+}
+
+impl From<PolicyViolation> for AuthorityError {
+    fn from(violation: PolicyViolation) -> Self {
+        Self::FailedPrecondition(violation.to_string())
     }
 }

@@ -16,6 +16,7 @@ mod last_use;
 mod leaks;
 mod page_token;
 mod paging;
+mod token_policy;
 mod token_requests;
 mod token_rules;
 mod tokens;

@@ -53,4 +53,8 @@ pub struct TokenFilter {
     pub created_at_or_after: Option<Timestamp>,
     pub created_before: Option<Timestamp>,
     pub last_used_before: Option<Timestamp>,
+    /// Expiring (or expired) before this time.
+    pub expires_before: Option<Timestamp>,
+    /// Only tokens that break the account's current token policy.
+    pub violates_token_policy: bool,
 }

@@ -13,7 +13,7 @@ use super::token_rules::{
 use super::{Authority, AuthorityError, AuthorityResult, Caller, Committed};
 use crate::domain::{
     AuditAction, InvalidationKind, MAX_LIFETIME, Permission, PermissionSet, Principal, ResetError,
-    RevokeReason, Timestamp, Token, TokenId, TokenName, TokenSecret, TokenSpec, now,
+    RevokeReason, Timestamp, Token, TokenId, TokenName, TokenPolicy, TokenSecret, TokenSpec, now,
     validate_expiry,
 };
 use crate::store::{Change, SecretChange, TokenQuery};
@@ -47,23 +47,20 @@ impl TokenChange<'_> {
 impl Authority {
     /// The scopes of a new secret for `owner`, handed to `caller`, derived from `scopes`:
     /// the owner must be enabled in an account with API access, and what the secret can do
-    /// must lie within what the caller may grant (see [`issued_scopes`]).
+    /// must lie within what the caller may grant (see [`issued_scopes`]). With them, the
+    /// policy of the owner's account, which the token issued must keep.
     async fn issuable_scopes(
         &self,
         caller: &Caller,
         owner: &Principal,
         scopes: PermissionSet,
-    ) -> AuthorityResult<PermissionSet> {
+    ) -> AuthorityResult<(PermissionSet, TokenPolicy)> {
         if owner.disabled {
             return Err(AuthorityError::FailedPrecondition(
                 "the owner principal is disabled".into(),
             ));
         }
-        let account = self
-            .store
-            .account(&owner.account_id)
-            .await?
-            .ok_or(AuthorityError::NotFound("account"))?;
+        let account = self.stored_account(&owner.account_id).await?;
         if !account.api_access_enabled {
             return Err(AuthorityError::FailedPrecondition(
                 "API access is disabled for the owner's account".into(),
@@ -72,7 +69,7 @@ impl Authority {
         let scopes = issued_scopes(caller, owner, scopes)?;
         let granted = PermissionSet::effective_scopes(&scopes, &owner.permissions);
         caller.ensure_may_grant(&granted, "the token's scopes")?;
-        Ok(scopes)
+        Ok((scopes, account.token_policy))
     }
 
     pub async fn create_token(
@@ -95,7 +92,7 @@ impl Authority {
                 ),
             ));
         }
-        let scopes = self.issuable_scopes(caller, &owner, request.scopes).await?;
+        let (scopes, policy) = self.issuable_scopes(caller, &owner, request.scopes).await?;
         let at = now();
         let expires_at = match request.expiry {
             Expiry::Never => None,
@@ -130,6 +127,7 @@ impl Authority {
             secret.display_hint(),
             at,
         );
+        policy.check_token(&token)?;
         let mut audit = Self::audit(
             caller,
             AuditAction::TokenCreate,
@@ -178,6 +176,11 @@ impl Authority {
             .resume_point(page_token)?
             .map(|position| decode_time_position(&position, TokenId::parse))
             .transpose()?;
+        let breaking = if filter.violates_token_policy {
+            Some(self.token_policy(&account_id).await?)
+        } else {
+            None
+        };
         let tokens = self
             .store
             .list_tokens(&TokenQuery {
@@ -188,6 +191,8 @@ impl Authority {
                 created_at_or_after: filter.created_at_or_after,
                 created_before: filter.created_before,
                 last_used_before: filter.last_used_before,
+                expires_before: filter.expires_before,
+                breaking,
                 now: now(),
                 after,
                 limit: limit + 1,
@@ -208,6 +213,13 @@ impl Authority {
         caller.require(Permission::TOKENS_UPDATE)?;
         let (mut token, owner) = self.changeable_token(caller, id, etag).await?;
         token.ensure_not_revoked()?;
+        // A changed expiry or scope list must keep the policy; other fields may change on a
+        // token that predates it.
+        let policy = if update.expires_at.is_some() || update.scopes.is_some() {
+            self.token_policy(&token.account_id).await?
+        } else {
+            TokenPolicy::default()
+        };
         let at = now();
         let mut fields = Vec::new();
         // Whether the change is visible in verification answers.
@@ -224,12 +236,14 @@ impl Authority {
             if let Some(when) = expires_at {
                 validate_expiry(when, at, "expire_time")?;
             }
+            policy.check_lifetime(token.created_at, expires_at)?;
             token.expires_at = expires_at;
             fields.push("expire_time");
             affects_verification = true;
         }
         if let Some(scopes) = update.scopes {
             narrow_scopes(&token.scopes, &scopes, &owner.permissions)?;
+            policy.check_scopes(&scopes)?;
             token.scopes = scopes;
             fields.push("scopes");
             affects_verification = true;
@@ -389,7 +403,7 @@ impl Authority {
         caller.require(Permission::TOKENS_UPDATE)?;
         let (mut token, owner) = self.changeable_token(caller, id, etag).await?;
         // The new secret goes to the caller: the same issuance rule as create and duplicate.
-        let scopes = self
+        let (scopes, policy) = self
             .issuable_scopes(caller, &owner, token.scopes.clone())
             .await?;
         let mut details = BTreeMap::new();
@@ -407,6 +421,9 @@ impl Authority {
                     ResetError::Transition(t) => AuthorityError::from(t),
                     ResetError::Invalid(v) => AuthorityError::Invalid(v),
                 })?;
+        // A new secret for a token that breaks the policy would defeat the policy's point.
+        policy.check_token(&token)?;
+        policy.check_reset_grace(grace_period)?;
         let secret = TokenSecret::generate();
         token.display_hint = secret.display_hint();
         token.previous_secret_expires_at = grace_end;
@@ -436,7 +453,7 @@ impl Authority {
         caller.require(Permission::TOKENS_UPDATE)?;
         let original = self.visible_token(caller, id).await?;
         let owner = self.visible_principal(caller, &original.owner_id).await?;
-        let scopes = self
+        let (scopes, policy) = self
             .issuable_scopes(caller, &owner, original.scopes.clone())
             .await?;
         let name = match name {
@@ -474,6 +491,7 @@ impl Authority {
             secret.display_hint(),
             at,
         );
+        policy.check_token(&token)?;
         let mut audit = Self::audit(
             caller,
             AuditAction::TokenDuplicate,

@@ -1,7 +1,7 @@
 //! Accounts: the tenants. Nothing crosses an account boundary except the principals of the
 //! operator account, the one created at bootstrap.
 
-use super::{AccountId, DisplayName, Timestamp};
+use super::{AccountId, DisplayName, Timestamp, TokenPolicy};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
@@ -11,6 +11,8 @@ pub struct Account {
     pub api_access_enabled: bool,
     /// The bootstrap account: its principals may act in every account.
     pub operator: bool,
+    /// The limits the account's tokens must keep (by default none).
+    pub token_policy: TokenPolicy,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     /// Bumped by every change; the basis of etags and of optimistic concurrency.

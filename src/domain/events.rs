@@ -85,6 +85,8 @@ pub struct InvalidationEvent {
 pub enum AuditAction {
     AccountCreate,
     AccountSetApiAccess,
+    /// An account's token policy was set; the details give the rules before and after.
+    AccountSetTokenPolicy,
     PrincipalCreate,
     PrincipalUpdate,
     TokenCreate,
@@ -107,6 +109,7 @@ impl AuditAction {
         match self {
             Self::AccountCreate => "account.create",
             Self::AccountSetApiAccess => "account.set_api_access",
+            Self::AccountSetTokenPolicy => "account.set_token_policy",
             Self::PrincipalCreate => "principal.create",
             Self::PrincipalUpdate => "principal.update",
             Self::TokenCreate => "token.create",
@@ -124,7 +127,9 @@ impl AuditAction {
     /// The type of object acted on: `account`, `principal` or `token`.
     pub fn target_type(self) -> &'static str {
         match self {
-            Self::AccountCreate | Self::AccountSetApiAccess => "account",
+            Self::AccountCreate | Self::AccountSetApiAccess | Self::AccountSetTokenPolicy => {
+                "account"
+            }
             Self::PrincipalCreate | Self::PrincipalUpdate => "principal",
             Self::TokenReportLeak => "leak_report",
             _ => "token",

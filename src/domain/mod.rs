@@ -13,6 +13,7 @@ mod principal;
 mod random;
 mod text;
 mod token;
+mod token_policy;
 mod token_secret;
 mod verification;
 
@@ -34,6 +35,7 @@ pub use token::{
     MAX_LIFETIME, ResetError, StoredState, Token, TokenSpec, TokenState, TransitionError,
     validate_expiry,
 };
+pub use token_policy::{HumanDuration, PolicyViolation, TokenPolicy};
 pub use token_secret::{ParseError, SecretHash, TOKEN_PREFIX, TokenSecret};
 #[cfg(test)]
 pub(crate) use verification::sample_snapshot;

@@ -68,6 +68,36 @@ impl AdminService for AdminApi {
         }))
     }
 
+    async fn get_token_policy(
+        &self,
+        request: Request<proto::GetTokenPolicyRequest>,
+    ) -> Result<Response<proto::GetTokenPolicyResponse>, Status> {
+        let caller = authenticate(&self.authority, &request).await?;
+        let id = opt_account_id(&request.get_ref().account_id, "account_id")?;
+        let account = self.authority.get_account(&caller, id).await?;
+        Ok(Response::new(proto::GetTokenPolicyResponse {
+            policy: Some(convert::token_policy(&account)),
+        }))
+    }
+
+    async fn set_token_policy(
+        &self,
+        request: Request<proto::SetTokenPolicyRequest>,
+    ) -> Result<Response<proto::SetTokenPolicyResponse>, Status> {
+        let caller = authorize(&self.authority, &request, Permission::ACCOUNTS_MANAGE).await?;
+        let values = request.into_inner().policy.unwrap_or_default();
+        let id = opt_account_id(&values.account_id, "policy.account_id")?;
+        let policy = convert::parse_token_policy(&values)?;
+        let account = self
+            .authority
+            .set_token_policy(&caller, id, policy, opt_etag(&values.etag))
+            .await?;
+        Ok(Response::new(proto::SetTokenPolicyResponse {
+            policy: Some(convert::token_policy(&account.value)),
+            revision: account.revision,
+        }))
+    }
+
     async fn create_principal(
         &self,
         request: Request<proto::CreatePrincipalRequest>,

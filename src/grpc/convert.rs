@@ -7,8 +7,8 @@ use prost_types::{FieldMask, Timestamp as ProtoTimestamp};
 use crate::authority::{AuthorityError, LeakOutcome, LeakStatus, WatchItem, etag};
 use crate::domain::{
     Account, AccountId, AuditEvent, InvalidationEvent, InvalidationKind, InvalidationTarget,
-    Principal, PrincipalId, PrincipalKind, StoredState, Timestamp, Token, TokenState,
-    VerificationCode,
+    PermissionSet, Principal, PrincipalId, PrincipalKind, StoredState, Timestamp, Token,
+    TokenPolicy, TokenState, VerificationCode,
 };
 use crate::proto;
 
@@ -246,6 +246,40 @@ pub fn account(account: &Account) -> proto::Account {
         update_time: Some(timestamp(account.updated_at)),
         etag: etag(account.version),
     }
+}
+
+/// An account's token policy, with the account's etag.
+pub fn token_policy(account: &Account) -> proto::TokenPolicy {
+    let policy = &account.token_policy;
+    let duration = |d: Option<Duration>| {
+        d.map(|d| prost_types::Duration {
+            seconds: d.num_seconds(),
+            nanos: 0,
+        })
+    };
+    proto::TokenPolicy {
+        account_id: account.id.to_string(),
+        max_lifetime: duration(policy.max_lifetime()),
+        max_reset_grace_period: duration(policy.max_reset_grace()),
+        allowed_scopes: policy.allowed_scopes().to_strings(),
+        etag: etag(account.version),
+    }
+}
+
+/// A SetTokenPolicy request's policy; fields are named as `policy.<field>` in errors.
+pub fn parse_token_policy(policy: &proto::TokenPolicy) -> Result<TokenPolicy, AuthorityError> {
+    let duration = |d: Option<&prost_types::Duration>, field: &str| {
+        d.map(|d| parse_duration(d, field)).transpose()
+    };
+    TokenPolicy::new(
+        duration(policy.max_lifetime.as_ref(), "policy.max_lifetime")?,
+        duration(
+            policy.max_reset_grace_period.as_ref(),
+            "policy.max_reset_grace_period",
+        )?,
+        PermissionSet::parse(&policy.allowed_scopes, "policy.allowed_scopes")?,
+    )
+    .map_err(|e| AuthorityError::invalid(&format!("policy.{}", e.field), e.problem))
 }
 
 pub fn invalidation_type(kind: InvalidationKind) -> proto::InvalidationType {

@@ -146,6 +146,11 @@ impl TokenService for TokenApi {
                 r.last_use_time_before.as_ref(),
                 "last_use_time_before",
             )?,
+            expires_before: parse_opt_timestamp(
+                r.expire_time_before.as_ref(),
+                "expire_time_before",
+            )?,
+            violates_token_policy: r.violates_token_policy,
         };
         let page = self
             .authority

@@ -22,6 +22,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// 0 when absent: `instr` on SQLite, `strpos` on PostgreSQL.
     const SUBSTRING_POSITION: &'static str;
 
+    /// A table of the text elements of a JSON array held in a TEXT value, as the SQL before
+    /// and after that value: one row per element, in a column named `value`. `json_each`
+    /// on SQLite, `json_array_elements_text` on PostgreSQL (which needs the text cast).
+    const JSON_TEXT_ELEMENTS: (&'static str, &'static str);
+
     /// The condition "this secret's grace-period end is not yet announced", spelled exactly
     /// as the partial index `token_secrets_pending_expiry` spells it: SQLite uses a partial
     /// index only for a query that repeats its condition word for word.

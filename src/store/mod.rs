@@ -19,7 +19,8 @@ use async_trait::async_trait;
 
 use crate::domain::{
     Account, AccountId, AuditEvent, AuditRecord, Invalidation, InvalidationEvent, Principal,
-    PrincipalId, SecretHash, Timestamp, Token, TokenId, TokenState, VerificationSnapshot,
+    PrincipalId, SecretHash, Timestamp, Token, TokenId, TokenPolicy, TokenState,
+    VerificationSnapshot,
 };
 
 pub(crate) use backend::Backend;
@@ -64,6 +65,11 @@ pub struct TokenQuery {
     pub created_before: Option<Timestamp>,
     /// Last used before this time, or never used.
     pub last_used_before: Option<Timestamp>,
+    /// Expiring (or expired) before this time; never-expiring tokens do not match.
+    pub expires_before: Option<Timestamp>,
+    /// Only tokens that break this policy's lifetime or scope rule (none when it has
+    /// neither).
+    pub breaking: Option<TokenPolicy>,
     /// The instant EXPIRED is judged against.
     pub now: Timestamp,
     /// Start after this (create time, id).

@@ -3,13 +3,15 @@
 
 use std::collections::BTreeMap;
 
+use chrono::Duration;
+
 use super::StoreError;
 use super::time::{from_micros, opt_from_micros};
 use crate::domain::{
     Account, AccountId, AllowedNetworks, ApiVersion, AuditEvent, Description, DisplayName,
     Invalidation, InvalidationEvent, InvalidationKind, InvalidationTarget, Labels, PermissionSet,
     Principal, PrincipalId, PrincipalKind, RevokeReason, StoredState, Token, TokenId, TokenName,
-    VerificationSnapshot,
+    TokenPolicy, VerificationSnapshot,
 };
 
 #[derive(sqlx::FromRow)]
@@ -21,6 +23,9 @@ pub(crate) struct AccountRow {
     created_at: i64,
     updated_at: i64,
     version: i64,
+    token_max_lifetime_seconds: Option<i64>,
+    token_max_reset_grace_seconds: Option<i64>,
+    token_allowed_scopes: String,
 }
 
 impl TryFrom<AccountRow> for Account {
@@ -32,6 +37,11 @@ impl TryFrom<AccountRow> for Account {
             display_name: DisplayName::from_trusted(row.display_name),
             api_access_enabled: row.api_access_enabled,
             operator: row.operator,
+            token_policy: decode_token_policy(
+                row.token_max_lifetime_seconds,
+                row.token_max_reset_grace_seconds,
+                &row.token_allowed_scopes,
+            )?,
             created_at: from_micros(row.created_at)?,
             updated_at: from_micros(row.updated_at)?,
             version: row.version,
@@ -308,6 +318,34 @@ fn decode_json<T: serde::de::DeserializeOwned>(json: &str, what: &str) -> Result
 
 fn decode_permissions(json: &str) -> Result<PermissionSet, StoreError> {
     decode_json::<Vec<String>>(json, "permissions").map(PermissionSet::from_trusted)
+}
+
+/// A stored policy was validated on the way in; one that no longer passes is corruption,
+/// not something to relax.
+fn decode_token_policy(
+    max_lifetime_seconds: Option<i64>,
+    max_reset_grace_seconds: Option<i64>,
+    allowed_scopes: &str,
+) -> Result<TokenPolicy, StoreError> {
+    let seconds = |value: Option<i64>, what: &str| {
+        value
+            .map(|s| {
+                Duration::try_seconds(s)
+                    .ok_or_else(|| StoreError::Corrupt(format!("{what}: {s} seconds")))
+            })
+            .transpose()
+    };
+    TokenPolicy::new(
+        seconds(max_lifetime_seconds, "token_max_lifetime_seconds")?,
+        seconds(max_reset_grace_seconds, "token_max_reset_grace_seconds")?,
+        decode_permissions(allowed_scopes)?,
+    )
+    .map_err(|e| StoreError::Corrupt(format!("stored token policy: {e}")))
+}
+
+/// A policy's durations as stored: whole seconds (the policy holds nothing finer).
+pub(crate) fn policy_seconds(duration: Option<chrono::Duration>) -> Option<i64> {
+    duration.map(|d| d.num_seconds())
 }
 
 /// Stored networks were validated on the way in; one that no longer parses is corruption,

@@ -159,6 +159,12 @@ pub async fn account(
             };
             admin.set_api_access(request).await?.into_inner().account
         }
+        AccountCommand::Policy { account } => {
+            return super::policy::show(connection, account.as_deref(), output).await;
+        }
+        AccountCommand::SetPolicy(args) => {
+            return super::policy::set(connection, args, output).await;
+        }
     }
     .unwrap_or_default();
     match output {

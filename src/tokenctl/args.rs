@@ -233,6 +233,13 @@ pub struct ListArgs {
     /// Stale tokens: last used before this time (RFC 3339), or never.
     #[arg(long)]
     pub last_used_before: Option<String>,
+    /// Tokens that stop working within this long from now, e.g. `7d` (active ones, unless
+    /// `--state` says otherwise).
+    #[arg(long, value_name = "DURATION")]
+    pub expiring_within: Option<String>,
+    /// Tokens that break their account's token policy (see `account policy`).
+    #[arg(long)]
+    pub violating_policy: bool,
     #[arg(long, default_value_t = 100)]
     pub page_size: i32,
     /// Follow every page.
@@ -312,6 +319,15 @@ pub enum AccountCommand {
     },
     /// Show an account (default: your own).
     Get { id: Option<String> },
+    /// Show an account's token policy (default: your own account's).
+    Policy {
+        /// Another account (operators).
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Change an account's token policy; only the rules given change. Existing tokens stay
+    /// as they are: `token list --violating-policy` finds those that break it.
+    SetPolicy(SetPolicyArgs),
     /// Switch an account's API access on or off.
     ApiAccess {
         /// on or off.
@@ -321,6 +337,25 @@ pub enum AccountCommand {
         #[arg(long)]
         account: Option<String>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct SetPolicyArgs {
+    /// Another account (operators).
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Tokens must expire at most this long after their creation (`90d`, `1y`), or `none`.
+    #[arg(long, value_name = "DURATION|none")]
+    pub max_lifetime: Option<String>,
+    /// A reset may keep the old secret working at most this long (`1h`, `0s`), or `none`.
+    #[arg(long, value_name = "DURATION|none")]
+    pub max_reset_grace: Option<String>,
+    /// Tokens must list their scopes, from these only (repeatable; replaces the list).
+    #[arg(long = "allowed-scope", value_name = "PERMISSION")]
+    pub allowed_scopes: Vec<String>,
+    /// Lift the scope rule: tokens may carry any scopes.
+    #[arg(long, conflicts_with = "allowed_scopes")]
+    pub any_scope: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -21,7 +21,7 @@ pub fn parse(value: &str) -> Result<Option<Expiry>, String> {
 }
 
 /// `30d`, `1y`, `2w`, `12h`, `90m`, or anything humantime accepts (`1year 2days`).
-fn parse_duration(value: &str) -> Option<Duration> {
+pub fn parse_duration(value: &str) -> Option<Duration> {
     const DAY: u64 = 86_400;
     let (number, unit) = value.split_at(value.find(|c: char| !c.is_ascii_digit())?);
     let n: u64 = number.parse().ok()?;

@@ -8,6 +8,7 @@ mod error;
 pub(crate) mod expiry;
 mod output;
 mod paging;
+mod policy;
 mod secret_input;
 mod token;
 

@@ -473,7 +473,25 @@ async fn list(
                 })
                 .transpose()
         };
+    let expire_time_before = args
+        .expiring_within
+        .as_deref()
+        .map(|value| {
+            super::expiry::parse_duration(value.trim())
+                .ok_or_else(|| {
+                    CliError::Usage(format!(
+                        "--expiring-within: `{value}` is not a duration like 7d or 12h"
+                    ))
+                })
+                .and_then(|d| {
+                    super::expiry::from_now(d, "--expiring-within").map_err(CliError::Usage)
+                })
+                .map(prost_types::Timestamp::from)
+        })
+        .transpose()?;
     let state = match args.state.as_deref() {
+        // Tokens about to stop working: those still working.
+        None if expire_time_before.is_some() => proto::TokenState::Active,
         None => proto::TokenState::Unspecified,
         Some(state) => {
             proto::TokenState::from_str_name(&format!("TOKEN_STATE_{}", state.to_uppercase()))
@@ -494,6 +512,8 @@ async fn list(
         create_time_after: time(&args.created_after, "created-after")?,
         create_time_before: time(&args.created_before, "created-before")?,
         last_use_time_before: time(&args.last_used_before, "last-used-before")?,
+        expire_time_before,
+        violates_token_policy: args.violating_policy,
     };
     let tokens = connection.tokens();
     let all = super::paging::collect("tokens", args.all, |page_token| {

@@ -49,6 +49,7 @@ mod read_your_writes;
 mod replicas;
 mod restart;
 mod secrets;
+mod token_policies;
 mod tokenctl;
 mod tokens;
 mod upgrade;

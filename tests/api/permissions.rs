@@ -185,6 +185,12 @@ async fn calls_guarded_by(
                     })
                     .await),
             ),
+            (
+                "SetTokenPolicy",
+                ok(admin
+                    .set_token_policy(proto::SetTokenPolicyRequest::default())
+                    .await),
+            ),
         ],
         "audit.read" => vec![(
             "ListAuditEvents",

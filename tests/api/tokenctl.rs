@@ -842,3 +842,111 @@ async fn leaked_secrets_are_reported_from_a_file_or_stdin_in_batches() {
     assert_eq!(code, 2, "{stderr}");
     assert!(!stderr.contains(&second.secret), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_policies_are_shown_changed_rule_by_rule_and_enforced() {
+    let app = TestApp::spawn().await;
+    let operator = app.bootstrap_token.clone();
+    let acme = app.create_tenant("acme", &["orders.read"]).await;
+    let set = |args: &[&str]| {
+        let mut all = vec!["-o", "json", "account", "set-policy", "--account"];
+        all.push(&acme.account_id);
+        all.extend_from_slice(args);
+        json(&tokenctl(&app, &operator, &all))
+    };
+    let policy = set(&["--max-lifetime", "90d", "--max-reset-grace", "1h"]);
+    assert_eq!(policy["account_id"], acme.account_id.as_str());
+    assert_eq!(policy["max_lifetime_seconds"], 90 * 86_400);
+    assert_eq!(policy["max_reset_grace_period_seconds"], 3_600);
+    // Only the rules given change.
+    let policy = set(&["--allowed-scope", "orders.read"]);
+    assert_eq!(policy["max_lifetime_seconds"], 90 * 86_400);
+    assert_eq!(policy["allowed_scopes"], serde_json::json!(["orders.read"]));
+    let policy = set(&["--max-reset-grace", "none"]);
+    assert!(policy["max_reset_grace_period_seconds"].is_null());
+    assert_eq!(policy["allowed_scopes"], serde_json::json!(["orders.read"]));
+    // The tenant reads its own policy, as a table too.
+    let shown = json(&tokenctl(
+        &app,
+        &acme.admin_token,
+        &["-o", "json", "account", "policy"],
+    ));
+    assert_eq!(shown, policy);
+    let table = tokenctl(&app, &acme.admin_token, &["account", "policy"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("max_lifetime") && table.contains("90d"),
+        "{table}"
+    );
+
+    // Enforced: a token without an expiry is refused with the rule named.
+    let refused = tokenctl(
+        &app,
+        &acme.admin_token,
+        &[
+            "token",
+            "create",
+            "--name",
+            "forever",
+            "--scope",
+            "orders.read",
+        ],
+    );
+    let (code, message) = failure(&refused);
+    assert_eq!(code, 8, "FAILED_PRECONDITION: {message}");
+    assert!(message.contains("max_lifetime"), "{message}");
+    let within = json(&tokenctl(
+        &app,
+        &acme.admin_token,
+        &[
+            "-o",
+            "json",
+            "token",
+            "create",
+            "--name",
+            "soon",
+            "--scope",
+            "orders.read",
+            "--expires",
+            "3d",
+        ],
+    ));
+    let soon_id = within["token"]["id"].as_str().unwrap().to_owned();
+    let listed = |filter: &[&str]| -> Vec<String> {
+        let mut args = vec!["-o", "json", "token", "list"];
+        args.extend_from_slice(filter);
+        let tokens = json(&tokenctl(&app, &acme.admin_token, &args));
+        tokens
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(listed(&["--expiring-within", "7d"]), [soon_id]);
+    // The tenant admin's own token predates the policy: unscoped, never expiring.
+    let admin_token_id = app.verify(&acme.admin_token, &[]).await.token_id;
+    assert_eq!(listed(&["--violating-policy"]), [admin_token_id]);
+
+    // Setting needs accounts.manage; a bad duration is a usage error before any call.
+    let (code, message) = failure(&tokenctl(
+        &app,
+        &acme.admin_token,
+        &["account", "set-policy", "--max-lifetime", "30d"],
+    ));
+    assert_eq!(code, 5, "PERMISSION_DENIED: {message}");
+    let (code, message) = failure(&tokenctl(
+        &app,
+        &operator,
+        &["account", "set-policy", "--max-lifetime", "soon"],
+    ));
+    assert_eq!(code, 2, "usage: {message}");
+    let (code, _) = failure(&tokenctl(&app, &operator, &["account", "set-policy"]));
+    assert_eq!(code, 2);
+    let (code, message) = failure(&tokenctl(
+        &app,
+        &acme.admin_token,
+        &["token", "list", "--expiring-within", "tomorrow"],
+    ));
+    assert_eq!(code, 2, "usage: {message}");
+}

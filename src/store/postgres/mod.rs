@@ -135,6 +135,9 @@ impl Backend for PostgresStore {
 
     const SUBSTRING_POSITION: &'static str = "strpos";
 
+    const JSON_TEXT_ELEMENTS: (&'static str, &'static str) =
+        ("json_array_elements_text(CAST(", " AS json))");
+
     /// As `0001_initial.sql` spells it.
     const NOT_ANNOUNCED: &'static str = "NOT expiry_announced";
 

@@ -5,13 +5,14 @@ use sqlx::{Pool, Transaction};
 use super::Db;
 use crate::domain::{Account, AccountId};
 use crate::store::StoreResult;
-use crate::store::rows::AccountRow;
+use crate::store::rows::{AccountRow, encode_permissions, policy_seconds};
 use crate::store::time::to_micros;
 
 pub(super) async fn insert(tx: &mut Transaction<'_, Db>, account: &Account) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO accounts (id, display_name, api_access_enabled, operator, created_at, updated_at, version)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO accounts (id, display_name, api_access_enabled, operator, created_at, updated_at, version,
+           token_max_lifetime_seconds, token_max_reset_grace_seconds, token_allowed_scopes)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(account.id.as_str())
     .bind(account.display_name.as_str())
@@ -20,6 +21,9 @@ pub(super) async fn insert(tx: &mut Transaction<'_, Db>, account: &Account) -> S
     .bind(to_micros(account.created_at))
     .bind(to_micros(account.updated_at))
     .bind(account.version)
+    .bind(policy_seconds(account.token_policy.max_lifetime()))
+    .bind(policy_seconds(account.token_policy.max_reset_grace()))
+    .bind(encode_permissions(account.token_policy.allowed_scopes()))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -50,13 +54,17 @@ pub(super) async fn update(
     expected_version: i64,
 ) -> StoreResult<bool> {
     let updated = sqlx::query(
-        "UPDATE accounts SET display_name = $1, api_access_enabled = $2, updated_at = $3, version = $4
-         WHERE id = $5 AND version = $6",
+        "UPDATE accounts SET display_name = $1, api_access_enabled = $2, updated_at = $3, version = $4,
+           token_max_lifetime_seconds = $5, token_max_reset_grace_seconds = $6, token_allowed_scopes = $7
+         WHERE id = $8 AND version = $9",
     )
     .bind(account.display_name.as_str())
     .bind(account.api_access_enabled)
     .bind(to_micros(account.updated_at))
     .bind(account.version)
+    .bind(policy_seconds(account.token_policy.max_lifetime()))
+    .bind(policy_seconds(account.token_policy.max_reset_grace()))
+    .bind(encode_permissions(account.token_policy.allowed_scopes()))
     .bind(account.id.as_str())
     .bind(expected_version)
     .execute(&mut **tx)

@@ -104,6 +104,8 @@ impl Backend for SqliteStore {
 
     const SUBSTRING_POSITION: &'static str = "instr";
 
+    const JSON_TEXT_ELEMENTS: (&'static str, &'static str) = ("json_each(", ")");
+
     /// The column is an INTEGER on SQLite; `0002_event_follow.sql` spells it so.
     const NOT_ANNOUNCED: &'static str = "expiry_announced = 0";
 
