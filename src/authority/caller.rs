@@ -7,8 +7,8 @@ use std::sync::Arc;
 use super::AuthorityError;
 use super::verification_cache::CachedSnapshot;
 use crate::domain::{
-    AccountId, InvalidationTarget, Permission, PermissionSet, PrincipalId, SecretHash, Timestamp,
-    TokenId,
+    AccountId, AllowedNetworks, InvalidationTarget, Permission, PermissionSet, PrincipalId,
+    SecretHash, Timestamp, TokenId,
 };
 
 /// Who is calling: the owner of the token presented, with that token's effective scopes.
@@ -194,6 +194,21 @@ impl Caller {
             &self.beyond_grant(wanted),
             &format!("{what} would exceed the caller's own permissions"),
         )
+    }
+
+    /// A caller whose credential may be used only from some networks hands out no secret
+    /// usable from elsewhere: the token it creates, duplicates or resets, and any list it
+    /// sets, must lie within its own (else a stolen allowlisted token could mint a secret
+    /// usable from anywhere).
+    pub fn ensure_networks_within(&self, networks: &AllowedNetworks) -> Result<(), AuthorityError> {
+        let own = &self.credential.snapshot.allowed_networks;
+        if networks.is_within(own) {
+            return Ok(());
+        }
+        Err(AuthorityError::PermissionDenied(format!(
+            "the caller's credential may be used only from {}: the token's allowed_networks must lie within them",
+            own.to_strings().join(", ")
+        )))
     }
 
     /// Kubernetes RBAC's escalation prevention for changes: the caller changes, disables,

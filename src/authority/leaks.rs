@@ -43,7 +43,7 @@ impl LeakReport {
         // Both are stored for the record, in the tokens' accounts too: never a secret (a URL
         // such as `…?token=tka_…` would put one in the audit log).
         for (text, field) in [(source.as_str(), "source"), (url.as_str(), "url")] {
-            if contains_token(text) {
+            if TokenSecret::appears_in(text) {
                 return Err(AuthorityError::invalid(
                     field,
                     "must not contain a token: it would be stored in plain text",
@@ -70,12 +70,6 @@ impl fmt::Debug for LeakReport {
             .field("url", &self.url)
             .finish()
     }
-}
-
-/// Whether `text` holds a well-formed token among its words.
-fn contains_token(text: &str) -> bool {
-    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .any(|word| TokenSecret::hash_presented(word).is_ok())
 }
 
 /// What became of one reported secret.

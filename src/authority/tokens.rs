@@ -12,8 +12,8 @@ use super::token_rules::{
 };
 use super::{Authority, AuthorityError, AuthorityResult, Caller, Committed};
 use crate::domain::{
-    AuditAction, InvalidationKind, MAX_LIFETIME, Permission, PermissionSet, Principal, ResetError,
-    RevokeReason, Timestamp, Token, TokenId, TokenName, TokenPolicy, TokenSecret, TokenSpec, now,
+    Account, AuditAction, InvalidationKind, MAX_LIFETIME, Permission, PermissionSet, Principal,
+    ResetError, RevokeReason, Timestamp, Token, TokenId, TokenName, TokenSecret, TokenSpec, now,
     validate_expiry,
 };
 use crate::store::{Change, SecretChange, TokenQuery};
@@ -30,6 +30,9 @@ pub(super) struct TokenChange<'a> {
     /// The audit record names no actor, token or address: the caller is of another account
     /// than the token's and not an operator (a leak report).
     pub conceal_actor: bool,
+    /// Set when the change was checked against the account's token policy: the version of
+    /// the account it was read at, which the change commits at or not at all.
+    pub policy_version: Option<i64>,
 }
 
 impl TokenChange<'_> {
@@ -40,6 +43,7 @@ impl TokenChange<'_> {
             details: BTreeMap::new(),
             secret: None,
             conceal_actor: false,
+            policy_version: None,
         }
     }
 }
@@ -48,13 +52,14 @@ impl Authority {
     /// The scopes of a new secret for `owner`, handed to `caller`, derived from `scopes`:
     /// the owner must be enabled in an account with API access, and what the secret can do
     /// must lie within what the caller may grant (see [`issued_scopes`]). With them, the
-    /// policy of the owner's account, which the token issued must keep.
+    /// owner's account, whose token policy the token issued must keep (and whose version
+    /// the change then commits at, see [`Store::insert_token`](crate::store::Store)).
     async fn issuable_scopes(
         &self,
         caller: &Caller,
         owner: &Principal,
         scopes: PermissionSet,
-    ) -> AuthorityResult<(PermissionSet, TokenPolicy)> {
+    ) -> AuthorityResult<(PermissionSet, Account)> {
         if owner.disabled {
             return Err(AuthorityError::FailedPrecondition(
                 "the owner principal is disabled".into(),
@@ -69,7 +74,7 @@ impl Authority {
         let scopes = issued_scopes(caller, owner, scopes)?;
         let granted = PermissionSet::effective_scopes(&scopes, &owner.permissions);
         caller.ensure_may_grant(&granted, "the token's scopes")?;
-        Ok((scopes, account.token_policy))
+        Ok((scopes, account))
     }
 
     pub async fn create_token(
@@ -92,7 +97,8 @@ impl Authority {
                 ),
             ));
         }
-        let (scopes, policy) = self.issuable_scopes(caller, &owner, request.scopes).await?;
+        caller.ensure_networks_within(&request.allowed_networks)?;
+        let (scopes, account) = self.issuable_scopes(caller, &owner, request.scopes).await?;
         let at = now();
         let expires_at = match request.expiry {
             Expiry::Never => None,
@@ -127,7 +133,7 @@ impl Authority {
             secret.display_hint(),
             at,
         );
-        policy.check_token(&token)?;
+        account.token_policy.check_token(&token)?;
         let mut audit = Self::audit(
             caller,
             AuditAction::TokenCreate,
@@ -142,7 +148,7 @@ impl Authority {
         };
         let event = self
             .store
-            .insert_token(&token, &secret.hash(), &change)
+            .insert_token(&token, &secret.hash(), account.version, &change)
             .await?;
         let revision = self.apply_committed(event).await;
         tracing::info!(token_id = %token.id, owner_id = %token.owner_id, "token created");
@@ -215,11 +221,15 @@ impl Authority {
         token.ensure_not_revoked()?;
         // A changed expiry or scope list must keep the policy; other fields may change on a
         // token that predates it.
-        let policy = if update.expires_at.is_some() || update.scopes.is_some() {
-            self.token_policy(&token.account_id).await?
+        let account = if update.expires_at.is_some() || update.scopes.is_some() {
+            Some(self.stored_account(&token.account_id).await?)
         } else {
-            TokenPolicy::default()
+            None
         };
+        let policy = account
+            .as_ref()
+            .map(|account| account.token_policy.clone())
+            .unwrap_or_default();
         let at = now();
         let mut fields = Vec::new();
         // Whether the change is visible in verification answers.
@@ -259,6 +269,7 @@ impl Authority {
             affects_verification = true;
         }
         if let Some(networks) = update.allowed_networks {
+            caller.ensure_networks_within(&networks)?;
             token.allowed_networks = networks;
             fields.push("allowed_networks");
             affects_verification = true;
@@ -274,6 +285,7 @@ impl Authority {
         let kind = affects_verification.then_some(InvalidationKind::TokenUpdated);
         let change = TokenChange {
             details,
+            policy_version: account.map(|account| account.version),
             ..TokenChange::new(AuditAction::TokenUpdate, kind)
         };
         self.commit_token(caller, token, change, at).await
@@ -402,8 +414,9 @@ impl Authority {
     ) -> AuthorityResult<Committed<(Token, TokenSecret)>> {
         caller.require(Permission::TOKENS_UPDATE)?;
         let (mut token, owner) = self.changeable_token(caller, id, etag).await?;
-        // The new secret goes to the caller: the same issuance rule as create and duplicate.
-        let (scopes, policy) = self
+        // The new secret goes to the caller: the same issuance rules as create and duplicate.
+        caller.ensure_networks_within(&token.allowed_networks)?;
+        let (scopes, account) = self
             .issuable_scopes(caller, &owner, token.scopes.clone())
             .await?;
         let mut details = BTreeMap::new();
@@ -422,8 +435,8 @@ impl Authority {
                     ResetError::Invalid(v) => AuthorityError::Invalid(v),
                 })?;
         // A new secret for a token that breaks the policy would defeat the policy's point.
-        policy.check_token(&token)?;
-        policy.check_reset_grace(grace_period)?;
+        account.token_policy.check_token(&token)?;
+        account.token_policy.check_reset_grace(grace_period)?;
         let secret = TokenSecret::generate();
         token.display_hint = secret.display_hint();
         token.previous_secret_expires_at = grace_end;
@@ -438,6 +451,7 @@ impl Authority {
         let change = TokenChange {
             details,
             secret: Some(&secret_change),
+            policy_version: Some(account.version),
             ..TokenChange::new(AuditAction::TokenReset, Some(InvalidationKind::TokenReset))
         };
         let committed = self.commit_token(caller, token, change, at).await?;
@@ -453,7 +467,8 @@ impl Authority {
         caller.require(Permission::TOKENS_UPDATE)?;
         let original = self.visible_token(caller, id).await?;
         let owner = self.visible_principal(caller, &original.owner_id).await?;
-        let (scopes, policy) = self
+        caller.ensure_networks_within(&original.allowed_networks)?;
+        let (scopes, account) = self
             .issuable_scopes(caller, &owner, original.scopes.clone())
             .await?;
         let name = match name {
@@ -491,7 +506,7 @@ impl Authority {
             secret.display_hint(),
             at,
         );
-        policy.check_token(&token)?;
+        account.token_policy.check_token(&token)?;
         let mut audit = Self::audit(
             caller,
             AuditAction::TokenDuplicate,
@@ -509,7 +524,7 @@ impl Authority {
         };
         let event = self
             .store
-            .insert_token(&token, &secret.hash(), &change)
+            .insert_token(&token, &secret.hash(), account.version, &change)
             .await?;
         let revision = self.apply_committed(event).await;
         tracing::info!(token_id = %token.id, source_token_id = %original.id, "token duplicated");
@@ -541,6 +556,7 @@ impl Authority {
             audit.peer_address = None;
         }
         let secret = change.secret;
+        let policy_version = change.policy_version;
         let change = Change {
             audit,
             invalidation: change
@@ -549,7 +565,7 @@ impl Authority {
         };
         let event = self
             .store
-            .update_token(&token, expected_version, secret, &change)
+            .update_token(&token, expected_version, secret, policy_version, &change)
             .await?;
         let revision = self.apply_committed(event).await;
         tracing::info!(token_id = %token.id, action = action.as_str(), "token changed");

@@ -18,7 +18,10 @@ use crate::domain::{AllowedNetworks, ValidationError};
 pub struct TrustedProxies(AllowedNetworks);
 
 impl TrustedProxies {
-    /// Proxies at these CIDRs or addresses (e.g. `10.0.0.0/8`, the load balancers' subnet).
+    /// Proxies at these CIDRs or addresses (e.g. `10.0.4.7`, `10.0.4.8`: the load balancers).
+    /// List the proxies' own addresses only, and only proxies that append the client to
+    /// `X-Forwarded-For`: any host inside a trusted network can claim any client address,
+    /// and a trusted proxy that appends nothing is taken for the client itself.
     pub fn parse<S: AsRef<str>>(networks: &[S]) -> Result<Self, ValidationError> {
         AllowedNetworks::parse(networks, "trusted_proxies").map(Self)
     }

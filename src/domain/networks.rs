@@ -54,6 +54,20 @@ impl AllowedNetworks {
         self.0.iter().any(|network| network.contains(&address))
     }
 
+    /// Whether every address this list permits, `outer` permits too: always when `outer` is
+    /// empty (anywhere); otherwise this list must be non-empty and each of its networks lie
+    /// inside one of `outer`'s.
+    pub fn is_within(&self, outer: &AllowedNetworks) -> bool {
+        if outer.0.is_empty() {
+            return true;
+        }
+        !self.0.is_empty()
+            && self
+                .0
+                .iter()
+                .all(|network| outer.0.iter().any(|o| o.contains(network)))
+    }
+
     /// The networks in CIDR notation, e.g. `10.0.0.0/8`.
     pub fn to_strings(&self) -> Vec<String> {
         self.0.iter().map(ToString::to_string).collect()
@@ -73,11 +87,11 @@ fn parse_network(value: &str, field: &str) -> Result<IpNet, ValidationError> {
     let network = match value.parse::<IpNet>() {
         Ok(network) => network,
         Err(_) => value.parse::<IpAddr>().map(IpNet::from).map_err(|_| {
+            // The value is not quoted back: what was typed there may be anything, a secret
+            // pasted in the wrong field included.
             ValidationError::new(
                 field,
-                format!(
-                    "{value:?} is not a CIDR such as 10.0.0.0/8 or 2001:db8::/32, nor an IP address"
-                ),
+                "is not a CIDR such as 10.0.0.0/8 or 2001:db8::/32, nor an IP address",
             )
         })?,
     };
@@ -109,6 +123,18 @@ mod tests {
 
     fn networks(values: &[&str]) -> AllowedNetworks {
         AllowedNetworks::parse(values, "allowed_networks").unwrap()
+    }
+
+    #[test]
+    fn a_list_lies_within_another_only_network_by_network() {
+        let outer = networks(&["10.0.0.0/8", "2001:db8::/32"]);
+        assert!(networks(&["10.1.0.0/16", "2001:db8:1::/48"]).is_within(&outer));
+        assert!(networks(&["10.0.0.0/8"]).is_within(&outer));
+        assert!(!networks(&["10.0.0.0/7"]).is_within(&outer));
+        assert!(!networks(&["10.1.0.0/16", "192.0.2.1"]).is_within(&outer));
+        assert!(!AllowedNetworks::default().is_within(&outer), "anywhere");
+        assert!(AllowedNetworks::default().is_within(&AllowedNetworks::default()));
+        assert!(outer.is_within(&AllowedNetworks::default()));
     }
 
     fn ip(value: &str) -> Option<IpAddr> {

@@ -63,6 +63,18 @@ impl TokenSecret {
         canonical(input).map(hash)
     }
 
+    /// Whether a well-formed token appears anywhere in `text`, whatever surrounds it (a
+    /// URL's `%3Dtka_…`, `key_tka_…`, trailing characters): for free text that is stored,
+    /// which must never hold a secret.
+    pub fn appears_in(text: &str) -> bool {
+        text.match_indices(TOKEN_PREFIX).any(|(start, _)| {
+            start
+                .checked_add(TOKEN_LEN)
+                .and_then(|end| text.get(start..end))
+                .is_some_and(|window| canonical(window).is_ok())
+        })
+    }
+
     /// The plaintext. Call it only to hand the secret to its owner, once.
     pub fn expose(&self) -> &str {
         &self.0
@@ -153,6 +165,27 @@ fn checksum(signed: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn tokens_are_found_inside_any_text() {
+        let token = TokenSecret::generate();
+        let t = token.expose();
+        for text in [
+            t.to_owned(),
+            format!("https://example.com/search?q=key%3D{t}"),
+            format!("key_{t}"),
+            format!("{t}abc"),
+            format!("é{t}é"),
+            format!("tka_tka_{t}"),
+        ] {
+            assert!(TokenSecret::appears_in(&text), "{text}");
+        }
+        let mut broken = t.to_owned();
+        broken.pop();
+        for text in ["", "tka_", "tka_short", broken.as_str(), "no token here"] {
+            assert!(!TokenSecret::appears_in(text), "{text}");
+        }
+    }
     use super::*;
 
     #[test]

@@ -85,7 +85,10 @@ impl AdminService for AdminApi {
         request: Request<proto::SetTokenPolicyRequest>,
     ) -> Result<Response<proto::SetTokenPolicyResponse>, Status> {
         let caller = authorize(&self.authority, &request, Permission::ACCOUNTS_MANAGE).await?;
-        let values = request.into_inner().policy.unwrap_or_default();
+        // Required: a client that forgot it must not lift every rule by accident.
+        let values = request.into_inner().policy.ok_or_else(|| {
+            AuthorityError::invalid("policy", "is required (an empty one lifts every rule)")
+        })?;
         let id = opt_account_id(&values.account_id, "policy.account_id")?;
         let policy = convert::parse_token_policy(&values)?;
         let account = self

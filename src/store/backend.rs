@@ -27,6 +27,15 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// on SQLite, `json_array_elements_text` on PostgreSQL (which needs the text cast).
     const JSON_TEXT_ELEMENTS: (&'static str, &'static str);
 
+    /// The statement that opens a write transaction. SQLite's is `BEGIN IMMEDIATE`: it takes
+    /// the write lock at once, waiting out another process's (the busy timeout); a deferred
+    /// transaction that read first would fail at its first write instead, without waiting.
+    const BEGIN_WRITE: &'static str;
+
+    /// What a `SELECT` appends to keep the rows it read from changing until the transaction
+    /// ends: ` FOR SHARE` on PostgreSQL; nothing on SQLite, whose writes are serialised.
+    const LOCK_FOR_SHARE: &'static str;
+
     /// The condition "this secret's grace-period end is not yet announced", spelled exactly
     /// as the partial index `token_secrets_pending_expiry` spells it: SQLite uses a partial
     /// index only for a query that repeats its condition word for word.

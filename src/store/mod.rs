@@ -175,10 +175,15 @@ pub trait Store: Send + Sync + 'static {
         change: &Change,
     ) -> StoreResult<Option<InvalidationEvent>>;
 
+    /// `policy_version`, here and in [`Store::update_token`]: the version of the token's
+    /// account whose token policy the change was checked against. The change commits only
+    /// while the account is still at that version (else [`StoreError::Conflict`]), so that no
+    /// token slips past a policy set concurrently.
     async fn insert_token(
         &self,
         token: &Token,
         secret: &SecretHash,
+        policy_version: i64,
         change: &Change,
     ) -> StoreResult<Option<InvalidationEvent>>;
     async fn token(&self, id: &TokenId) -> StoreResult<Option<Token>>;
@@ -188,6 +193,7 @@ pub trait Store: Send + Sync + 'static {
         token: &Token,
         expected_version: i64,
         secret: Option<&SecretChange>,
+        policy_version: Option<i64>,
         change: &Change,
     ) -> StoreResult<Option<InvalidationEvent>>;
     async fn delete_token(

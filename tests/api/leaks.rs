@@ -362,6 +362,19 @@ async fn bad_leak_reports_are_refused_and_revoke_nothing() {
             report(&[&leaked.secret], &format!("found {}", leaked.secret), ""),
             "source",
         ),
+        // Regression (review): a token glued to other characters was not seen.
+        (
+            report(
+                &[&leaked.secret],
+                "scanner",
+                &format!("https://x/search?q=key%3D{}", leaked.secret),
+            ),
+            "url",
+        ),
+        (
+            report(&[&leaked.secret], &format!("key_{}", leaked.secret), ""),
+            "source",
+        ),
     ] {
         let status = assert_code(
             tokens.report_leaked_tokens(request).await,

@@ -264,6 +264,84 @@ async fn an_allowlisted_credential_calls_the_authority_only_from_its_networks() 
     assert!(status.message().contains("address"), "{status:?}");
 }
 
+backend_tests!(an_allowlisted_credential_hands_out_no_secret_usable_elsewhere);
+
+// Regression (review): a stolen token limited to one network, holding tokens.create or
+// tokens.update, could mint or widen a secret usable from anywhere.
+async fn an_allowlisted_credential_hands_out_no_secret_usable_elsewhere() {
+    let app = TestApp::spawn().await;
+    let acme = app.create_tenant("acme", &[]).await;
+    // The tests connect from loopback, inside the credential's list.
+    let local = allowlisted(&app, &acme.admin_token, &["127.0.0.0/8"]).await;
+    let local_id = local.token.as_ref().unwrap().id.clone();
+    let unrestricted = app
+        .create_token(&acme.admin_token, &acme.admin_id, &[])
+        .await
+        .token
+        .unwrap()
+        .id;
+    let mut tokens = app.tokens(&local.secret);
+    let create = |networks: &[&str]| proto::CreateTokenRequest {
+        name: "minted".into(),
+        allowed_networks: networks.iter().map(|n| (*n).to_owned()).collect(),
+        ..Default::default()
+    };
+    for wider in [
+        &[][..],
+        &["10.0.0.0/8"],
+        &["127.0.0.1", "192.0.2.1"],
+        &["0.0.0.0/0"],
+    ] {
+        let status = assert_code(
+            tokens.create_token(create(wider)).await,
+            Code::PermissionDenied,
+        );
+        assert!(status.message().contains("127.0.0.0/8"), "{status:?}");
+    }
+    tokens
+        .create_token(create(&["127.0.0.1"]))
+        .await
+        .expect("a list within the credential's");
+    assert_code(
+        tokens
+            .update_token(proto::UpdateTokenRequest {
+                token: Some(proto::Token {
+                    id: local_id.clone(),
+                    ..Default::default()
+                }),
+                update_mask: masks(&["allowed_networks"]),
+            })
+            .await,
+        Code::PermissionDenied,
+    );
+    assert_code(
+        tokens
+            .duplicate_token(proto::DuplicateTokenRequest {
+                id: unrestricted.clone(),
+                name: String::new(),
+            })
+            .await,
+        Code::PermissionDenied,
+    );
+    assert_code(
+        tokens
+            .reset_token(proto::ResetTokenRequest {
+                id: unrestricted.clone(),
+                ..Default::default()
+            })
+            .await,
+        Code::PermissionDenied,
+    );
+    // Its own kind of secret it may still copy.
+    tokens
+        .duplicate_token(proto::DuplicateTokenRequest {
+            id: local_id,
+            name: String::new(),
+        })
+        .await
+        .expect("a copy with the same list");
+}
+
 /// Serves the health service behind a [`VerifyLayer`] that requires a token (and, with
 /// `trusted`, believes X-Forwarded-For from those proxies); returns its address.
 async fn layered_backend(app: &TestApp, trusted: &[&str]) -> String {

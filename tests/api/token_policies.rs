@@ -545,10 +545,18 @@ async fn only_account_managers_set_policies_and_only_their_own() {
         .await,
         Code::InvalidArgument,
     );
-    app.admin(&manager)
-        .set_token_policy(proto::SetTokenPolicyRequest { policy: None })
+    // Absent, the policy is an error, not a request to lift every rule.
+    let status = assert_code(
+        app.admin(&manager)
+            .set_token_policy(proto::SetTokenPolicyRequest { policy: None })
+            .await,
+        Code::InvalidArgument,
+    );
+    assert!(status.message().starts_with("policy"), "{status:?}");
+    assert_eq!(get_policy(&app, &acme.admin_token, "").await, before);
+    set_policy(&app, &manager, proto::TokenPolicy::default())
         .await
-        .expect("an absent policy is the empty one");
+        .expect("an empty policy lifts every rule");
     let lifted = get_policy(&app, &acme.admin_token, "").await;
     assert!(
         lifted.max_lifetime.is_none(),
@@ -567,6 +575,85 @@ async fn only_account_managers_set_policies_and_only_their_own() {
             .await,
         Code::InvalidArgument,
     );
+}
+
+backend_tests!(a_token_checked_against_an_outdated_policy_does_not_commit);
+
+/// The store refuses a token change checked against a policy that has changed since (the
+/// race between CreateToken and SetTokenPolicy, made deterministic by calling the store
+/// with the version read before the change).
+async fn a_token_checked_against_an_outdated_policy_does_not_commit() {
+    use token_authority::domain::{
+        AccountId, AllowedNetworks, ApiVersion, AuditAction, AuditRecord, Description, Labels,
+        PermissionSet, PrincipalId, Token, TokenName, TokenSecret, TokenSpec, now,
+    };
+    use token_authority::store::{Change, StoreError};
+
+    let app = TestApp::spawn().await;
+    let acme = app.create_tenant("acme", &[]).await;
+    let manager = policy_manager(&app, &acme).await;
+    let store = token_authority::startup::open_store(
+        &crate::helpers::test_settings(&app.database_url),
+        false,
+    )
+    .await
+    .expect("the store opens beside the server");
+    let account_id = AccountId::parse(&acme.account_id, "account").unwrap();
+    let read = store.account(&account_id).await.unwrap().unwrap();
+    set_policy(&app, &manager, policy("", Some(DAY), None, &[]))
+        .await
+        .unwrap();
+    let owner = PrincipalId::parse(&acme.admin_id, "owner").unwrap();
+    let secret = TokenSecret::generate();
+    let token = Token::issue(
+        TokenSpec {
+            account_id: account_id.clone(),
+            owner_id: owner.clone(),
+            name: TokenName::parse("raced", "name").unwrap(),
+            description: Description::default(),
+            scopes: PermissionSet::default(),
+            labels: Labels::default(),
+            api_version: ApiVersion::default(),
+            allowed_networks: AllowedNetworks::default(),
+            expires_at: None,
+            created_by: owner.clone(),
+        },
+        secret.display_hint(),
+        now(),
+    );
+    let change = Change {
+        audit: AuditRecord {
+            account_id: account_id.clone(),
+            actor_id: Some(owner),
+            actor_token_id: None,
+            action: AuditAction::TokenCreate,
+            target_id: token.id.to_string(),
+            peer_address: None,
+            details: Default::default(),
+            occurred_at: now(),
+        },
+        invalidation: None,
+    };
+    let stale = store
+        .insert_token(&token, &secret.hash(), read.version, &change)
+        .await;
+    assert!(
+        matches!(stale, Err(StoreError::Conflict("account"))),
+        "{stale:?}"
+    );
+    assert_code(
+        app.tokens(&acme.admin_token)
+            .get_token(proto::GetTokenRequest {
+                id: token.id.to_string(),
+            })
+            .await,
+        Code::NotFound,
+    );
+    let current = store.account(&account_id).await.unwrap().unwrap();
+    store
+        .insert_token(&token, &secret.hash(), current.version, &change)
+        .await
+        .expect("checked against the current policy");
 }
 
 backend_tests!(expiring_tokens_are_found_before_they_stop);

@@ -138,6 +138,10 @@ impl Backend for PostgresStore {
     const JSON_TEXT_ELEMENTS: (&'static str, &'static str) =
         ("json_array_elements_text(CAST(", " AS json))");
 
+    const LOCK_FOR_SHARE: &'static str = " FOR SHARE";
+
+    const BEGIN_WRITE: &'static str = "BEGIN";
+
     /// As `0001_initial.sql` spells it.
     const NOT_ANNOUNCED: &'static str = "NOT expiry_announced";
 

@@ -2,11 +2,12 @@
 
 use sqlx::{Pool, Transaction};
 
-use super::Db;
+use super::{Db, ThisBackend};
 use crate::domain::{Account, AccountId};
 use crate::store::StoreResult;
 use crate::store::rows::{AccountRow, encode_permissions, policy_seconds};
 use crate::store::time::to_micros;
+use crate::store::{Backend, StoreError};
 
 pub(super) async fn insert(tx: &mut Transaction<'_, Db>, account: &Account) -> StoreResult<()> {
     sqlx::query(
@@ -44,6 +45,29 @@ pub(super) async fn any(tx: &mut Transaction<'_, Db>) -> StoreResult<bool> {
         .fetch_one(&mut **tx)
         .await?;
     Ok(accounts > 0)
+}
+
+/// Refuses with a conflict unless the account is at `version`, and holds it there until the
+/// transaction ends (PostgreSQL: a share lock, which an update of the account waits for;
+/// SQLite's writes are serialised anyway).
+pub(super) async fn ensure_version(
+    tx: &mut Transaction<'_, Db>,
+    id: &AccountId,
+    version: i64,
+) -> StoreResult<()> {
+    let sql = format!(
+        "SELECT version FROM accounts WHERE id = $1{}",
+        ThisBackend::LOCK_FOR_SHARE
+    );
+    let current: Option<i64> = sqlx::query_scalar(&sql)
+        .bind(id.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+    match current {
+        None => Err(StoreError::NotFound("account")),
+        Some(current) if current != version => Err(StoreError::Conflict("account")),
+        Some(_) => Ok(()),
+    }
 }
 
 /// Writes every mutable column if the stored version is `expected_version`; returns

@@ -17,7 +17,7 @@ use crate::store::{
 };
 
 async fn begin_write(store: &ThisBackend) -> StoreResult<Transaction<'static, Db>> {
-    Ok(store.writer().begin().await?)
+    Ok(store.writer().begin_with(ThisBackend::BEGIN_WRITE).await?)
 }
 
 /// Records `change` in `tx` and commits: the end of every mutating operation.
@@ -129,9 +129,13 @@ impl Store for ThisBackend {
         &self,
         token: &Token,
         secret: &SecretHash,
+        policy_version: i64,
         change: &Change,
     ) -> StoreResult<Option<InvalidationEvent>> {
         let mut tx = begin_write(self).await?;
+        // First, before any row of the token is locked (SetApiAccess locks the account,
+        // then the tokens).
+        accounts::ensure_version(&mut tx, &token.account_id, policy_version).await?;
         tokens::insert(&mut tx, token, secret).await?;
         commit_change(tx, change).await
     }
@@ -149,9 +153,13 @@ impl Store for ThisBackend {
         token: &Token,
         expected_version: i64,
         secret: Option<&SecretChange>,
+        policy_version: Option<i64>,
         change: &Change,
     ) -> StoreResult<Option<InvalidationEvent>> {
         let mut tx = begin_write(self).await?;
+        if let Some(version) = policy_version {
+            accounts::ensure_version(&mut tx, &token.account_id, version).await?;
+        }
         if !tokens::update(&mut tx, token, expected_version).await? {
             let id = token.id.as_str();
             return Err(conflict_or_missing(&mut tx, "tokens", "token", id).await);

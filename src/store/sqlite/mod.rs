@@ -106,6 +106,10 @@ impl Backend for SqliteStore {
 
     const JSON_TEXT_ELEMENTS: (&'static str, &'static str) = ("json_each(", ")");
 
+    const LOCK_FOR_SHARE: &'static str = "";
+
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+
     /// The column is an INTEGER on SQLite; `0002_event_follow.sql` spells it so.
     const NOT_ANNOUNCED: &'static str = "expiry_announced = 0";
 
