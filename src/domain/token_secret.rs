@@ -64,15 +64,14 @@ impl TokenSecret {
     }
 
     /// Whether a well-formed token appears anywhere in `text`, whatever surrounds it (a
-    /// URL's `%3Dtka_…`, `key_tka_…`, trailing characters): for free text that is stored,
-    /// which must never hold a secret.
+    /// URL's `%3Dtka_…`, `key_tka_…`, trailing characters), as it is or percent-decoded
+    /// (`tka%5F…`): for free text that is stored, which must never hold a secret.
     pub fn appears_in(text: &str) -> bool {
-        text.match_indices(TOKEN_PREFIX).any(|(start, _)| {
-            start
-                .checked_add(TOKEN_LEN)
-                .and_then(|end| text.get(start..end))
-                .is_some_and(|window| canonical(window).is_ok())
-        })
+        appears_verbatim(text)
+            || (text.contains('%')
+                && appears_verbatim(
+                    &percent_encoding::percent_decode_str(text).decode_utf8_lossy(),
+                ))
     }
 
     /// The plaintext. Call it only to hand the secret to its owner, once.
@@ -119,6 +118,16 @@ impl fmt::Debug for SecretHash {
             self.0[0], self.0[1], self.0[2], self.0[3]
         )
     }
+}
+
+/// Whether a well-formed token appears in `text` as it is.
+fn appears_verbatim(text: &str) -> bool {
+    text.match_indices(TOKEN_PREFIX).any(|(start, _)| {
+        start
+            .checked_add(TOKEN_LEN)
+            .and_then(|end| text.get(start..end))
+            .is_some_and(|window| canonical(window).is_ok())
+    })
 }
 
 /// The token inside `input` (without `Bearer` and whitespace), if it is well formed.
@@ -177,6 +186,8 @@ mod tests {
             format!("{t}abc"),
             format!("é{t}é"),
             format!("tka_tka_{t}"),
+            format!("https://x/?t={}", t.replacen('_', "%5F", 1)),
+            t.bytes().map(|b| format!("%{b:02X}")).collect::<String>(),
         ] {
             assert!(TokenSecret::appears_in(&text), "{text}");
         }

@@ -375,6 +375,14 @@ async fn bad_leak_reports_are_refused_and_revoke_nothing() {
             report(&[&leaked.secret], &format!("key_{}", leaked.secret), ""),
             "source",
         ),
+        (
+            report(
+                &[&leaked.secret],
+                "scanner",
+                &format!("https://x/?t={}", leaked.secret.replacen('_', "%5F", 1)),
+            ),
+            "url",
+        ),
     ] {
         let status = assert_code(
             tokens.report_leaked_tokens(request).await,

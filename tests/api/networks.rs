@@ -302,44 +302,60 @@ async fn an_allowlisted_credential_hands_out_no_secret_usable_elsewhere() {
         .create_token(create(&["127.0.0.1"]))
         .await
         .expect("a list within the credential's");
-    assert_code(
-        tokens
-            .update_token(proto::UpdateTokenRequest {
-                token: Some(proto::Token {
-                    id: local_id.clone(),
-                    ..Default::default()
-                }),
-                update_mask: masks(&["allowed_networks"]),
-            })
-            .await,
-        Code::PermissionDenied,
-    );
-    assert_code(
+    let set_list = |networks: &[&str]| proto::UpdateTokenRequest {
+        token: Some(proto::Token {
+            id: local_id.clone(),
+            allowed_networks: networks.iter().map(|n| (*n).to_owned()).collect(),
+            ..Default::default()
+        }),
+        update_mask: masks(&["allowed_networks"]),
+    };
+    let refusals = [
+        tokens.update_token(set_list(&[])).await.map(|_| ()),
         tokens
             .duplicate_token(proto::DuplicateTokenRequest {
                 id: unrestricted.clone(),
                 name: String::new(),
             })
-            .await,
-        Code::PermissionDenied,
-    );
-    assert_code(
+            .await
+            .map(|_| ()),
         tokens
             .reset_token(proto::ResetTokenRequest {
                 id: unrestricted.clone(),
                 ..Default::default()
             })
-            .await,
-        Code::PermissionDenied,
-    );
-    // Its own kind of secret it may still copy.
+            .await
+            .map(|_| ()),
+    ];
+    for refused in refusals {
+        let status = assert_code(refused, Code::PermissionDenied);
+        assert!(status.message().contains("127.0.0.0/8"), "{status:?}");
+    }
+    // Its own kind of secret it may still copy, narrow and renew.
     tokens
         .duplicate_token(proto::DuplicateTokenRequest {
-            id: local_id,
+            id: local_id.clone(),
             name: String::new(),
         })
         .await
         .expect("a copy with the same list");
+    tokens
+        .update_token(set_list(&["127.0.0.0/16"]))
+        .await
+        .expect("a narrower list");
+    let renewed = tokens
+        .reset_token(proto::ResetTokenRequest {
+            id: local_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("its own token, within its list")
+        .into_inner();
+    assert_eq!(
+        renewed.token.unwrap().allowed_networks,
+        ["127.0.0.0/16"],
+        "kept by the reset"
+    );
 }
 
 /// Serves the health service behind a [`VerifyLayer`] that requires a token (and, with

@@ -649,11 +649,30 @@ async fn a_token_checked_against_an_outdated_policy_does_not_commit() {
             .await,
         Code::NotFound,
     );
+    // The store checks the version, not the rules (the authority does): at the current
+    // version the insert commits.
     let current = store.account(&account_id).await.unwrap().unwrap();
     store
         .insert_token(&token, &secret.hash(), current.version, &change)
         .await
-        .expect("checked against the current policy");
+        .expect("the account's current version");
+    // An update checked against the outdated version does not commit either.
+    let mut renamed = token.clone();
+    renamed.name = TokenName::parse("renamed", "name").unwrap();
+    renamed.version += 1;
+    let stale = store
+        .update_token(&renamed, token.version, None, Some(read.version), &change)
+        .await;
+    assert!(
+        matches!(stale, Err(StoreError::Conflict("account"))),
+        "{stale:?}"
+    );
+    assert_eq!(
+        app.get_token(&acme.admin_token, token.id.as_str())
+            .await
+            .name,
+        "raced"
+    );
 }
 
 backend_tests!(expiring_tokens_are_found_before_they_stop);
