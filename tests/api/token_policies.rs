@@ -845,3 +845,101 @@ fn check_filter_agrees_with_rules(backend: crate::helpers::Backend) {
         panic!("{backend:?}: {error}");
     }
 }
+
+/// On PostgreSQL, where replicas write concurrently: a policy-checked change (create,
+/// duplicate, reset, update of the expiry) whose account changes between the policy read
+/// and the commit is refused ABORTED. Another transaction holds the account row, changed,
+/// until the change is seen waiting for it; then commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_racing_an_account_change_is_aborted_on_postgres() {
+    use sqlx::Connection;
+    crate::helpers::BACKEND
+        .scope(crate::helpers::Backend::Postgres, async {
+            let app = TestApp::spawn().await;
+            let acme = app.create_tenant("acme", &[]).await;
+            let token_id = create(&app, &acme.admin_token, &[], Some(DAY))
+                .await
+                .unwrap()
+                .token
+                .unwrap()
+                .id;
+            for step in ["create", "duplicate", "reset", "update"] {
+                let mut blocker = sqlx::PgConnection::connect(&app.database_url)
+                    .await
+                    .unwrap();
+                sqlx::query("BEGIN").execute(&mut blocker).await.unwrap();
+                sqlx::query("UPDATE accounts SET version = version + 1 WHERE id = $1")
+                    .bind(&acme.account_id)
+                    .execute(&mut blocker)
+                    .await
+                    .unwrap();
+                let mut tokens = app.tokens(&acme.admin_token);
+                let id = token_id.clone();
+                let call = tokio::spawn(async move {
+                    match step {
+                        "create" => tokens
+                            .create_token(proto::CreateTokenRequest {
+                                name: "raced".into(),
+                                ..Default::default()
+                            })
+                            .await
+                            .map(|_| ()),
+                        "duplicate" => tokens
+                            .duplicate_token(proto::DuplicateTokenRequest {
+                                id,
+                                name: String::new(),
+                            })
+                            .await
+                            .map(|_| ()),
+                        "reset" => tokens
+                            .reset_token(proto::ResetTokenRequest {
+                                id,
+                                ..Default::default()
+                            })
+                            .await
+                            .map(|_| ()),
+                        _ => {
+                            let later = SystemTime::now() + Duration::from_secs(3_600);
+                            tokens
+                                .update_token(proto::UpdateTokenRequest {
+                                    token: Some(proto::Token {
+                                        id,
+                                        expire_time: Some(later.into()),
+                                        ..Default::default()
+                                    }),
+                                    update_mask: mask("expire_time"),
+                                })
+                                .await
+                                .map(|_| ())
+                        }
+                    }
+                });
+                wait_for_share_lock_waiter(&app.database_url, step).await;
+                sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
+                let outcome = call.await.expect("the call returns");
+                let status = assert_code(outcome, Code::Aborted);
+                assert!(status.message().contains("account"), "{step}: {status:?}");
+            }
+        })
+        .await
+}
+
+/// Waits until a session of the database waits for a lock in the policy version check.
+async fn wait_for_share_lock_waiter(database_url: &str, step: &str) {
+    use sqlx::Connection;
+    let mut observer = sqlx::PgConnection::connect(database_url).await.unwrap();
+    for _ in 0..1000 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity
+             WHERE wait_event_type = 'Lock' AND query LIKE '%FOR SHARE%'",
+        )
+        .fetch_one(&mut observer)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{step}: no change came to wait for the account row");
+}
