@@ -62,6 +62,9 @@ fn start_server(dir: &std::path::Path) -> (Child, String, String) {
             "json",
             "--log-level",
             "info",
+            // Every watcher connects from loopback.
+            "--max-connections-per-address",
+            "0",
         ])
         .arg("--database-url")
         .arg(format!("sqlite://{}", dir.join("propagation.db").display()))

@@ -46,7 +46,7 @@ fn warm_verification(c: &mut Criterion) {
             let endpoint = token_authority::metrics::install(addr)
                 .await
                 .expect("metrics");
-            tokio::spawn(endpoint.serve());
+            tokio::spawn(endpoint.serve(std::time::Duration::from_secs(10)));
         }
         let store = SqliteStore::connect(&url, 2).await.expect("store");
         store.migrate().await.expect("migrations");

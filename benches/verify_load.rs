@@ -243,7 +243,7 @@ fn main() {
                 token_authority::metrics::install("127.0.0.1:0".parse().expect("address"))
                     .await
                     .expect("metrics endpoint");
-            tokio::spawn(endpoint.serve());
+            tokio::spawn(endpoint.serve(std::time::Duration::from_secs(10)));
         }
         let mut app = Application::build(settings).await.expect("server starts");
         let operator = app

@@ -228,6 +228,52 @@ pub struct Settings {
     #[arg(long, env = "TOKEN_AUTHORITY_DATABASE_ACQUIRE_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration, global = true)]
     pub database_acquire_timeout: Duration,
 
+    /// The most connections the gRPC port holds at once; more are closed as they arrive.
+    /// 0: three quarters of the process's file limit (`ulimit -n`), at most 50,000.
+    #[arg(
+        long,
+        env = "TOKEN_AUTHORITY_MAX_CONNECTIONS",
+        default_value_t = 0,
+        global = true
+    )]
+    pub max_connections: usize,
+
+    /// The most connections the gRPC port holds at once from one client address (0: no cap
+    /// per address). Behind a proxy that hides client addresses, raise it or use 0.
+    #[arg(
+        long,
+        env = "TOKEN_AUTHORITY_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 1024,
+        global = true
+    )]
+    pub max_connections_per_address: usize,
+
+    /// How long a new connection (gRPC or metrics) may take to complete its handshakes and
+    /// send its first request before it is closed.
+    #[arg(long, env = "TOKEN_AUTHORITY_FIRST_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub first_request_timeout: Duration,
+
+    /// Failed authentications allowed per second from one client address, and with one
+    /// credential (bursts of five seconds' worth); past it, RESOURCE_EXHAUSTED for a second.
+    /// 0: no limit.
+    #[arg(
+        long,
+        env = "TOKEN_AUTHORITY_AUTH_FAILURES_PER_SECOND",
+        default_value_t = 20,
+        global = true
+    )]
+    pub auth_failures_per_second: u32,
+
+    /// How many reads of the database for tokens no cache holds may run at once; a look-up
+    /// that waits more than 2 s for its turn fails with RESOURCE_EXHAUSTED.
+    #[arg(
+        long,
+        env = "TOKEN_AUTHORITY_MAX_COLD_LOOKUPS",
+        default_value_t = 32,
+        global = true
+    )]
+    pub max_cold_lookups: usize,
+
     /// SQLite: read connections (writes use one).
     #[arg(
         long,
@@ -262,6 +308,20 @@ impl Settings {
             watch_buffer: self.watch_buffer,
             max_event_lag: self.max_event_lag,
             max_revision_wait: self.max_revision_wait,
+            max_cold_lookups: self.max_cold_lookups,
+            auth_failures_per_second: self.auth_failures_per_second,
+        }
+    }
+
+    /// What the gRPC port lets its clients hold.
+    pub fn grpc_connection_limits(&self) -> crate::connections::ConnectionLimits {
+        crate::connections::ConnectionLimits {
+            max_connections: match self.max_connections {
+                0 => crate::connections::ConnectionLimits::default_max_connections(),
+                cap => cap,
+            },
+            max_per_address: self.max_connections_per_address,
+            first_request_timeout: self.first_request_timeout,
         }
     }
 }

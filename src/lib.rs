@@ -7,7 +7,8 @@
 //! - `store`: persistence behind one trait, on SQLite or PostgreSQL.
 //! - `authority`: the use cases, with the verification cache and the watch streams.
 //! - `grpc`: thin tonic services over the authority.
-//! - `configuration`, `telemetry`, `metrics`, `startup`: running the server.
+//! - `configuration`, `telemetry`, `metrics`, `connections`, `startup`: running the server
+//!   (`connections` bounds what idle or slow clients can hold on its listeners).
 //!
 //! Beside them: `client`, the library backends use to verify tokens (a caching verifier and
 //! a tower layer); `tokenctl`, the admin CLI; [`credential`] and `watermarks`, shared by the
@@ -44,6 +45,9 @@ pub mod metrics;
 
 #[cfg(feature = "server")]
 pub mod configuration;
+
+#[cfg(feature = "server")]
+pub mod connections;
 
 #[cfg(feature = "server")]
 pub mod startup;

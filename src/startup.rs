@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 
 use crate::authority::{Authority, AuthorityError, bootstrap};
 use crate::configuration::Settings;
+use crate::connections::{FirstRequestLayer, GuardedListener};
 use crate::domain::TokenSecret;
 use crate::grpc::{AdminApi, TokenApi, limits, panics, rpc_metrics};
 use crate::proto::admin_service_server::AdminServiceServer;
@@ -281,6 +281,14 @@ impl Application {
             builder =
                 builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
         }
+        let limits = self.settings.grpc_connection_limits();
+        tracing::info!(
+            max_connections = limits.max_connections,
+            max_per_address = limits.max_per_address,
+            first_request_timeout = ?limits.first_request_timeout,
+            "connection limits"
+        );
+        let incoming = GuardedListener::new(self.listener, "grpc", limits).into_incoming();
         let serve = builder
             // Notices dead peers so that their streams and memory are released.
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -288,6 +296,7 @@ impl Application {
             .trace_fn(
                 |request| tracing::error_span!(panics::REQUEST_SPAN, method = %request.uri().path()),
             )
+            .layer(FirstRequestLayer)
             .layer(rpc_metrics::RpcMetricsLayer)
             .layer(panics::catch_panic_layer())
             .layer(limits::resource_exhausted_layer())
@@ -296,10 +305,7 @@ impl Application {
             .add_service(reflection_v1alpha)
             .add_service(token_service)
             .add_service(admin_service)
-            .serve_with_incoming_shutdown(
-                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
-                stopping,
-            );
+            .serve_with_incoming_shutdown(incoming, stopping);
         let served = tokio::select! {
             served = serve => served,
             () = drain_deadline => {
@@ -322,6 +328,9 @@ impl Application {
 const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
 /// How often secrets whose grace period has ended are looked for.
 const GRACE_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the failure allowances of peers and credentials that stopped failing are
+/// forgotten.
+const FAILURE_MEMORY_INTERVAL: Duration = Duration::from_secs(10);
 /// How often old invalidation events are pruned at most (short retentions prune sooner).
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -364,6 +373,11 @@ fn spawn_background_tasks(
                 }
             }
         }
+    }));
+    let forgetter = authority.clone();
+    tasks.spawn(every(FAILURE_MEMORY_INTERVAL, move || {
+        forgetter.forget_idle_failures();
+        std::future::ready(())
     }));
     let pruner = authority.clone();
     let retention = settings.event_retention;

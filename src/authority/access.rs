@@ -49,7 +49,8 @@ impl Authority {
         check_etag(etag, token.version)?;
         let owner = self.visible_principal(caller, &token.owner_id).await?;
         let held = PermissionSet::effective_scopes(&token.scopes, &owner.permissions);
-        caller.ensure_may_act_on(&held, "token")?;
+        let disclose = caller.may_read_permissions_of(&owner.id);
+        caller.ensure_may_act_on(&held, "token", disclose)?;
         Ok((token, owner))
     }
 }

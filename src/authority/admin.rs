@@ -129,7 +129,8 @@ impl Authority {
         }
         if !enabled {
             let held = self.permissions_in_account(&id).await?;
-            caller.ensure_may_act_on(&held, "account")?;
+            let disclose = caller.permissions().contains(Permission::PRINCIPALS_MANAGE);
+            caller.ensure_may_act_on(&held, "account", disclose)?;
         }
         let at = now();
         let expected_version = account.version;
@@ -213,7 +214,8 @@ impl Authority {
         caller.require(Permission::PRINCIPALS_MANAGE)?;
         let account_id = caller.target_account(request.account_id)?;
         self.stored_account(&account_id).await?;
-        caller.ensure_may_grant(&request.permissions, "the permissions")?;
+        // The permissions are the caller's own request: naming them reveals nothing.
+        caller.ensure_may_grant(&request.permissions, "the permissions", true)?;
         let at = now();
         let principal = Principal {
             id: PrincipalId::generate(),
@@ -303,7 +305,8 @@ impl Authority {
         caller.require(Permission::PRINCIPALS_MANAGE)?;
         let mut principal = self.visible_principal(caller, id).await?;
         check_etag(etag, principal.version)?;
-        caller.ensure_may_act_on(&principal.permissions, "principal")?;
+        // The caller holds `principals.manage`: it may read them.
+        caller.ensure_may_act_on(&principal.permissions, "principal", true)?;
         let mut details = BTreeMap::new();
         let mut fields = Vec::new();
         if let Some(display_name) = update.display_name {
@@ -311,7 +314,10 @@ impl Authority {
             fields.push("display_name");
         }
         if let Some(permissions) = update.permissions {
-            caller.ensure_may_grant(&permissions, "the permissions")?;
+            caller.ensure_may_grant(&permissions, "the permissions", true)?;
+            if !permissions.difference(&principal.permissions).is_empty() {
+                caller.ensure_unrestricted("grant a principal permissions")?;
+            }
             caller.note_escalation(
                 &permissions.difference(&principal.permissions),
                 &mut details,
@@ -324,6 +330,9 @@ impl Authority {
                 return Err(AuthorityError::FailedPrecondition(
                     "a principal cannot disable itself".into(),
                 ));
+            }
+            if !disabled && principal.disabled {
+                caller.ensure_unrestricted("enable a principal")?;
             }
             principal.disabled = disabled;
             fields.push("disabled");

@@ -183,23 +183,34 @@ impl Caller {
         }
     }
 
+    /// Whether the caller may read the permissions of principal `id` (of an account it may
+    /// see): its own, or anyone's with `principals.manage` (GetPrincipal). A refusal names
+    /// another principal's permissions, or a token's that derive from them, only then.
+    pub fn may_read_permissions_of(&self, id: &PrincipalId) -> bool {
+        self.principal_id() == id || self.permissions().contains(Permission::PRINCIPALS_MANAGE)
+    }
+
     /// Refuses to hand out permissions the caller may not grant (no escalation): see
-    /// [`Caller::beyond_grant`]. `what` names the permissions in the error.
+    /// [`Caller::beyond_grant`]. `what` names the permissions in the error, which lists them
+    /// only when `disclose` (the caller may read them, see
+    /// [`Caller::may_read_permissions_of`]).
     pub fn ensure_may_grant(
         &self,
         wanted: &PermissionSet,
         what: &str,
+        disclose: bool,
     ) -> Result<(), AuthorityError> {
         refuse_any(
             &self.beyond_grant(wanted),
             &format!("{what} would exceed the caller's own permissions"),
+            disclose,
         )
     }
 
     /// A caller whose credential may be used only from some networks hands out no secret
-    /// usable from elsewhere: the token it creates, duplicates or resets, and any list it
-    /// sets, must lie within its own (else a stolen allowlisted token could mint a secret
-    /// usable from anywhere).
+    /// usable from elsewhere: the token it creates, duplicates, resets, enables or gives a
+    /// longer life, and any list it sets, must lie within its own (else a stolen allowlisted
+    /// token could mint or revive a secret usable from anywhere).
     pub fn ensure_networks_within(&self, networks: &AllowedNetworks) -> Result<(), AuthorityError> {
         let own = &self.credential.snapshot.allowed_networks;
         if networks.is_within(own) {
@@ -211,6 +222,19 @@ impl Caller {
         )))
     }
 
+    /// A caller whose credential may be used only from some networks makes no principal
+    /// more powerful and revives none (`what` it tried): that principal's existing tokens,
+    /// whose secrets may be in anyone's hands, may be usable from anywhere.
+    pub fn ensure_unrestricted(&self, what: &str) -> Result<(), AuthorityError> {
+        let own = &self.credential.snapshot.allowed_networks;
+        if own.is_empty() {
+            return Ok(());
+        }
+        Err(AuthorityError::PermissionDenied(format!(
+            "the caller's credential may be used only from some networks, so it cannot {what}: the principal's tokens may be usable from anywhere"
+        )))
+    }
+
     /// Kubernetes RBAC's escalation prevention for changes: the caller changes, disables,
     /// re-enables or deletes only objects (a principal, a token) whose permissions it may
     /// grant, so that nobody locks out or revives someone more powerful. `what` names the
@@ -219,21 +243,29 @@ impl Caller {
         &self,
         held: &PermissionSet,
         what: &str,
+        disclose: bool,
     ) -> Result<(), AuthorityError> {
         refuse_any(
             &self.beyond_grant(held),
             &format!(
                 "the {what} holds permissions the caller lacks, so the caller cannot change it"
             ),
+            disclose,
         )
     }
 }
 
-/// PERMISSION_DENIED naming the permissions `beyond` the caller's power, after `reason`, with
-/// a hint when `permissions.escalate` would have allowed them; Ok when there are none.
-fn refuse_any(beyond: &PermissionSet, reason: &str) -> Result<(), AuthorityError> {
+/// PERMISSION_DENIED after `reason`, naming the permissions `beyond` the caller's power when
+/// it may read them (`disclose`), with a hint when `permissions.escalate` would have allowed
+/// them; Ok when there are none.
+fn refuse_any(beyond: &PermissionSet, reason: &str, disclose: bool) -> Result<(), AuthorityError> {
     if beyond.is_empty() {
         return Ok(());
+    }
+    if !disclose {
+        return Err(AuthorityError::PermissionDenied(format!(
+            "{reason} (which ones is told only to a caller with `principals.manage`)"
+        )));
     }
     let hint = if beyond.application().is_empty() {
         ""

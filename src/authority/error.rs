@@ -31,13 +31,13 @@ pub enum AuthorityError {
     #[error("the server is shutting down; resume from the last revision seen")]
     ShuttingDown,
     /// A `min_revision` this replica has not applied within the wait: worth a retry, here or
-    /// on another replica.
+    /// on another replica. The message does not say which revision the replica has applied:
+    /// the revision counts every account's changes (see SECURITY.md).
     #[error(
-        "this replica has applied revision {applied}, not yet {wanted}, after waiting {waited:?}: retry, or ask another replica"
+        "this replica has not applied revision {wanted} yet, after waiting {waited:?}: retry, or ask another replica"
     )]
     RevisionNotApplied {
         wanted: u64,
-        applied: u64,
         waited: std::time::Duration,
     },
     /// The database cannot be reached; worth a retry.

@@ -14,11 +14,16 @@ use super::tokens::TokenChange;
 use super::{Authority, AuthorityError, AuthorityResult, Caller, Committed};
 use crate::domain::{
     AccountId, AuditAction, InvalidationKind, LeakReportId, LeakSource, LeakUrl, Permission,
-    RevokeReason, StoredState, TokenId, TokenSecret, now,
+    RevokeReason, TokenId, TokenSecret, now,
 };
 
 /// The most secrets one report may carry: a scanner with more sends several reports.
 pub const MAX_LEAKED_SECRETS: usize = 100;
+
+/// The revoke reason of a token reported from another account (see
+/// [`Authority::leak_reason`]).
+pub const FOREIGN_REPORT_REASON: &str =
+    "leaked: reported by a principal of another account (a secret scanner or incident responder)";
 
 /// How often a revoke that lost a race with a concurrent change of the same token is tried
 /// again (each try reads the token afresh).
@@ -75,11 +80,10 @@ impl fmt::Debug for LeakReport {
 /// What became of one reported secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeakStatus {
-    /// Its token could still be used, or be made usable again (a disabled or expired token):
-    /// it is revoked now.
+    /// It was issued for a token that is not revoked (whether the secret still opens it,
+    /// or a reset has replaced it since): the token is revoked now.
     Revoked,
-    /// Its token was already revoked, or it is a replaced secret whose grace period has
-    /// ended: nothing could use it any more.
+    /// Its token was already revoked: nothing could use it any more.
     AlreadyInactive,
     /// Well formed, but no token has it (never issued, or deleted).
     NotFound,
@@ -160,50 +164,34 @@ impl Authority {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            // Read from the store, not the cache: the answer must be the current state.
-            let Some((snapshot, read_at)) = self.store.verification_snapshot(&hash).await? else {
+            // Read from the store, not the cache: the answer must be the current state. A
+            // secret replaced by a reset still names its token: whoever held it could have
+            // reset the token to a secret of their own before the report arrived.
+            let Some(token_id) = self.store.issued_secret_token(&hash).await? else {
                 return Ok((LeakOutcome::unknown(LeakStatus::NotFound), 0));
             };
-            let visible = caller.can_access(&snapshot.account_id);
-            let outcome = |status| LeakOutcome {
-                status,
-                token: visible.then(|| (snapshot.token_id.clone(), snapshot.account_id.clone())),
-            };
-            let at = now();
-            let secret_ended = snapshot.secret_expires_at.is_some_and(|end| end <= at);
-            if secret_ended || matches!(snapshot.state, StoredState::Revoked { .. }) {
-                return Ok((outcome(LeakStatus::AlreadyInactive), read_at));
-            }
-            // A secret still in its grace period after a reset revokes the whole token: a
-            // leak exposed where the token's holder keeps it, and the new secret most
-            // likely lives in the same place.
-            let Some(mut token) = self.store.token(&snapshot.token_id).await? else {
+            // Read before the token: the token is at least as new as this revision.
+            let read_at = self.store.revision().await?;
+            let Some(mut token) = self.store.token(&token_id).await? else {
                 return Ok((LeakOutcome::unknown(LeakStatus::NotFound), read_at));
             };
-            let reason = RevokeReason::parse(
-                &format!("leaked: reported by {}", report.source.as_str()),
-                "source",
-            )?;
-            if token
-                .revoke(visible.then(|| caller.principal_id().clone()), reason, at)
-                .is_err()
-            {
+            let visible = caller.can_access(&token.account_id);
+            let named = visible.then(|| (token_id.clone(), token.account_id.clone()));
+            let outcome = |status| LeakOutcome {
+                status,
+                token: named.clone(),
+            };
+            let at = now();
+            // Whatever became of the secret since (a reset, a grace period that ended), the
+            // token it was issued for is revoked: its other secrets are most likely where
+            // this one leaked, or in the hands of whoever found it.
+            let reason = RevokeReason::parse(&Self::leak_reason(visible, report), "source")?;
+            let revoker = visible.then(|| caller.principal_id().clone());
+            if token.revoke(revoker, reason, at).is_err() {
                 return Ok((outcome(LeakStatus::AlreadyInactive), read_at));
             }
-            let mut details = BTreeMap::new();
-            details.insert("leak_report_id".to_owned(), id.to_string());
-            details.insert("leak_source".to_owned(), report.source.as_str().to_owned());
-            if !report.url.as_str().is_empty() {
-                details.insert("leak_url".to_owned(), report.url.as_str().to_owned());
-            }
-            if !visible {
-                details.insert(
-                    "reporter".to_owned(),
-                    "a principal of another account".to_owned(),
-                );
-            }
             let change = TokenChange {
-                details,
+                details: Self::leak_details(visible, id, report),
                 conceal_actor: !visible,
                 ..TokenChange::new(
                     AuditAction::TokenRevoke,
@@ -214,7 +202,7 @@ impl Authority {
                 Ok(committed) => {
                     tracing::warn!(
                         report_id = %id,
-                        token_id = %snapshot.token_id,
+                        token_id = %token_id,
                         "token revoked: its secret was reported leaked"
                     );
                     return Ok((outcome(LeakStatus::Revoked), committed.revision));
@@ -228,6 +216,41 @@ impl Authority {
                 Err(error) => return Err(error),
             }
         }
+    }
+
+    /// The revoke reason of a reported token. A reporter the token's account may not see
+    /// (of another account, not an operator) puts none of its own words in that account's
+    /// records: they could carry a phishing message ("call … to restore").
+    fn leak_reason(visible: bool, report: &LeakReport) -> String {
+        if visible {
+            format!("leaked: reported by {}", report.source.as_str())
+        } else {
+            FOREIGN_REPORT_REASON.to_owned()
+        }
+    }
+
+    /// The details of a reported token's revoke record: the report's id always; its source
+    /// and url only when the reporter is visible to the token's account (see
+    /// [`Authority::leak_reason`]).
+    fn leak_details(
+        visible: bool,
+        id: &LeakReportId,
+        report: &LeakReport,
+    ) -> BTreeMap<String, String> {
+        let mut details = BTreeMap::new();
+        details.insert("leak_report_id".to_owned(), id.to_string());
+        if visible {
+            details.insert("leak_source".to_owned(), report.source.as_str().to_owned());
+            if !report.url.as_str().is_empty() {
+                details.insert("leak_url".to_owned(), report.url.as_str().to_owned());
+            }
+        } else {
+            details.insert(
+                "reporter".to_owned(),
+                "a principal of another account".to_owned(),
+            );
+        }
+        details
     }
 
     /// The reporter's own audit record of report `id`: its source, url and size, and no

@@ -10,8 +10,10 @@ mod access;
 mod admin;
 mod bootstrap;
 mod caller;
+mod cold_lookups;
 mod error;
 mod events;
+mod failed_authentications;
 mod last_use;
 mod leaks;
 mod page_token;
@@ -45,6 +47,8 @@ pub use token_requests::{Expiry, NewToken, TokenFilter, TokenUpdate};
 pub use verify::VerifyOutcome;
 pub use watch::{WatchItem, WatchOptions, WatchStart};
 
+use cold_lookups::ColdLookups;
+use failed_authentications::FailedAuthentications;
 use last_use::LastUseRecorder;
 use verification_cache::VerificationCache;
 
@@ -70,6 +74,11 @@ pub struct AuthorityConfig {
     pub max_event_lag: Duration,
     /// How long VerifyToken waits for a `min_revision` this authority has not applied yet.
     pub max_revision_wait: Duration,
+    /// How many reads of the database for tokens no cache holds may run at once.
+    pub max_cold_lookups: usize,
+    /// Failed authentications allowed per second per peer address and per credential (with
+    /// a burst of five seconds' worth); 0: no limit.
+    pub auth_failures_per_second: u32,
 }
 
 impl Default for AuthorityConfig {
@@ -81,6 +90,8 @@ impl Default for AuthorityConfig {
             watch_buffer: 1024,
             max_event_lag: Duration::from_secs(30),
             max_revision_wait: Duration::from_secs(1),
+            max_cold_lookups: 32,
+            auth_failures_per_second: 20,
         }
     }
 }
@@ -91,6 +102,10 @@ pub struct Authority {
     config: AuthorityConfig,
     cache: VerificationCache,
     last_use: LastUseRecorder,
+    /// Look-ups the cache cannot answer: bounded, and unknown hashes remembered.
+    cold: ColdLookups,
+    /// Failed authentications, limited per peer and per credential.
+    failures: FailedAuthentications,
     page_tokens: PageTokenCodec,
     /// The revision up to which every event has been applied to the cache, in order (read on
     /// every verification, hence an atomic) ...
@@ -121,6 +136,8 @@ impl Authority {
                 config.verification_cache_capacity,
                 config.verification_cache_ttl,
             ),
+            cold: ColdLookups::new(config.max_cold_lookups),
+            failures: FailedAuthentications::new(config.auth_failures_per_second),
             store,
             config,
             last_use: LastUseRecorder::default(),
@@ -166,9 +183,23 @@ impl Authority {
     /// Waits until this authority has applied `revision`, at most `max_revision_wait`; the
     /// event follower is woken to read the events table at once rather than at its next
     /// poll. 0 is always applied.
+    ///
+    /// A revision newer than any committed is refused at once (INVALID_ARGUMENT): no answer
+    /// ever carried it, and waiting for it would hold the call until some account changes.
     pub async fn await_revision(&self, revision: u64) -> AuthorityResult<()> {
         if self.revision() >= revision {
             return Ok(());
+        }
+        // Read within the cold look-ups' bound: a stranger's far-future revisions cost no
+        // more than its forged tokens do. A store that cannot be read leaves the wait below
+        // to answer.
+        if let Ok(newest) = self.cold.store_revision(self.store.as_ref()).await
+            && newest < revision
+        {
+            return Err(AuthorityError::invalid(
+                "min_revision",
+                "is newer than any change committed: pass a revision an answer carried",
+            ));
         }
         self.wake.notify_one();
         let mut applied = self.applied.subscribe();
@@ -177,7 +208,6 @@ impl Authority {
             Ok(Ok(_)) => Ok(()),
             _ => Err(AuthorityError::RevisionNotApplied {
                 wanted: revision,
-                applied: self.revision(),
                 waited: self.config.max_revision_wait,
             }),
         }
@@ -227,6 +257,12 @@ impl Authority {
     /// Ends every watch stream (with UNAVAILABLE, so that clients resume elsewhere).
     pub fn stop_watches(&self) {
         self.stopping.send_replace(true);
+    }
+
+    /// Forgets the failure allowances of peers and credentials that stopped failing.
+    /// Called periodically.
+    pub fn forget_idle_failures(&self) {
+        self.failures.forget_idle();
     }
 
     /// Writes pending last-use times to the store. Called periodically and at shutdown.

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use super::{AuthorityError, AuthorityResult, Caller};
 use crate::domain::{
-    Invalidation, InvalidationKind, InvalidationTarget, PermissionSet, Principal, Token, TokenName,
+    Invalidation, InvalidationKind, InvalidationTarget, PermissionSet, Principal, Timestamp, Token,
+    TokenName,
 };
 
 /// The scopes a token gets when its secret goes to `caller`. Only an owner presenting an
@@ -77,6 +78,16 @@ pub(super) fn narrow_scopes(
     Ok(())
 }
 
+/// Whether changing a token's expiry from `current` to `new` lets it live longer (None:
+/// never expires).
+pub(super) fn extends_life(current: Option<Timestamp>, new: Option<Timestamp>) -> bool {
+    match (current, new) {
+        (_, None) => current.is_some(),
+        (None, Some(_)) => false,
+        (Some(current), Some(new)) => new > current,
+    }
+}
+
 /// "<name> (copy)", shortened to stay within the name's limit.
 pub(super) fn copy_name(name: &TokenName) -> TokenName {
     const SUFFIX: &str = " (copy)";
@@ -105,6 +116,17 @@ mod tests {
         // An unscoped token may be narrowed to anything its owner has.
         assert!(narrow_scopes(&PermissionSet::default(), &set(&["c"]), &owner).is_ok());
         assert!(narrow_scopes(&PermissionSet::default(), &set(&["z"]), &owner).is_err());
+    }
+
+    #[test]
+    fn only_a_later_or_removed_expiry_extends_a_life() {
+        let t = |s| chrono::DateTime::from_timestamp(s, 0);
+        assert!(extends_life(t(10), t(11)));
+        assert!(extends_life(t(10), None));
+        assert!(!extends_life(t(10), t(10)));
+        assert!(!extends_life(t(10), t(9)));
+        assert!(!extends_life(None, t(9)));
+        assert!(!extends_life(None, None));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use chrono::Duration;
 use super::paging::{self, Listing, Page, decode_time_position, time_position};
 use super::token_requests::{Expiry, NewToken, TokenFilter, TokenUpdate};
 use super::token_rules::{
-    copy_name, issued_scopes, narrow_scopes, note_escalation, token_invalidation,
+    copy_name, extends_life, issued_scopes, narrow_scopes, note_escalation, token_invalidation,
 };
 use super::{Authority, AuthorityError, AuthorityResult, Caller, Committed};
 use crate::domain::{
@@ -73,7 +73,8 @@ impl Authority {
         }
         let scopes = issued_scopes(caller, owner, scopes)?;
         let granted = PermissionSet::effective_scopes(&scopes, &owner.permissions);
-        caller.ensure_may_grant(&granted, "the token's scopes")?;
+        let disclose = caller.may_read_permissions_of(&owner.id);
+        caller.ensure_may_grant(&granted, "the token's scopes", disclose)?;
         Ok((scopes, account))
     }
 
@@ -89,13 +90,16 @@ impl Authority {
         let owner = self.visible_principal(caller, &owner_id).await?;
         let lacking = request.scopes.difference(&owner.permissions);
         if !lacking.is_empty() {
-            return Err(AuthorityError::invalid(
-                "scopes",
+            // Which ones, only to a caller who may read the owner's permissions.
+            let message = if caller.may_read_permissions_of(&owner.id) {
                 format!(
                     "the owner does not have: {}",
                     lacking.to_strings().join(", ")
-                ),
-            ));
+                )
+            } else {
+                "the owner does not hold every scope listed (which ones is told only to a caller with `principals.manage`)".to_owned()
+            };
+            return Err(AuthorityError::invalid("scopes", message));
         }
         caller.ensure_networks_within(&request.allowed_networks)?;
         let (scopes, account) = self.issuable_scopes(caller, &owner, request.scopes).await?;
@@ -255,6 +259,12 @@ impl Authority {
                 validate_expiry(when, at, "expire_time")?;
             }
             policy.check_lifetime(token.created_at, expires_at)?;
+            // A longer life is power handed out again: only to a token that keeps every
+            // rule, its scopes too. A shorter one only takes power away.
+            if extends_life(token.expires_at, expires_at) {
+                policy.check_scopes(&token.scopes)?;
+                caller.ensure_networks_within(&token.allowed_networks)?;
+            }
             token.expires_at = expires_at;
             fields.push("expire_time");
             affects_verification = true;
@@ -350,6 +360,10 @@ impl Authority {
     ) -> AuthorityResult<Committed<Token>> {
         caller.require(Permission::TOKENS_UPDATE)?;
         let (mut token, _) = self.changeable_token(caller, id, etag).await?;
+        if enable {
+            // Enabling makes a secret usable again: the same rule as issuing one.
+            caller.ensure_networks_within(&token.allowed_networks)?;
+        }
         let changed = if enable {
             token.enable()?
         } else {

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use super::cold_lookups::Lookup;
+use super::failed_authentications::Refusal;
 use super::verification_cache::CachedSnapshot;
 use super::{Authority, AuthorityError, AuthorityResult, Caller};
 use crate::domain::{
@@ -110,23 +112,44 @@ impl Authority {
         presented: Option<&str>,
         peer: Option<std::net::SocketAddr>,
     ) -> AuthorityResult<Caller> {
-        let presented = presented.ok_or_else(|| {
-            AuthorityError::Unauthenticated(
+        let Some(presented) = presented else {
+            self.failures
+                .record_failure(peer.map(|addr| addr.ip()), None);
+            return Err(AuthorityError::Unauthenticated(
                 "missing credential: send `authorization: Bearer <token>` or `x-api-key: <token>`"
                     .into(),
-            )
-        })?;
-        let Ok(hash) = TokenSecret::hash_presented(presented) else {
+            ));
+        };
+        let client = peer.map(|addr| addr.ip());
+        let hash = TokenSecret::hash_presented(presented).ok();
+        if let Some(refusal) = self.failures.refusal(client, hash.as_ref()) {
+            return Err(AuthorityError::ResourceExhausted(
+                match refusal {
+                    Refusal::Peer => {
+                        "too many failed authentications from this address: retry in a second"
+                    }
+                    Refusal::Credential => {
+                        "too many failed authentications with this credential: retry in a second"
+                    }
+                }
+                .into(),
+            ));
+        }
+        let Some(hash) = hash else {
+            self.failures.record_failure(client, None);
             return Err(AuthorityError::Unauthenticated(
                 "the credential is not a well-formed token".into(),
             ));
         };
-        let client = peer.map(|addr| addr.ip());
         let outcome = self
             .verify_hash(&hash, &PermissionSet::default(), client)
             .await?;
         self.note_use(&outcome);
-        credential(outcome).map(|credential| Caller::new(credential, hash, peer))
+        let caller = credential(outcome).map(|credential| Caller::new(credential, hash, peer));
+        if caller.is_err() {
+            self.failures.record_failure(client, Some(&hash));
+        }
+        caller
     }
 
     /// Authenticates `caller`'s credential again, as it is now, and checks that it still
@@ -192,13 +215,14 @@ impl Authority {
             }
             None => {
                 let started = Instant::now();
-                let Some((snapshot, revision)) = self.store.verification_snapshot(hash).await?
-                else {
-                    return Ok(VerifyOutcome {
-                        path: VerifyPath::Store,
-                        ..VerifyOutcome::without_token(VerificationCode::NotFound, applied)
-                    });
-                };
+                let (snapshot, revision) =
+                    match self.cold.snapshot(self.store.as_ref(), hash).await? {
+                        Lookup::Found(snapshot, revision) => (snapshot, revision),
+                        Lookup::NotFound => return Ok(not_found(VerifyPath::Store, applied)),
+                        Lookup::RememberedUnknown => {
+                            return Ok(not_found(VerifyPath::Unknown, applied));
+                        }
+                    };
                 let cached = Arc::new(CachedSnapshot::new(snapshot, revision, started));
                 self.cache.insert(*hash, cached.clone());
                 (cached, revision, VerifyPath::Store)
@@ -240,6 +264,14 @@ impl Authority {
         {
             self.last_use.record(&cached.snapshot.token_id, at);
         }
+    }
+}
+
+/// NOT_FOUND at `revision`, answered by `path`.
+fn not_found(path: VerifyPath, revision: u64) -> VerifyOutcome {
+    VerifyOutcome {
+        path,
+        ..VerifyOutcome::without_token(VerificationCode::NotFound, revision)
     }
 }
 

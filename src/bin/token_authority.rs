@@ -42,7 +42,7 @@ async fn main() -> anyhow::Result<()> {
                     .await
                     .context("could not start the metrics endpoint")?;
                 tracing::info!(addr = %endpoint.local_addr, "metrics listening");
-                tokio::spawn(endpoint.serve());
+                tokio::spawn(endpoint.serve(settings.first_request_timeout));
             }
             let token_file = settings.bootstrap_token_file.clone();
             let mut app = Application::build(settings)

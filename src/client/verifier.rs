@@ -136,9 +136,17 @@ impl CachingVerifier {
         });
         let (stop, stopped) = tokio::sync::watch::channel(());
         tokio::spawn(sample(shared.clone(), stop.subscribe()));
+        // Named in the watch task's log lines (host and port only: never userinfo).
+        let uri = endpoint.uri();
+        let authority = format!(
+            "{}:{}",
+            uri.host().unwrap_or_default(),
+            uri.port_u16().unwrap_or_default()
+        );
         tokio::spawn(watcher::follow(
             shared.clone(),
             client.clone(),
+            authority,
             config.reconnect_backoff,
             stopped,
         ));

@@ -13,10 +13,12 @@ use crate::proto::invalidation_event::Target;
 use crate::proto::watch_revocations_response::Message;
 use crate::proto::{InvalidationEvent, WatchRevocationsRequest};
 
-/// Runs until `stopped` reports that the verifier is gone.
+/// Runs until `stopped` reports that the verifier is gone. `authority` (host and port)
+/// names the authority in log lines.
 pub(super) async fn follow(
     shared: Arc<Shared>,
     client: Client,
+    authority: String,
     (first_delay, longest_delay): (Duration, Duration),
     mut stopped: tokio::sync::watch::Receiver<()>,
 ) {
@@ -34,11 +36,12 @@ pub(super) async fn follow(
                         status.code(),
                         tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
                     ) => tracing::warn!(
+                        authority,
                         code = ?status.code(),
                         message = status.message(),
                         "the verifier's credential was refused by the authority; retrying"
                     ),
-                    Err(status) => tracing::debug!(after, %status, "revocation stream failed; reconnecting"),
+                    Err(status) => tracing::debug!(authority, after, %status, "revocation stream failed; reconnecting"),
                 }
             }
             _ = stopped.changed() => return,

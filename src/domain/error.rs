@@ -19,3 +19,36 @@ impl ValidationError {
         }
     }
 }
+
+/// The most characters of an input an error message quotes.
+const EXCERPT_CHARS: usize = 40;
+
+/// A short, escaped excerpt of `input` for an error message: at most 40 characters, control
+/// and non-ASCII characters escaped, `…` when cut. Errors quote input only through this, so
+/// that no request can make its answer large (or hold what it sent) by sending more.
+pub fn excerpt(input: &str) -> String {
+    let mut quoted: String = input
+        .chars()
+        .take(EXCERPT_CHARS)
+        .flat_map(char::escape_default)
+        .collect();
+    if input.chars().nth(EXCERPT_CHARS).is_some() {
+        quoted.push('…');
+    }
+    quoted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::excerpt;
+
+    #[test]
+    fn excerpts_are_short_and_escaped() {
+        assert_eq!(excerpt("name"), "name");
+        assert_eq!(excerpt("a\nb\u{7}"), "a\\nb\\u{7}");
+        let long = "x".repeat(200_000);
+        assert_eq!(excerpt(&long), format!("{}…", "x".repeat(40)));
+        // Escapes never split: 40 characters, each escaped whole.
+        assert!(excerpt(&"é".repeat(100)).ends_with("\\u{e9}…"));
+    }
+}

@@ -18,7 +18,7 @@ mod token_secret;
 mod verification;
 
 pub use account::Account;
-pub use error::ValidationError;
+pub use error::{ValidationError, excerpt};
 pub use events::{
     AuditAction, AuditEvent, AuditRecord, Invalidation, InvalidationEvent, InvalidationKind,
     InvalidationTarget,

@@ -64,14 +64,29 @@ impl TokenSecret {
     }
 
     /// Whether a well-formed token appears anywhere in `text`, whatever surrounds it (a
-    /// URL's `%3Dtka_…`, `key_tka_…`, trailing characters), as it is or percent-decoded
-    /// (`tka%5F…`): for free text that is stored, which must never hold a secret.
+    /// URL's `%3Dtka_…`, `key_tka_…`, trailing characters), as it is or percent-decoded any
+    /// number of times (`tka%5F…`, `tka%255F…`): for free text that is stored, which must
+    /// never hold a secret.
     pub fn appears_in(text: &str) -> bool {
-        appears_verbatim(text)
-            || (text.contains('%')
-                && appears_verbatim(
-                    &percent_encoding::percent_decode_str(text).decode_utf8_lossy(),
-                ))
+        // Decoded again and again until nothing changes: `tka%255F…` is `tka%5F…` once
+        // decoded, and `tka_…` twice. Each round that changes anything shortens the text, so
+        // this ends within `text.len() / 2` rounds.
+        let mut text = std::borrow::Cow::Borrowed(text);
+        loop {
+            if appears_verbatim(&text) {
+                return true;
+            }
+            if !text.contains('%') {
+                return false;
+            }
+            let decoded = percent_encoding::percent_decode_str(&text)
+                .decode_utf8_lossy()
+                .into_owned();
+            if decoded == *text {
+                return false;
+            }
+            text = std::borrow::Cow::Owned(decoded);
+        }
     }
 
     /// The plaintext. Call it only to hand the secret to its owner, once.
@@ -188,6 +203,10 @@ mod tests {
             format!("tka_tka_{t}"),
             format!("https://x/?t={}", t.replacen('_', "%5F", 1)),
             t.bytes().map(|b| format!("%{b:02X}")).collect::<String>(),
+            // Encoded twice and three times.
+            format!("https://x/?t={}", t.replacen('_', "%255F", 1)),
+            format!("https://x/?t={}", t.replacen('_', "%25255F", 1)),
+            t.bytes().map(|b| format!("%25{b:02X}")).collect::<String>(),
         ] {
             assert!(TokenSecret::appears_in(&text), "{text}");
         }

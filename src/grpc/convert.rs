@@ -85,7 +85,8 @@ pub fn mask_paths<'a>(
         return Err(AuthorityError::invalid(
             "update_mask",
             format!(
-                "`{unknown}` cannot be updated; allowed: {}",
+                "`{}` cannot be updated; allowed: {}",
+                crate::domain::excerpt(unknown),
                 allowed.join(", ")
             ),
         ));

@@ -14,8 +14,14 @@ pub(super) async fn authenticate<T>(
     let presented = credential::presented_token(text("authorization"), text("x-api-key"))
         .map_err(|error| Status::unauthenticated(error.to_string()))?;
     Ok(authority
-        .authenticate(presented, request.remote_addr())
+        .authenticate(presented, peer_addr(request))
         .await?)
+}
+
+/// The client's address: from the guarded listener's connection info, or tonic's own (a
+/// server built on a plain TCP listener).
+pub(super) fn peer_addr<T>(request: &tonic::Request<T>) -> Option<std::net::SocketAddr> {
+    crate::connections::peer_addr(request.extensions()).or_else(|| request.remote_addr())
 }
 
 /// Authenticates the caller of `request` and checks that it holds `permission`, before any

@@ -15,11 +15,14 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 
 use super::{RPC_BUCKETS, RPC_HANDLING_SECONDS, describe};
+use crate::connections::{ConnectionLimits, GuardedListener};
 
 /// How often histograms are compacted (the exporter's own listener does the same).
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 /// Scrape connections served at once; more are closed at accept. Prometheus needs one.
-const MAX_CONNECTIONS: usize = 16;
+const MAX_CONNECTIONS: usize = 64;
+/// Scrape connections served at once from one address: one client cannot take every slot.
+const MAX_CONNECTIONS_PER_ADDRESS: usize = 4;
 /// The longest a scrape connection lives, whatever its client does (or does not) send.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest request head read: a scrape is one short GET.
@@ -82,33 +85,28 @@ pub async fn install(addr: SocketAddr) -> Result<MetricsEndpoint, MetricsError> 
 impl MetricsEndpoint {
     /// Serves scrapes until the process ends. The endpoint shares the process with the
     /// token service, so a client of it cannot hold more than a few connections, for long,
-    /// or with large requests.
-    pub async fn serve(self) {
-        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    /// or with large requests: a connection must send its request within
+    /// `first_request_timeout` and is closed after one answer.
+    pub async fn serve(self, first_request_timeout: Duration) {
+        let limits = ConnectionLimits {
+            max_connections: MAX_CONNECTIONS,
+            max_per_address: MAX_CONNECTIONS_PER_ADDRESS,
+            first_request_timeout,
+        };
+        let listener = GuardedListener::new(self.listener, "metrics", limits);
         loop {
-            let stream = match self.listener.accept().await {
-                Ok((stream, _)) => stream,
-                Err(error) => {
-                    tracing::warn!(%error, "could not accept a metrics connection");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let Ok(slot) = slots.clone().try_acquire_owned() else {
-                drop(stream);
-                continue;
-            };
+            let stream = listener.accept().await;
             let handle = self.handle.clone();
             tokio::spawn(async move {
-                let _slot = slot;
+                let info = tonic::transport::server::Connected::connect_info(&stream);
                 let service = hyper::service::service_fn(move |request| {
+                    crate::connections::mark_request(&info);
                     let handle = handle.clone();
                     async move { Ok::<_, Infallible>(answer(&request, &handle)) }
                 });
-                // The timer makes hyper's header-read timeout (30 s) apply, so that a client
-                // that opens connections and sends nothing cannot hold them for ever.
                 let connection = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
+                    .header_read_timeout(first_request_timeout)
                     .max_buf_size(MAX_REQUEST_BYTES)
                     .keep_alive(false)
                     .serve_connection(TokioIo::new(stream), service);

@@ -63,6 +63,21 @@ pub const DATABASE_UP: &str = "token_authority_database_up";
 /// What the health service reports, by `service` (`""` is the whole server): 1 SERVING,
 /// 0 NOT_SERVING.
 pub const HEALTH_SERVING: &str = "token_authority_health_serving";
+/// Reads of the database for tokens no cache could answer (caller credentials and
+/// VerifyToken alike), by `result`: `found`, `not_found`, `refused` (too many at once: no
+/// read). What forged tokens cost the database shows here.
+pub const COLD_LOOKUPS: &str = "token_authority_cold_lookups_total";
+/// Times a peer address or credential went past its allowance of failed authentications
+/// (it is then refused for a second).
+pub const AUTHENTICATION_PENALTIES: &str = "token_authority_authentication_penalties_total";
+/// Connections open, by `listener` (`grpc`, `metrics`).
+pub const CONNECTIONS_OPEN: &str = "token_authority_connections_open";
+/// Connections closed by the server, by `listener` and `reason`: `limit` (the listener's
+/// connection cap), `address_limit` (the cap per client address), `first_request_timeout`
+/// (no request within the bound).
+pub const CONNECTIONS_CLOSED: &str = "token_authority_connections_closed_total";
+/// Errors accepting a connection (such as running out of file descriptors), by `listener`.
+pub const ACCEPT_ERRORS: &str = "token_authority_accept_errors_total";
 /// 1, with the `version` and the database `backend` as labels.
 pub const BUILD_INFO: &str = "token_authority_build_info";
 
@@ -134,6 +149,20 @@ pub fn describe() {
         HEALTH_SERVING,
         "What the health service reports, by service: 1 SERVING, 0 NOT_SERVING."
     );
+    describe_counter!(
+        COLD_LOOKUPS,
+        "Database reads for tokens no cache could answer, by result."
+    );
+    describe_counter!(
+        AUTHENTICATION_PENALTIES,
+        "Times a peer address or credential went past its allowance of failed authentications."
+    );
+    describe_gauge!(CONNECTIONS_OPEN, "Connections open, by listener.");
+    describe_counter!(
+        CONNECTIONS_CLOSED,
+        "Connections closed by the server, by listener and reason."
+    );
+    describe_counter!(ACCEPT_ERRORS, "Errors accepting a connection, by listener.");
     initialise_counters();
 }
 
@@ -152,6 +181,17 @@ fn initialise_counters() {
         metrics::counter!(CACHE_EVICTIONS, "reason" => reason).absolute(0);
     }
     metrics::gauge!(WATCHERS).set(0.0);
+    for result in ["found", "not_found", "refused"] {
+        metrics::counter!(COLD_LOOKUPS, "result" => result).absolute(0);
+    }
+    metrics::counter!(AUTHENTICATION_PENALTIES).absolute(0);
+    for listener in ["grpc", "metrics"] {
+        metrics::counter!(ACCEPT_ERRORS, "listener" => listener).absolute(0);
+        for reason in ["limit", "address_limit", "first_request_timeout"] {
+            metrics::counter!(CONNECTIONS_CLOSED, "listener" => listener, "reason" => reason)
+                .absolute(0);
+        }
+    }
 }
 
 /// Records the build's version and the database it runs on.
@@ -215,6 +255,32 @@ pub fn record_last_use_batch(written: bool) {
 /// Counts a snapshot dropped from the verification cache (see [`CACHE_EVICTIONS`]).
 pub fn record_cache_eviction(reason: &'static str) {
     metrics::counter!(CACHE_EVICTIONS, "reason" => reason).increment(1);
+}
+
+/// Counts a look-up of an uncached token by its result (see [`COLD_LOOKUPS`]).
+pub fn record_cold_lookup(result: &'static str) {
+    metrics::counter!(COLD_LOOKUPS, "result" => result).increment(1);
+}
+
+/// Counts a peer or credential put past its allowance of failed authentications.
+pub fn record_authentication_penalty() {
+    metrics::counter!(AUTHENTICATION_PENALTIES).increment(1);
+}
+
+/// Counts a connection the server closed on `listener` for `reason` (see
+/// [`CONNECTIONS_CLOSED`]).
+pub fn record_connection_closed(listener: &'static str, reason: &'static str) {
+    metrics::counter!(CONNECTIONS_CLOSED, "listener" => listener, "reason" => reason).increment(1);
+}
+
+/// Counts an error accepting a connection on `listener`.
+pub fn record_accept_error(listener: &'static str) {
+    metrics::counter!(ACCEPT_ERRORS, "listener" => listener).increment(1);
+}
+
+/// Sets how many connections `listener` holds open.
+pub fn record_connections_open(listener: &'static str, open: usize) {
+    metrics::gauge!(CONNECTIONS_OPEN, "listener" => listener).set(open as f64);
 }
 
 /// A watch stream open: the watcher gauge counts it while this lives.

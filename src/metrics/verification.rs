@@ -17,16 +17,24 @@ pub enum VerifyPath {
     Store,
     /// Without a look-up: the presented value was malformed.
     None,
+    /// From the memory of hashes the database recently did not know (NOT_FOUND).
+    Unknown,
 }
 
 impl VerifyPath {
-    const ALL: [VerifyPath; 3] = [VerifyPath::Cache, VerifyPath::Store, VerifyPath::None];
+    const ALL: [VerifyPath; 4] = [
+        VerifyPath::Cache,
+        VerifyPath::Store,
+        VerifyPath::None,
+        VerifyPath::Unknown,
+    ];
 
     fn as_str(self) -> &'static str {
         match self {
             VerifyPath::Cache => "cache",
             VerifyPath::Store => "store",
             VerifyPath::None => "none",
+            VerifyPath::Unknown => "unknown_cache",
         }
     }
 }

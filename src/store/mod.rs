@@ -211,6 +211,12 @@ pub trait Store: Send + Sync + 'static {
         hash: &SecretHash,
     ) -> StoreResult<Option<(VerificationSnapshot, u64)>>;
 
+    /// The token the secret with this hash was issued for, whether it opens the token now or
+    /// was replaced by a reset since; None when no token that still exists ever had it.
+    /// Replaced secrets are kept (by hash) as long as their token, so that a leak report of
+    /// one still finds the token.
+    async fn issued_secret_token(&self, hash: &SecretHash) -> StoreResult<Option<TokenId>>;
+
     /// Records last-use times in one batch; a time never moves backwards.
     async fn record_last_use(&self, uses: &[(TokenId, Timestamp)]) -> StoreResult<()>;
 

@@ -432,6 +432,23 @@ async fn invalid_updates_and_admin_requests_are_refused() {
             .await,
         Code::InvalidArgument,
     );
+    // Regression (issue 20): an unknown mask path was quoted back whole (200 kB of path, a
+    // 200 kB error); now a short, escaped excerpt.
+    for path in ["x".repeat(200_000), format!("evil\n{}", "é".repeat(50))] {
+        let status = assert_code(
+            tokens
+                .update_token(update(vec![&path], proto::Token::default()))
+                .await,
+            Code::InvalidArgument,
+        );
+        assert!(
+            status.message().len() < 1024,
+            "{} bytes",
+            status.message().len()
+        );
+        assert!(!status.message().contains('\n'), "{status:?}");
+        assert!(status.message().contains("cannot be updated"), "{status:?}");
+    }
     let mut admin = app.admin(&tenant.admin_token);
     assert_code(
         admin

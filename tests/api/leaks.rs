@@ -77,8 +77,9 @@ async fn reported_secrets_are_revoked_in_every_account_and_named_only_where_visi
         &globex_disabled.token.as_ref().unwrap().id,
     )
     .await;
-    // Expired tokens can be given a new expire time: a leaked one is revoked too. A secret
-    // replaced by a reset whose grace period has ended can never work again.
+    // Expired tokens can be given a new expire time: a leaked one is revoked too. So is the
+    // token of a secret replaced by a reset whose grace period has ended: its new secret is
+    // most likely where the old one leaked (or in the hands of whoever reset it).
     let mut globex_tokens = app.tokens(&globex.admin_token);
     let globex_expired = globex_tokens
         .create_token(proto::CreateTokenRequest {
@@ -151,7 +152,7 @@ async fn reported_secrets_are_revoked_in_every_account_and_named_only_where_visi
             LeakStatus::Revoked,
             LeakStatus::Revoked,
             LeakStatus::Revoked,
-            LeakStatus::AlreadyInactive,
+            LeakStatus::Revoked,
             LeakStatus::NotFound,
             LeakStatus::Malformed,
         ]
@@ -201,11 +202,14 @@ async fn reported_secrets_are_revoked_in_every_account_and_named_only_where_visi
             .into_inner();
         assert_eq!(code_of(&verified), VerificationCode::Revoked);
     }
-    // The rotated token's current secret is untouched: only its ended one was reported.
-    assert!(app.verify(&reset.secret, &[]).await.valid);
+    // The rotated token is revoked, its current secret with it.
+    assert_eq!(
+        code_of(&app.verify(&reset.secret, &[]).await),
+        VerificationCode::Revoked
+    );
     let mut watched = Watched::default();
     read_until(&mut stream, &mut watched, Duration::from_secs(10), |w| {
-        w.events.len() >= 4
+        w.events.len() >= 5
     })
     .await;
     let revoked: Vec<&str> = watched
@@ -217,16 +221,17 @@ async fn reported_secrets_are_revoked_in_every_account_and_named_only_where_visi
             _ => None,
         })
         .collect();
-    assert_eq!(revoked.len(), 4, "{watched:?}");
+    assert_eq!(revoked.len(), 5, "{watched:?}");
     assert_eq!(watched.last_revision(), answer.revision);
 
-    // Globex's record names the source and the place, not the reporter from Acme.
+    // Globex's record names neither the reporter from Acme nor any of its words (source,
+    // url): only that a principal of another account reported it, in this service's words.
     let globex_live_id = &globex_live.token.as_ref().unwrap().id;
     let token = app.get_token(&globex.admin_token, globex_live_id).await;
     assert_eq!(token.revoker_id, "");
     assert_eq!(
         token.revoke_reason,
-        "leaked: reported by github-secret-scanning"
+        "leaked: reported by a principal of another account (a secret scanner or incident responder)"
     );
     let records = audit(&app, &globex.admin_token, "token.revoke", globex_live_id).await;
     assert_eq!(records.len(), 1, "{records:?}");
@@ -236,14 +241,24 @@ async fn reported_secrets_are_revoked_in_every_account_and_named_only_where_visi
         ("", "")
     );
     assert_eq!(record.peer_address, "");
-    assert_eq!(record.details["leak_source"], "github-secret-scanning");
-    assert_eq!(
-        record.details["leak_url"],
-        "https://github.com/someone/dotfiles/blob/main/.env"
-    );
-    assert!(!format!("{record:?}").contains(&acme.account_id));
-    // Acme's record of its own token names its scanner ...
+    assert!(!record.details.contains_key("leak_source"), "{record:?}");
+    assert!(!record.details.contains_key("leak_url"), "{record:?}");
+    assert_eq!(record.details["reporter"], "a principal of another account");
+    let printed = format!("{record:?}");
+    for foreign in [&acme.account_id[..], "github-secret-scanning", "dotfiles"] {
+        assert!(!printed.contains(foreign), "{foreign}: {printed}");
+    }
+    // Acme's own token keeps its scanner's words: the reporter is of its account.
     let acme_live_id = &acme_live.token.as_ref().unwrap().id;
+    let own = audit(&app, &acme.admin_token, "token.revoke", acme_live_id).await;
+    assert_eq!(own[0].details["leak_source"], "github-secret-scanning");
+    assert_eq!(
+        app.get_token(&acme.admin_token, acme_live_id)
+            .await
+            .revoke_reason,
+        "leaked: reported by github-secret-scanning"
+    );
+    // Acme's record of its own token names its scanner ...
     assert_eq!(
         app.get_token(&acme.admin_token, acme_live_id)
             .await
@@ -411,4 +426,103 @@ async fn bad_leak_reports_are_refused_and_revoke_nothing() {
         app.verify(&leaked.secret, &[]).await.valid,
         "nothing was revoked"
     );
+}
+
+backend_tests!(a_leaked_secret_revokes_its_token_even_after_resets);
+
+// Regression (issue 20): whoever held a leaked secret with `tokens.update` could reset the
+// token with it first; the report of the leaked secret then answered NOT_FOUND and the
+// thief's new secret stayed valid.
+async fn a_leaked_secret_revokes_its_token_even_after_resets() {
+    let app = TestApp::spawn().await;
+    let acme = app.create_tenant("acme", &[]).await;
+    let globex = app.create_tenant("globex", &[]).await;
+    let reset = |secret: &str, id: &str| {
+        let (secret, id) = (secret.to_owned(), id.to_owned());
+        let app = &app;
+        async move {
+            app.tokens(&secret)
+                .reset_token(proto::ResetTokenRequest {
+                    id,
+                    ..Default::default()
+                })
+                .await
+                .expect("reset")
+                .into_inner()
+                .secret
+        }
+    };
+    // The thief resets the token with the leaked secret itself, then once more.
+    let leaked = app
+        .create_token(&acme.admin_token, &acme.admin_id, &[])
+        .await;
+    let id = leaked.token.as_ref().unwrap().id.clone();
+    let first = reset(&leaked.secret, &id).await;
+    let thiefs = reset(&first, &id).await;
+    assert!(app.verify(&thiefs, &[]).await.valid);
+    assert_eq!(
+        code_of(&app.verify(&leaked.secret, &[]).await),
+        VerificationCode::NotFound
+    );
+    // A scanner of another account reports the original secret: the token is revoked.
+    let answer = app
+        .tokens(&globex.admin_token)
+        .report_leaked_tokens(report(&[&leaked.secret], "scanner", ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.results[0].status(), LeakStatus::Revoked);
+    assert_eq!(answer.results[0].token_id, "", "not named across accounts");
+    for secret in [&thiefs, &first] {
+        let verdict = app
+            .operator_tokens()
+            .verify_token(proto::VerifyTokenRequest {
+                token: secret.clone(),
+                min_revision: answer.revision,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            matches!(
+                code_of(&verdict),
+                VerificationCode::Revoked | VerificationCode::NotFound
+            ),
+            "{verdict:?}"
+        );
+    }
+    assert_eq!(
+        code_of(&app.verify(&thiefs, &[]).await),
+        VerificationCode::Revoked
+    );
+    // Reported again: already inactive, and Acme's own report names it.
+    let again = app
+        .tokens(&acme.admin_token)
+        .report_leaked_tokens(report(&[&first], "scanner", ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.results[0].status(), LeakStatus::AlreadyInactive);
+    assert_eq!(again.results[0].token_id, id);
+    // A deleted token's replaced secrets are forgotten with it.
+    let gone = app
+        .create_token(&acme.admin_token, &acme.admin_id, &[])
+        .await;
+    let gone_id = gone.token.as_ref().unwrap().id.clone();
+    reset(&acme.admin_token, &gone_id).await;
+    app.tokens(&acme.admin_token)
+        .delete_token(proto::DeleteTokenRequest {
+            id: gone_id,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let answer = app
+        .tokens(&acme.admin_token)
+        .report_leaked_tokens(report(&[&gone.secret], "scanner", ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.results[0].status(), LeakStatus::NotFound);
 }

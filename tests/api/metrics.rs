@@ -34,7 +34,7 @@ fn http_get(addr: &str, path: &str) -> (String, String) {
 
 /// The value of the sample of `name` whose labels include every pair of `labels`, summed
 /// over the samples that match (0 when none does).
-fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
     scrape
         .samples
         .iter()
@@ -70,7 +70,7 @@ async fn scrape_when(
     scrape
 }
 
-fn scrape_metrics(addr: &str) -> prometheus_parse::Scrape {
+pub(crate) fn scrape_metrics(addr: &str) -> prometheus_parse::Scrape {
     let (status, body) = http_get(addr, "/metrics");
     assert!(status.contains(" 200 "), "{status}");
     let lines = body.lines().map(|line| Ok(line.to_owned()));

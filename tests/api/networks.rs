@@ -358,6 +358,137 @@ async fn an_allowlisted_credential_hands_out_no_secret_usable_elsewhere() {
     );
 }
 
+backend_tests!(an_allowlisted_credential_revives_no_power_usable_elsewhere);
+
+// Regression (issue 20): a credential limited to networks could enable a disabled
+// unrestricted token (whose secret a thief kept), give it a longer life, or give a principal
+// (and so its unrestricted tokens) permissions back.
+async fn an_allowlisted_credential_revives_no_power_usable_elsewhere() {
+    let app = TestApp::spawn().await;
+    let acme = app.create_tenant("acme", &["orders.read"]).await;
+    let local = allowlisted(&app, &acme.admin_token, &["127.0.0.0/8"]).await;
+    let mut tokens = app.tokens(&local.secret);
+    let mut admin = app.admin(&local.secret);
+    let unrestricted = app
+        .create_token(&acme.admin_token, &acme.admin_id, &[])
+        .await;
+    let unrestricted_id = unrestricted.token.as_ref().unwrap().id.clone();
+    app.disable(&acme.admin_token, &unrestricted_id).await;
+    let refused = |result: Result<(), tonic::Status>, what: &str| {
+        let status = assert_code(result, Code::PermissionDenied);
+        assert!(status.message().contains("networks"), "{what}: {status:?}");
+    };
+    refused(
+        tokens
+            .enable_token(proto::EnableTokenRequest {
+                id: unrestricted_id.clone(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+        "enable",
+    );
+    let expiring = |id: &str, seconds: u64| proto::UpdateTokenRequest {
+        token: Some(proto::Token {
+            id: id.to_owned(),
+            expire_time: Some((std::time::SystemTime::now() + Duration::from_secs(seconds)).into()),
+            ..Default::default()
+        }),
+        update_mask: masks(&["expire_time"]),
+    };
+    let short = app
+        .tokens(&acme.admin_token)
+        .create_token(proto::CreateTokenRequest {
+            name: "short".into(),
+            expiry: Some(proto::create_token_request::Expiry::Ttl(
+                prost_types::Duration {
+                    seconds: 3600,
+                    nanos: 0,
+                },
+            )),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let short_id = short.token.as_ref().unwrap().id.clone();
+    refused(
+        tokens
+            .update_token(expiring(&short_id, 7200))
+            .await
+            .map(|_| ()),
+        "a longer life",
+    );
+    tokens
+        .update_token(expiring(&short_id, 600))
+        .await
+        .expect("a shorter life takes power away");
+    // A principal: no permissions given back, no re-enabling; taking away is fine.
+    let worker = app
+        .create_principal(
+            &acme.admin_token,
+            &acme.account_id,
+            "worker",
+            &["orders.read"],
+        )
+        .await;
+    let update = |permissions: Option<&[&str]>, disabled: Option<bool>| {
+        let mut mask = Vec::new();
+        if permissions.is_some() {
+            mask.push("permissions");
+        }
+        if disabled.is_some() {
+            mask.push("disabled");
+        }
+        proto::UpdatePrincipalRequest {
+            principal: Some(proto::Principal {
+                id: worker.id.clone(),
+                permissions: permissions
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|p| (*p).to_owned())
+                    .collect(),
+                disabled: disabled.unwrap_or_default(),
+                ..Default::default()
+            }),
+            update_mask: masks(&mask),
+        }
+    };
+    admin
+        .update_principal(update(Some(&[]), None))
+        .await
+        .expect("permissions taken away");
+    refused(
+        admin
+            .update_principal(update(Some(&["orders.read"]), None))
+            .await
+            .map(|_| ()),
+        "permissions given back",
+    );
+    admin
+        .update_principal(update(None, Some(true)))
+        .await
+        .expect("disabled");
+    refused(
+        admin
+            .update_principal(update(None, Some(false)))
+            .await
+            .map(|_| ()),
+        "re-enabled",
+    );
+    // A token within the credential's list it may still switch back on.
+    let inside = allowlisted(&app, &acme.admin_token, &["127.0.0.1/32"]).await;
+    let inside_id = inside.token.as_ref().unwrap().id.clone();
+    app.disable(&acme.admin_token, &inside_id).await;
+    tokens
+        .enable_token(proto::EnableTokenRequest {
+            id: inside_id,
+            ..Default::default()
+        })
+        .await
+        .expect("enabled within its list");
+}
+
 /// Serves the health service behind a [`VerifyLayer`] that requires a token (and, with
 /// `trusted`, believes X-Forwarded-For from those proxies); returns its address.
 async fn layered_backend(app: &TestApp, trusted: &[&str]) -> String {

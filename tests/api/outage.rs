@@ -83,6 +83,27 @@ async fn a_database_restart_while_serving_loses_nothing() {
     // from memory ...
     assert_eq!(health_of(&app).await, ServingStatus::Serving);
     assert!(app.verify(&created.secret, &[]).await.valid);
+    // A revision this replica has not applied, while the database cannot say whether it
+    // was ever committed: UNAVAILABLE after the wait, never an older answer, and the
+    // revision the replica holds is not told.
+    let applied = app.verify(&created.secret, &[]).await.revision;
+    let ahead = app
+        .operator_tokens()
+        .verify_token(proto::VerifyTokenRequest {
+            token: created.secret.clone(),
+            min_revision: applied + 1,
+            ..Default::default()
+        })
+        .await;
+    let status = assert_code(ahead, Code::Unavailable);
+    assert!(
+        status.message().contains("has not applied revision"),
+        "{status:?}"
+    );
+    assert!(
+        !status.message().contains(&format!(" {applied} ")),
+        "{status:?}"
+    );
     // ... for a bounded time only (--max-event-lag, 4 s here).
     tokio::time::sleep(Duration::from_millis(4500)).await;
     let stale = app

@@ -494,3 +494,99 @@ async fn only_operators_create_accounts() {
     );
     assert!(app.verify(&other.admin_token, &[]).await.valid);
 }
+
+backend_tests!(refusals_name_only_the_permissions_the_caller_may_read);
+
+// Regression (issue 20): a caller with only `tokens.update` and `tokens.create` learnt an
+// admin token's permissions from a DisableToken refusal, and CreateToken refusals said
+// which permissions another principal lacks.
+async fn refusals_name_only_the_permissions_the_caller_may_read() {
+    let app = TestApp::spawn().await;
+    let acme = app.create_tenant("acme", &["orders.read"]).await;
+    let clerk = app
+        .create_principal(
+            &acme.admin_token,
+            &acme.account_id,
+            "clerk",
+            &["tokens.update", "tokens.create"],
+        )
+        .await;
+    let clerk_token = app
+        .create_token(&acme.admin_token, &clerk.id, &[])
+        .await
+        .secret;
+    let admins = app
+        .create_token(&acme.admin_token, &acme.admin_id, &[])
+        .await;
+    let admins_id = admins.token.as_ref().unwrap().id.clone();
+    let status = assert_code(
+        app.tokens(&clerk_token)
+            .disable_token(proto::DisableTokenRequest {
+                id: admins_id.clone(),
+                ..Default::default()
+            })
+            .await,
+        Code::PermissionDenied,
+    );
+    let hidden = [
+        "audit.read",
+        "tokens.delete",
+        "tokens.verify",
+        "orders.read",
+    ];
+    for permission in hidden {
+        assert!(!status.message().contains(permission), "{status:?}");
+    }
+    assert!(status.message().contains("principals.manage"), "{status:?}");
+    // CreateToken for the admin, with a scope the admin lacks and one it holds.
+    let for_admin = |scopes: &[&str]| proto::CreateTokenRequest {
+        name: "for the admin".into(),
+        owner_id: acme.admin_id.clone(),
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        ..Default::default()
+    };
+    let status = assert_code(
+        app.tokens(&clerk_token)
+            .create_token(for_admin(&["billing.read"]))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert!(!status.message().contains("billing.read"), "{status:?}");
+    let status = assert_code(
+        app.tokens(&clerk_token)
+            .create_token(for_admin(&["audit.read"]))
+            .await,
+        Code::PermissionDenied,
+    );
+    assert!(!status.message().contains("audit.read"), "{status:?}");
+    // A caller that may read principals' permissions is told which ones.
+    let manager = app
+        .create_principal(
+            &acme.admin_token,
+            &acme.account_id,
+            "manager",
+            &["tokens.update", "tokens.create", "principals.manage"],
+        )
+        .await;
+    let manager_token = app
+        .create_token(&acme.admin_token, &manager.id, &[])
+        .await
+        .secret;
+    let status = assert_code(
+        app.tokens(&manager_token)
+            .disable_token(proto::DisableTokenRequest {
+                id: admins_id,
+                ..Default::default()
+            })
+            .await,
+        Code::PermissionDenied,
+    );
+    assert!(status.message().contains("audit.read"), "{status:?}");
+    let status = assert_code(
+        app.tokens(&manager_token)
+            .create_token(for_admin(&["billing.read"]))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert!(status.message().contains("billing.read"), "{status:?}");
+}

@@ -140,32 +140,44 @@ async fn a_replica_asked_for_a_revision_never_answers_from_before_it() {
     assert_eq!(code_of(&answer), VerificationCode::NotFound);
 }
 
-backend_tests!(a_revision_not_reached_in_time_is_unavailable_not_an_older_answer);
+backend_tests!(a_revision_never_committed_is_refused_at_once_and_revisions_only_grow);
 
-async fn a_revision_not_reached_in_time_is_unavailable_not_an_older_answer() {
+// Before issue 20 a revision nobody had committed held the call for the whole wait (and
+// returned as soon as any account changed): now the store is asked, and it is refused at
+// once. UNAVAILABLE is for a replica that cannot tell (outage.rs).
+async fn a_revision_never_committed_is_refused_at_once_and_revisions_only_grow() {
     let app =
-        TestApp::spawn_with(|settings| settings.max_revision_wait = Duration::from_millis(200))
-            .await;
+        TestApp::spawn_with(|settings| settings.max_revision_wait = Duration::from_secs(5)).await;
     let tenant = app.create_tenant("Acme", &[]).await;
+    // A change that alters answers first, so that no revision below is 0 (on a fresh
+    // database every one would be, and `>=` would hold of anything).
+    let throwaway = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &[])
+        .await;
+    let revoked = app
+        .revoke(&tenant.admin_token, &throwaway.token.unwrap().id)
+        .await;
     let created = app
         .create_token(&tenant.admin_token, &tenant.admin_id, &[])
         .await;
+    assert!(created.revision > 0, "{}", created.revision);
+    assert_eq!(revoked.state(), proto::TokenState::Revoked);
     // Reached: answered at once.
     let answer = verify_at(&app, &created.secret, created.revision)
         .await
         .unwrap();
     assert!(answer.valid && answer.revision >= created.revision);
-    // Not reached (no server of this store handed it out): UNAVAILABLE after the wait.
     let started = Instant::now();
     let status = assert_code(
-        verify_at(&app, &created.secret, created.revision + 1000).await,
-        Code::Unavailable,
+        verify_at(&app, &created.secret, answer.revision + 1000).await,
+        Code::InvalidArgument,
     );
-    assert!(status.message().contains("not yet"), "{status:?}");
-    let waited = started.elapsed();
+    assert!(status.message().contains("min_revision"), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(2), "no wait");
+    // Nor is the revision the replica holds told (it counts every account's changes).
     assert!(
-        waited >= Duration::from_millis(200) && waited < Duration::from_secs(5),
-        "{waited:?}"
+        !status.message().contains(&answer.revision.to_string()),
+        "{status:?}"
     );
     // Revisions only grow, and a change that alters no answer still reports one.
     let renamed = app
@@ -182,4 +194,15 @@ async fn a_revision_not_reached_in_time_is_unavailable_not_an_older_answer() {
         .unwrap()
         .into_inner();
     assert!(renamed.revision >= created.revision);
+    // A change that alters answers moves it forward.
+    let revoked = app
+        .tokens(&tenant.admin_token)
+        .revoke_token(proto::RevokeTokenRequest {
+            id: created.token.clone().unwrap().id,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(revoked.revision > renamed.revision);
 }

@@ -282,6 +282,31 @@ async fn a_policy_governs_new_secrets_and_finds_the_tokens_that_break_it() {
     )
     .await
     .expect("a rename is not a new secret");
+    // Regression (issue 20): an expiry update skipped the scope rule, so a token listing a
+    // scope the policy does not allow could live longer. A later expiry (within the
+    // lifetime cap) is refused for its scopes; an earlier one only takes power away.
+    let billing_created =
+        SystemTime::try_from(billing.token.clone().unwrap().create_time.unwrap()).unwrap();
+    let expiring = |at: SystemTime| proto::Token {
+        expire_time: Some(at.into()),
+        ..Default::default()
+    };
+    refused_for(
+        update(
+            &id(&billing),
+            expiring(billing_created + Duration::from_secs(20 * DAY as u64)),
+            "expire_time",
+        )
+        .await,
+        "allowed_scopes",
+    );
+    update(
+        &id(&billing),
+        expiring(billing_created + Duration::from_secs(DAY as u64 / 2)),
+        "expire_time",
+    )
+    .await
+    .expect("a shorter life is allowed");
 
     // Reset: a token that breaks the policy gets no new secret; the grace period is capped.
     let reset = |id: String, grace: i64| {

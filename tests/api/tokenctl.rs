@@ -198,7 +198,7 @@ async fn token_commands_work_end_to_end_with_json_output() {
     );
     assert!(!refused.status.success());
     assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("not yet"),
+        String::from_utf8_lossy(&refused.stderr).contains("newer than any change committed"),
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );

@@ -165,7 +165,7 @@ impl Store for ThisBackend {
             return Err(conflict_or_missing(&mut tx, "tokens", "token", id).await);
         }
         if let Some(secret) = secret {
-            tokens::replace_secret(&mut tx, &token.id, secret).await?;
+            tokens::replace_secret(&mut tx, &token.id, secret, token.updated_at).await?;
         }
         commit_change(tx, change).await
     }
@@ -198,6 +198,10 @@ impl Store for ThisBackend {
         let snapshot = tokens::snapshot(&mut tx, hash).await?;
         tx.commit().await?;
         Ok(snapshot.map(|snapshot| (snapshot, revision)))
+    }
+
+    async fn issued_secret_token(&self, hash: &SecretHash) -> StoreResult<Option<TokenId>> {
+        tokens::issued_secret_token(self.reader(), hash).await
     }
 
     async fn record_last_use(&self, uses: &[(TokenId, Timestamp)]) -> StoreResult<()> {

@@ -106,31 +106,25 @@ pub(super) async fn update(
     Ok(result.rows_affected() == 1)
 }
 
-/// A reset: older previous secrets stop now; the current one stops now or at the end of
-/// its grace period; the new one becomes current.
+/// A reset at `at`: older previous secrets stop now; the current one stops now or at the end
+/// of its grace period; the new one becomes current. Every secret that stops opening the
+/// token is kept, by hash, in `retired_secrets` (see [`retired_secret_token`]).
 pub(super) async fn replace_secret(
     tx: &mut Transaction<'_, Db>,
     id: &TokenId,
     change: &SecretChange,
+    at: Timestamp,
 ) -> StoreResult<()> {
-    sqlx::query("DELETE FROM token_secrets WHERE token_id = $1 AND expires_at IS NOT NULL")
-        .bind(id.as_str())
-        .execute(&mut **tx)
-        .await?;
+    retire_secrets(tx, id, "expires_at IS NOT NULL", at).await?;
     match change.previous_expires_at {
         Some(at) => {
             sqlx::query("UPDATE token_secrets SET expires_at = $1 WHERE token_id = $2")
                 .bind(to_micros(at))
                 .bind(id.as_str())
                 .execute(&mut **tx)
-                .await?
+                .await?;
         }
-        None => {
-            sqlx::query("DELETE FROM token_secrets WHERE token_id = $1")
-                .bind(id.as_str())
-                .execute(&mut **tx)
-                .await?
-        }
+        None => retire_secrets(tx, id, "TRUE", at).await?,
     };
     sqlx::query("INSERT INTO token_secrets (hash, token_id, expires_at) VALUES ($1, $2, NULL)")
         .bind(change.new_hash.as_bytes().as_slice())
@@ -138,6 +132,49 @@ pub(super) async fn replace_secret(
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// Moves the secrets of token `id` that match `condition` (SQL, a constant) from
+/// `token_secrets` to `retired_secrets`.
+async fn retire_secrets(
+    tx: &mut Transaction<'_, Db>,
+    id: &TokenId,
+    condition: &'static str,
+    at: Timestamp,
+) -> StoreResult<()> {
+    sqlx::query(&format!(
+        "INSERT INTO retired_secrets (hash, token_id, retired_at)
+         SELECT hash, token_id, $1 FROM token_secrets WHERE token_id = $2 AND {condition}"
+    ))
+    .bind(to_micros(at))
+    .bind(id.as_str())
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(&format!(
+        "DELETE FROM token_secrets WHERE token_id = $1 AND {condition}"
+    ))
+    .bind(id.as_str())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The token the secret with this hash was issued for: one that opens it now (current or in
+/// its grace period), has ended its grace, or was replaced by a reset; None when no token
+/// that still exists ever had it.
+pub(super) async fn issued_secret_token(
+    pool: &Pool<Db>,
+    hash: &SecretHash,
+) -> StoreResult<Option<TokenId>> {
+    let id: Option<String> = sqlx::query_scalar(
+        "SELECT token_id FROM token_secrets WHERE hash = $1
+         UNION ALL
+         SELECT token_id FROM retired_secrets WHERE hash = $1",
+    )
+    .bind(hash.as_bytes().as_slice())
+    .fetch_optional(pool)
+    .await?;
+    Ok(id.map(TokenId::from_trusted))
 }
 
 /// Deletes the token (its secrets go with it) if the stored version is `expected_version`;
