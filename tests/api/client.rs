@@ -43,7 +43,7 @@ fn verifier_at(
 }
 
 /// Waits until the verifier's stream is connected and has delivered `revision`.
-async fn heard(verifier: &CachingVerifier, revision: u64) {
+pub(crate) async fn heard(verifier: &CachingVerifier, revision: u64) {
     let deadline = Instant::now() + WAIT;
     while !(verifier.is_fresh() && verifier.revision() >= revision) {
         assert!(
@@ -733,7 +733,7 @@ async fn a_verifier_speaks_tls_to_https_endpoints() {
 
 /// The value of the sample named `name` with the label pair `label`, if any, in a scrape of
 /// `recorder` (0 when absent).
-fn sample(
+pub(crate) fn sample(
     recorder: &metrics_exporter_prometheus::PrometheusRecorder,
     name: &str,
     label: Option<(&str, &str)>,

@@ -406,7 +406,7 @@ async fn bad_leak_reports_are_refused_and_revoke_nothing() {
         assert!(status.message().contains(field), "{field}: {status:?}");
         assert!(!status.message().contains(&leaked.secret[4..]));
     }
-    // Unauthenticated: no credential, or a revoked one.
+    // Unauthenticated: a malformed credential, or a revoked one.
     let status = assert_code(
         app.tokens("tka_nope")
             .report_leaked_tokens(report(&[&leaked.secret], "scanner", ""))
@@ -414,6 +414,18 @@ async fn bad_leak_reports_are_refused_and_revoke_nothing() {
         Code::Unauthenticated,
     );
     assert!(!status.message().contains(&leaked.secret[4..]));
+    let reporter = app
+        .create_token(&acme.admin_token, &acme.admin_id, &[])
+        .await;
+    app.revoke(&acme.admin_token, &reporter.token.as_ref().unwrap().id)
+        .await;
+    let status = assert_code(
+        app.tokens(&reporter.secret)
+            .report_leaked_tokens(report(&[&leaked.secret], "scanner", ""))
+            .await,
+        Code::Unauthenticated,
+    );
+    assert!(status.message().contains("revoked"), "{status:?}");
     // 100 secrets is the bound, and fine.
     let hundred: Vec<&str> = vec!["tka_x"; 100];
     let answer = tokens

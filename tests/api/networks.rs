@@ -566,19 +566,23 @@ async fn the_layer_checks_the_peer_or_what_trusted_proxies_forwarded() {
         Err(Code::Unauthenticated),
         "unreadable: unknown, refused"
     );
-    // Answers come from the verifier's cache for other addresses too (the allowlist is in
-    // the cached answer).
     assert_eq!(
         check(&proxied, &office, Some("203.0.113.1")).await,
         Err(Code::Unauthenticated)
     );
 
-    // The client library's own call, for any address, from one cached answer.
-    let verifier = CachingVerifier::new(VerifierConfig::new(
-        app.channel_uri(),
-        app.bootstrap_token.clone(),
-    ))
+    // The client library's own call, for any address, from one cached answer: one remote
+    // verification, then cache hits only (counted by the verifier's own metrics, with a
+    // recorder of this test's).
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let verifier = metrics::with_local_recorder(&recorder, || {
+        CachingVerifier::new(VerifierConfig::new(
+            app.channel_uri(),
+            app.bootstrap_token.clone(),
+        ))
+    })
     .unwrap();
+    crate::client::heard(&verifier, 0).await;
     let from = |address: &str| Requirements {
         client_address: Some(address.parse().unwrap()),
         ..Requirements::default()
@@ -600,4 +604,12 @@ async fn the_layer_checks_the_peer_or_what_trusted_proxies_forwarded() {
         VerificationCode::AddressNotAllowed,
         "an unknown address is refused"
     );
+    let remote = "token_authority_client_remote_verifications_total";
+    let lookups = "token_authority_client_cache_lookups_total";
+    use crate::client::sample;
+    assert_eq!(
+        sample(&recorder, remote, Some(("outcome", "answered"))),
+        1.0
+    );
+    assert_eq!(sample(&recorder, lookups, Some(("result", "hit"))), 2.0);
 }

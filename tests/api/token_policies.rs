@@ -955,8 +955,10 @@ async fn wait_for_share_lock_waiter(database_url: &str, step: &str) {
     let mut observer = sqlx::PgConnection::connect(database_url).await.unwrap();
     for _ in 0..1000 {
         let waiting: i64 = sqlx::query_scalar(
+            // This test's database only: another test's lock must not release it early.
             "SELECT COUNT(*) FROM pg_stat_activity
-             WHERE wait_event_type = 'Lock' AND query LIKE '%FOR SHARE%'",
+             WHERE datname = current_database()
+               AND wait_event_type = 'Lock' AND query LIKE '%FOR SHARE%'",
         )
         .fetch_one(&mut observer)
         .await
