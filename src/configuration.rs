@@ -253,9 +253,16 @@ pub struct Settings {
     #[arg(long, env = "TOKEN_AUTHORITY_FIRST_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub first_request_timeout: Duration,
 
-    /// Failed authentications allowed per second from one client address, and with one
-    /// credential (bursts of five seconds' worth); past it, RESOURCE_EXHAUSTED for a second.
-    /// 0: no limit.
+    /// The longest a gRPC connection lives: then the server sends GOAWAY, lets calls in
+    /// flight finish (an hour at most; watch streams resume elsewhere without loss), and
+    /// the client reconnects. Bounds how long an idle client holds its connection.
+    #[arg(long, env = "TOKEN_AUTHORITY_MAX_CONNECTION_AGE", default_value = "30m", value_parser = humantime::parse_duration, global = true)]
+    pub max_connection_age: Duration,
+
+    /// Failed authentications that needed a database read, allowed per second from one
+    /// client address (an IPv6 client's /64) and with one credential (bursts of five
+    /// seconds' worth); past it, RESOURCE_EXHAUSTED for a second before the next such read.
+    /// Credentials answered from memory are never limited. 0: no limit.
     #[arg(
         long,
         env = "TOKEN_AUTHORITY_AUTH_FAILURES_PER_SECOND",

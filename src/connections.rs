@@ -1,9 +1,11 @@
 //! What idle or slow clients can hold on a listener: every listener of the server accepts
 //! through a [`GuardedListener`], which
 //!
-//! - caps the connections open at once (below the process's file limit, so that an
-//!   accept never fails for want of a descriptor and health checks can still dial in), and
-//!   per client address, so that one host cannot take every slot;
+//! - caps the connections open at once (below the process's file limit, so that accepting
+//!   never fails for want of a descriptor and the process keeps descriptors for its
+//!   database), and per client address (an IPv6 client's /64; at most half the cap), so that
+//!   one host cannot take every slot. Past the cap every new connection is closed, health
+//!   probes' too: the per-address cap keeps one host from getting there;
 //! - closes a connection that has not sent its first request within
 //!   `first_request_timeout`: one that never sends a byte, stops after the HTTP/2 preface or
 //!   dawdles in its TLS handshake (the deadline is enforced on reads, which every handshake
@@ -12,8 +14,9 @@
 //!   reason, `…_accept_errors_total`, and a warning (at most one per [`WARNING_INTERVAL`])
 //!   when a cap or an accept error is hit.
 //!
-//! After its first request a connection is kept while its client wants it; HTTP/2
-//! keepalive pings drop dead peers, and the caps bound the rest.
+//! After its first request a connection lives at most `--max-connection-age` (then tonic
+//! sends GOAWAY and lets calls in flight finish, for an hour at most: watchers resume
+//! elsewhere without loss); HTTP/2 keepalive pings drop dead peers sooner.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -103,8 +106,12 @@ impl Shared {
 }
 
 impl GuardedListener {
-    pub fn new(listener: TcpListener, name: &'static str, limits: ConnectionLimits) -> Self {
-        let max_connections = limits.max_connections.max(1);
+    pub fn new(listener: TcpListener, name: &'static str, mut limits: ConnectionLimits) -> Self {
+        let max_connections = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+        // One address never takes more than half the connections, whatever is configured.
+        if limits.max_per_address > 0 {
+            limits.max_per_address = limits.max_per_address.min((max_connections / 2).max(1));
+        }
         let shared = Arc::new(Shared {
             name,
             slots: Arc::new(Semaphore::new(max_connections)),
@@ -148,7 +155,7 @@ impl GuardedListener {
                 );
                 continue;
             };
-            let Some(address) = self.claim_address(peer.ip()) else {
+            let Some(address) = self.claim_address(crate::domain::address_group(peer.ip())) else {
                 crate::metrics::record_connection_closed(self.name, "address_limit");
                 self.shared.warn(
                     "address_limit",

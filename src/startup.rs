@@ -293,6 +293,9 @@ impl Application {
             // Notices dead peers so that their streams and memory are released.
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            // Idle clients cannot hold a connection for ever; calls in flight get an hour.
+            .max_connection_age(self.settings.max_connection_age)
+            .max_connection_age_grace(CONNECTION_AGE_GRACE)
             .trace_fn(
                 |request| tracing::error_span!(panics::REQUEST_SPAN, method = %request.uri().path()),
             )
@@ -324,6 +327,8 @@ impl Application {
     }
 }
 
+/// How long calls in flight (watch streams) may go on after a connection's maximum age.
+const CONNECTION_AGE_GRACE: Duration = Duration::from_secs(3600);
 /// How often the gauges that describe state (revision, lag, cache size) are sampled.
 const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
 /// How often secrets whose grace period has ended are looked for.

@@ -12,9 +12,12 @@
 //!   secret only makes hashes unknown. The memory is per process and lost on restart; a
 //!   database restored under a running server could bring a remembered hash back, and it
 //!   answers NOT_FOUND until its entry expires (`UNKNOWN_TTL`).
-//! - **Cold look-ups are bounded in number**: at most `max_cold_lookups` at once; a look-up
-//!   that finds no slot within [`SLOT_WAIT`] is refused with RESOURCE_EXHAUSTED rather than
-//!   queueing without bound in front of the database (which every replica shares).
+//! - **Cold look-ups are bounded in number**: at most `max_cold_lookups` at once in each of
+//!   two pools, one for authenticating callers (and watch streams authenticating again),
+//!   one for the tokens VerifyToken and leak reports ask about, so that a verifier spraying
+//!   forged tokens cannot starve authentication. A look-up that finds no slot within
+//!   [`SLOT_WAIT`] is refused with RESOURCE_EXHAUSTED rather than queueing without bound in
+//!   front of the database (which every replica shares).
 
 use std::time::Duration;
 
@@ -36,33 +39,49 @@ pub(super) enum Lookup {
     Found(VerificationSnapshot, u64),
     /// The database does not know the hash (read now).
     NotFound,
-    /// The hash was not known a moment ago (remembered; no read).
-    RememberedUnknown,
+}
+
+/// Which pool of slots a look-up takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Pool {
+    /// A caller's credential, or a watch stream's again.
+    Authentication,
+    /// A token VerifyToken or a leak report asks about.
+    Verification,
 }
 
 pub(super) struct ColdLookups {
     unknown: moka::sync::Cache<SecretHash, ()>,
-    slots: tokio::sync::Semaphore,
+    authentication: tokio::sync::Semaphore,
+    verification: tokio::sync::Semaphore,
 }
 
 impl ColdLookups {
     pub fn new(max_cold_lookups: usize) -> Self {
+        let slots = max_cold_lookups.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
         Self {
             unknown: moka::sync::Cache::builder()
                 .max_capacity(UNKNOWN_CAPACITY)
                 .time_to_live(UNKNOWN_TTL)
                 .build(),
-            slots: tokio::sync::Semaphore::new(max_cold_lookups.max(1)),
+            authentication: tokio::sync::Semaphore::new(slots),
+            verification: tokio::sync::Semaphore::new(slots),
         }
     }
 
-    /// The verification snapshot of `hash`, read from `store` unless the hash is remembered
-    /// as unknown.
-    pub async fn snapshot(&self, store: &dyn Store, hash: &SecretHash) -> AuthorityResult<Lookup> {
-        if self.unknown.contains_key(hash) {
-            return Ok(Lookup::RememberedUnknown);
-        }
-        let _slot = self.slot().await?;
+    /// Whether the database did not know `hash` a moment ago.
+    pub fn remembered_unknown(&self, hash: &SecretHash) -> bool {
+        self.unknown.contains_key(hash)
+    }
+
+    /// The verification snapshot of `hash`, read from `store` with a slot of `pool`.
+    pub async fn snapshot(
+        &self,
+        store: &dyn Store,
+        hash: &SecretHash,
+        pool: Pool,
+    ) -> AuthorityResult<Lookup> {
+        let _slot = self.slot(pool).await?;
         match store.verification_snapshot(hash).await? {
             Some((snapshot, revision)) => {
                 crate::metrics::record_cold_lookup("found");
@@ -76,14 +95,19 @@ impl ColdLookups {
         }
     }
 
-    /// The newest revision in `store`, read within the same bound as look-ups.
+    /// The newest revision in `store`, read within the verification pool's bound.
     pub async fn store_revision(&self, store: &dyn Store) -> AuthorityResult<u64> {
-        let _slot = self.slot().await?;
+        let _slot = self.slot(Pool::Verification).await?;
         Ok(store.revision().await?)
     }
 
-    async fn slot(&self) -> AuthorityResult<tokio::sync::SemaphorePermit<'_>> {
-        match tokio::time::timeout(SLOT_WAIT, self.slots.acquire()).await {
+    /// A slot of `pool`, held for one read of the database.
+    pub async fn slot(&self, pool: Pool) -> AuthorityResult<tokio::sync::SemaphorePermit<'_>> {
+        let slots = match pool {
+            Pool::Authentication => &self.authentication,
+            Pool::Verification => &self.verification,
+        };
+        match tokio::time::timeout(SLOT_WAIT, slots.acquire()).await {
             Ok(Ok(permit)) => Ok(permit),
             // Timed out (or closed, which this semaphore never is).
             _ => {

@@ -1,12 +1,17 @@
-//! A limit on failed authentications, per peer address and per presented credential.
+//! A limit on failed authentications that cost a database read, per client address (an
+//! IPv6 client's /64) and per presented credential.
 //!
-//! Every failure (a missing, malformed, unknown, revoked, expired … credential) spends one
-//! cell of its peer's and its credential's allowance (a GCRA limiter of `governor`: so many
-//! per second, with a burst of [`BURST_SECONDS`] seconds' worth). A peer or credential that
-//! fails beyond its allowance is refused with RESOURCE_EXHAUSTED for [`PENALTY`], before any
-//! look-up, whatever it presents then; its next failure after that refuses it again. So one
-//! address that forges tokens costs the database at most its allowance of reads a second,
-//! and a good client (whose credential works) never spends any.
+//! Each such failure (a credential no cache could answer, read from the database and found
+//! unknown, revoked, expired …) spends one cell of its address's and its credential's
+//! allowance (a GCRA limiter of `governor`: so many per second, with a burst of
+//! [`BURST_SECONDS`] seconds' worth). An address or credential past its allowance is refused
+//! with RESOURCE_EXHAUSTED for [`PENALTY`] before its next read of the database; its next
+//! failure after that refuses it again. So one address that forges tokens costs the
+//! database at most its allowance of reads a second. Answers from memory (a cached
+//! credential, good or bad, a hash remembered as unknown, a malformed one) cost nothing and
+//! are neither counted nor refused: a good client whose credential is cached keeps working
+//! beside an attacker on the same address, and presenting a victim's credential from the
+//! wrong network (answered from the cache) cannot lock the victim out.
 //!
 //! Behind a proxy that hides client addresses every client shares the proxy's address:
 //! raise the limit there, or turn it off (0).
@@ -18,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::domain::SecretHash;
+use crate::domain::{SecretHash, address_group};
 
 /// The burst a peer or credential may fail in at once: this many seconds of its rate.
 const BURST_SECONDS: u32 = 5;
@@ -32,6 +37,17 @@ const PENALIZED_CAPACITY: u64 = 100_000;
 pub(super) enum Refusal {
     Peer,
     Credential,
+}
+
+impl Refusal {
+    pub fn message(self) -> &'static str {
+        match self {
+            Refusal::Peer => "too many failed authentications from this address: retry in a second",
+            Refusal::Credential => {
+                "too many failed authentications with this credential: retry in a second"
+            }
+        }
+    }
 }
 
 pub(super) struct FailedAuthentications {
@@ -80,7 +96,7 @@ impl FailedAuthentications {
         if limits.micros_now() > limits.penalties_until.load(Ordering::Relaxed) {
             return None;
         }
-        if peer.is_some_and(|peer| limits.penalized_peers.contains_key(&peer)) {
+        if peer.is_some_and(|peer| limits.penalized_peers.contains_key(&address_group(peer))) {
             return Some(Refusal::Peer);
         }
         if credential.is_some_and(|hash| limits.penalized_credentials.contains_key(hash)) {
@@ -96,7 +112,7 @@ impl FailedAuthentications {
             return;
         };
         let mut penalized = false;
-        if let Some(peer) = peer
+        if let Some(peer) = peer.map(address_group)
             && limits.by_peer.check_key(&peer).is_err()
         {
             limits.penalized_peers.insert(peer, ());
@@ -178,6 +194,18 @@ mod tests {
         );
         let other = crate::domain::TokenSecret::generate().hash();
         assert_eq!(limiter.refusal(peer(201), Some(&other)), None);
+    }
+
+    #[test]
+    fn an_ipv6_client_is_limited_by_its_slash_64() {
+        let limiter = FailedAuthentications::new(1);
+        let v6 = |last: u16| Some(IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, last]));
+        for last in 0..6 {
+            limiter.record_failure(v6(last), None);
+        }
+        assert_eq!(limiter.refusal(v6(999), None), Some(Refusal::Peer));
+        let elsewhere = Some(IpAddr::from([0x2001, 0xdb8, 0, 2, 0, 0, 0, 1]));
+        assert_eq!(limiter.refusal(elsewhere, None), None);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use super::cold_lookups::Pool;
 use super::tokens::TokenChange;
 use super::{Authority, AuthorityError, AuthorityResult, Caller, Committed};
 use crate::domain::{
@@ -167,7 +168,12 @@ impl Authority {
             // Read from the store, not the cache: the answer must be the current state. A
             // secret replaced by a reset still names its token: whoever held it could have
             // reset the token to a secret of their own before the report arrived.
-            let Some(token_id) = self.store.issued_secret_token(&hash).await? else {
+            let found = {
+                // Within the cold look-ups' bound, like VerifyToken's tokens.
+                let _slot = self.cold.slot(Pool::Verification).await?;
+                self.store.issued_secret_token(&hash).await?
+            };
+            let Some(token_id) = found else {
                 return Ok((LeakOutcome::unknown(LeakStatus::NotFound), 0));
             };
             // Read before the token: the token is at least as new as this revision.

@@ -52,11 +52,14 @@ pub(super) fn token_invalidation(token: &Token, kind: InvalidationKind) -> Inval
     }
 }
 
-/// Scopes may only narrow: the new set must lie within what the token could do before.
+/// Scopes may only narrow: the new set must lie within what the token could do before. The
+/// refusal names the scopes at fault only when `disclose` (the caller may read the owner's
+/// permissions, which bound an unscoped token's).
 pub(super) fn narrow_scopes(
     current: &PermissionSet,
     new: &PermissionSet,
     owner: &PermissionSet,
+    disclose: bool,
 ) -> AuthorityResult<()> {
     if new.is_empty() && !current.is_empty() {
         return Err(AuthorityError::invalid(
@@ -67,13 +70,15 @@ pub(super) fn narrow_scopes(
     let bound = if current.is_empty() { owner } else { current };
     let widening = new.difference(bound);
     if !widening.is_empty() {
-        return Err(AuthorityError::invalid(
-            "scopes",
+        let message = if disclose {
             format!(
                 "can only be narrowed; not allowed: {}",
                 widening.to_strings().join(", ")
-            ),
-        ));
+            )
+        } else {
+            "can only be narrowed to what the token may do now (which scopes are not is told only to a caller with `principals.manage`)".to_owned()
+        };
+        return Err(AuthorityError::invalid("scopes", message));
     }
     Ok(())
 }
@@ -110,12 +115,19 @@ mod tests {
     #[test]
     fn scopes_narrow_but_never_widen() {
         let owner = set(&["a", "b", "c"]);
-        assert!(narrow_scopes(&set(&["a", "b"]), &set(&["a"]), &owner).is_ok());
-        assert!(narrow_scopes(&set(&["a"]), &set(&["a", "b"]), &owner).is_err());
-        assert!(narrow_scopes(&set(&["a"]), &PermissionSet::default(), &owner).is_err());
+        let narrow = |current: &PermissionSet, new: &PermissionSet| {
+            narrow_scopes(current, new, &owner, true)
+        };
+        assert!(narrow(&set(&["a", "b"]), &set(&["a"])).is_ok());
+        assert!(narrow(&set(&["a"]), &set(&["a", "b"])).is_err());
+        assert!(narrow(&set(&["a"]), &PermissionSet::default()).is_err());
         // An unscoped token may be narrowed to anything its owner has.
-        assert!(narrow_scopes(&PermissionSet::default(), &set(&["c"]), &owner).is_ok());
-        assert!(narrow_scopes(&PermissionSet::default(), &set(&["z"]), &owner).is_err());
+        assert!(narrow(&PermissionSet::default(), &set(&["c"])).is_ok());
+        let refused = narrow(&PermissionSet::default(), &set(&["z"])).unwrap_err();
+        assert!(refused.to_string().contains('z'));
+        // Not named to a caller who may not read the owner's permissions.
+        let hidden = narrow_scopes(&PermissionSet::default(), &set(&["z"]), &owner, false);
+        assert!(!hidden.unwrap_err().to_string().contains(": z"));
     }
 
     #[test]

@@ -13,8 +13,8 @@ use super::token_rules::{
 use super::{Authority, AuthorityError, AuthorityResult, Caller, Committed};
 use crate::domain::{
     Account, AuditAction, InvalidationKind, MAX_LIFETIME, Permission, PermissionSet, Principal,
-    ResetError, RevokeReason, Timestamp, Token, TokenId, TokenName, TokenSecret, TokenSpec, now,
-    validate_expiry,
+    ResetError, RevokeReason, StoredState, Timestamp, Token, TokenId, TokenName, TokenSecret,
+    TokenSpec, now, validate_expiry,
 };
 use crate::store::{Change, SecretChange, TokenQuery};
 
@@ -254,23 +254,23 @@ impl Authority {
             token.description = description;
             fields.push("description");
         }
+        // A longer life is power handed out again: only to a token that keeps every rule
+        // (its scopes too) and lies within the caller's networks, as they are after this
+        // update (checked below). A shorter one only takes power away.
+        let mut extended = false;
         if let Some(expires_at) = update.expires_at {
             if let Some(when) = expires_at {
                 validate_expiry(when, at, "expire_time")?;
             }
             policy.check_lifetime(token.created_at, expires_at)?;
-            // A longer life is power handed out again: only to a token that keeps every
-            // rule, its scopes too. A shorter one only takes power away.
-            if extends_life(token.expires_at, expires_at) {
-                policy.check_scopes(&token.scopes)?;
-                caller.ensure_networks_within(&token.allowed_networks)?;
-            }
+            extended = extends_life(token.expires_at, expires_at);
             token.expires_at = expires_at;
             fields.push("expire_time");
             affects_verification = true;
         }
         if let Some(scopes) = update.scopes {
-            narrow_scopes(&token.scopes, &scopes, &owner.permissions)?;
+            let disclose = caller.may_read_permissions_of(&owner.id);
+            narrow_scopes(&token.scopes, &scopes, &owner.permissions, disclose)?;
             policy.check_scopes(&scopes)?;
             token.scopes = scopes;
             fields.push("scopes");
@@ -297,6 +297,10 @@ impl Authority {
                 "update_mask",
                 "must name at least one field",
             ));
+        }
+        if extended {
+            policy.check_scopes(&token.scopes)?;
+            caller.ensure_networks_within(&token.allowed_networks)?;
         }
         let mut details = BTreeMap::new();
         details.insert("fields".to_owned(), fields.join(","));
@@ -360,10 +364,16 @@ impl Authority {
     ) -> AuthorityResult<Committed<Token>> {
         caller.require(Permission::TOKENS_UPDATE)?;
         let (mut token, _) = self.changeable_token(caller, id, etag).await?;
-        if enable {
-            // Enabling makes a secret usable again: the same rule as issuing one.
+        // Enabling makes a secret usable again: the same rules as issuing one (the caller's
+        // networks, the account's token policy).
+        let policy_version = if enable && token.state == StoredState::Disabled {
             caller.ensure_networks_within(&token.allowed_networks)?;
-        }
+            let account = self.stored_account(&token.account_id).await?;
+            account.token_policy.check_token(&token)?;
+            Some(account.version)
+        } else {
+            None
+        };
         let changed = if enable {
             token.enable()?
         } else {
@@ -376,10 +386,13 @@ impl Authority {
             });
         }
         let change = if enable {
-            TokenChange::new(
-                AuditAction::TokenEnable,
-                Some(InvalidationKind::TokenEnabled),
-            )
+            TokenChange {
+                policy_version,
+                ..TokenChange::new(
+                    AuditAction::TokenEnable,
+                    Some(InvalidationKind::TokenEnabled),
+                )
+            }
         } else {
             TokenChange::new(
                 AuditAction::TokenDisable,

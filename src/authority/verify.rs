@@ -6,8 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::cold_lookups::Lookup;
-use super::failed_authentications::Refusal;
+use super::cold_lookups::{Lookup, Pool};
 use super::verification_cache::CachedSnapshot;
 use super::{Authority, AuthorityError, AuthorityResult, Caller};
 use crate::domain::{
@@ -107,46 +106,41 @@ impl Authority {
 
     /// Authenticates the caller of an RPC from the token it presented, connected from `peer`
     /// (which the token's allowlist, if it has one, must permit).
+    ///
+    /// A credential that fails after a read of the database spends its address's and its
+    /// own allowance of failures (see `failed_authentications.rs`); one past its allowance
+    /// is refused before such a read. Answers from memory (a cached credential, a hash known
+    /// to be unknown, a malformed or missing one) cost nothing and are never limited, so a
+    /// good client sharing an address with an attacker keeps working.
     pub async fn authenticate(
         &self,
         presented: Option<&str>,
         peer: Option<std::net::SocketAddr>,
     ) -> AuthorityResult<Caller> {
-        let Some(presented) = presented else {
-            self.failures
-                .record_failure(peer.map(|addr| addr.ip()), None);
-            return Err(AuthorityError::Unauthenticated(
+        let presented = presented.ok_or_else(|| {
+            AuthorityError::Unauthenticated(
                 "missing credential: send `authorization: Bearer <token>` or `x-api-key: <token>`"
                     .into(),
-            ));
-        };
-        let client = peer.map(|addr| addr.ip());
-        let hash = TokenSecret::hash_presented(presented).ok();
-        if let Some(refusal) = self.failures.refusal(client, hash.as_ref()) {
-            return Err(AuthorityError::ResourceExhausted(
-                match refusal {
-                    Refusal::Peer => {
-                        "too many failed authentications from this address: retry in a second"
-                    }
-                    Refusal::Credential => {
-                        "too many failed authentications with this credential: retry in a second"
-                    }
-                }
-                .into(),
-            ));
-        }
-        let Some(hash) = hash else {
-            self.failures.record_failure(client, None);
+            )
+        })?;
+        let Ok(hash) = TokenSecret::hash_presented(presented) else {
             return Err(AuthorityError::Unauthenticated(
                 "the credential is not a well-formed token".into(),
             ));
         };
+        let client = peer.map(|addr| addr.ip());
         let outcome = self
-            .verify_hash(&hash, &PermissionSet::default(), client)
+            .verify_hash(
+                &hash,
+                &PermissionSet::default(),
+                client,
+                Purpose::Authenticate,
+            )
             .await?;
         self.note_use(&outcome);
+        let read_the_store = outcome.path == VerifyPath::Store;
         let caller = credential(outcome).map(|credential| Caller::new(credential, hash, peer));
-        if caller.is_err() {
+        if caller.is_err() && read_the_store {
             self.failures.record_failure(client, Some(&hash));
         }
         caller
@@ -165,6 +159,7 @@ impl Authority {
                 caller.secret_hash(),
                 &PermissionSet::default(),
                 caller.peer_ip(),
+                Purpose::Reauthenticate,
             )
             .await?;
         let renewed = caller.renewed(credential(outcome)?);
@@ -185,15 +180,17 @@ impl Authority {
                 self.revision(),
             ));
         };
-        self.verify_hash(&hash, required, client).await
+        self.verify_hash(&hash, required, client, Purpose::Verify)
+            .await
     }
 
-    /// The verification of a well-formed token, by the hash of its secret.
+    /// The verification of a well-formed token, by the hash of its secret, for `purpose`.
     async fn verify_hash(
         &self,
         hash: &SecretHash,
         required: &PermissionSet,
         client: Option<IpAddr>,
+        purpose: Purpose,
     ) -> AuthorityResult<VerifyOutcome> {
         // Read before the lookup: every event up to `applied` has been applied to the cache,
         // so an entry the cache still serves holds at `applied`. A fresh read holds at its
@@ -214,15 +211,23 @@ impl Authority {
                 (cached, revision, VerifyPath::Cache)
             }
             None => {
+                if self.cold.remembered_unknown(hash) {
+                    return Ok(not_found(VerifyPath::Unknown, applied));
+                }
+                if purpose == Purpose::Authenticate
+                    && let Some(refusal) = self.failures.refusal(client, Some(hash))
+                {
+                    return Err(AuthorityError::ResourceExhausted(refusal.message().into()));
+                }
                 let started = Instant::now();
-                let (snapshot, revision) =
-                    match self.cold.snapshot(self.store.as_ref(), hash).await? {
-                        Lookup::Found(snapshot, revision) => (snapshot, revision),
-                        Lookup::NotFound => return Ok(not_found(VerifyPath::Store, applied)),
-                        Lookup::RememberedUnknown => {
-                            return Ok(not_found(VerifyPath::Unknown, applied));
-                        }
-                    };
+                let lookup = self
+                    .cold
+                    .snapshot(self.store.as_ref(), hash, purpose.pool())
+                    .await?;
+                let (snapshot, revision) = match lookup {
+                    Lookup::Found(snapshot, revision) => (snapshot, revision),
+                    Lookup::NotFound => return Ok(not_found(VerifyPath::Store, applied)),
+                };
                 let cached = Arc::new(CachedSnapshot::new(snapshot, revision, started));
                 self.cache.insert(*hash, cached.clone());
                 (cached, revision, VerifyPath::Store)
@@ -263,6 +268,27 @@ impl Authority {
                 .is_ok()
         {
             self.last_use.record(&cached.snapshot.token_id, at);
+        }
+    }
+}
+
+/// Why a token is verified: which pool of database slots a cold look-up takes, and
+/// whether the caller's failures are limited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// VerifyToken's token.
+    Verify,
+    /// A caller's credential.
+    Authenticate,
+    /// A watch stream's credential, again.
+    Reauthenticate,
+}
+
+impl Purpose {
+    fn pool(self) -> Pool {
+        match self {
+            Purpose::Verify => Pool::Verification,
+            Purpose::Authenticate | Purpose::Reauthenticate => Pool::Authentication,
         }
     }
 }

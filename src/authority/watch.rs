@@ -246,10 +246,16 @@ impl Watcher {
 
     /// Sends one page of stored events, or a reset when pruning took some it has not seen.
     async fn replay(&mut self, until: u64) -> AuthorityResult<()> {
+        // Only what this watcher may be sent, and what can change its own credential (its
+        // token, owner and account are all of its own account).
+        let accounts = self
+            .filter
+            .as_ref()
+            .map(|watched| [watched.clone(), self.caller.account_id().clone()]);
         let page = self
             .authority
             .store
-            .replay_events(self.last, BACKLOG_READ)
+            .replay_events(self.last, BACKLOG_READ, accounts.as_ref().map(|a| &a[..]))
             .await?;
         // Read together with the page: if the oldest retained event is not the next one,
         // events after the resume point may have been pruned (PostgreSQL's revisions can

@@ -25,7 +25,7 @@ pub use events::{
 };
 pub use ids::{AccountId, LeakReportId, PrincipalId, TokenId};
 pub use labels::Labels;
-pub use networks::{AllowedNetworks, MAX_ALLOWED_NETWORKS};
+pub use networks::{AllowedNetworks, MAX_ALLOWED_NETWORKS, address_group};
 pub use permission::{Permission, PermissionSet};
 pub use principal::{Principal, PrincipalKind};
 pub use text::{

@@ -117,9 +117,35 @@ fn parse_network(value: &str, field: &str) -> Result<IpNet, ValidationError> {
     Ok(network)
 }
 
+/// The group a client address belongs to, for limits per client: an IPv4 address itself
+/// (an IPv4-mapped IPv6 one as IPv4), an IPv6 address its /64, the smallest network a
+/// single subscriber is usually given, so that one host cannot spread over 2^64 addresses
+/// to escape a limit.
+pub fn address_group(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !u128::from(u64::MAX),
+            )),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn address_groups_are_ipv4_addresses_and_ipv6_slash_64s() {
+        let group = |text: &str| address_group(text.parse().unwrap()).to_string();
+        assert_eq!(group("192.0.2.7"), "192.0.2.7");
+        assert_eq!(group("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(group("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::");
+        assert_eq!(group("2001:db8:1:2:ffff::1"), "2001:db8:1:2::");
+        assert_ne!(group("2001:db8:1:3::1"), group("2001:db8:1:2::1"));
+    }
 
     fn networks(values: &[&str]) -> AllowedNetworks {
         AllowedNetworks::parse(values, "allowed_networks").unwrap()

@@ -114,7 +114,7 @@ pub struct Bootstrap {
 pub struct ReplayPage {
     /// The events after the requested revision, in revision order.
     pub events: Vec<InvalidationEvent>,
-    /// The oldest revision retained when they were read; None when `events` is empty.
+    /// The oldest revision retained, read after the events; None when none is.
     pub oldest_retained: Option<u64>,
 }
 
@@ -230,10 +230,16 @@ pub trait Store: Send + Sync + 'static {
     /// most `limit`. Never skips an event that commits later with a lower revision.
     async fn events_after(&self, after: u64, limit: u32) -> StoreResult<Vec<InvalidationEvent>>;
 
-    /// Like [`Store::events_after`], for a watcher's replay: in the same read, the revision
-    /// of the oldest event still retained, so that the watcher can tell whether pruning took
-    /// any event it has not seen.
-    async fn replay_events(&self, after: u64, limit: u32) -> StoreResult<ReplayPage>;
+    /// Like [`Store::events_after`], for a watcher's replay, of `accounts` only when given
+    /// (read through an index, so that a tenant's watcher does not read every tenant's
+    /// events); then the revision of the oldest event still retained, so that the watcher
+    /// can tell whether pruning took any event it has not seen.
+    async fn replay_events(
+        &self,
+        after: u64,
+        limit: u32,
+        accounts: Option<&[AccountId]>,
+    ) -> StoreResult<ReplayPage>;
 
     /// Deletes the oldest events that occurred before `before`: only a contiguous prefix of
     /// revisions (an event is kept while any older one is too new to go, since revision

@@ -224,28 +224,6 @@ impl TryFrom<AuditRow> for AuditEvent {
     }
 }
 
-/// An event read for a replay, with the oldest retained revision read in the same statement.
-#[derive(sqlx::FromRow)]
-pub(crate) struct ReplayRow {
-    #[sqlx(flatten)]
-    event: EventRow,
-    oldest: i64,
-}
-
-/// Builds a replay page from rows of a statement that read the events and the oldest
-/// retained revision together.
-pub(crate) fn replay_page(rows: Vec<ReplayRow>) -> Result<crate::store::ReplayPage, StoreError> {
-    let oldest_retained = rows.first().and_then(|row| u64::try_from(row.oldest).ok());
-    let events = rows
-        .into_iter()
-        .map(|row| InvalidationEvent::try_from(row.event))
-        .collect::<Result<_, _>>()?;
-    Ok(crate::store::ReplayPage {
-        events,
-        oldest_retained,
-    })
-}
-
 #[derive(sqlx::FromRow)]
 pub(crate) struct EventRow {
     revision: i64,

@@ -119,21 +119,21 @@ fn authorized<T>(credential: &str, message: T) -> tonic::Request<T> {
     request
 }
 
-/// The binary on a fresh SQLite file with its metrics endpoint, a client, and the
-/// bootstrap owner (whose token has been verified once: that answer came from the cache,
-/// warmed by authenticating the very call).
-struct Metered {
+/// The binary on a fresh database with its metrics endpoint, a client, and the bootstrap
+/// owner (whose token has been verified once: that answer came from the cache, warmed by
+/// authenticating the very call).
+pub(crate) struct Metered {
     /// Keep it bound (`_dir`, not `_`): dropping it deletes the database under the server.
-    _dir: tempfile::TempDir,
-    database_url: String,
-    child: std::process::Child,
+    pub(crate) _dir: tempfile::TempDir,
+    pub(crate) database_url: String,
+    pub(crate) child: std::process::Child,
     /// The gRPC address.
-    addr: String,
-    metrics_addr: String,
-    channel: Channel,
-    client: TokenServiceClient<Channel>,
-    owner: String,
-    owner_id: String,
+    pub(crate) addr: String,
+    pub(crate) metrics_addr: String,
+    pub(crate) channel: Channel,
+    pub(crate) client: TokenServiceClient<Channel>,
+    pub(crate) owner: String,
+    pub(crate) owner_id: String,
 }
 
 impl Metered {
@@ -141,10 +141,19 @@ impl Metered {
         Self::start_with(&[]).await
     }
 
-    /// Starts the binary with `extra` arguments.
+    /// Starts the binary on a fresh SQLite file with `extra` arguments.
     async fn start_with(extra: &[&str]) -> Metered {
         let dir = tempfile::tempdir().unwrap();
         let database_url = format!("sqlite://{}", dir.path().join("metrics.db").display());
+        Self::start_on(dir, database_url, extra).await
+    }
+
+    /// Starts the binary on `database_url` with `extra` arguments; `dir` holds its files.
+    pub(crate) async fn start_on(
+        dir: tempfile::TempDir,
+        database_url: String,
+        extra: &[&str],
+    ) -> Metered {
         let token_file = dir.path().join("owner.token");
         let mut args = vec!["--bootstrap-token-file", token_file.to_str().unwrap()];
         args.extend_from_slice(extra);

@@ -69,7 +69,7 @@ async fn pruning_keeps_every_event_after_one_too_new_to_go() {
 
     // A replay reads the oldest retained revision with its page.
     let page = store
-        .replay_events(u64::try_from(late).unwrap(), 100)
+        .replay_events(u64::try_from(late).unwrap(), 100, None)
         .await
         .unwrap();
     assert_eq!(page.oldest_retained, Some(u64::try_from(late).unwrap()));
@@ -128,4 +128,56 @@ async fn a_revision_this_store_never_handed_out_gets_a_reset() {
     })
     .await;
     assert_eq!(watched.resets, vec![current], "{watched:?}");
+}
+
+backend_tests!(a_replay_of_one_account_reads_only_its_events);
+
+// Issue 20 (suspected, confirmed): a tenant's watcher resuming from an old revision read
+// every tenant's events in pages of 1,000 to find its own. The store now reads one
+// account's events through an index: here 1,500 other events come first, and one page of
+// 100 still reaches the tenant's.
+async fn a_replay_of_one_account_reads_only_its_events() {
+    let app = TestApp::spawn().await;
+    let acme = app.create_tenant("Acme", &[]).await;
+    let globex = app.create_tenant("Globex", &[]).await;
+    let token = app
+        .create_token(&globex.admin_token, &globex.admin_id, &[])
+        .await
+        .token
+        .unwrap()
+        .id;
+    let stopped = app.stop().await;
+    let now = chrono::Utc::now().timestamp_micros();
+    let others: Vec<String> = (0..1500)
+        .map(|_| {
+            format!(
+                "INSERT INTO invalidation_events (kind, account_id, token_id, occurred_at) VALUES ('token_updated', '{}', '{token}', {now})",
+                globex.account_id
+            )
+        })
+        .collect();
+    execute_sql(&stopped.database_url, &others).await;
+    execute_sql(
+        &stopped.database_url,
+        &[format!(
+            "INSERT INTO invalidation_events (kind, account_id, occurred_at) VALUES ('api_access_changed', '{}', {now})",
+            acme.account_id
+        )],
+    )
+    .await;
+    let store = open_store(&test_settings(&stopped.database_url), false)
+        .await
+        .unwrap();
+    let acme_id = token_authority::domain::AccountId::parse(&acme.account_id, "account").unwrap();
+    let page = store
+        .replay_events(0, 100, Some(std::slice::from_ref(&acme_id)))
+        .await
+        .unwrap();
+    assert_eq!(page.events.len(), 1, "{page:?}");
+    assert_eq!(page.events[0].invalidation.account_id, acme_id);
+    assert!(page.oldest_retained.is_some());
+    // Unfiltered (an operator watching every account): every tenant's, in order.
+    let all = store.replay_events(0, 100, None).await.unwrap();
+    assert_eq!(all.events.len(), 100);
+    assert!(all.events.windows(2).all(|w| w[0].revision < w[1].revision));
 }

@@ -161,6 +161,9 @@ async fn a_policy_governs_new_secrets_and_finds_the_tokens_that_break_it() {
     let wide = create(&app, admin, &["billing.read", "orders.read"], Some(DAY))
         .await
         .unwrap();
+    let mixed = create(&app, admin, &["billing.read", "orders.read"], Some(DAY))
+        .await
+        .unwrap();
     assert!(violators(&app, admin, "").await.is_empty(), "no rule yet");
 
     let set = set_policy(
@@ -307,6 +310,32 @@ async fn a_policy_governs_new_secrets_and_finds_the_tokens_that_break_it() {
     )
     .await
     .expect("a shorter life is allowed");
+    // Narrowed into the policy in the same update, the longer life is fine.
+    let mixed_created =
+        SystemTime::try_from(mixed.token.clone().unwrap().create_time.unwrap()).unwrap();
+    app.tokens(admin)
+        .update_token(proto::UpdateTokenRequest {
+            token: Some(proto::Token {
+                id: id(&mixed),
+                scopes: vec!["orders.read".into()],
+                expire_time: Some((mixed_created + Duration::from_secs(20 * DAY as u64)).into()),
+                ..Default::default()
+            }),
+            update_mask: crate::helpers::masks(&["expire_time", "scopes"]),
+        })
+        .await
+        .expect("judged as it is after the update");
+    // Enabling a token hands its secret out again: refused while it breaks the policy.
+    app.disable(admin, &id(&billing)).await;
+    refused_for(
+        app.tokens(admin)
+            .enable_token(proto::EnableTokenRequest {
+                id: id(&billing),
+                ..Default::default()
+            })
+            .await,
+        "allowed_scopes",
+    );
 
     // Reset: a token that breaks the policy gets no new secret; the grace period is capped.
     let reset = |id: String, grace: i64| {

@@ -8,7 +8,7 @@ use crate::domain::{
     AccountId, Invalidation, InvalidationEvent, InvalidationKind, InvalidationTarget, Timestamp,
     TokenId,
 };
-use crate::store::rows::{EventRow, ReplayRow, replay_page};
+use crate::store::rows::EventRow;
 use crate::store::time::to_micros;
 use crate::store::{Backend, Change, ReplayPage, StoreError, StoreResult};
 
@@ -90,18 +90,44 @@ pub(super) async fn after(
     .collect()
 }
 
-pub(super) async fn replay(pool: &Pool<Db>, after: u64, limit: u32) -> StoreResult<ReplayPage> {
-    // One statement, so one snapshot: the oldest revision belongs to the same state of
-    // the table as the events read.
-    let rows = sqlx::query_as::<_, ReplayRow>(
-        "SELECT e.*, (SELECT MIN(revision) FROM invalidation_events) AS oldest
-         FROM invalidation_events e WHERE e.revision > $1 ORDER BY e.revision LIMIT $2",
-    )
-    .bind(i64::try_from(after).unwrap_or(i64::MAX))
-    .bind(i64::from(limit))
-    .fetch_all(pool)
-    .await?;
-    replay_page(rows)
+/// A page of a watcher's replay: the events after `after` (of `accounts` only, when given,
+/// through the index by account), then the oldest revision retained. In that order: a
+/// prune between the two reads shows as an oldest revision past the page's start (the
+/// watcher resets, perhaps needlessly), never as events silently missing.
+pub(super) async fn replay(
+    pool: &Pool<Db>,
+    after: u64,
+    limit: u32,
+    accounts: Option<&[AccountId]>,
+) -> StoreResult<ReplayPage> {
+    let after = i64::try_from(after).unwrap_or(i64::MAX);
+    let mut sql =
+        sqlx::QueryBuilder::<Db>::new("SELECT * FROM invalidation_events WHERE revision > ");
+    sql.push_bind(after);
+    if let Some(accounts) = accounts {
+        sql.push(" AND account_id IN (");
+        let mut separated = sql.separated(", ");
+        for account in accounts {
+            separated.push_bind(account.as_str());
+        }
+        sql.push(")");
+    }
+    sql.push(" ORDER BY revision LIMIT ")
+        .push_bind(i64::from(limit));
+    let events = sql
+        .build_query_as::<EventRow>()
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(InvalidationEvent::try_from)
+        .collect::<StoreResult<Vec<_>>>()?;
+    let oldest: Option<i64> = sqlx::query_scalar("SELECT MIN(revision) FROM invalidation_events")
+        .fetch_one(pool)
+        .await?;
+    Ok(ReplayPage {
+        events,
+        oldest_retained: oldest.and_then(|oldest| u64::try_from(oldest).ok()),
+    })
 }
 
 /// Deletes the contiguous prefix of revisions that occurred before `before`, never the

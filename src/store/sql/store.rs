@@ -228,8 +228,13 @@ impl Store for ThisBackend {
         events::after(self.reader(), after, limit).await
     }
 
-    async fn replay_events(&self, after: u64, limit: u32) -> StoreResult<ReplayPage> {
-        events::replay(self.reader(), after, limit).await
+    async fn replay_events(
+        &self,
+        after: u64,
+        limit: u32,
+        accounts: Option<&[AccountId]>,
+    ) -> StoreResult<ReplayPage> {
+        events::replay(self.reader(), after, limit, accounts).await
     }
 
     async fn prune_events(&self, before: Timestamp) -> StoreResult<u64> {
