@@ -281,6 +281,26 @@ pub struct Settings {
     )]
     pub max_cold_lookups: usize,
 
+    /// The most tokens one account holds (revoked ones count until deleted); creating or
+    /// duplicating past it fails with RESOURCE_EXHAUSTED. 0: no quota.
+    #[arg(
+        long,
+        env = "TOKEN_AUTHORITY_MAX_TOKENS_PER_ACCOUNT",
+        default_value_t = 100_000,
+        global = true
+    )]
+    pub max_tokens_per_account: u64,
+
+    /// The most principals one account holds; creating past it fails with
+    /// RESOURCE_EXHAUSTED. 0: no quota.
+    #[arg(
+        long,
+        env = "TOKEN_AUTHORITY_MAX_PRINCIPALS_PER_ACCOUNT",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub max_principals_per_account: u64,
+
     /// SQLite: read connections (writes use one).
     #[arg(
         long,
@@ -317,6 +337,8 @@ impl Settings {
             max_revision_wait: self.max_revision_wait,
             max_cold_lookups: self.max_cold_lookups,
             auth_failures_per_second: self.auth_failures_per_second,
+            max_tokens_per_account: self.max_tokens_per_account,
+            max_principals_per_account: self.max_principals_per_account,
         }
     }
 

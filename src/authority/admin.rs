@@ -216,6 +216,7 @@ impl Authority {
         self.stored_account(&account_id).await?;
         // The permissions are the caller's own request: naming them reveals nothing.
         caller.ensure_may_grant(&request.permissions, "the permissions", true)?;
+        self.ensure_principal_quota(&account_id).await?;
         let at = now();
         let principal = Principal {
             id: PrincipalId::generate(),

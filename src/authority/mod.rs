@@ -18,6 +18,7 @@ mod last_use;
 mod leaks;
 mod page_token;
 mod paging;
+mod quotas;
 mod token_policy;
 mod token_requests;
 mod token_rules;
@@ -56,6 +57,9 @@ pub type AuthorityResult<T> = Result<T, AuthorityError>;
 
 /// The longest a mutating call waits for the event follower to apply its event.
 const APPLY_WAIT: Duration = Duration::from_secs(1);
+/// How often at most VerifyToken reads the newest revision for a `min_revision` not applied
+/// yet, to refuse one that was never committed.
+const PROBE_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Tunables of the authority.
 #[derive(Debug, Clone)]
@@ -79,6 +83,10 @@ pub struct AuthorityConfig {
     /// Failed authentications allowed per second per peer address and per credential (with
     /// a burst of five seconds' worth); 0: no limit.
     pub auth_failures_per_second: u32,
+    /// The most tokens one account holds (revoked ones included); 0: no quota.
+    pub max_tokens_per_account: u64,
+    /// The most principals one account holds; 0: no quota.
+    pub max_principals_per_account: u64,
 }
 
 impl Default for AuthorityConfig {
@@ -92,6 +100,8 @@ impl Default for AuthorityConfig {
             max_revision_wait: Duration::from_secs(1),
             max_cold_lookups: 32,
             auth_failures_per_second: 20,
+            max_tokens_per_account: 100_000,
+            max_principals_per_account: 10_000,
         }
     }
 }
@@ -118,6 +128,8 @@ pub struct Authority {
     feed: tokio::sync::broadcast::Sender<EventBatch>,
     /// Wakes the event follower after a local commit.
     wake: tokio::sync::Notify,
+    /// When the newest revision was last read for a `min_revision`; held while reading.
+    revision_probe: tokio::sync::Mutex<Option<std::time::Instant>>,
     /// Turns true when the server shuts down: watch streams end so that draining can finish.
     stopping: tokio::sync::watch::Sender<bool>,
 }
@@ -147,6 +159,7 @@ impl Authority {
             followed_at: std::sync::atomic::AtomicI64::new(crate::domain::now().timestamp_micros()),
             feed,
             wake: tokio::sync::Notify::new(),
+            revision_probe: tokio::sync::Mutex::new(None),
             stopping: tokio::sync::watch::Sender::new(false),
         })
     }
@@ -184,16 +197,18 @@ impl Authority {
     /// event follower is woken to read the events table at once rather than at its next
     /// poll. 0 is always applied.
     ///
-    /// A revision newer than any committed is refused at once (INVALID_ARGUMENT): no answer
-    /// ever carried it, and waiting for it would hold the call until some account changes.
+    /// A revision newer than any committed is refused at once (INVALID_ARGUMENT) when the
+    /// newest revision can be read (see [`Authority::probe_newest_revision`]): no answer ever
+    /// carried it, and waiting for it would hold the call until some account changes.
     pub async fn await_revision(&self, revision: u64) -> AuthorityResult<()> {
         if self.revision() >= revision {
             return Ok(());
         }
-        // Read within the cold look-ups' bound: a stranger's far-future revisions cost no
-        // more than its forged tokens do. A store that cannot be read leaves the wait below
-        // to answer.
-        if let Ok(newest) = self.cold.store_revision(self.store.as_ref()).await
+        // One read at a time, at most one per PROBE_INTERVAL: a caller sending far-future
+        // revisions costs the database no more than that (its other calls wait below, as
+        // for a revision not applied yet). A store that cannot be read leaves the wait to
+        // answer.
+        if let Some(newest) = self.probe_newest_revision().await
             && newest < revision
         {
             return Err(AuthorityError::invalid(
@@ -211,6 +226,17 @@ impl Authority {
                 waited: self.config.max_revision_wait,
             }),
         }
+    }
+
+    /// The newest revision the store holds, read now; None when a read is in flight or one
+    /// was made within [`PROBE_INTERVAL`] (or the store cannot be read).
+    async fn probe_newest_revision(&self) -> Option<u64> {
+        let mut last = self.revision_probe.try_lock().ok()?;
+        if last.is_some_and(|at| at.elapsed() < PROBE_INTERVAL) {
+            return None;
+        }
+        *last = Some(std::time::Instant::now());
+        self.cold.store_revision(self.store.as_ref()).await.ok()
     }
 
     /// Whether the event follower has read the events table within `bound` of `at`: only

@@ -103,6 +103,7 @@ impl Authority {
         }
         caller.ensure_networks_within(&request.allowed_networks)?;
         let (scopes, account) = self.issuable_scopes(caller, &owner, request.scopes).await?;
+        self.ensure_token_quota(&owner.account_id).await?;
         let at = now();
         let expires_at = match request.expiry {
             Expiry::Never => None,
@@ -506,6 +507,7 @@ impl Authority {
         let (scopes, account) = self
             .issuable_scopes(caller, &owner, original.scopes.clone())
             .await?;
+        self.ensure_token_quota(&owner.account_id).await?;
         let name = match name {
             Some(name) => name,
             None => copy_name(&original.name),

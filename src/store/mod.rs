@@ -187,6 +187,10 @@ pub trait Store: Send + Sync + 'static {
         change: &Change,
     ) -> StoreResult<Option<InvalidationEvent>>;
     async fn token(&self, id: &TokenId) -> StoreResult<Option<Token>>;
+    /// How many tokens an account has, revoked ones included (for its quota).
+    async fn count_tokens(&self, account_id: &AccountId) -> StoreResult<u64>;
+    /// How many principals an account has (for its quota).
+    async fn count_principals(&self, account_id: &AccountId) -> StoreResult<u64>;
     async fn list_tokens(&self, query: &TokenQuery) -> StoreResult<Vec<Token>>;
     async fn update_token(
         &self,

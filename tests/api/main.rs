@@ -47,6 +47,7 @@ mod outage;
 mod panics;
 mod permissions;
 mod pruning;
+mod quotas;
 mod read_your_writes;
 mod replicas;
 mod restart;

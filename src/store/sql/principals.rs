@@ -3,7 +3,7 @@
 use sqlx::{Pool, QueryBuilder, Transaction};
 
 use super::{Db, push_after};
-use crate::domain::{Principal, PrincipalId};
+use crate::domain::{AccountId, Principal, PrincipalId};
 use crate::store::rows::{PrincipalRow, encode_permissions};
 use crate::store::time::to_micros;
 use crate::store::{PrincipalQuery, StoreResult};
@@ -25,6 +25,15 @@ pub(super) async fn insert(tx: &mut Transaction<'_, Db>, principal: &Principal) 
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// How many principals `account_id` has.
+pub(super) async fn count(pool: &Pool<Db>, account_id: &AccountId) -> StoreResult<u64> {
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM principals WHERE account_id = $1")
+        .bind(account_id.as_str())
+        .fetch_one(pool)
+        .await?;
+    Ok(u64::try_from(count).unwrap_or(0))
 }
 
 pub(super) async fn get(pool: &Pool<Db>, id: &PrincipalId) -> StoreResult<Option<Principal>> {

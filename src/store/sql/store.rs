@@ -140,6 +140,14 @@ impl Store for ThisBackend {
         commit_change(tx, change).await
     }
 
+    async fn count_tokens(&self, account_id: &AccountId) -> StoreResult<u64> {
+        tokens::count(self.reader(), account_id).await
+    }
+
+    async fn count_principals(&self, account_id: &AccountId) -> StoreResult<u64> {
+        principals::count(self.reader(), account_id).await
+    }
+
     async fn token(&self, id: &TokenId) -> StoreResult<Option<Token>> {
         tokens::get(self.reader(), id).await
     }

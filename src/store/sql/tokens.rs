@@ -229,6 +229,15 @@ pub(super) async fn revoke_all_of_account(
     Ok(())
 }
 
+/// How many tokens `account_id` has (revoked ones too: they are records until deleted).
+pub(super) async fn count(pool: &Pool<Db>, account_id: &AccountId) -> StoreResult<u64> {
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE account_id = $1")
+        .bind(account_id.as_str())
+        .fetch_one(pool)
+        .await?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
 pub(super) async fn get(pool: &Pool<Db>, id: &TokenId) -> StoreResult<Option<Token>> {
     sqlx::query_as::<_, TokenRow>("SELECT * FROM tokens WHERE id = $1")
         .bind(id.as_str())
