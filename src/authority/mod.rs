@@ -28,7 +28,7 @@ mod verify;
 mod watch;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::domain::{AccountId, AuditAction, AuditRecord, InvalidationEvent, Timestamp};
@@ -130,6 +130,12 @@ pub struct Authority {
     wake: tokio::sync::Notify,
     /// When the newest revision was last read for a `min_revision`; held while reading.
     revision_probe: tokio::sync::Mutex<Option<std::time::Instant>>,
+    /// When (microseconds since `started`) the event follower was last woken for a
+    /// `min_revision`: at most once per [`PROBE_INTERVAL`].
+    revision_wake: AtomicI64,
+    started: std::time::Instant,
+    /// Accounts recently found at a quota (see `quotas.rs`).
+    at_quota: moka::sync::Cache<(AccountId, quotas::Quota), ()>,
     /// Turns true when the server shuts down: watch streams end so that draining can finish.
     stopping: tokio::sync::watch::Sender<bool>,
 }
@@ -160,6 +166,9 @@ impl Authority {
             feed,
             wake: tokio::sync::Notify::new(),
             revision_probe: tokio::sync::Mutex::new(None),
+            revision_wake: AtomicI64::new(i64::MIN),
+            started: std::time::Instant::now(),
+            at_quota: quotas::at_quota_memory(),
             stopping: tokio::sync::watch::Sender::new(false),
         })
     }
@@ -216,16 +225,27 @@ impl Authority {
                 "is newer than any change committed: pass a revision an answer carried",
             ));
         }
-        self.wake.notify_one();
+        // Wake the follower, at most once per PROBE_INTERVAL whoever asks (so that a caller
+        // cannot keep it reading the events table back to back), and again every interval
+        // while waiting (so that a revision committed just after someone else's wake is read
+        // within one interval).
+        let deadline = tokio::time::Instant::now() + self.config.max_revision_wait;
         let mut applied = self.applied.subscribe();
-        let caught_up = applied.wait_for(|applied| *applied >= revision);
-        match tokio::time::timeout(self.config.max_revision_wait, caught_up).await {
-            Ok(Ok(_)) => Ok(()),
-            _ => Err(AuthorityError::RevisionNotApplied {
-                wanted: revision,
-                waited: self.config.max_revision_wait,
-            }),
+        loop {
+            self.wake_for_revision();
+            let until = deadline.min(tokio::time::Instant::now() + PROBE_INTERVAL);
+            let caught_up = applied.wait_for(|applied| *applied >= revision);
+            match tokio::time::timeout_at(until, caught_up).await {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(_)) => break,
+                Err(_) if tokio::time::Instant::now() >= deadline => break,
+                Err(_) => {}
+            }
         }
+        Err(AuthorityError::RevisionNotApplied {
+            wanted: revision,
+            waited: self.config.max_revision_wait,
+        })
     }
 
     /// The newest revision the store holds, read now; None when a read is in flight or one
@@ -237,6 +257,22 @@ impl Authority {
         }
         *last = Some(std::time::Instant::now());
         self.cold.store_revision(self.store.as_ref()).await.ok()
+    }
+
+    /// Wakes the event follower unless it was woken for a revision within
+    /// [`PROBE_INTERVAL`].
+    fn wake_for_revision(&self) {
+        let now = i64::try_from(self.started.elapsed().as_micros()).unwrap_or(i64::MAX);
+        let interval = i64::try_from(PROBE_INTERVAL.as_micros()).unwrap_or(i64::MAX);
+        let last = self.revision_wake.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= interval
+            && self
+                .revision_wake
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.wake.notify_one();
+        }
     }
 
     /// Whether the event follower has read the events table within `bound` of `at`: only

@@ -434,6 +434,7 @@ impl Authority {
             .delete_token(&token.id, token.version, &change)
             .await?;
         let revision = self.apply_committed(event).await;
+        self.forget_quota_refusal(&token.account_id);
         tracing::info!(token_id = %token.id, "token deleted");
         Ok(Committed {
             value: (),

@@ -248,14 +248,18 @@ impl Watcher {
     async fn replay(&mut self, until: u64) -> AuthorityResult<()> {
         // Only what this watcher may be sent, and what can change its own credential (its
         // token, owner and account are all of its own account).
-        let accounts = self
-            .filter
-            .as_ref()
-            .map(|watched| [watched.clone(), self.caller.account_id().clone()]);
+        let accounts = self.filter.as_ref().map(|watched| {
+            let own = self.caller.account_id();
+            if watched == own {
+                vec![own.clone()]
+            } else {
+                vec![watched.clone(), own.clone()]
+            }
+        });
         let page = self
             .authority
             .store
-            .replay_events(self.last, BACKLOG_READ, accounts.as_ref().map(|a| &a[..]))
+            .replay_events(self.last, BACKLOG_READ, accounts.as_deref())
             .await?;
         // Read together with the page: if the oldest retained event is not the next one,
         // events after the resume point may have been pruned (PostgreSQL's revisions can

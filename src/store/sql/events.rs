@@ -101,19 +101,34 @@ pub(super) async fn replay(
     accounts: Option<&[AccountId]>,
 ) -> StoreResult<ReplayPage> {
     let after = i64::try_from(after).unwrap_or(i64::MAX);
-    let mut sql =
-        sqlx::QueryBuilder::<Db>::new("SELECT * FROM invalidation_events WHERE revision > ");
-    sql.push_bind(after);
-    if let Some(accounts) = accounts {
-        sql.push(" AND account_id IN (");
-        let mut separated = sql.separated(", ");
-        for account in accounts {
-            separated.push_bind(account.as_str());
+    let limit = i64::from(limit);
+    let mut sql = sqlx::QueryBuilder::<Db>::new("");
+    match accounts {
+        None => {
+            sql.push("SELECT * FROM invalidation_events WHERE revision > ")
+                .push_bind(after);
         }
-        sql.push(")");
+        // Each account's next events by the index on (account_id, revision), an ordered
+        // range scan that stops at the limit, then merged.
+        Some(accounts) => {
+            sql.push("SELECT * FROM (");
+            for (i, account) in accounts.iter().enumerate() {
+                if i > 0 {
+                    sql.push(" UNION ALL ");
+                }
+                sql.push("SELECT * FROM (SELECT * FROM invalidation_events WHERE account_id = ")
+                    .push_bind(account.as_str())
+                    .push(" AND revision > ")
+                    .push_bind(after)
+                    .push(" ORDER BY revision LIMIT ")
+                    .push_bind(limit)
+                    .push(") AS a");
+                sql.push(i.to_string());
+            }
+            sql.push(") AS accounts");
+        }
     }
-    sql.push(" ORDER BY revision LIMIT ")
-        .push_bind(i64::from(limit));
+    sql.push(" ORDER BY revision LIMIT ").push_bind(limit);
     let events = sql
         .build_query_as::<EventRow>()
         .fetch_all(pool)
