@@ -50,8 +50,13 @@ pub(super) enum Pool {
     Verification,
 }
 
+/// How many locks share out the hashes for [`ColdLookups::turn`].
+const TURNS: usize = 64;
+
 pub(super) struct ColdLookups {
     unknown: moka::sync::Cache<SecretHash, ()>,
+    /// One read per hash at a time: a hash's turn is the lock its first byte picks.
+    turns: Vec<tokio::sync::Mutex<()>>,
     authentication: tokio::sync::Semaphore,
     verification: tokio::sync::Semaphore,
 }
@@ -64,8 +69,19 @@ impl ColdLookups {
                 .max_capacity(UNKNOWN_CAPACITY)
                 .time_to_live(UNKNOWN_TTL)
                 .build(),
+            turns: (0..TURNS).map(|_| tokio::sync::Mutex::new(())).collect(),
             authentication: tokio::sync::Semaphore::new(slots),
             verification: tokio::sync::Semaphore::new(slots),
+        }
+    }
+
+    /// Waits for `hash`'s turn to be read (other hashes may share it: at most [`TURNS`]
+    /// reads run at once in all, more than the slots of both pools).
+    pub async fn turn(&self, hash: &SecretHash) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        let index = usize::from(hash.as_bytes()[0]) % TURNS;
+        match self.turns.get(index) {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
         }
     }
 

@@ -198,14 +198,7 @@ impl Authority {
         // one it is known to hold at.
         let applied = self.revision();
         let at = now();
-        // While the events cannot be read (the database is unreachable), what the cache holds
-        // may be outdated by changes made elsewhere: it is trusted for a bounded time only.
-        let cached = if self.events_followed_within(self.config.max_event_lag, at) {
-            self.cache.get(hash)
-        } else {
-            None
-        };
-        let (cached, revision, path) = match cached {
+        let (cached, revision, path) = match self.trusted_snapshot(hash, at) {
             Some(cached) => {
                 let revision = applied.max(cached.revision);
                 (cached, revision, VerifyPath::Cache)
@@ -218,6 +211,24 @@ impl Authority {
                     && let Some(refusal) = self.failures.refusal(client, Some(hash))
                 {
                     return Err(AuthorityError::ResourceExhausted(refusal.message().into()));
+                }
+                // One read per hash at a time: the watch streams of one credential that all
+                // authenticate again after a change of its owner wait for the first read
+                // and are answered by what it cached.
+                let _turn = self.cold.turn(hash).await;
+                if let Some(cached) = self.trusted_snapshot(hash, at) {
+                    let revision = applied.max(cached.revision);
+                    return Ok(self.outcome(
+                        cached,
+                        revision,
+                        VerifyPath::Cache,
+                        required,
+                        client,
+                        at,
+                    ));
+                }
+                if self.cold.remembered_unknown(hash) {
+                    return Ok(not_found(VerifyPath::Unknown, applied));
                 }
                 let started = Instant::now();
                 let lookup = self
@@ -233,6 +244,30 @@ impl Authority {
                 (cached, revision, VerifyPath::Store)
             }
         };
+        Ok(self.outcome(cached, revision, path, required, client, at))
+    }
+
+    /// The cached snapshot of `hash`, if the cache may be trusted at `at`: while the events
+    /// cannot be read (the database is unreachable), what the cache holds may be outdated by
+    /// changes made elsewhere, so it is trusted for a bounded time only.
+    fn trusted_snapshot(&self, hash: &SecretHash, at: Timestamp) -> Option<Arc<CachedSnapshot>> {
+        if self.events_followed_within(self.config.max_event_lag, at) {
+            self.cache.get(hash)
+        } else {
+            None
+        }
+    }
+
+    /// The answer from `cached`, at `revision`, had by `path`.
+    fn outcome(
+        &self,
+        cached: Arc<CachedSnapshot>,
+        revision: u64,
+        path: VerifyPath,
+        required: &PermissionSet,
+        client: Option<IpAddr>,
+        at: Timestamp,
+    ) -> VerifyOutcome {
         let verdict = evaluate(
             &cached.snapshot,
             &cached.effective_scopes,
@@ -240,13 +275,13 @@ impl Authority {
             client,
             at,
         );
-        Ok(VerifyOutcome {
+        VerifyOutcome {
             verdict,
             snapshot: Some(cached),
             revision,
             at,
             path,
-        })
+        }
     }
 
     /// Records a valid answer handed out as a use of its token, at most once a second per

@@ -59,7 +59,7 @@ async fn a_repeated_forged_token_costs_one_database_read() {
     }
     // VerifyToken of the same forged token: remembered too.
     let mut tokens =
-        TokenServiceClient::with_interceptor(channel, Credential::Bearer(owner.clone()));
+        TokenServiceClient::with_interceptor(channel.clone(), Credential::Bearer(owner.clone()));
     for _ in 0..200 {
         let answer = tokens
             .verify_token(proto::VerifyTokenRequest {
@@ -75,6 +75,33 @@ async fn a_repeated_forged_token_costs_one_database_read() {
     assert_eq!(reads, 1.0, "one read for 400 presentations");
     // The owner's own token was read once too, and is cached since.
     assert_eq!(cold_lookups(&metrics_addr, "found"), 1.0);
+    // A new token presented by 50 calls at once, none of them cached: one read, the others
+    // wait for it (as the watch streams of one credential do after a change of its owner).
+    let fresh = tokens
+        .create_token(proto::CreateTokenRequest {
+            name: "fresh".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .secret;
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let mut admin = AdminServiceClient::with_interceptor(
+            channel.clone(),
+            Credential::Bearer(fresh.clone()),
+        );
+        calls.spawn(async move { admin.get_account(proto::GetAccountRequest::default()).await });
+    }
+    for answer in calls.join_all().await {
+        answer.expect("the fresh token authenticates");
+    }
+    assert_eq!(
+        cold_lookups(&metrics_addr, "found"),
+        2.0,
+        "one read for 50 at once"
+    );
     // Off the runtime: the clients' connection tasks must run while the server drains.
     tokio::task::spawn_blocking(move || terminate(child))
         .await
