@@ -50,15 +50,38 @@ pub(super) enum Pool {
     Verification,
 }
 
-/// How many locks share out the hashes for [`ColdLookups::turn`].
+/// How many locks share out the hashes of one pool for [`ColdLookups::turn`].
 const TURNS: usize = 64;
+
+/// One pool's slots, and the turns its hashes take to be read.
+struct Slots {
+    /// One read per hash at a time: a hash's turn is the lock its first byte picks. Each
+    /// pool has its own, so that a verifier holding turns cannot delay an authentication.
+    turns: Vec<tokio::sync::Mutex<()>>,
+    slots: tokio::sync::Semaphore,
+}
+
+impl Slots {
+    fn new(slots: usize) -> Self {
+        Self {
+            turns: (0..TURNS).map(|_| tokio::sync::Mutex::new(())).collect(),
+            slots: tokio::sync::Semaphore::new(slots),
+        }
+    }
+}
 
 pub(super) struct ColdLookups {
     unknown: moka::sync::Cache<SecretHash, ()>,
-    /// One read per hash at a time: a hash's turn is the lock its first byte picks.
-    turns: Vec<tokio::sync::Mutex<()>>,
-    authentication: tokio::sync::Semaphore,
-    verification: tokio::sync::Semaphore,
+    authentication: Slots,
+    verification: Slots,
+}
+
+/// A hash's turn to be read in a pool: while it is held, no other read of a hash of the same
+/// turn starts in that pool. The slot for the read itself must be had by `deadline`.
+pub(super) struct Turn<'a> {
+    _guard: tokio::sync::MutexGuard<'a, ()>,
+    pool: Pool,
+    deadline: tokio::time::Instant,
 }
 
 impl ColdLookups {
@@ -69,19 +92,34 @@ impl ColdLookups {
                 .max_capacity(UNKNOWN_CAPACITY)
                 .time_to_live(UNKNOWN_TTL)
                 .build(),
-            turns: (0..TURNS).map(|_| tokio::sync::Mutex::new(())).collect(),
-            authentication: tokio::sync::Semaphore::new(slots),
-            verification: tokio::sync::Semaphore::new(slots),
+            authentication: Slots::new(slots),
+            verification: Slots::new(slots),
         }
     }
 
-    /// Waits for `hash`'s turn to be read (other hashes may share it: at most [`TURNS`]
-    /// reads run at once in all, more than the slots of both pools).
-    pub async fn turn(&self, hash: &SecretHash) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+    fn pool(&self, pool: Pool) -> &Slots {
+        match pool {
+            Pool::Authentication => &self.authentication,
+            Pool::Verification => &self.verification,
+        }
+    }
+
+    /// Waits for `hash`'s turn to be read in `pool`. Other hashes may share the turn, so the
+    /// wait for it and for a slot together are bounded by [`SLOT_WAIT`]: past it the look-up
+    /// is refused rather than queued.
+    pub async fn turn(&self, hash: &SecretHash, pool: Pool) -> AuthorityResult<Turn<'_>> {
+        let deadline = tokio::time::Instant::now() + SLOT_WAIT;
         let index = usize::from(hash.as_bytes()[0]) % TURNS;
-        match self.turns.get(index) {
-            Some(lock) => Some(lock.lock().await),
-            None => None,
+        let Some(lock) = self.pool(pool).turns.get(index) else {
+            return Err(refused());
+        };
+        match tokio::time::timeout_at(deadline, lock.lock()).await {
+            Ok(guard) => Ok(Turn {
+                _guard: guard,
+                pool,
+                deadline,
+            }),
+            Err(_) => Err(refused()),
         }
     }
 
@@ -90,14 +128,15 @@ impl ColdLookups {
         self.unknown.contains_key(hash)
     }
 
-    /// The verification snapshot of `hash`, read from `store` with a slot of `pool`.
+    /// The verification snapshot of `hash`, read from `store` on its `turn`, with a slot of
+    /// the turn's pool.
     pub async fn snapshot(
         &self,
         store: &dyn Store,
         hash: &SecretHash,
-        pool: Pool,
+        turn: &Turn<'_>,
     ) -> AuthorityResult<Lookup> {
-        let _slot = self.slot(pool).await?;
+        let _slot = self.slot_by(turn.pool, turn.deadline).await?;
         match store.verification_snapshot(hash).await? {
             Some((snapshot, revision)) => {
                 crate::metrics::record_cold_lookup("found");
@@ -111,27 +150,85 @@ impl ColdLookups {
         }
     }
 
-    /// The newest revision in `store`, read within the verification pool's bound.
-    pub async fn store_revision(&self, store: &dyn Store) -> AuthorityResult<u64> {
-        let _slot = self.slot(Pool::Verification).await?;
-        Ok(store.revision().await?)
+    /// The newest revision in `store`, read with a verification slot if one is free now:
+    /// the caller has a fallback (waiting for the follower), so it never queues for one.
+    pub async fn store_revision(&self, store: &dyn Store) -> Option<u64> {
+        let _slot = self.verification.slots.try_acquire().ok()?;
+        store.revision().await.ok()
     }
 
-    /// A slot of `pool`, held for one read of the database.
+    /// A slot of `pool`, held for one read of the database (a read that is not of a
+    /// verification snapshot, such as a leak report's).
     pub async fn slot(&self, pool: Pool) -> AuthorityResult<tokio::sync::SemaphorePermit<'_>> {
-        let slots = match pool {
-            Pool::Authentication => &self.authentication,
-            Pool::Verification => &self.verification,
-        };
-        match tokio::time::timeout(SLOT_WAIT, slots.acquire()).await {
+        self.slot_by(pool, tokio::time::Instant::now() + SLOT_WAIT)
+            .await
+    }
+
+    /// A slot of `pool` by `deadline`.
+    async fn slot_by(
+        &self,
+        pool: Pool,
+        deadline: tokio::time::Instant,
+    ) -> AuthorityResult<tokio::sync::SemaphorePermit<'_>> {
+        match tokio::time::timeout_at(deadline, self.pool(pool).slots.acquire()).await {
             Ok(Ok(permit)) => Ok(permit),
             // Timed out (or closed, which this semaphore never is).
-            _ => {
-                crate::metrics::record_cold_lookup("refused");
-                Err(AuthorityError::ResourceExhausted(
-                    "too many look-ups of uncached tokens at once: retry shortly".into(),
-                ))
-            }
+            _ => Err(refused()),
         }
+    }
+}
+
+/// A look-up that found no turn or slot in time.
+fn refused() -> AuthorityError {
+    crate::metrics::record_cold_lookup("refused");
+    AuthorityError::ResourceExhausted(
+        "too many look-ups of uncached tokens at once: retry shortly".into(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::TokenSecret;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a runtime")
+    }
+
+    // Review of issue 20: the turns were shared by both pools, so verifiers holding them
+    // (each waiting for a verification slot) delayed the authentication of a hash that
+    // shared their turn.
+    #[test]
+    fn a_verification_holding_a_turn_does_not_delay_an_authentication() {
+        runtime().block_on(async {
+            let lookups = ColdLookups::new(1);
+            let hash = TokenSecret::generate().hash();
+            let _held = lookups.turn(&hash, Pool::Verification).await.expect("free");
+            let started = tokio::time::Instant::now();
+            let turn = lookups.turn(&hash, Pool::Authentication).await;
+            assert!(turn.is_ok(), "the other pool's turn is free");
+            assert!(started.elapsed() < Duration::from_millis(100));
+        });
+    }
+
+    // Review of issue 20: a turn was waited for without bound.
+    #[test]
+    fn a_turn_held_too_long_is_refused_not_queued() {
+        runtime().block_on(async {
+            let lookups = ColdLookups::new(1);
+            let hash = TokenSecret::generate().hash();
+            let _held = lookups
+                .turn(&hash, Pool::Authentication)
+                .await
+                .expect("free");
+            let started = tokio::time::Instant::now();
+            let refused = lookups.turn(&hash, Pool::Authentication).await;
+            assert!(matches!(refused, Err(AuthorityError::ResourceExhausted(_))));
+            let waited = started.elapsed();
+            assert!(waited >= SLOT_WAIT && waited < SLOT_WAIT * 2, "{waited:?}");
+        });
     }
 }

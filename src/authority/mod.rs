@@ -232,8 +232,8 @@ impl Authority {
         let deadline = tokio::time::Instant::now() + self.config.max_revision_wait;
         let mut applied = self.applied.subscribe();
         loop {
-            self.wake_for_revision();
-            let until = deadline.min(tokio::time::Instant::now() + PROBE_INTERVAL);
+            let next_wake = self.wake_for_revision();
+            let until = deadline.min(tokio::time::Instant::now() + next_wake);
             let caught_up = applied.wait_for(|applied| *applied >= revision);
             match tokio::time::timeout_at(until, caught_up).await {
                 Ok(Ok(_)) => return Ok(()),
@@ -249,30 +249,37 @@ impl Authority {
     }
 
     /// The newest revision the store holds, read now; None when a read is in flight or one
-    /// was made within [`PROBE_INTERVAL`] (or the store cannot be read).
+    /// was made within [`PROBE_INTERVAL`] (or no verification slot is free, or the store
+    /// cannot be read).
     async fn probe_newest_revision(&self) -> Option<u64> {
         let mut last = self.revision_probe.try_lock().ok()?;
         if last.is_some_and(|at| at.elapsed() < PROBE_INTERVAL) {
             return None;
         }
         *last = Some(std::time::Instant::now());
-        self.cold.store_revision(self.store.as_ref()).await.ok()
+        self.cold.store_revision(self.store.as_ref()).await
     }
 
     /// Wakes the event follower unless it was woken for a revision within
-    /// [`PROBE_INTERVAL`].
-    fn wake_for_revision(&self) {
+    /// [`PROBE_INTERVAL`]; returns how long until it may be woken again.
+    fn wake_for_revision(&self) -> Duration {
         let now = i64::try_from(self.started.elapsed().as_micros()).unwrap_or(i64::MAX);
         let interval = i64::try_from(PROBE_INTERVAL.as_micros()).unwrap_or(i64::MAX);
         let last = self.revision_wake.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= interval
+        let since = now.saturating_sub(last);
+        if since >= interval
             && self
                 .revision_wake
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
             self.wake.notify_one();
+            return PROBE_INTERVAL;
         }
+        // Someone else woke it within the interval (or just now): ask again when it may be
+        // woken, not a whole interval from now.
+        let remaining = interval.saturating_sub(since).max(1);
+        Duration::from_micros(u64::try_from(remaining).unwrap_or(1))
     }
 
     /// Whether the event follower has read the events table within `bound` of `at`: only

@@ -35,17 +35,7 @@ pub(super) fn at_quota_memory() -> moka::sync::Cache<(AccountId, Quota), ()> {
 impl Authority {
     /// RESOURCE_EXHAUSTED, naming the quota, when `account` holds its quota of tokens.
     pub(super) async fn ensure_token_quota(&self, account: &AccountId) -> AuthorityResult<()> {
-        let max = self.config.max_tokens_per_account;
-        let key = (account.clone(), Quota::Tokens);
-        if max == 0
-            || !self.at_quota.contains_key(&key) && self.store.count_tokens(account).await? < max
-        {
-            return Ok(());
-        }
-        self.at_quota.insert(key, ());
-        Err(AuthorityError::ResourceExhausted(format!(
-            "the account holds its quota of {max} tokens (revoked ones count until deleted): delete tokens it no longer needs, or ask an operator to raise --max-tokens-per-account"
-        )))
+        self.ensure_quota(account, Quota::Tokens).await
     }
 
     /// A token of `account` was deleted: room again, here at once.
@@ -55,17 +45,38 @@ impl Authority {
 
     /// RESOURCE_EXHAUSTED, naming the quota, when `account` holds its quota of principals.
     pub(super) async fn ensure_principal_quota(&self, account: &AccountId) -> AuthorityResult<()> {
-        let max = self.config.max_principals_per_account;
-        let key = (account.clone(), Quota::Principals);
-        if max == 0
-            || !self.at_quota.contains_key(&key)
-                && self.store.count_principals(account).await? < max
-        {
+        self.ensure_quota(account, Quota::Principals).await
+    }
+
+    /// RESOURCE_EXHAUSTED when `account` holds its `quota`: remembered, or counted now.
+    async fn ensure_quota(&self, account: &AccountId, quota: Quota) -> AuthorityResult<()> {
+        let max = match quota {
+            Quota::Tokens => self.config.max_tokens_per_account,
+            Quota::Principals => self.config.max_principals_per_account,
+        };
+        if max == 0 {
             return Ok(());
         }
-        self.at_quota.insert(key, ());
-        Err(AuthorityError::ResourceExhausted(format!(
-            "the account holds its quota of {max} principals: ask an operator to raise --max-principals-per-account"
-        )))
+        let key = (account.clone(), quota);
+        // Remembered only when a count found the account full, so that the memory lapses
+        // AT_QUOTA_MEMORY after that count: refusals do not keep it alive.
+        if !self.at_quota.contains_key(&key) {
+            let held = match quota {
+                Quota::Tokens => self.store.count_tokens(account).await?,
+                Quota::Principals => self.store.count_principals(account).await?,
+            };
+            if held < max {
+                return Ok(());
+            }
+            self.at_quota.insert(key, ());
+        }
+        Err(AuthorityError::ResourceExhausted(match quota {
+            Quota::Tokens => format!(
+                "the account holds its quota of {max} tokens (revoked ones count until deleted): delete tokens it no longer needs, or ask an operator to raise --max-tokens-per-account"
+            ),
+            Quota::Principals => format!(
+                "the account holds its quota of {max} principals: ask an operator to raise --max-principals-per-account"
+            ),
+        }))
     }
 }

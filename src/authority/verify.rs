@@ -198,10 +198,10 @@ impl Authority {
         // one it is known to hold at.
         let applied = self.revision();
         let at = now();
-        let (cached, revision, path) = match self.trusted_snapshot(hash, at) {
+        let (cached, revision, path, at) = match self.trusted_snapshot(hash, at) {
             Some(cached) => {
                 let revision = applied.max(cached.revision);
-                (cached, revision, VerifyPath::Cache)
+                (cached, revision, VerifyPath::Cache, at)
             }
             None => {
                 if self.cold.remembered_unknown(hash) {
@@ -215,7 +215,12 @@ impl Authority {
                 // One read per hash at a time: the watch streams of one credential that all
                 // authenticate again after a change of its owner wait for the first read
                 // and are answered by what it cached.
-                let _turn = self.cold.turn(hash).await;
+                let turn = self.cold.turn(hash, purpose.pool()).await?;
+                // The wait may have been long: what was applied, and the time, are read
+                // again, so that the answer is judged now (an expiry passed while waiting
+                // counts) and claims no revision it was not read at.
+                let applied = self.revision();
+                let at = now();
                 if let Some(cached) = self.trusted_snapshot(hash, at) {
                     let revision = applied.max(cached.revision);
                     return Ok(self.outcome(
@@ -231,17 +236,15 @@ impl Authority {
                     return Ok(not_found(VerifyPath::Unknown, applied));
                 }
                 let started = Instant::now();
-                let lookup = self
-                    .cold
-                    .snapshot(self.store.as_ref(), hash, purpose.pool())
-                    .await?;
+                let lookup = self.cold.snapshot(self.store.as_ref(), hash, &turn).await?;
                 let (snapshot, revision) = match lookup {
                     Lookup::Found(snapshot, revision) => (snapshot, revision),
                     Lookup::NotFound => return Ok(not_found(VerifyPath::Store, applied)),
                 };
                 let cached = Arc::new(CachedSnapshot::new(snapshot, revision, started));
                 self.cache.insert(*hash, cached.clone());
-                (cached, revision, VerifyPath::Store)
+                // Judged when read, not when asked: the read may have waited for a slot.
+                (cached, revision, VerifyPath::Store, now())
             }
         };
         Ok(self.outcome(cached, revision, path, required, client, at))

@@ -94,3 +94,48 @@ async fn an_account_at_its_quotas_creates_nothing_more() {
     app.create_principal(&globex.admin_token, &globex.account_id, "one", &[])
         .await;
 }
+
+#[tokio::test]
+// Review of issue 20: a refusal remembered the full account again, so creates sent in a
+// loop kept it "full" for ever after another replica made room.
+async fn room_made_on_another_replica_is_seen_while_creates_keep_coming() {
+    let a = crate::helpers::BACKEND
+        .scope(crate::helpers::Backend::Postgres, async {
+            TestApp::spawn_with(|settings| settings.max_tokens_per_account = 2).await
+        })
+        .await;
+    let b = a
+        .replica_with(|settings| settings.max_tokens_per_account = 2)
+        .await;
+    let acme = a.create_tenant("acme", &[]).await;
+    let second = a.create_token(&acme.admin_token, &acme.admin_id, &[]).await;
+    let mut tokens = a.tokens(&acme.admin_token);
+    let create = proto::CreateTokenRequest {
+        name: "one too many".into(),
+        ..Default::default()
+    };
+    assert_code(
+        tokens.create_token(create.clone()).await,
+        Code::ResourceExhausted,
+    );
+    b.tokens(&acme.admin_token)
+        .delete_token(proto::DeleteTokenRequest {
+            id: second.token.unwrap().id,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // A create every 100 ms: room is seen once the memory of the full account lapses.
+    let started = std::time::Instant::now();
+    loop {
+        match tokens.create_token(create.clone()).await {
+            Ok(_) => break,
+            Err(status) => assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}"),
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "still refused after the memory lapsed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
