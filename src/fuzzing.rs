@@ -131,8 +131,8 @@ fn presented_token(input: &[u8]) {
 
 fn credential_headers(input: &[u8]) {
     let text = text(input);
-    let _ = crate::credential::presented_token(Some(Some(&text)), None);
-    let _ = crate::credential::presented_token(None, Some(Some(&text)));
+    let _ = crate::credential::presented_token([Some(text.as_str())], None);
+    let _ = crate::credential::presented_token(None, [Some(text.as_str())]);
     if let Ok(value) = http::HeaderValue::from_bytes(input) {
         let mut headers = http::HeaderMap::new();
         headers.insert("authorization", value.clone());

@@ -11,9 +11,12 @@
 //! Watermarks are kept for `ttl`, the longest any cache keeps an answer: a watermark older
 //! than that can only cover answers that have expired anyway. Forgetting one raises the floor
 //! to its revision, so that an answer of unknown age (one offered to the client library) that
-//! is older than a forgotten event is refused rather than trusted.
+//! is older than a forgotten event is refused rather than trusted. They are forgotten a few
+//! at a time as events arrive (oldest first, from a queue in the order they were raised), so
+//! that no event holds the lock that every cache hit reads for longer than its own share:
+//! an operator's stream carries every tenant's events.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -29,7 +32,7 @@ pub struct Dependencies<'a> {
     pub account: Option<&'a AccountId>,
 }
 
-/// The newest revision applied per object of one kind, and when it was applied.
+/// The newest revision applied per object of one kind, and when it was last raised.
 struct Marks<K>(HashMap<K, (u64, Instant)>);
 
 impl<K: Eq + Hash> Marks<K> {
@@ -42,18 +45,16 @@ impl<K: Eq + Hash> Marks<K> {
         key.is_none_or(|key| self.0.get(key).is_none_or(|(mark, _)| revision >= *mark))
     }
 
-    /// Forgets the watermarks applied `ttl` ago or earlier; returns the highest revision
-    /// forgotten (0 if none).
-    fn prune(&mut self, now: Instant, ttl: Duration) -> u64 {
-        let mut forgotten = 0;
-        self.0.retain(|_, (revision, applied)| {
-            let keep = now.duration_since(*applied) < ttl;
-            if !keep {
-                forgotten = forgotten.max(*revision);
+    /// Forgets `key`'s watermark if it was last raised at `raised`; returns its revision
+    /// (0 if it was raised again since, and so is kept).
+    fn forget(&mut self, key: &K, raised: Instant) -> u64 {
+        match self.0.get(key) {
+            Some(&(revision, at)) if at == raised => {
+                self.0.remove(key);
+                revision
             }
-            keep
-        });
-        forgotten
+            _ => 0,
+        }
     }
 }
 
@@ -61,7 +62,34 @@ struct Marked {
     tokens: Marks<TokenId>,
     principals: Marks<PrincipalId>,
     accounts: Marks<AccountId>,
-    last_pruned: Instant,
+    /// Every raise, oldest first: what to forget when.
+    raised: VecDeque<(Instant, InvalidationTarget)>,
+}
+
+impl Marked {
+    /// Forgets the watermarks last raised `ttl` ago or earlier; returns the highest
+    /// revision forgotten (0 if none).
+    fn prune(&mut self, now: Instant, ttl: Duration) -> u64 {
+        let mut forgotten = 0;
+        while let Some((at, _)) = self.raised.front()
+            && now.duration_since(*at) >= ttl
+        {
+            let Some((at, target)) = self.raised.pop_front() else {
+                break;
+            };
+            let revision = match &target {
+                InvalidationTarget::Token(id) => self.tokens.forget(id, at),
+                InvalidationTarget::Principal(id) => self.principals.forget(id, at),
+                InvalidationTarget::Account(id) => self.accounts.forget(id, at),
+            };
+            forgotten = forgotten.max(revision);
+        }
+        forgotten
+    }
+
+    fn len(&self) -> usize {
+        self.tokens.0.len() + self.principals.0.len() + self.accounts.0.len()
+    }
 }
 
 /// Watermarks for one cache.
@@ -81,7 +109,7 @@ impl Watermarks {
                 tokens: Marks(HashMap::new()),
                 principals: Marks(HashMap::new()),
                 accounts: Marks(HashMap::new()),
-                last_pruned: Instant::now(),
+                raised: VecDeque::new(),
             }),
             count: AtomicUsize::new(0),
             floor: AtomicU64::new(0),
@@ -96,23 +124,16 @@ impl Watermarks {
             .marks
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match target {
+        match target.clone() {
             InvalidationTarget::Token(id) => marks.tokens.raise(id, revision, now),
             InvalidationTarget::Principal(id) => marks.principals.raise(id, revision, now),
             InvalidationTarget::Account(id) => marks.accounts.raise(id, revision, now),
         }
-        if now.duration_since(marks.last_pruned) >= self.ttl {
-            let forgotten = marks
-                .tokens
-                .prune(now, self.ttl)
-                .max(marks.principals.prune(now, self.ttl))
-                .max(marks.accounts.prune(now, self.ttl));
-            marks.last_pruned = now;
-            // Answers this old about a forgotten object can no longer be checked.
-            self.floor.fetch_max(forgotten, Ordering::AcqRel);
-        }
-        let count = marks.tokens.0.len() + marks.principals.0.len() + marks.accounts.0.len();
-        self.count.store(count, Ordering::Release);
+        marks.raised.push_back((now, target));
+        let forgotten = marks.prune(now, self.ttl);
+        // Answers this old about a forgotten object can no longer be checked.
+        self.floor.fetch_max(forgotten, Ordering::AcqRel);
+        self.count.store(marks.len(), Ordering::Release);
     }
 
     /// Distrusts every answer older than `revision` (after a reset).

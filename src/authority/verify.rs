@@ -45,6 +45,11 @@ impl VerifyOutcome {
         }
     }
 
+    /// When the verdict was computed (by this authority's clock).
+    pub fn at(&self) -> Timestamp {
+        self.at
+    }
+
     pub fn snapshot(&self) -> Option<&VerificationSnapshot> {
         self.snapshot.as_deref().map(|cached| &cached.snapshot)
     }

@@ -32,8 +32,12 @@ use crate::metrics::OpenWatcher;
 pub enum WatchItem {
     /// Events in revision order (only those of the watched accounts).
     Events(Vec<InvalidationEvent>),
-    /// Nothing was missed up to this revision.
-    Checkpoint { revision: u64 },
+    /// Nothing was missed up to this revision. `account`: whose events the stream carries
+    /// (None: every account's).
+    Checkpoint {
+        revision: u64,
+        account: Option<AccountId>,
+    },
     /// The requested revision is older than the retained log: drop every cached answer and
     /// continue from this revision.
     Reset { revision: u64 },
@@ -223,13 +227,17 @@ impl Watcher {
         self.phase = Phase::Following;
         if self.start_from_now {
             self.last = applied;
-            self.pending
-                .push_back(WatchItem::Checkpoint { revision: applied });
+            self.pending.push_back(WatchItem::Checkpoint {
+                revision: applied,
+                account: self.filter.clone(),
+            });
         } else if self.last == applied {
             // Caught up already: say so at once, so that a resuming client trusts its cache
             // again without waiting for the periodic checkpoint.
-            self.pending
-                .push_back(WatchItem::Checkpoint { revision: applied });
+            self.pending.push_back(WatchItem::Checkpoint {
+                revision: applied,
+                account: self.filter.clone(),
+            });
         } else if self.last < applied {
             self.phase = Phase::Replaying { until: applied };
         } else if self.last > self.authority.store.revision().await? {
@@ -286,6 +294,7 @@ impl Watcher {
             self.last = self.last.max(until);
             self.pending.push_back(WatchItem::Checkpoint {
                 revision: self.last,
+                account: self.filter.clone(),
             });
         }
         Ok(())
@@ -332,6 +341,7 @@ impl Watcher {
                 {
                     self.pending.push_back(WatchItem::Checkpoint {
                         revision: self.last,
+                        account: self.filter.clone(),
                     });
                 }
             }

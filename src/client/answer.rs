@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::domain::AllowedNetworks;
 use crate::proto::{self, PrincipalKind, VerificationCode};
@@ -76,6 +76,9 @@ pub(super) struct Answer {
     pub account_id: Option<crate::domain::AccountId>,
     /// Set when valid.
     pub identity: Option<Arc<Identity>>,
+    /// How long the token stays valid from when the authority answered, by the authority's
+    /// clock (`expire_time - verify_time`); None: it never expires.
+    pub lifetime: Option<Duration>,
 }
 
 impl Answer {
@@ -93,6 +96,16 @@ impl Answer {
         let token_id = Some(response.token_id.clone()).filter(non_empty);
         let account_id = Some(response.account_id.clone()).filter(non_empty);
         let owner_id = Some(owner.id.clone()).filter(non_empty);
+        let expire_time = response
+            .expire_time
+            .and_then(|t| SystemTime::try_from(t).ok());
+        // By the authority's own clock when it says when it answered; an authority that
+        // does not (older than this library) leaves the local clock to judge.
+        let answered = response
+            .verify_time
+            .and_then(|t| SystemTime::try_from(t).ok())
+            .unwrap_or_else(SystemTime::now);
+        let lifetime = expire_time.map(|at| at.duration_since(answered).unwrap_or(Duration::ZERO));
         let identity = (code == VerificationCode::Valid).then(|| {
             Arc::new(Identity {
                 token_id: response.token_id.clone(),
@@ -101,9 +114,7 @@ impl Answer {
                 owner_kind: owner.kind(),
                 owner_name: owner.display_name.clone(),
                 scopes: response.effective_scopes.clone(),
-                expire_time: response
-                    .expire_time
-                    .and_then(|t| SystemTime::try_from(t).ok()),
+                expire_time,
                 api_version: response.api_version.clone(),
                 labels: response.labels.clone(),
                 allowed_networks: response.allowed_networks.clone(),
@@ -117,7 +128,27 @@ impl Answer {
             owner_id: owner_id.map(crate::domain::PrincipalId::from_trusted),
             account_id: account_id.map(crate::domain::AccountId::from_trusted),
             identity,
+            lifetime,
         }
+    }
+
+    /// Roughly how many bytes the answer holds: what the cache weighs it by.
+    pub fn weight(&self) -> u32 {
+        let ids = 3 * 40;
+        let identity = self.identity.as_deref().map_or(0, |identity| {
+            let strings = |items: &[String]| items.iter().map(|s| s.len() + 24).sum::<usize>();
+            identity.owner_name.len()
+                + identity.api_version.len()
+                + strings(&identity.scopes)
+                + strings(&identity.allowed_networks)
+                + identity
+                    .labels
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len() + 48)
+                    .sum::<usize>()
+                + 3 * 40
+        });
+        u32::try_from(256 + ids + 2 * identity).unwrap_or(u32::MAX)
     }
 
     /// The answer for `required` scopes, asked by a client at `client` (None: unknown): the

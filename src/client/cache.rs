@@ -1,8 +1,12 @@
 //! The client's answer cache: answers keyed by the token's hash, each kept until its own
 //! deadline and only while no newer event about its token, owner or account was applied.
+//!
+//! Whether a cached *valid* answer may be served also depends on the watch stream being
+//! live (the verifier decides that); the cache itself only keeps answers that no applied
+//! event has overtaken.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use super::answer::Answer;
 use crate::domain::{InvalidationTarget, SecretHash};
@@ -12,17 +16,15 @@ use crate::watermarks::{Dependencies, Watermarks};
 /// A cached answer and when it stops being served.
 #[derive(Debug)]
 pub(super) struct Entry {
-    pub answer: Answer,
+    pub answer: Arc<Answer>,
     expires: Instant,
 }
 
-impl Entry {
-    fn dependencies(&self) -> Dependencies<'_> {
-        Dependencies {
-            token: self.answer.token_id.as_ref(),
-            principal: self.answer.owner_id.as_ref(),
-            account: self.answer.account_id.as_ref(),
-        }
+fn dependencies(answer: &Answer) -> Dependencies<'_> {
+    Dependencies {
+        token: answer.token_id.as_ref(),
+        principal: answer.owner_id.as_ref(),
+        account: answer.account_id.as_ref(),
     }
 }
 
@@ -34,11 +36,13 @@ pub(super) struct AnswerCache {
 }
 
 impl AnswerCache {
-    pub fn new(capacity: u64, valid_ttl: Duration, invalid_ttl: Duration) -> Self {
+    /// A cache of at most `bytes` of answers (as [`Answer::weight`] estimates them).
+    pub fn new(bytes: u64, valid_ttl: Duration, invalid_ttl: Duration) -> Self {
         let longest = valid_ttl.max(invalid_ttl);
         Self {
             entries: moka::sync::Cache::builder()
-                .max_capacity(capacity)
+                .max_capacity(bytes)
+                .weigher(|_, entry: &Arc<Entry>| entry.answer.weight())
                 .time_to_live(longest)
                 .build(),
             watermarks: Watermarks::new(longest),
@@ -50,46 +54,38 @@ impl AnswerCache {
     /// The answer cached for `hash`, if it is still current.
     pub fn get(&self, hash: &SecretHash) -> Option<Arc<Entry>> {
         let entry = self.entries.get(hash)?;
-        if Instant::now() >= entry.expires
-            || !self
-                .watermarks
-                .admits(entry.dependencies(), entry.answer.revision)
-        {
+        if Instant::now() >= entry.expires || !self.admits(&entry.answer) {
             self.entries.invalidate(hash);
             return None;
         }
         Some(entry)
     }
 
-    /// Caches `answer` unless an event newer than it was already applied; returns whether
-    /// it was cached.
-    pub fn insert(&self, hash: SecretHash, answer: Answer) -> bool {
+    /// Whether no event newer than `answer` was applied for its token, owner or account
+    /// (nor a reset or forgotten event newer than it).
+    pub fn admits(&self, answer: &Answer) -> bool {
+        self.watermarks
+            .admits(dependencies(answer), answer.revision)
+    }
+
+    /// Caches `answer`, asked for at `asked` (before the authority computed it), unless an
+    /// event newer than it was already applied; returns whether it was cached.
+    pub fn insert(&self, hash: SecretHash, answer: Arc<Answer>, asked: Instant) -> bool {
         let ttl = if answer.code == VerificationCode::Valid {
-            // Never past the token's (or the secret's grace period's) own end.
-            let until_expiry = answer
-                .identity
-                .as_ref()
-                .and_then(|identity| identity.expire_time)
-                .map(|at| {
-                    at.duration_since(SystemTime::now())
-                        .unwrap_or(Duration::ZERO)
-                });
-            until_expiry.map_or(self.valid_ttl, |left| left.min(self.valid_ttl))
+            // Never past the token's (or the secret's grace period's) own end, counted from
+            // the moment it was asked for: the authority answered later than that.
+            answer
+                .lifetime
+                .map_or(self.valid_ttl, |left| left.min(self.valid_ttl))
         } else {
             self.invalid_ttl
         };
-        let entry = Entry {
-            answer,
-            expires: Instant::now() + ttl,
-        };
-        if ttl.is_zero()
-            || !self
-                .watermarks
-                .admits(entry.dependencies(), entry.answer.revision)
-        {
+        let expires = asked + ttl;
+        if expires <= Instant::now() || !self.admits(&answer) {
             return false;
         }
-        self.entries.insert(hash, Arc::new(entry));
+        self.entries
+            .insert(hash, Arc::new(Entry { answer, expires }));
         true
     }
 

@@ -20,8 +20,8 @@ pub struct TrustedProxies(AllowedNetworks);
 impl TrustedProxies {
     /// Proxies at these CIDRs or addresses (e.g. `10.0.4.7`, `10.0.4.8`: the load balancers).
     /// List the proxies' own addresses only, and only proxies that append the client to
-    /// `X-Forwarded-For`: any host inside a trusted network can claim any client address,
-    /// and a trusted proxy that appends nothing is taken for the client itself.
+    /// `X-Forwarded-For`: any host inside a trusted network can claim any client address.
+    /// A trusted proxy that forwards no `X-Forwarded-For` leaves the client unknown.
     pub fn parse<S: AsRef<str>>(networks: &[S]) -> Result<Self, ValidationError> {
         AllowedNetworks::parse(networks, "trusted_proxies").map(Self)
     }
@@ -33,8 +33,9 @@ impl TrustedProxies {
     /// The client's address for a request from `peer` with `headers`: the peer itself unless
     /// it is a trusted proxy; then, walking `X-Forwarded-For` from its end (the entry the
     /// nearest proxy appended), the first address that is not a trusted proxy (the leftmost,
-    /// if all are). None when the peer is unknown or an entry that must be read is not an
-    /// address.
+    /// if all are). None when the peer is unknown, when a trusted proxy forwarded no header
+    /// (the proxy is not the client, and who is cannot be told), or when an entry that must
+    /// be read is not an address.
     pub fn client_address(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
         let mut current = peer?.to_canonical();
         if !self.trusts(current) {
@@ -43,6 +44,9 @@ impl TrustedProxies {
         let mut hops = Vec::new();
         for value in headers.get_all("x-forwarded-for") {
             hops.extend(value.to_str().ok()?.split(','));
+        }
+        if hops.is_empty() {
+            return None;
         }
         for hop in hops.iter().rev() {
             current = parse_hop(hop)?.to_canonical();
@@ -121,10 +125,11 @@ mod tests {
             proxies().client_address(Some(ip("10.1.1.1")), &headers(&["10.3.3.3"])),
             Some(ip("10.3.3.3"))
         );
-        // No header: the proxy itself.
+        // Issue 21: no header from a trusted proxy was taken for the proxy itself, which an
+        // allowlist naming the proxies' network then admitted. Unknown instead.
         assert_eq!(
             proxies().client_address(Some(ip("10.1.1.1")), &HeaderMap::new()),
-            Some(ip("10.1.1.1"))
+            None
         );
     }
 

@@ -6,14 +6,20 @@ use std::time::Duration;
 /// `Debug` output leaves the credential out.
 #[derive(Clone)]
 pub struct VerifierConfig {
-    /// The authority's address, e.g. `http://127.0.0.1:50051`; `https://` speaks TLS.
+    /// The authority's address, e.g. `https://authority.internal:50051`; `https://` speaks
+    /// TLS. `http://` sends every presented token in clear, so it is refused for any host
+    /// but loopback unless `allow_plaintext` is set.
     pub endpoint: String,
+    /// Allows an `http://` endpoint off loopback (a network the operator trusts, such as a
+    /// service mesh's encrypted sidecar link).
+    pub allow_plaintext: bool,
     /// For `https://`: trust this CA certificate (PEM) instead of the system's roots.
     pub ca_certificate: Option<Vec<u8>>,
     /// The backend's own token; it needs `tokens.verify`.
     pub credential: String,
-    /// How many answers the cache holds.
-    pub capacity: u64,
+    /// How many bytes of answers the cache holds at most (each answer weighed by its ids,
+    /// scopes, labels and networks), so that large identities cannot grow it without bound.
+    pub cache_bytes: u64,
     /// The longest a valid answer is cached (sooner if the token expires sooner).
     pub valid_ttl: Duration,
     /// How long an invalid answer (revoked, not found, …) is cached.
@@ -23,6 +29,9 @@ pub struct VerifierConfig {
     pub staleness_bound: Duration,
     /// Deadline of a remote VerifyToken call.
     pub request_timeout: Duration,
+    /// How many VerifyToken calls may be in flight at once; one that finds none free within
+    /// `request_timeout` fails closed. Concurrent calls for the same token share one.
+    pub max_remote_calls: usize,
     /// First and longest wait before reconnecting the watch stream (doubling in between).
     pub reconnect_backoff: (Duration, Duration),
 }
@@ -31,13 +40,15 @@ impl VerifierConfig {
     pub fn new(endpoint: impl Into<String>, credential: impl Into<String>) -> Self {
         Self {
             endpoint: endpoint.into(),
+            allow_plaintext: false,
             ca_certificate: None,
             credential: credential.into(),
-            capacity: 100_000,
+            cache_bytes: 64 * 1024 * 1024,
             valid_ttl: Duration::from_secs(300),
             invalid_ttl: Duration::from_secs(5),
             staleness_bound: Duration::from_secs(15),
             request_timeout: Duration::from_secs(2),
+            max_remote_calls: 64,
             reconnect_backoff: (Duration::from_millis(50), Duration::from_secs(5)),
         }
     }
@@ -48,24 +59,28 @@ impl std::fmt::Debug for VerifierConfig {
         // Destructured, so that a new field cannot be forgotten here.
         let Self {
             endpoint,
+            allow_plaintext,
             ca_certificate,
             credential: _,
-            capacity,
+            cache_bytes,
             valid_ttl,
             invalid_ttl,
             staleness_bound,
             request_timeout,
+            max_remote_calls,
             reconnect_backoff,
         } = self;
         f.debug_struct("VerifierConfig")
             .field("endpoint", endpoint)
+            .field("allow_plaintext", allow_plaintext)
             .field("ca_certificate", &ca_certificate.as_ref().map(|_| "<PEM>"))
             .field("credential", &"<redacted>")
-            .field("capacity", capacity)
+            .field("cache_bytes", cache_bytes)
             .field("valid_ttl", valid_ttl)
             .field("invalid_ttl", invalid_ttl)
             .field("staleness_bound", staleness_bound)
             .field("request_timeout", request_timeout)
+            .field("max_remote_calls", max_remote_calls)
             .field("reconnect_backoff", reconnect_backoff)
             .finish()
     }

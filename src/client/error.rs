@@ -2,7 +2,7 @@
 
 /// A verification that has no answer. An invalid token is not an error: it is a
 /// [`super::Verification`] whose code says why.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum VerifyError {
     /// The authority cannot be reached and the cache cannot be trusted: fail closed (a
     /// backend maps this to 503 / UNAVAILABLE).

@@ -5,6 +5,12 @@
 //!
 //! The client's address, for tokens that list allowed networks, is the connection's peer,
 //! or what trusted proxies forwarded (see [`TrustedProxies`]).
+//!
+//! A request must present one credential: `authorization` or `x-api-key` sent twice, or
+//! both with different tokens, is refused (UNAUTHENTICATED), so that the service behind
+//! cannot act on a token nobody verified. The credential headers are removed before the
+//! request reaches the service (its identity is in the extensions) unless
+//! [`VerifyLayer::keep_credential`] says otherwise.
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -30,6 +36,8 @@ pub struct VerifyLayer {
     open_paths: Arc<[String]>,
     /// Whose `X-Forwarded-For` is believed; none by default.
     trusted_proxies: Arc<TrustedProxies>,
+    /// Whether the service behind receives the credential headers.
+    keep_credential: bool,
 }
 
 impl VerifyLayer {
@@ -39,7 +47,15 @@ impl VerifyLayer {
             required_scopes: required_scopes.iter().map(|s| (*s).to_owned()).collect(),
             open_paths: Arc::new([]),
             trusted_proxies: Arc::default(),
+            keep_credential: false,
         }
+    }
+
+    /// Passes the verified credential on to the service behind (for a service that calls
+    /// others on the caller's behalf); by default it is removed.
+    pub fn keep_credential(mut self) -> Self {
+        self.keep_credential = true;
+        self
     }
 
     /// Believes `X-Forwarded-For` from peers in `proxies` (the load balancers in front of
@@ -111,6 +127,11 @@ where
                 .client_address(peer(&request), request.headers());
             match check(&layer, request.headers(), client).await {
                 Ok(identity) => {
+                    if !layer.keep_credential {
+                        for header in crate::credential::HEADERS {
+                            request.headers_mut().remove(header);
+                        }
+                    }
                     request.extensions_mut().insert(identity);
                     inner.call(request).await
                 }

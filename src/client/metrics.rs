@@ -10,10 +10,10 @@ use std::time::Duration;
 use metrics::{Counter, Gauge, Unit, describe_counter, describe_gauge};
 
 /// Verifications of well-formed tokens, by how the cache was consulted (`result`): `hit`
-/// (answered from memory), `miss` (no current answer cached, or the watch stream has not yet
+/// (answered from memory; a refusal also while the stream is down), `miss` (no current answer cached, or the watch stream has not yet
 /// delivered the `min_revision` asked for: asked the authority) or
-/// `stale` (the watch stream has been silent past the staleness bound, so the cache was not
-/// trusted: asked the authority).
+/// `stale` (the watch stream is lost, or silent past the staleness bound, so no valid answer
+/// was served from the cache: asked the authority).
 pub const CACHE_LOOKUPS: &str = "token_authority_client_cache_lookups_total";
 /// Presented values refused locally as malformed, without a look-up.
 pub const MALFORMED: &str = "token_authority_client_malformed_total";
@@ -21,7 +21,14 @@ pub const MALFORMED: &str = "token_authority_client_malformed_total";
 /// refused the verifier's own credential) or `unavailable` (no answer in time: the
 /// verification failed closed).
 pub const REMOTE_VERIFICATIONS: &str = "token_authority_client_remote_verifications_total";
-/// Times the watch stream was opened again after it ended or failed.
+/// Verifications that joined a VerifyToken call another verification of the same token had
+/// in flight, instead of making their own.
+pub const COALESCED: &str = "token_authority_client_coalesced_total";
+/// Valid answers the authority gave from a state older than an event the verifier had
+/// applied for their token, owner or account (a lagging replica, or an event that arrived
+/// during the call): asked again, then failed closed, never handed out.
+pub const OVERTAKEN: &str = "token_authority_client_overtaken_answers_total";
+/// Times the watch stream was opened again after it ended, failed or fell silent.
 pub const RECONNECTS: &str = "token_authority_client_reconnects_total";
 /// Seconds since the watch stream last confirmed the cache current (since the verifier's
 /// creation, before it ever did); past the staleness bound, the cache is not trusted.
@@ -39,6 +46,8 @@ pub(super) struct VerifierMetrics {
     pub refused: Counter,
     pub unavailable: Counter,
     pub reconnects: Counter,
+    pub coalesced: Counter,
+    pub overtaken: Counter,
     staleness: Gauge,
     revision: Gauge,
 }
@@ -57,6 +66,8 @@ impl VerifierMetrics {
             refused: remote("refused"),
             unavailable: remote("unavailable"),
             reconnects: metrics::counter!(RECONNECTS),
+            coalesced: metrics::counter!(COALESCED),
+            overtaken: metrics::counter!(OVERTAKEN),
             staleness: metrics::gauge!(STALENESS_SECONDS),
             revision: metrics::gauge!(REVISION),
         }
@@ -81,6 +92,14 @@ fn describe() {
         "VerifyToken calls to the authority, by outcome (unavailable: failed closed)."
     );
     describe_counter!(RECONNECTS, "Times the watch stream was opened again.");
+    describe_counter!(
+        COALESCED,
+        "Verifications that shared another's VerifyToken call for the same token."
+    );
+    describe_counter!(
+        OVERTAKEN,
+        "Valid answers older than an event the verifier had applied (never handed out)."
+    );
     describe_gauge!(
         STALENESS_SECONDS,
         Unit::Seconds,

@@ -1,10 +1,11 @@
 //! The caching verifier: answers from memory when it can trust its cache, from the authority
 //! otherwise, and fails closed when neither is possible.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
@@ -15,9 +16,9 @@ use super::cache::AnswerCache;
 use super::connect::{Bearer, with_tls};
 use super::metrics::VerifierMetrics;
 use super::{VerifierConfig, VerifyError, watcher};
-use crate::domain::TokenSecret;
-use crate::proto::VerifyTokenRequest;
+use crate::domain::{AccountId, SecretHash, TokenSecret};
 use crate::proto::token_service_client::TokenServiceClient;
+use crate::proto::{VerificationCode, VerifyTokenRequest};
 
 pub(super) type Client = TokenServiceClient<InterceptedService<Channel, Bearer>>;
 
@@ -50,18 +51,54 @@ pub(super) struct Shared {
     epoch: Instant,
     /// Nanoseconds after `epoch` when the stream last delivered something; 0: never.
     last_heard: AtomicU64,
+    /// Whether a stream is open and caught up: false from the moment a stream is known lost
+    /// (ended, failed, silent or cut off) until the next one has replayed what was missed.
+    live: AtomicBool,
     /// The newest revision the stream delivered.
     pub revision: AtomicU64,
+    /// Whose events the stream carries: None until a checkpoint said; `Some(None)`: every
+    /// account's.
+    coverage: Mutex<Option<Option<AccountId>>>,
     staleness_bound: Duration,
     pub metrics: VerifierMetrics,
 }
 
 impl Shared {
+    /// The stream is caught up and has just confirmed it.
     pub fn heard_now(&self) {
         let nanos = u64::try_from(self.epoch.elapsed().as_nanos())
             .unwrap_or(u64::MAX)
             .max(1);
         self.last_heard.store(nanos, Ordering::Release);
+        self.live.store(true, Ordering::Release);
+    }
+
+    /// The stream is gone (or can no longer be believed): the cache's valid answers are not
+    /// served until another stream has caught up.
+    pub fn lost(&self) {
+        self.live.store(false, Ordering::Release);
+    }
+
+    /// A checkpoint said whose events the stream carries (None: every account's).
+    pub fn covers_now(&self, account: Option<AccountId>) {
+        *self
+            .coverage
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(account);
+    }
+
+    /// Whether the stream carries the events of `account` (None: an answer tied to no
+    /// account, which no event concerns).
+    fn covers(&self, account: Option<&AccountId>) -> bool {
+        let coverage = self
+            .coverage
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match (&*coverage, account) {
+            (_, None) | (Some(None), _) => true,
+            (Some(Some(covered)), Some(account)) => covered == account,
+            (None, Some(_)) => false,
+        }
     }
 
     /// How long since the stream last confirmed the cache current; since the verifier's
@@ -71,9 +108,39 @@ impl Shared {
         self.epoch.elapsed().saturating_sub(heard)
     }
 
-    /// Whether the stream has been heard from within the staleness bound.
+    /// Whether the stream is live and has been heard from within the staleness bound.
     fn trusted(&self) -> bool {
-        self.last_heard.load(Ordering::Acquire) != 0 && self.staleness() <= self.staleness_bound
+        self.live.load(Ordering::Acquire)
+            && self.last_heard.load(Ordering::Acquire) != 0
+            && self.staleness() <= self.staleness_bound
+    }
+}
+
+/// One VerifyToken call that concurrent verifications of the same token share.
+type Flight = Arc<tokio::sync::OnceCell<Result<Arc<Answer>, VerifyError>>>;
+/// The calls in flight, by the token's hash and the revision they ask from.
+type Flights = Mutex<HashMap<(SecretHash, u64), Flight>>;
+
+/// Removes its flight from the map when the call that started it ends (or is dropped), so
+/// that a later verification asks again.
+struct FlightGuard<'a> {
+    flights: &'a Flights,
+    key: (SecretHash, u64),
+    flight: Flight,
+}
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        let mut flights = self
+            .flights
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if flights
+            .get(&self.key)
+            .is_some_and(|flight| Arc::ptr_eq(flight, &self.flight))
+        {
+            flights.remove(&self.key);
+        }
     }
 }
 
@@ -105,6 +172,9 @@ pub struct CachingVerifier {
     shared: Arc<Shared>,
     client: Client,
     request_timeout: Duration,
+    /// Bounds the VerifyToken calls in flight.
+    remote_calls: Arc<tokio::sync::Semaphore>,
+    flights: Arc<Flights>,
     /// Dropped with the last clone: that ends the watch task.
     _stop: Arc<tokio::sync::watch::Sender<()>>,
 }
@@ -121,16 +191,20 @@ impl CachingVerifier {
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(5))
             .keep_alive_while_idle(true);
+        refuse_plaintext_off_loopback(&endpoint, config.allow_plaintext)?;
         let endpoint = with_tls(endpoint, &config.endpoint, config.ca_certificate.as_deref())
             .map_err(|e| VerifyError::Config(format!("TLS: {e}")))?;
         let credential = Bearer::new(Some(&config.credential))
             .map_err(|_| VerifyError::Config("the credential is not valid header text".into()))?;
-        let client = TokenServiceClient::with_interceptor(endpoint.connect_lazy(), credential);
+        let client =
+            TokenServiceClient::with_interceptor(endpoint.connect_lazy(), credential.clone());
         let shared = Arc::new(Shared {
-            cache: AnswerCache::new(config.capacity, config.valid_ttl, config.invalid_ttl),
+            cache: AnswerCache::new(config.cache_bytes, config.valid_ttl, config.invalid_ttl),
             epoch: Instant::now(),
             last_heard: AtomicU64::new(0),
+            live: AtomicBool::new(false),
             revision: AtomicU64::new(0),
+            coverage: Mutex::new(None),
             staleness_bound: config.staleness_bound,
             metrics: VerifierMetrics::register(),
         });
@@ -143,17 +217,30 @@ impl CachingVerifier {
             uri.host().unwrap_or_default(),
             uri.port_u16().unwrap_or_default()
         );
+        // The stream opens a connection of its own each time (see `watcher`).
         tokio::spawn(watcher::follow(
             shared.clone(),
-            client.clone(),
+            watcher::Connector {
+                endpoint,
+                credential,
+            },
             authority,
-            config.reconnect_backoff,
+            watcher::Timing {
+                backoff: config.reconnect_backoff,
+                silence: config.staleness_bound,
+            },
             stopped,
         ));
         Ok(Self {
             shared,
             client,
             request_timeout: config.request_timeout,
+            remote_calls: Arc::new(tokio::sync::Semaphore::new(
+                config
+                    .max_remote_calls
+                    .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+            )),
+            flights: Arc::default(),
             _stop: Arc::new(stop),
         })
     }
@@ -209,40 +296,150 @@ impl CachingVerifier {
             metrics.malformed.increment(1);
             return Ok(Verification::malformed());
         };
-        let reached = self.shared.revision.load(Ordering::Acquire) >= min_revision;
-        if !self.shared.trusted() {
-            metrics.stale.increment(1);
-        } else if let Some(entry) = self.shared.cache.get(&hash).filter(|_| reached) {
+        let applied = self.shared.revision.load(Ordering::Acquire);
+        let trusted = self.shared.trusted();
+        if applied >= min_revision
+            && let Some(entry) = self.shared.cache.get(&hash)
+            // A refusal stays right while the stream is down (at worst it refuses a token
+            // enabled meanwhile, for `invalid_ttl`: fail closed); a valid answer is served
+            // only while the stream is live and fresh.
+            && (trusted || entry.answer.code != VerificationCode::Valid)
+        {
             metrics.hit.increment(1);
             return Ok(entry.answer.for_request(required_scopes, client_address));
-        } else {
-            metrics.miss.increment(1);
         }
+        if trusted {
+            metrics.miss.increment(1);
+        } else {
+            metrics.stale.increment(1);
+        }
+        // From no older state than the stream has delivered: an answer computed before an
+        // event this verifier applied (by a replica that has not applied it yet) would undo
+        // the event for this call.
+        let answer = self
+            .current_answer(&hash, token, client_address, min_revision.max(applied))
+            .await?;
+        Ok(answer.for_request(required_scopes, client_address))
+    }
+
+    /// The authority's answer for `hash`, from a state that includes `min_revision` and no
+    /// older than any event applied here for its token, owner or account: asked again once
+    /// if an event overtook it in flight, then refused (fail closed) if it is still older.
+    async fn current_answer(
+        &self,
+        hash: &SecretHash,
+        token: &str,
+        client_address: Option<IpAddr>,
+        min_revision: u64,
+    ) -> Result<Arc<Answer>, VerifyError> {
+        let mut from = min_revision;
+        for _ in 0..2 {
+            let answer = self.shared_call(hash, token, client_address, from).await?;
+            if answer.code != VerificationCode::Valid || self.shared.cache.admits(&answer) {
+                return Ok(answer);
+            }
+            self.shared.metrics.overtaken.increment(1);
+            from = from.max(self.shared.revision.load(Ordering::Acquire));
+        }
+        Err(VerifyError::Unavailable(
+            "the authority answered from a state older than a change this verifier has applied"
+                .into(),
+        ))
+    }
+
+    /// One VerifyToken call for `hash` from `min_revision`, shared by every verification of
+    /// the same token that asks meanwhile.
+    async fn shared_call(
+        &self,
+        hash: &SecretHash,
+        token: &str,
+        client_address: Option<IpAddr>,
+        min_revision: u64,
+    ) -> Result<Arc<Answer>, VerifyError> {
+        let key = (*hash, min_revision);
+        let (flight, _guard) = {
+            let mut flights = self
+                .flights
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            match flights.get(&key) {
+                Some(flight) => {
+                    self.shared.metrics.coalesced.increment(1);
+                    (flight.clone(), None)
+                }
+                None => {
+                    let flight = Flight::default();
+                    flights.insert(key, flight.clone());
+                    let guard = FlightGuard {
+                        flights: &self.flights,
+                        key,
+                        flight: flight.clone(),
+                    };
+                    (flight, Some(guard))
+                }
+            }
+        };
+        // Should the call that started the flight be dropped, a waiter makes it instead.
+        flight
+            .get_or_init(|| self.ask_and_remember(hash, token, client_address, min_revision))
+            .await
+            .clone()
+    }
+
+    /// Asks the authority (within the bound on calls in flight) and caches the answer. It is
+    /// cached whether or not the stream is live: the stream resumes from the last revision
+    /// it delivered, so every event newer than the answer still reaches the cache before a
+    /// valid answer is served from it again.
+    async fn ask_and_remember(
+        &self,
+        hash: &SecretHash,
+        token: &str,
+        client_address: Option<IpAddr>,
+        min_revision: u64,
+    ) -> Result<Arc<Answer>, VerifyError> {
+        let asked = Instant::now();
+        let _permit = tokio::time::timeout(self.request_timeout, self.remote_calls.acquire())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or_else(|| {
+                self.shared.metrics.unavailable.increment(1);
+                VerifyError::Unavailable("too many verifications in flight".into())
+            })?;
         let response = self
             .ask_authority(token, client_address, min_revision)
             .await?;
-        let answer = Answer::from_response(response);
-        let verification = answer.for_request(required_scopes, client_address);
-        self.remember(hash, answer);
-        Ok(verification)
-    }
-
-    /// Caches an answer if it can still be trusted: only while the watch stream is fresh,
-    /// and only if no event newer than the answer has been applied for its token, owner or
-    /// account (otherwise a revocation that overtook the answer would be lost).
-    fn remember(&self, hash: crate::domain::SecretHash, answer: Answer) -> bool {
-        self.shared.trusted() && self.shared.cache.insert(hash, answer)
+        let answer = Arc::new(Answer::from_response(response));
+        self.shared.cache.insert(*hash, answer.clone(), asked);
+        Ok(answer)
     }
 
     /// Caches an answer obtained elsewhere (for example by a VerifyToken call made before a
     /// revocation was heard of), under the same rules as answers the verifier fetches itself;
-    /// returns whether it was cached. Its age is unknown, so an answer older than the events
-    /// the verifier still remembers (those of the last `valid_ttl`) is refused.
+    /// returns whether it was cached. Its age is unknown, so it is refused unless the stream
+    /// is live and carries its account's events, and it is trusted no further: as of a
+    /// revision no newer than the stream has delivered, for a lifetime no longer than the
+    /// local clock allows either.
     pub fn offer(&self, token: &str, response: crate::proto::VerifyTokenResponse) -> bool {
-        match TokenSecret::hash_presented(token) {
-            Ok(hash) => self.remember(hash, Answer::from_response(response)),
-            Err(_) => false,
+        let Ok(hash) = TokenSecret::hash_presented(token) else {
+            return false;
+        };
+        let mut answer = Answer::from_response(response);
+        if !self.shared.trusted() || !self.shared.covers(answer.account_id.as_ref()) {
+            return false;
         }
+        answer.revision = answer
+            .revision
+            .min(self.shared.revision.load(Ordering::Acquire));
+        if let Some(expires) = answer.identity.as_ref().and_then(|i| i.expire_time) {
+            let by_local_clock = expires
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO);
+            answer.lifetime = answer.lifetime.map(|left| left.min(by_local_clock));
+        }
+        self.shared
+            .cache
+            .insert(hash, Arc::new(answer), Instant::now())
     }
 
     /// The newest revision the watch stream has delivered (0 before it connected).
@@ -297,4 +494,23 @@ impl CachingVerifier {
         }
         answer
     }
+}
+
+/// Refuses an `http://` endpoint whose host is not loopback, unless `allowed`: every
+/// presented token would cross the network in clear.
+fn refuse_plaintext_off_loopback(endpoint: &Endpoint, allowed: bool) -> Result<(), VerifyError> {
+    let uri = endpoint.uri();
+    if allowed || uri.scheme_str() != Some("http") {
+        return Ok(());
+    }
+    let host = uri.host().unwrap_or_default();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        return Ok(());
+    }
+    Err(VerifyError::Config(format!(
+        "the endpoint http://{host} would send every token in clear: use https://, or set allow_plaintext for a network you trust"
+    )))
 }

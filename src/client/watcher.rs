@@ -1,33 +1,66 @@
 //! The verifier's background task: follows WatchRevocations, applies every event to the
 //! cache, and reconnects with back-off, resuming from the last revision seen.
+//!
+//! What the verifier does on each kind of stream loss: a stream that ends, fails (the
+//! authority restarting, a connection cut, "fell too far behind" when events for it were
+//! dropped) or stays silent longer than the staleness bound (a replica whose event follower
+//! is stuck sends no checkpoints, while its connection still answers pings) is marked lost at
+//! once: from then on no valid answer is served from the cache until a new stream has
+//! replayed what was missed. Each new stream opens a connection of its own, so that a load
+//! balancer in front of the replicas can send it to another one.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tonic::Status;
+use tonic::transport::Endpoint;
 
+use super::connect::Bearer;
 use super::verifier::{Client, Shared};
 use crate::domain::{AccountId, InvalidationTarget, PrincipalId, TokenId};
 use crate::proto::invalidation_event::Target;
+use crate::proto::token_service_client::TokenServiceClient;
 use crate::proto::watch_revocations_response::Message;
 use crate::proto::{InvalidationEvent, WatchRevocationsRequest};
+
+/// How the watch task reaches the authority.
+pub(super) struct Connector {
+    pub endpoint: Endpoint,
+    pub credential: Bearer,
+}
+
+impl Connector {
+    /// A client on a connection of its own.
+    fn client(&self) -> Client {
+        TokenServiceClient::with_interceptor(self.endpoint.connect_lazy(), self.credential.clone())
+    }
+}
+
+/// The watch task's timings.
+pub(super) struct Timing {
+    /// First and longest wait before reconnecting (doubling in between).
+    pub backoff: (Duration, Duration),
+    /// How long a stream may stay silent (no event, no checkpoint) before it is given up.
+    pub silence: Duration,
+}
 
 /// Runs until `stopped` reports that the verifier is gone. `authority` (host and port)
 /// names the authority in log lines.
 pub(super) async fn follow(
     shared: Arc<Shared>,
-    client: Client,
+    connector: Connector,
     authority: String,
-    (first_delay, longest_delay): (Duration, Duration),
+    timing: Timing,
     mut stopped: tokio::sync::watch::Receiver<()>,
 ) {
+    let (first_delay, longest_delay) = timing.backoff;
     // None until the first stream has told where it starts.
     let mut after = None;
     let mut delay = first_delay;
     loop {
         tokio::select! {
-            outcome = follow_once(&shared, client.clone(), &mut after, &mut delay, first_delay) => {
+            outcome = follow_once(&shared, connector.client(), &mut after, &mut delay, first_delay, timing.silence) => {
                 match outcome {
                     Ok(()) => tracing::debug!(after, "revocation stream ended; reconnecting"),
                     // The verifier's own credential no longer works: nothing heals this but
@@ -46,6 +79,8 @@ pub(super) async fn follow(
             }
             _ = stopped.changed() => return,
         }
+        // Whatever ended it, events may be missed from now on.
+        shared.lost();
         tokio::select! {
             () = tokio::time::sleep(jittered(delay)) => {}
             _ = stopped.changed() => return,
@@ -60,25 +95,38 @@ pub(super) async fn follow(
 /// The first stream starts from now; every later one resumes after the last revision heard
 /// (0 included: a fresh deployment's first checkpoint), so nothing is lost in between. The
 /// stream restores trust in the cache only from its first checkpoint or reset on, which the
-/// server sends once any backlog has been replayed: never halfway through a replay.
+/// server sends once any backlog has been replayed: never halfway through a replay. A stream
+/// silent for `silence` is given up (Err).
 async fn follow_once(
     shared: &Shared,
     mut client: Client,
     after: &mut Option<u64>,
     delay: &mut Duration,
     first_delay: Duration,
+    silence: Duration,
 ) -> Result<(), Status> {
     let fresh = after.is_none();
-    let mut stream = client
-        .watch_revocations(WatchRevocationsRequest {
+    let opened = tokio::time::timeout(
+        silence,
+        client.watch_revocations(WatchRevocationsRequest {
             after_revision: after.unwrap_or(0),
             account_id: String::new(),
             start_from_now: fresh,
-        })
-        .await?
-        .into_inner();
+        }),
+    )
+    .await
+    .map_err(|_| Status::deadline_exceeded("the revocation stream did not open in time"))?;
+    let mut stream = opened?.into_inner();
     let mut caught_up = false;
-    while let Some(response) = stream.message().await? {
+    loop {
+        let Ok(message) = tokio::time::timeout(silence, stream.message()).await else {
+            return Err(Status::deadline_exceeded(
+                "the revocation stream fell silent: no checkpoint within the staleness bound",
+            ));
+        };
+        let Some(response) = message? else {
+            return Ok(());
+        };
         *delay = first_delay;
         let mut newest = after.unwrap_or(0);
         match response.message {
@@ -97,6 +145,11 @@ async fn follow_once(
                     shared.cache.raise_floor(checkpoint.revision, false);
                 }
                 newest = newest.max(checkpoint.revision);
+                shared.covers_now(
+                    Some(checkpoint.account_id)
+                        .filter(|id| !id.is_empty())
+                        .map(AccountId::from_trusted),
+                );
                 caught_up = true;
             }
             Some(Message::Reset(reset)) => {
@@ -112,7 +165,6 @@ async fn follow_once(
             shared.heard_now();
         }
     }
-    Ok(())
 }
 
 /// The object an event names.

@@ -322,7 +322,10 @@ pub fn watch_item(item: WatchItem) -> proto::WatchRevocationsResponse {
         WatchItem::Events(events) => Message::Batch(proto::InvalidationBatch {
             events: events.iter().map(invalidation_event).collect(),
         }),
-        WatchItem::Checkpoint { revision } => Message::Checkpoint(proto::Checkpoint { revision }),
+        WatchItem::Checkpoint { revision, account } => Message::Checkpoint(proto::Checkpoint {
+            revision,
+            account_id: account.map(|id| id.to_string()).unwrap_or_default(),
+        }),
         WatchItem::Reset { revision } => Message::Reset(proto::Reset { revision }),
     };
     proto::WatchRevocationsResponse {

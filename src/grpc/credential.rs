@@ -10,8 +10,13 @@ pub(super) async fn authenticate<T>(
     request: &tonic::Request<T>,
 ) -> Result<crate::authority::Caller, Status> {
     let metadata = request.metadata();
-    let text = |name| metadata.get(name).map(|value| value.to_str().ok());
-    let presented = credential::presented_token(text("authorization"), text("x-api-key"))
+    let values = |name| {
+        metadata
+            .get_all(name)
+            .into_iter()
+            .map(|value| value.to_str().ok())
+    };
+    let presented = credential::presented_token(values("authorization"), values("x-api-key"))
         .map_err(|error| Status::unauthenticated(error.to_string()))?;
     Ok(authority
         .authenticate(presented, peer_addr(request))

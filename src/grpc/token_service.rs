@@ -377,6 +377,7 @@ impl TokenService for TokenApi {
             code: convert::verification_code(verdict.code).into(),
             revision: outcome.revision,
             missing_scopes: verdict.missing_scopes.to_strings(),
+            verify_time: Some(convert::timestamp(outcome.at())),
             ..Default::default()
         };
         if let Some(snapshot) = outcome.snapshot() {

@@ -32,6 +32,7 @@ mod backup;
 mod bad_input;
 mod binary;
 mod client;
+mod client_fail_closed;
 mod connections;
 mod escalation;
 mod example_backend;
