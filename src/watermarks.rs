@@ -136,6 +136,21 @@ impl Watermarks {
         self.count.store(marks.len(), Ordering::Release);
     }
 
+    /// Forgets every watermark and sets the floor to `revision`, lower than it may have
+    /// been: for revisions that count in another history (a restored database).
+    pub fn restart_at(&self, revision: u64) {
+        let mut marks = self
+            .marks
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        marks.tokens.0.clear();
+        marks.principals.0.clear();
+        marks.accounts.0.clear();
+        marks.raised.clear();
+        self.count.store(0, Ordering::Release);
+        self.floor.store(revision, Ordering::Release);
+    }
+
     /// Distrusts every answer older than `revision` (after a reset).
     pub fn raise_floor(&self, revision: u64) {
         self.floor.fetch_max(revision, Ordering::AcqRel);
@@ -227,5 +242,31 @@ mod tests {
         // answers from after it are admitted as before.
         assert!(!marks.admits(deps, 4));
         assert!(marks.admits(deps, 5));
+    }
+
+    // Watermarks are forgotten from a queue of raises: a watermark raised again since its
+    // first raise is kept until its last raise ages out.
+    #[test]
+    fn a_watermark_raised_again_is_kept_until_its_last_raise_ages_out() {
+        let ttl = Duration::from_millis(200);
+        let marks = Watermarks::new(ttl);
+        let (token, _, _) = ids();
+        let deps = Dependencies {
+            token: Some(&token),
+            principal: None,
+            account: None,
+        };
+        marks.raise(InvalidationTarget::Token(token.clone()), 5);
+        std::thread::sleep(ttl / 2);
+        marks.raise(InvalidationTarget::Token(token.clone()), 7);
+        std::thread::sleep(ttl / 2 + ttl / 4);
+        // The first raise aged out; the second did not.
+        marks.raise(InvalidationTarget::Token(TokenId::generate()), 8);
+        assert!(!marks.admits(deps, 6), "still remembered");
+        assert!(marks.admits(deps, 7));
+        std::thread::sleep(ttl / 2);
+        marks.raise(InvalidationTarget::Token(TokenId::generate()), 9);
+        assert_eq!(marks.count.load(Ordering::Acquire), 2, "forgotten at last");
+        assert!(!marks.admits(deps, 6), "below the floor it raised");
     }
 }

@@ -138,6 +138,8 @@ pub struct Authority {
     at_quota: moka::sync::Cache<(AccountId, quotas::Quota), ()>,
     /// Turns true when the server shuts down: watch streams end so that draining can finish.
     stopping: tokio::sync::watch::Sender<bool>,
+    /// Which history of the database revisions count in: a restored backup starts another.
+    history: String,
 }
 
 impl Authority {
@@ -147,6 +149,12 @@ impl Authority {
             .setting_or_init("page_token_key", &random_key())
             .await?;
         let key: [u8; 32] = key.try_into().map_err(|_| AuthorityError::Internal)?;
+        // Removed from a backup's copy (and by the runbook after any other restore), so
+        // that a restored database starts a history of its own.
+        let history = store
+            .setting_or_init(crate::store::HISTORY_SETTING, &random_key()[..16])
+            .await?;
+        let history = history.iter().map(|byte| format!("{byte:02x}")).collect();
         let revision = store.revision().await?;
         let (feed, _) = tokio::sync::broadcast::channel(config.watch_buffer.max(1));
         Ok(Self {
@@ -170,7 +178,13 @@ impl Authority {
             started: std::time::Instant::now(),
             at_quota: quotas::at_quota_memory(),
             stopping: tokio::sync::watch::Sender::new(false),
+            history,
         })
+    }
+
+    /// Which history of the database revisions count in (see `Checkpoint.history`).
+    pub fn history(&self) -> &str {
+        &self.history
     }
 
     /// The newest revision this authority has applied.

@@ -94,11 +94,62 @@ impl AnswerCache {
         self.watermarks.raise(target, revision);
     }
 
+    /// Forgets every answer and watermark: the revisions that follow, from `revision` on,
+    /// count in another history of the database (a restored backup).
+    pub fn restart_at(&self, revision: u64) {
+        self.watermarks.restart_at(revision);
+        self.entries.invalidate_all();
+    }
+
     /// Distrusts every answer older than `revision`; with `drop_all`, forgets everything.
     pub fn raise_floor(&self, revision: u64, drop_all: bool) {
         self.watermarks.raise_floor(revision);
         if drop_all {
             self.entries.invalidate_all();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::TokenSecret;
+    use crate::proto;
+
+    /// A valid answer whose identity carries 64 labels of 256 characters.
+    fn heavy_answer() -> Arc<Answer> {
+        let labels = (0..64)
+            .map(|i| (format!("{i:0>256}"), "v".repeat(256)))
+            .collect();
+        Arc::new(Answer::from_response(proto::VerifyTokenResponse {
+            valid: true,
+            code: VerificationCode::Valid.into(),
+            token_id: crate::domain::TokenId::generate().to_string(),
+            labels,
+            ..Default::default()
+        }))
+    }
+
+    // Suspected in issue 21, confirmed: the cache counted answers, not bytes, so 100,000
+    // identities of 64 labels of 256 characters each held over 3 GiB.
+    #[test]
+    fn the_cache_holds_at_most_its_bytes() {
+        let budget = 4 * 1024 * 1024;
+        let cache = AnswerCache::new(budget, Duration::from_secs(60), Duration::from_secs(5));
+        let weight = u64::from(heavy_answer().weight());
+        assert!(
+            weight > 64 * 512,
+            "an answer weighs what it holds: {weight}"
+        );
+        for _ in 0..1_000 {
+            cache.insert(
+                TokenSecret::generate().hash(),
+                heavy_answer(),
+                Instant::now(),
+            );
+        }
+        cache.entries.run_pending_tasks();
+        assert!(cache.entries.weighted_size() <= budget);
+        assert!(cache.entries.entry_count() <= budget / weight + 1);
     }
 }

@@ -57,10 +57,12 @@ pub(super) async fn follow(
     let (first_delay, longest_delay) = timing.backoff;
     // None until the first stream has told where it starts.
     let mut after = None;
+    // Which history of the database the revisions count in; None until told.
+    let mut history = None;
     let mut delay = first_delay;
     loop {
         tokio::select! {
-            outcome = follow_once(&shared, connector.client(), &mut after, &mut delay, first_delay, timing.silence) => {
+            outcome = follow_once(&shared, connector.client(), (&mut after, &mut history), &mut delay, first_delay, timing.silence) => {
                 match outcome {
                     Ok(()) => tracing::debug!(after, "revocation stream ended; reconnecting"),
                     // The verifier's own credential no longer works: nothing heals this but
@@ -96,11 +98,13 @@ pub(super) async fn follow(
 /// (0 included: a fresh deployment's first checkpoint), so nothing is lost in between. The
 /// stream restores trust in the cache only from its first checkpoint or reset on, which the
 /// server sends once any backlog has been replayed: never halfway through a replay. A stream
-/// silent for `silence` is given up (Err).
+/// silent for `silence` is given up (Err). A checkpoint or reset of another history than the
+/// one followed so far (the database was restored from a backup, and hands out revision
+/// numbers again) drops everything and starts over from it.
 async fn follow_once(
     shared: &Shared,
     mut client: Client,
-    after: &mut Option<u64>,
+    (after, history): (&mut Option<u64>, &mut Option<String>),
     delay: &mut Duration,
     first_delay: Duration,
     silence: Duration,
@@ -140,7 +144,9 @@ async fn follow_once(
                 }
             }
             Some(Message::Checkpoint(checkpoint)) => {
-                if fresh && !caught_up {
+                if restarted(shared, history, checkpoint.history, checkpoint.revision) {
+                    newest = checkpoint.revision;
+                } else if fresh && !caught_up {
                     // The stream starts here: answers from before it could have missed events.
                     shared.cache.raise_floor(checkpoint.revision, false);
                 }
@@ -153,6 +159,7 @@ async fn follow_once(
                 caught_up = true;
             }
             Some(Message::Reset(reset)) => {
+                restarted(shared, history, reset.history, reset.revision);
                 shared.cache.raise_floor(reset.revision, true);
                 newest = reset.revision;
                 caught_up = true;
@@ -165,6 +172,29 @@ async fn follow_once(
             shared.heard_now();
         }
     }
+}
+
+/// Notes the `history` a checkpoint or reset at `revision` names; if it is not the one
+/// followed so far, forgets every answer and watermark and returns true.
+fn restarted(
+    shared: &Shared,
+    followed: &mut Option<String>,
+    history: String,
+    revision: u64,
+) -> bool {
+    if history.is_empty() || followed.as_deref() == Some(history.as_str()) {
+        return false;
+    }
+    let changed = followed.is_some();
+    if changed {
+        tracing::warn!(
+            revision,
+            "the authority's database was restored (another history of revisions): every cached answer is dropped"
+        );
+        shared.cache.restart_at(revision);
+    }
+    *followed = Some(history);
+    changed
 }
 
 /// The object an event names.

@@ -316,7 +316,8 @@ pub fn invalidation_event(event: &InvalidationEvent) -> proto::InvalidationEvent
     }
 }
 
-pub fn watch_item(item: WatchItem) -> proto::WatchRevocationsResponse {
+/// A watch item as sent, in the database's `history`.
+pub fn watch_item(item: WatchItem, history: &str) -> proto::WatchRevocationsResponse {
     use proto::watch_revocations_response::Message;
     let message = match item {
         WatchItem::Events(events) => Message::Batch(proto::InvalidationBatch {
@@ -325,8 +326,12 @@ pub fn watch_item(item: WatchItem) -> proto::WatchRevocationsResponse {
         WatchItem::Checkpoint { revision, account } => Message::Checkpoint(proto::Checkpoint {
             revision,
             account_id: account.map(|id| id.to_string()).unwrap_or_default(),
+            history: history.to_owned(),
         }),
-        WatchItem::Reset { revision } => Message::Reset(proto::Reset { revision }),
+        WatchItem::Reset { revision } => Message::Reset(proto::Reset {
+            revision,
+            history: history.to_owned(),
+        }),
     };
     proto::WatchRevocationsResponse {
         message: Some(message),

@@ -63,10 +63,14 @@ impl TokenService for TokenApi {
         } else {
             WatchStart::After(r.after_revision)
         };
+        let history = self.authority.history().to_owned();
         let items = self
             .authority
             .watch(&caller, start, account, self.watch)?
-            .map(|item| item.map(convert::watch_item).map_err(Status::from));
+            .map(move |item| {
+                item.map(|item| convert::watch_item(item, &history))
+                    .map_err(Status::from)
+            });
         Ok(Response::new(Box::pin(super::panics::guard_stream(items))))
     }
 

@@ -26,6 +26,11 @@ use crate::domain::{
 pub(crate) use backend::Backend;
 pub use error::StoreError;
 
+/// The setting that holds which history of the database revisions count in: a backup's copy
+/// drops it, so that a restored database starts a history of its own at its next start (see
+/// `Checkpoint.history` in the proto).
+pub const HISTORY_SETTING: &str = "history_id";
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// A change as the store commits it: always audited, sometimes an invalidation.

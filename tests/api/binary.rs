@@ -21,7 +21,17 @@ pub(crate) fn serve(database_url: &str, extra: &[&str]) -> (Child, String) {
 
 /// Like [`serve`], and also returns the address of its metrics endpoint (on a free port).
 pub(crate) fn serve_with_metrics(database_url: &str, extra: &[&str]) -> (Child, String, String) {
+    serve_with_env(database_url, extra, &[])
+}
+
+/// Like [`serve_with_metrics`], with `env` added to the server's environment.
+pub(crate) fn serve_with_env(
+    database_url: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (Child, String, String) {
     let mut child = Command::new(BINARY)
+        .envs(env.iter().copied())
         .args([
             "serve",
             "--listen-addr",

@@ -338,3 +338,164 @@ async fn a_plaintext_endpoint_off_loopback_is_refused_unless_allowed() {
         );
     }
 }
+
+/// libfaketime, from Debian's `faketime` package (scripts/test installs it).
+const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+// Finding 3: a token's expiry became a local deadline by the host's own wall clock, so a
+// host whose clock is behind the authority's served an expired token for up to the
+// difference (capped by valid_ttl). The authority runs here with its clock an hour ahead
+// (libfaketime; its monotonic clock left alone), as if the verifier's host were an hour
+// behind.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expiry_is_judged_by_the_authoritys_clock_not_the_hosts() {
+    assert!(
+        std::path::Path::new(FAKETIME).exists(),
+        "{FAKETIME} is missing: run the suite with scripts/test, which installs Debian's faketime"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}", dir.path().join("skewed.db").display());
+    let token_file = dir.path().join("owner.token");
+    let (child, addr, _) = crate::binary::serve_with_env(
+        &database_url,
+        &["--bootstrap-token-file", token_file.to_str().unwrap()],
+        &[
+            ("LD_PRELOAD", FAKETIME),
+            ("FAKETIME", "+1h"),
+            ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+            ("FAKETIME_DONT_RESET", "1"),
+        ],
+    );
+    let owner = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let endpoint = format!("http://{addr}");
+    let mut tokens = proto::token_service_client::TokenServiceClient::with_interceptor(
+        tonic::transport::Channel::from_shared(endpoint.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+        crate::helpers::Credential::Bearer(owner.clone()),
+    );
+    let created = tokens
+        .create_token(proto::CreateTokenRequest {
+            name: "short-lived".into(),
+            expiry: Some(proto::create_token_request::Expiry::Ttl(
+                prost_types::Duration {
+                    seconds: 3,
+                    nanos: 0,
+                },
+            )),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut config = VerifierConfig::new(endpoint, &owner);
+    config.valid_ttl = Duration::from_secs(120);
+    config.staleness_bound = Duration::from_secs(30);
+    let verifier = CachingVerifier::new(config).unwrap();
+    heard(&verifier, 0).await;
+    let valid = verifier.verify(&created.secret, &[]).await.unwrap();
+    assert!(valid.is_valid());
+    let expires = valid.identity.unwrap().expire_time.unwrap();
+    let ahead = expires
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    assert!(
+        ahead > Duration::from_secs(3000),
+        "the authority's clock is ahead: {ahead:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let expired = verifier.verify(&created.secret, &[]).await.unwrap();
+    assert_eq!(expired.code, VerificationCode::Expired);
+    tokio::task::spawn_blocking(move || crate::binary::terminate(child))
+        .await
+        .unwrap();
+}
+
+// Suspected in issue 21, confirmed: a restored database hands out revision numbers again. A
+// verifier that resumed after a revision the restored database had passed meanwhile skipped
+// the events reusing those numbers (a revocation among them) and kept serving the revoked
+// token from its cache. Now the backup's copy starts a history of its own, which checkpoints
+// name, and a verifier that sees the history change drops everything.
+#[tokio::test]
+async fn a_restored_database_cannot_hide_a_revocation_from_a_resuming_verifier() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme", &[]).await;
+    let victim = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &[])
+        .await;
+    let other = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &[])
+        .await;
+    let other_id = other.token.clone().unwrap().id;
+    let backup = app.dir.path().join("backup.db");
+    token_authority::store::sqlite::SqliteStore::backup(
+        &app.database_url,
+        backup.to_str().unwrap(),
+    )
+    .await
+    .unwrap();
+    // After the copy, the original moves on by a few revisions ...
+    for _ in 0..3 {
+        app.disable(&tenant.admin_token, &other_id).await;
+        app.tokens(&tenant.admin_token)
+            .enable_token(proto::EnableTokenRequest {
+                id: other_id.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    // ... which the verifier follows, caching the victim as valid.
+    let proxy = Proxy::to(app.addr).await;
+    let mut config = VerifierConfig::new(proxy.uri(), &tenant.admin_token);
+    config.staleness_bound = Duration::from_secs(30);
+    config.reconnect_backoff = (Duration::from_millis(50), Duration::from_millis(100));
+    let verifier = CachingVerifier::new(config).unwrap();
+    let seen_before = app.verify(&tenant.admin_token, &[]).await.revision;
+    heard(&verifier, seen_before).await;
+    assert!(
+        verifier
+            .verify(&victim.secret, &[])
+            .await
+            .unwrap()
+            .is_valid()
+    );
+
+    // The database is restored from the copy; the verifier cannot reach the authority yet.
+    let stopped = app.stop().await;
+    let database = stopped
+        .database_url
+        .trim_start_matches("sqlite://")
+        .to_owned();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{database}{suffix}"));
+    }
+    std::fs::copy(&backup, &database).unwrap();
+    let app = TestApp::restart(stopped, |_| {}).await;
+    // The restored database revokes the victim, and moves past what the verifier has seen,
+    // reusing its revision numbers.
+    app.revoke(&tenant.admin_token, &victim.token.clone().unwrap().id)
+        .await;
+    while app.verify(&tenant.admin_token, &[]).await.revision <= seen_before {
+        app.disable(&tenant.admin_token, &other_id).await;
+        app.tokens(&tenant.admin_token)
+            .enable_token(proto::EnableTokenRequest {
+                id: other_id.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    proxy.retarget(app.addr);
+    let now = app.verify(&tenant.admin_token, &[]).await.revision;
+    heard(&verifier, now).await;
+    assert_eq!(
+        verifier.verify(&victim.secret, &[]).await.unwrap().code,
+        VerificationCode::Revoked
+    );
+}

@@ -95,6 +95,18 @@ impl SqliteStore {
             .execute(&mut connection)
             .await?;
         connection.close().await?;
+        // The copy, once restored, hands out revision numbers the original has handed out
+        // already: without a history of its own, a client resuming from one of them would
+        // skip the events that reuse them. The server makes a new one at its next start.
+        let copy = SqliteConnectOptions::new()
+            .filename(to)
+            .busy_timeout(Duration::from_secs(5));
+        let mut connection = sqlx::SqliteConnection::connect_with(&copy).await?;
+        sqlx::query("DELETE FROM settings WHERE key = $1")
+            .bind(super::HISTORY_SETTING)
+            .execute(&mut connection)
+            .await?;
+        connection.close().await?;
         Ok(())
     }
 }
