@@ -171,6 +171,9 @@ impl Watermarks {
         marks.tokens.admits(dependencies.token, revision)
             && marks.principals.admits(dependencies.principal, revision)
             && marks.accounts.admits(dependencies.account, revision)
+            // Again under the lock: a raise that forgot a watermark newer than `revision`
+            // after the first read of the floor raised the floor before releasing the lock.
+            && revision >= self.floor.load(Ordering::Acquire)
     }
 }
 

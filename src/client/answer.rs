@@ -79,6 +79,11 @@ pub(super) struct Answer {
     /// How long the token stays valid from when the authority answered, by the authority's
     /// clock (`expire_time - verify_time`); None: it never expires.
     pub lifetime: Option<Duration>,
+    /// When the authority answered, by its clock (None: an authority too old to say).
+    pub answered_at: Option<SystemTime>,
+    /// Which history of the database `revision` counts in (empty: an authority too old to
+    /// say).
+    pub history: String,
 }
 
 impl Answer {
@@ -101,10 +106,10 @@ impl Answer {
             .and_then(|t| SystemTime::try_from(t).ok());
         // By the authority's own clock when it says when it answered; an authority that
         // does not (older than this library) leaves the local clock to judge.
-        let answered = response
+        let answered_at = response
             .verify_time
-            .and_then(|t| SystemTime::try_from(t).ok())
-            .unwrap_or_else(SystemTime::now);
+            .and_then(|t| SystemTime::try_from(t).ok());
+        let answered = answered_at.unwrap_or_else(SystemTime::now);
         let lifetime = expire_time.map(|at| at.duration_since(answered).unwrap_or(Duration::ZERO));
         let identity = (code == VerificationCode::Valid).then(|| {
             Arc::new(Identity {
@@ -129,6 +134,8 @@ impl Answer {
             account_id: account_id.map(crate::domain::AccountId::from_trusted),
             identity,
             lifetime,
+            answered_at,
+            history: response.history,
         }
     }
 

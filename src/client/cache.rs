@@ -8,6 +8,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use moka::ops::compute::{CompResult, Op};
+
 use super::answer::Answer;
 use crate::domain::{InvalidationTarget, SecretHash};
 use crate::proto::VerificationCode;
@@ -69,8 +71,16 @@ impl AnswerCache {
     }
 
     /// Caches `answer`, asked for at `asked` (before the authority computed it), unless an
-    /// event newer than it was already applied; returns whether it was cached.
+    /// event newer than it was already applied, or the cache holds a newer answer for the
+    /// token; returns whether it was cached.
+    ///
+    /// A refusal that names its token, owner or account counts as an event about them at
+    /// its revision: a valid answer computed before it (by a replica that lags behind the
+    /// one that refused) is then neither cached nor handed out.
     pub fn insert(&self, hash: SecretHash, answer: Arc<Answer>, asked: Instant) -> bool {
+        if answer.code != VerificationCode::Valid {
+            self.learn_from_refusal(&answer);
+        }
         let ttl = if answer.code == VerificationCode::Valid {
             // Never past the token's (or the secret's grace period's) own end, counted from
             // the moment it was asked for: the authority answered later than that.
@@ -80,13 +90,43 @@ impl AnswerCache {
         } else {
             self.invalid_ttl
         };
-        let expires = asked + ttl;
+        let Some(expires) = asked.checked_add(ttl) else {
+            return false;
+        };
         if expires <= Instant::now() || !self.admits(&answer) {
             return false;
         }
-        self.entries
-            .insert(hash, Arc::new(Entry { answer, expires }));
-        true
+        let revision = answer.revision;
+        let outcome = self
+            .entries
+            .entry(hash)
+            .and_compute_with(|existing| match existing {
+                Some(held) if held.value().answer.revision > revision => Op::Nop,
+                _ => Op::Put(Arc::new(Entry { answer, expires })),
+            });
+        !matches!(outcome, CompResult::Unchanged(_) | CompResult::StillNone(_))
+    }
+
+    /// Raises to its revision the watermark of the token a refusal names, and of its owner
+    /// or account when the refusal is theirs (only then: a refusal of one token must not
+    /// outdate every answer of its account).
+    fn learn_from_refusal(&self, answer: &Answer) {
+        let targets = [
+            answer.token_id.clone().map(InvalidationTarget::Token),
+            answer
+                .owner_id
+                .clone()
+                .filter(|_| answer.code == VerificationCode::OwnerDisabled)
+                .map(InvalidationTarget::Principal),
+            answer
+                .account_id
+                .clone()
+                .filter(|_| answer.code == VerificationCode::ApiAccessDisabled)
+                .map(InvalidationTarget::Account),
+        ];
+        for target in targets.into_iter().flatten() {
+            self.watermarks.raise(target, answer.revision);
+        }
     }
 
     /// Applies an invalidation event.
@@ -101,12 +141,9 @@ impl AnswerCache {
         self.entries.invalidate_all();
     }
 
-    /// Distrusts every answer older than `revision`; with `drop_all`, forgets everything.
-    pub fn raise_floor(&self, revision: u64, drop_all: bool) {
+    /// Distrusts every answer older than `revision` (the start of a fresh stream).
+    pub fn raise_floor(&self, revision: u64) {
         self.watermarks.raise_floor(revision);
-        if drop_all {
-            self.entries.invalidate_all();
-        }
     }
 }
 

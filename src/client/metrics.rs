@@ -35,6 +35,10 @@ pub const RECONNECTS: &str = "token_authority_client_reconnects_total";
 pub const STALENESS_SECONDS: &str = "token_authority_client_staleness_seconds";
 /// The newest revision the watch stream delivered.
 pub const REVISION: &str = "token_authority_client_revision";
+/// The authority's clock minus this host's, in seconds, as measured from its last answer
+/// (transit time included); 0 until measured. Expiries are judged by the authority's
+/// clock whatever it shows: it tells an operator that this host's clock is off.
+pub const CLOCK_OFFSET_SECONDS: &str = "token_authority_client_clock_offset_seconds";
 
 /// Handles to the verifier's series, registered once with the recorder current at creation.
 pub(super) struct VerifierMetrics {
@@ -50,6 +54,7 @@ pub(super) struct VerifierMetrics {
     pub overtaken: Counter,
     staleness: Gauge,
     revision: Gauge,
+    clock_offset: Gauge,
 }
 
 impl VerifierMetrics {
@@ -70,14 +75,18 @@ impl VerifierMetrics {
             overtaken: metrics::counter!(OVERTAKEN),
             staleness: metrics::gauge!(STALENESS_SECONDS),
             revision: metrics::gauge!(REVISION),
+            clock_offset: metrics::gauge!(CLOCK_OFFSET_SECONDS),
         }
     }
 
     /// Sets the state gauges.
-    pub fn sample(&self, staleness: Duration, revision: u64) {
+    pub fn sample(&self, staleness: Duration, revision: u64, clock_offset_micros: Option<i64>) {
         self.staleness.set(staleness.as_secs_f64());
         // f64 holds integers exactly up to 2^53: far beyond any revision.
         self.revision.set(revision as f64);
+        if let Some(micros) = clock_offset_micros {
+            self.clock_offset.set(micros as f64 / 1e6);
+        }
     }
 }
 
@@ -106,4 +115,9 @@ fn describe() {
         "Time since the watch stream last confirmed the cache current."
     );
     describe_gauge!(REVISION, "The newest revision the watch stream delivered.");
+    describe_gauge!(
+        CLOCK_OFFSET_SECONDS,
+        Unit::Seconds,
+        "The authority's clock minus this host's, as of its last answer."
+    );
 }

@@ -6,14 +6,25 @@
 //! Build it without the server: `token-authority = { default-features = false, features =
 //! ["client"] }`.
 //!
-//! Guarantees:
+//! Guarantees (each has a test through the real server: `tests/api/client.rs`,
+//! `tests/api/client_fail_closed.rs`):
 //! - A revocation (or any change that can alter an answer) reaches the cache as soon as the
 //!   stream delivers it; resuming after a disconnect replays what was missed.
-//! - Race-free: an answer computed at revision R is never cached if an event newer than R for
-//!   its token, owner or account has already been applied (see [`crate::watermarks`]).
-//! - Staleness bound: when the stream has been silent for longer than the configured bound,
-//!   the cache is not trusted; every call goes to the authority, and if that fails too the
-//!   call fails closed with [`VerifyError::Unavailable`], never a silent "valid".
+//! - Never older than what it heard: an answer computed at revision R is neither cached nor
+//!   handed out as valid if an event newer than R for its token, owner or account has been
+//!   applied (see [`crate::watermarks`]). The authority is asked from the revision the
+//!   stream has delivered, so a lagging replica waits for it or the call fails closed.
+//! - Any stream loss fails closed at once: a stream that ends, fails, is cut off, or stays
+//!   silent past the staleness bound stops valid answers from the cache until a new stream
+//!   (on a new connection) has replayed what was missed; meanwhile the authority is asked, and
+//!   if it cannot answer the call fails with [`VerifyError::Unavailable`], never a silent
+//!   "valid". Refusals are still served from the cache (fail closed either way).
+//! - Clock skew: a token's expiry becomes a deadline measured by the authority's clock (its
+//!   answer's `verify_time`), from when the verifier asked: the host's wall clock plays no
+//!   part, unless the authority is too old to send `verify_time`.
+//! - A restored database (a new `history` in checkpoints) drops every answer and watermark.
+//! - The remote load is bounded: one call per uncached token at a time, at most
+//!   `max_remote_calls` in flight; the cache is bounded in bytes.
 //!
 //! The verifier records its metrics (cache hits and misses, remote calls, reconnects,
 //! staleness) through the `metrics` facade: see [`metrics`].

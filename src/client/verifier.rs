@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -59,6 +59,12 @@ pub(super) struct Shared {
     /// Whose events the stream carries: None until a checkpoint said; `Some(None)`: every
     /// account's.
     coverage: Mutex<Option<Option<AccountId>>>,
+    /// Which history of the database the stream follows (empty: not told yet, or an
+    /// authority too old to say).
+    history: Mutex<String>,
+    /// The authority's clock minus this host's, in microseconds, as of its last answer;
+    /// `i64::MIN`: not measured yet.
+    clock_offset_micros: AtomicI64,
     staleness_bound: Duration,
     pub metrics: VerifierMetrics,
 }
@@ -77,6 +83,62 @@ impl Shared {
     /// served until another stream has caught up.
     pub fn lost(&self) {
         self.live.store(false, Ordering::Release);
+    }
+
+    /// The stream follows `history` from now on.
+    pub fn follows_history(&self, history: &str) {
+        let mut followed = self
+            .history
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if *followed != history {
+            history.clone_into(&mut followed);
+        }
+    }
+
+    /// Whether an answer of `history` counts in the history the stream follows.
+    fn same_history(&self, history: &str) -> bool {
+        *self
+            .history
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            == history
+    }
+
+    /// Notes the authority's clock from an answer it gave at `answered_at` (by its clock),
+    /// received now.
+    fn measure_clock(&self, answered_at: Option<SystemTime>) {
+        let Some(answered_at) = answered_at else {
+            return;
+        };
+        let now = SystemTime::now();
+        let offset = match answered_at.duration_since(now) {
+            Ok(ahead) => i64::try_from(ahead.as_micros()).unwrap_or(i64::MAX),
+            Err(behind) => {
+                i64::try_from(behind.duration().as_micros()).map_or(i64::MIN + 1, |micros| -micros)
+            }
+        };
+        self.clock_offset_micros
+            .store(offset.max(i64::MIN + 1), Ordering::Release);
+    }
+
+    /// The authority's clock minus this host's, if measured.
+    fn clock_offset(&self) -> Option<i64> {
+        Some(self.clock_offset_micros.load(Ordering::Acquire)).filter(|&o| o != i64::MIN)
+    }
+
+    /// The authority's time now, by this host's clock corrected by the last measured offset.
+    fn authority_now(&self) -> SystemTime {
+        let now = SystemTime::now();
+        match self.clock_offset() {
+            Some(offset) if offset >= 0 => now
+                .checked_add(Duration::from_micros(offset.unsigned_abs()))
+                .unwrap_or(now),
+            Some(offset) => now
+                .checked_sub(Duration::from_micros(offset.unsigned_abs()))
+                .unwrap_or(now),
+            None => now,
+        }
     }
 
     /// A checkpoint said whose events the stream carries (None: every account's).
@@ -152,17 +214,21 @@ const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
 /// ever.
 async fn sample(shared: Arc<Shared>, mut stopped: tokio::sync::watch::Receiver<()>) {
     loop {
-        shared
-            .metrics
-            .sample(shared.staleness(), shared.revision.load(Ordering::Acquire));
+        shared.metrics.sample(
+            shared.staleness(),
+            shared.revision.load(Ordering::Acquire),
+            shared.clock_offset(),
+        );
         tokio::select! {
             () = tokio::time::sleep(SAMPLE_INTERVAL) => {}
             _ = stopped.changed() => break,
         }
     }
-    shared
-        .metrics
-        .sample(Duration::ZERO, shared.revision.load(Ordering::Acquire));
+    shared.metrics.sample(
+        Duration::ZERO,
+        shared.revision.load(Ordering::Acquire),
+        shared.clock_offset(),
+    );
 }
 
 /// Verifies tokens for a backend service; cheap to clone (clones share the cache and the
@@ -192,6 +258,7 @@ impl CachingVerifier {
             .keep_alive_timeout(Duration::from_secs(5))
             .keep_alive_while_idle(true);
         refuse_plaintext_off_loopback(&endpoint, config.allow_plaintext)?;
+        refuse_absurd_durations(&config)?;
         let endpoint = with_tls(endpoint, &config.endpoint, config.ca_certificate.as_deref())
             .map_err(|e| VerifyError::Config(format!("TLS: {e}")))?;
         let credential = Bearer::new(Some(&config.credential))
@@ -205,6 +272,8 @@ impl CachingVerifier {
             live: AtomicBool::new(false),
             revision: AtomicU64::new(0),
             coverage: Mutex::new(None),
+            history: Mutex::new(String::new()),
+            clock_offset_micros: AtomicI64::new(i64::MIN),
             staleness_bound: config.staleness_bound,
             metrics: VerifierMetrics::register(),
         });
@@ -410,7 +479,14 @@ impl CachingVerifier {
             .ask_authority(token, client_address, min_revision)
             .await?;
         let answer = Arc::new(Answer::from_response(response));
-        self.shared.cache.insert(*hash, answer.clone(), asked);
+        self.shared.measure_clock(answer.answered_at);
+        // Kept only if the stream can invalidate it: of an account it carries, counted in
+        // the history it follows.
+        if self.shared.covers(answer.account_id.as_ref())
+            && self.shared.same_history(&answer.history)
+        {
+            self.shared.cache.insert(*hash, answer.clone(), asked);
+        }
         Ok(answer)
     }
 
@@ -425,17 +501,22 @@ impl CachingVerifier {
             return false;
         };
         let mut answer = Answer::from_response(response);
-        if !self.shared.trusted() || !self.shared.covers(answer.account_id.as_ref()) {
+        if !self.shared.trusted()
+            || !self.shared.covers(answer.account_id.as_ref())
+            || !self.shared.same_history(&answer.history)
+        {
             return false;
         }
         answer.revision = answer
             .revision
             .min(self.shared.revision.load(Ordering::Acquire));
+        // Its age is unknown: what is left of its life is judged by the authority's clock as
+        // last measured (this host's clock, corrected), not from when it was answered.
         if let Some(expires) = answer.identity.as_ref().and_then(|i| i.expire_time) {
-            let by_local_clock = expires
-                .duration_since(SystemTime::now())
+            let left = expires
+                .duration_since(self.shared.authority_now())
                 .unwrap_or(Duration::ZERO);
-            answer.lifetime = answer.lifetime.map(|left| left.min(by_local_clock));
+            answer.lifetime = answer.lifetime.map(|lifetime| lifetime.min(left));
         }
         self.shared
             .cache
@@ -513,4 +594,24 @@ fn refuse_plaintext_off_loopback(endpoint: &Endpoint, allowed: bool) -> Result<(
     Err(VerifyError::Config(format!(
         "the endpoint http://{host} would send every token in clear: use https://, or set allow_plaintext for a network you trust"
     )))
+}
+
+/// Refuses durations past a day: none makes sense longer, and the arithmetic on them must
+/// not overflow.
+fn refuse_absurd_durations(config: &VerifierConfig) -> Result<(), VerifyError> {
+    const LONGEST: Duration = Duration::from_secs(24 * 3600);
+    let durations = [
+        ("valid_ttl", config.valid_ttl),
+        ("invalid_ttl", config.invalid_ttl),
+        ("staleness_bound", config.staleness_bound),
+        ("request_timeout", config.request_timeout),
+        ("reconnect_backoff", config.reconnect_backoff.0),
+        ("reconnect_backoff", config.reconnect_backoff.1),
+    ];
+    match durations.iter().find(|(_, duration)| *duration > LONGEST) {
+        Some((name, duration)) => Err(VerifyError::Config(format!(
+            "{name} of {duration:?} is longer than a day"
+        ))),
+        None => Ok(()),
+    }
 }

@@ -88,7 +88,7 @@ pub(super) async fn follow(
             _ = stopped.changed() => return,
         }
         shared.metrics.reconnects.increment(1);
-        delay = (delay * 2).min(longest_delay);
+        delay = delay.saturating_mul(2).min(longest_delay);
     }
 }
 
@@ -148,7 +148,7 @@ async fn follow_once(
                     newest = checkpoint.revision;
                 } else if fresh && !caught_up {
                     // The stream starts here: answers from before it could have missed events.
-                    shared.cache.raise_floor(checkpoint.revision, false);
+                    shared.cache.raise_floor(checkpoint.revision);
                 }
                 newest = newest.max(checkpoint.revision);
                 shared.covers_now(
@@ -159,8 +159,10 @@ async fn follow_once(
                 caught_up = true;
             }
             Some(Message::Reset(reset)) => {
+                // Everything goes, watermarks too: the revision may be lower than those
+                // remembered (another deployment's, or a restore that kept its history).
                 restarted(shared, history, reset.history, reset.revision);
-                shared.cache.raise_floor(reset.revision, true);
+                shared.cache.restart_at(reset.revision);
                 newest = reset.revision;
                 caught_up = true;
             }
@@ -186,6 +188,7 @@ fn restarted(
         return false;
     }
     let changed = followed.is_some();
+    shared.follows_history(&history);
     if changed {
         tracing::warn!(
             revision,
@@ -215,5 +218,8 @@ fn target_of(event: InvalidationEvent) -> Option<InvalidationTarget> {
 fn jittered(delay: Duration) -> Duration {
     let mut byte = [0u8; 1];
     let random = getrandom::fill(&mut byte).map(|()| byte[0]).unwrap_or(255);
-    delay / 2 + delay / 2 * u32::from(random) / 255
+    let half = delay / 2;
+    half + half
+        .checked_mul(u32::from(random))
+        .map_or(half, |d| d / 255)
 }

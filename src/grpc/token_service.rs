@@ -382,6 +382,7 @@ impl TokenService for TokenApi {
             revision: outcome.revision,
             missing_scopes: verdict.missing_scopes.to_strings(),
             verify_time: Some(convert::timestamp(outcome.at())),
+            history: self.authority.history().to_owned(),
             ..Default::default()
         };
         if let Some(snapshot) = outcome.snapshot() {

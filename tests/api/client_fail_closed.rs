@@ -499,3 +499,37 @@ async fn a_restored_database_cannot_hide_a_revocation_from_a_resuming_verifier()
         VerificationCode::Revoked
     );
 }
+
+// Review of issue 21: a refusal the verifier got from the authority was not remembered as
+// news about its token, so an older valid answer (offered, or from a replica lagging
+// behind the one that refused) replaced it in the cache.
+#[tokio::test]
+async fn an_older_valid_answer_cannot_replace_a_newer_refusal() {
+    let a = postgres_app().await;
+    let b = deaf_replica(&a).await;
+    let tenant = a.create_tenant("Acme", &[]).await;
+    let created = a
+        .create_token(&tenant.admin_token, &tenant.admin_id, &[])
+        .await;
+    // The stream follows B, which hears of nothing; the verifications go to A.
+    let proxy = Proxy::to(b.addr).await;
+    let verifier = verifier_at(proxy.uri(), &tenant.admin_token, Duration::from_secs(30));
+    heard(&verifier, 0).await;
+    proxy.retarget(a.addr);
+    let before = a.verify(&created.secret, &[]).await;
+    assert!(before.valid);
+    a.revoke(&tenant.admin_token, &created.token.clone().unwrap().id)
+        .await;
+    assert_eq!(
+        verifier.verify(&created.secret, &[]).await.unwrap().code,
+        VerificationCode::Revoked
+    );
+    assert!(
+        !verifier.offer(&created.secret, before),
+        "an answer from before the refusal is refused"
+    );
+    assert_eq!(
+        verifier.verify(&created.secret, &[]).await.unwrap().code,
+        VerificationCode::Revoked
+    );
+}
