@@ -36,9 +36,25 @@ pub struct Dependencies<'a> {
 struct Marks<K>(HashMap<K, (u64, Instant)>);
 
 impl<K: Eq + Hash> Marks<K> {
-    fn raise(&mut self, key: K, revision: u64, now: Instant) {
-        let mark = self.0.entry(key).or_insert((0, now));
-        *mark = (mark.0.max(revision), now);
+    /// Raises `key`'s watermark; returns whether the raise must be queued. A key raised
+    /// again within `ttl / 16` keeps its first raise's time (it is forgotten that much
+    /// early, raising the floor to its revision: safe), so that presenting one object's
+    /// events or refusals over and over does not grow the queue.
+    fn raise(&mut self, key: K, revision: u64, now: Instant, ttl: Duration) -> bool {
+        match self.0.get_mut(&key) {
+            Some(mark) if now.duration_since(mark.1) < ttl / 16 => {
+                mark.0 = mark.0.max(revision);
+                false
+            }
+            Some(mark) => {
+                *mark = (mark.0.max(revision), now);
+                true
+            }
+            None => {
+                self.0.insert(key, (revision, now));
+                true
+            }
+        }
     }
 
     fn admits(&self, key: Option<&K>, revision: u64) -> bool {
@@ -58,6 +74,13 @@ impl<K: Eq + Hash> Marks<K> {
     }
 }
 
+/// How many aged raises one raise forgets at most: the lock every hit reads is held for
+/// that much work only.
+const PRUNE_BATCH: usize = 1024;
+/// How many raises are queued at most; past it the oldest are forgotten early (the floor
+/// rises to their revisions: answers older than them are refused, never wrongly admitted).
+const MAX_RAISES: usize = 1 << 20;
+
 struct Marked {
     tokens: Marks<TokenId>,
     principals: Marks<PrincipalId>,
@@ -67,13 +90,17 @@ struct Marked {
 }
 
 impl Marked {
-    /// Forgets the watermarks last raised `ttl` ago or earlier; returns the highest
-    /// revision forgotten (0 if none).
+    /// Forgets the watermarks last raised `ttl` ago or earlier, at most [`PRUNE_BATCH`] of
+    /// them (the next raises go on), and the oldest beyond [`MAX_RAISES`]; returns the
+    /// highest revision forgotten (0 if none).
     fn prune(&mut self, now: Instant, ttl: Duration) -> u64 {
         let mut forgotten = 0;
+        let mut pruned = 0;
         while let Some((at, _)) = self.raised.front()
-            && now.duration_since(*at) >= ttl
+            && (now.duration_since(*at) >= ttl && pruned < PRUNE_BATCH
+                || self.raised.len() > MAX_RAISES)
         {
+            pruned += 1;
             let Some((at, target)) = self.raised.pop_front() else {
                 break;
             };
@@ -124,12 +151,15 @@ impl Watermarks {
             .marks
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match target.clone() {
-            InvalidationTarget::Token(id) => marks.tokens.raise(id, revision, now),
-            InvalidationTarget::Principal(id) => marks.principals.raise(id, revision, now),
-            InvalidationTarget::Account(id) => marks.accounts.raise(id, revision, now),
+        let ttl = self.ttl;
+        let queued = match target.clone() {
+            InvalidationTarget::Token(id) => marks.tokens.raise(id, revision, now, ttl),
+            InvalidationTarget::Principal(id) => marks.principals.raise(id, revision, now, ttl),
+            InvalidationTarget::Account(id) => marks.accounts.raise(id, revision, now, ttl),
+        };
+        if queued {
+            marks.raised.push_back((now, target));
         }
-        marks.raised.push_back((now, target));
         let forgotten = marks.prune(now, self.ttl);
         // Answers this old about a forgotten object can no longer be checked.
         self.floor.fetch_max(forgotten, Ordering::AcqRel);

@@ -3,9 +3,17 @@
 //!
 //! Whether a cached *valid* answer may be served also depends on the watch stream being
 //! live (the verifier decides that); the cache itself only keeps answers that no applied
-//! event has overtaken.
+//! event, and no refusal the authority gave, has overtaken.
+//!
+//! A refusal is news: the authority refused the token at that revision, so a valid answer
+//! computed before it (by a replica lagging behind the one that refused, or offered from
+//! elsewhere) must be neither cached nor handed out. The refusal's revision is remembered per
+//! hash (also for NOT_FOUND, which names no token: a deleted token, or a secret replaced
+//! without grace), and it raises the watermark of its token, and of its owner or account when
+//! the refusal is theirs.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use moka::ops::compute::{CompResult, Op};
@@ -15,8 +23,13 @@ use crate::domain::{InvalidationTarget, SecretHash};
 use crate::proto::VerificationCode;
 use crate::watermarks::{Dependencies, Watermarks};
 
-/// A cached answer and when it stops being served.
-#[derive(Debug)]
+/// How many hashes' refusals are remembered at most (a hash and a revision each). Past it,
+/// the least used are forgotten first; the watermarks of their tokens still hold.
+const REFUSALS_REMEMBERED: u64 = 200_000;
+
+/// A cached answer and when it stops being served (cheap to clone: the cache hands out
+/// clones).
+#[derive(Debug, Clone)]
 pub(super) struct Entry {
     pub answer: Arc<Answer>,
     expires: Instant,
@@ -31,8 +44,13 @@ fn dependencies(answer: &Answer) -> Dependencies<'_> {
 }
 
 pub(super) struct AnswerCache {
-    entries: moka::sync::Cache<SecretHash, Arc<Entry>>,
+    entries: moka::sync::Cache<SecretHash, Entry>,
+    /// The newest revision at which the authority refused each hash.
+    refusals: moka::sync::Cache<SecretHash, u64>,
     watermarks: Watermarks,
+    /// Bumped when the database's history changes: an answer asked for before that counts
+    /// in the old history and is neither cached nor handed out.
+    generation: AtomicU64,
     valid_ttl: Duration,
     invalid_ttl: Duration,
 }
@@ -44,17 +62,22 @@ impl AnswerCache {
         Self {
             entries: moka::sync::Cache::builder()
                 .max_capacity(bytes)
-                .weigher(|_, entry: &Arc<Entry>| entry.answer.weight())
+                .weigher(|_, entry: &Entry| entry.answer.weight())
+                .time_to_live(longest)
+                .build(),
+            refusals: moka::sync::Cache::builder()
+                .max_capacity(REFUSALS_REMEMBERED)
                 .time_to_live(longest)
                 .build(),
             watermarks: Watermarks::new(longest),
+            generation: AtomicU64::new(0),
             valid_ttl,
             invalid_ttl,
         }
     }
 
     /// The answer cached for `hash`, if it is still current.
-    pub fn get(&self, hash: &SecretHash) -> Option<Arc<Entry>> {
+    pub fn get(&self, hash: &SecretHash) -> Option<Entry> {
         let entry = self.entries.get(hash)?;
         if Instant::now() >= entry.expires || !self.admits(&entry.answer) {
             self.entries.invalidate(hash);
@@ -65,54 +88,43 @@ impl AnswerCache {
 
     /// Whether no event newer than `answer` was applied for its token, owner or account
     /// (nor a reset or forgotten event newer than it).
-    pub fn admits(&self, answer: &Answer) -> bool {
+    fn admits(&self, answer: &Answer) -> bool {
         self.watermarks
             .admits(dependencies(answer), answer.revision)
     }
 
-    /// Caches `answer`, asked for at `asked` (before the authority computed it), unless an
-    /// event newer than it was already applied, or the cache holds a newer answer for the
-    /// token; returns whether it was cached.
-    ///
-    /// A refusal that names its token, owner or account counts as an event about them at
-    /// its revision: a valid answer computed before it (by a replica that lags behind the
-    /// one that refused) is then neither cached nor handed out.
-    pub fn insert(&self, hash: SecretHash, answer: Arc<Answer>, asked: Instant) -> bool {
-        if answer.code != VerificationCode::Valid {
-            self.learn_from_refusal(&answer);
-        }
-        let ttl = if answer.code == VerificationCode::Valid {
-            // Never past the token's (or the secret's grace period's) own end, counted from
-            // the moment it was asked for: the authority answered later than that.
-            answer
-                .lifetime
-                .map_or(self.valid_ttl, |left| left.min(self.valid_ttl))
-        } else {
-            self.invalid_ttl
-        };
-        let Some(expires) = asked.checked_add(ttl) else {
-            return false;
-        };
-        if expires <= Instant::now() || !self.admits(&answer) {
-            return false;
-        }
-        let revision = answer.revision;
-        let outcome = self
-            .entries
-            .entry(hash)
-            .and_compute_with(|existing| match existing {
-                Some(held) if held.value().answer.revision > revision => Op::Nop,
-                _ => Op::Put(Arc::new(Entry { answer, expires })),
-            });
-        !matches!(outcome, CompResult::Unchanged(_) | CompResult::StillNone(_))
+    /// Whether `answer` for `hash` may still be handed out: no event applied since it was
+    /// computed, and, if it is valid, no refusal of the hash at its revision or later.
+    pub fn current(&self, hash: &SecretHash, answer: &Answer) -> bool {
+        self.admits(answer)
+            && (answer.code != VerificationCode::Valid
+                || self
+                    .refusals
+                    .get(hash)
+                    .is_none_or(|refused| answer.revision > refused))
     }
 
-    /// Raises to its revision the watermark of the token a refusal names, and of its owner
-    /// or account when the refusal is theirs (only then: a refusal of one token must not
-    /// outdate every answer of its account).
-    fn learn_from_refusal(&self, answer: &Answer) {
+    /// Which history generation answers are asked for in (see [`AnswerCache::restart_at`]).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Learns from a refusal of `hash` (see the module's docs); nothing from a valid answer.
+    pub fn learn(&self, hash: &SecretHash, answer: &Answer) {
+        if answer.code == VerificationCode::Valid {
+            return;
+        }
+        let revision = answer.revision;
+        self.refusals
+            .entry(*hash)
+            .and_compute_with(|held| match held {
+                Some(held) if *held.value() >= revision => Op::Nop,
+                _ => Op::Put(revision),
+            });
         let targets = [
             answer.token_id.clone().map(InvalidationTarget::Token),
+            // Only when the refusal is theirs: a refusal of one token must not outdate
+            // every answer of its account.
             answer
                 .owner_id
                 .clone()
@@ -125,8 +137,62 @@ impl AnswerCache {
                 .map(InvalidationTarget::Account),
         ];
         for target in targets.into_iter().flatten() {
-            self.watermarks.raise(target, answer.revision);
+            self.watermarks.raise(target, revision);
         }
+    }
+
+    /// Caches `answer`, asked for at `asked` (before the authority computed it) in history
+    /// `generation`, unless it is no longer [`AnswerCache::current`], the history changed
+    /// meanwhile, or the cache holds a newer answer for the token (or a refusal as new);
+    /// returns whether it was cached.
+    pub fn insert(
+        &self,
+        hash: SecretHash,
+        answer: Arc<Answer>,
+        asked: Instant,
+        generation: u64,
+    ) -> bool {
+        let valid = answer.code == VerificationCode::Valid;
+        let ttl = if valid {
+            // Never past the token's (or the secret's grace period's) own end, counted from
+            // the moment it was asked for: the authority answered later than that.
+            answer
+                .lifetime
+                .map_or(self.valid_ttl, |left| left.min(self.valid_ttl))
+        } else {
+            self.invalid_ttl
+        };
+        let Some(expires) = asked.checked_add(ttl) else {
+            return false;
+        };
+        if expires <= Instant::now()
+            || self.generation() != generation
+            || !self.current(&hash, &answer)
+        {
+            return false;
+        }
+        let revision = answer.revision;
+        let outcome = self
+            .entries
+            .entry(hash)
+            .and_compute_with(|existing| match existing {
+                Some(held)
+                    if held.value().answer.revision > revision
+                        || held.value().answer.revision == revision
+                            && valid
+                            && held.value().answer.code != VerificationCode::Valid =>
+                {
+                    Op::Nop
+                }
+                _ => Op::Put(Entry { answer, expires }),
+            });
+        let cached = !matches!(outcome, CompResult::Unchanged(_) | CompResult::StillNone(_));
+        if cached && self.generation() != generation {
+            // The history changed while it was put: it belongs to the old one.
+            self.entries.invalidate(&hash);
+            return false;
+        }
+        cached
     }
 
     /// Applies an invalidation event.
@@ -134,10 +200,19 @@ impl AnswerCache {
         self.watermarks.raise(target, revision);
     }
 
-    /// Forgets every answer and watermark: the revisions that follow, from `revision` on,
-    /// count in another history of the database (a restored backup).
+    /// Forgets every answer, refusal and watermark: the revisions that follow, from
+    /// `revision` on, count in another history of the database (a restored backup).
     pub fn restart_at(&self, revision: u64) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.watermarks.restart_at(revision);
+        self.refusals.invalidate_all();
+        self.entries.invalidate_all();
+    }
+
+    /// A reset in the same history: forgets every answer and distrusts any older than
+    /// `revision`. What was learned (watermarks, refusals) stays: it still holds.
+    pub fn reset(&self, revision: u64) {
+        self.watermarks.raise_floor(revision);
         self.entries.invalidate_all();
     }
 
@@ -183,10 +258,53 @@ mod tests {
                 TokenSecret::generate().hash(),
                 heavy_answer(),
                 Instant::now(),
+                0,
             );
         }
         cache.entries.run_pending_tasks();
         assert!(cache.entries.weighted_size() <= budget);
         assert!(cache.entries.entry_count() <= budget / weight + 1);
+    }
+
+    fn answer(code: VerificationCode, revision: u64) -> Arc<Answer> {
+        Arc::new(Answer::from_response(proto::VerifyTokenResponse {
+            valid: code == VerificationCode::Valid,
+            code: code.into(),
+            revision,
+            ..Default::default()
+        }))
+    }
+
+    // Review of issue 21: NOT_FOUND names no token, so only the hash can remember it; a
+    // valid answer as old as a refusal, or older, is never current (on a tie, the refusal).
+    #[test]
+    fn a_refusal_of_a_hash_outdates_valid_answers_up_to_its_revision() {
+        let cache = AnswerCache::new(1 << 20, Duration::from_secs(60), Duration::from_secs(5));
+        let hash = TokenSecret::generate().hash();
+        let other = TokenSecret::generate().hash();
+        cache.learn(&hash, &answer(VerificationCode::NotFound, 10));
+        for revision in [9, 10] {
+            let valid = answer(VerificationCode::Valid, revision);
+            assert!(!cache.current(&hash, &valid), "{revision}");
+            assert!(!cache.insert(hash, valid, Instant::now(), 0), "{revision}");
+        }
+        assert!(cache.current(&other, &answer(VerificationCode::Valid, 9)));
+        assert!(cache.current(&hash, &answer(VerificationCode::Valid, 11)));
+        // A history change forgets it, and refuses what was asked for before.
+        let before = cache.generation();
+        cache.restart_at(1);
+        assert!(cache.current(&hash, &answer(VerificationCode::Valid, 2)));
+        assert!(!cache.insert(
+            hash,
+            answer(VerificationCode::Valid, 2),
+            Instant::now(),
+            before
+        ));
+        assert!(cache.insert(
+            hash,
+            answer(VerificationCode::Valid, 2),
+            Instant::now(),
+            cache.generation()
+        ));
     }
 }

@@ -96,6 +96,16 @@ impl Shared {
         }
     }
 
+    /// Whether an answer of `history` counts in another history than the one the stream
+    /// follows, both being known.
+    fn other_history(&self, history: &str) -> bool {
+        let followed = self
+            .history
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        !history.is_empty() && !followed.is_empty() && *followed != history
+    }
+
     /// Whether an answer of `history` counts in the history the stream follows.
     fn same_history(&self, history: &str) -> bool {
         *self
@@ -106,12 +116,11 @@ impl Shared {
     }
 
     /// Notes the authority's clock from an answer it gave at `answered_at` (by its clock),
-    /// received now.
-    fn measure_clock(&self, answered_at: Option<SystemTime>) {
+    /// asked for at `now` (by this host's).
+    fn measure_clock(&self, answered_at: Option<SystemTime>, now: SystemTime) {
         let Some(answered_at) = answered_at else {
             return;
         };
-        let now = SystemTime::now();
         let offset = match answered_at.duration_since(now) {
             Ok(ahead) => i64::try_from(ahead.as_micros()).unwrap_or(i64::MAX),
             Err(behind) => {
@@ -179,7 +188,7 @@ impl Shared {
 }
 
 /// One VerifyToken call that concurrent verifications of the same token share.
-type Flight = Arc<tokio::sync::OnceCell<Result<Arc<Answer>, VerifyError>>>;
+type Flight = Arc<tokio::sync::OnceCell<Result<(Arc<Answer>, u64), VerifyError>>>;
 /// The calls in flight, by the token's hash and the revision they ask from.
 type Flights = Mutex<HashMap<(SecretHash, u64), Flight>>;
 
@@ -403,8 +412,15 @@ impl CachingVerifier {
     ) -> Result<Arc<Answer>, VerifyError> {
         let mut from = min_revision;
         for _ in 0..2 {
-            let answer = self.shared_call(hash, token, client_address, from).await?;
-            if answer.code != VerificationCode::Valid || self.shared.cache.admits(&answer) {
+            let (answer, generation) = self.shared_call(hash, token, client_address, from).await?;
+            // A refusal is handed out as it is (fail closed). A valid answer only if nothing
+            // overtook it: no event or refusal since, and no change of the database's history
+            // (while the call was in flight, or a replica still answering in the old one).
+            if answer.code != VerificationCode::Valid
+                || self.shared.cache.current(hash, &answer)
+                    && self.shared.cache.generation() == generation
+                    && !self.shared.other_history(&answer.history)
+            {
                 return Ok(answer);
             }
             self.shared.metrics.overtaken.increment(1);
@@ -424,7 +440,7 @@ impl CachingVerifier {
         token: &str,
         client_address: Option<IpAddr>,
         min_revision: u64,
-    ) -> Result<Arc<Answer>, VerifyError> {
+    ) -> Result<(Arc<Answer>, u64), VerifyError> {
         let key = (*hash, min_revision);
         let (flight, _guard) = {
             let mut flights = self
@@ -455,9 +471,10 @@ impl CachingVerifier {
             .clone()
     }
 
-    /// Asks the authority (within the bound on calls in flight) and caches the answer. It is
-    /// cached whether or not the stream is live: the stream resumes from the last revision
-    /// it delivered, so every event newer than the answer still reaches the cache before a
+    /// Asks the authority (within the bound on calls in flight), learns from its answer and
+    /// caches it; returns it with the history generation it was asked in. It is cached
+    /// whether or not the stream is live: the stream resumes from the last revision it
+    /// delivered, so every event newer than the answer still reaches the cache before a
     /// valid answer is served from it again.
     async fn ask_and_remember(
         &self,
@@ -465,8 +482,9 @@ impl CachingVerifier {
         token: &str,
         client_address: Option<IpAddr>,
         min_revision: u64,
-    ) -> Result<Arc<Answer>, VerifyError> {
+    ) -> Result<(Arc<Answer>, u64), VerifyError> {
         let asked = Instant::now();
+        let generation = self.shared.cache.generation();
         let _permit = tokio::time::timeout(self.request_timeout, self.remote_calls.acquire())
             .await
             .ok()
@@ -475,19 +493,26 @@ impl CachingVerifier {
                 self.shared.metrics.unavailable.increment(1);
                 VerifyError::Unavailable("too many verifications in flight".into())
             })?;
+        // By the wall clock before sending: the authority answered later, so its clock looks
+        // further ahead than it is, and what is left of a token's life shorter (safe).
+        let sent = SystemTime::now();
         let response = self
             .ask_authority(token, client_address, min_revision)
             .await?;
         let answer = Arc::new(Answer::from_response(response));
-        self.shared.measure_clock(answer.answered_at);
+        self.shared.measure_clock(answer.answered_at, sent);
+        // A refusal is learned whatever else holds: it can only refuse answers.
+        self.shared.cache.learn(hash, &answer);
         // Kept only if the stream can invalidate it: of an account it carries, counted in
         // the history it follows.
         if self.shared.covers(answer.account_id.as_ref())
             && self.shared.same_history(&answer.history)
         {
-            self.shared.cache.insert(*hash, answer.clone(), asked);
+            self.shared
+                .cache
+                .insert(*hash, answer.clone(), asked, generation);
         }
-        Ok(answer)
+        Ok((answer, generation))
     }
 
     /// Caches an answer obtained elsewhere (for example by a VerifyToken call made before a
@@ -500,6 +525,8 @@ impl CachingVerifier {
         let Ok(hash) = TokenSecret::hash_presented(token) else {
             return false;
         };
+        // Before the revision is read: a history change after this refuses the answer.
+        let generation = self.shared.cache.generation();
         let mut answer = Answer::from_response(response);
         if !self.shared.trusted()
             || !self.shared.covers(answer.account_id.as_ref())
@@ -520,7 +547,7 @@ impl CachingVerifier {
         }
         self.shared
             .cache
-            .insert(hash, Arc::new(answer), Instant::now())
+            .insert(hash, Arc::new(answer), Instant::now(), generation)
     }
 
     /// The newest revision the watch stream has delivered (0 before it connected).

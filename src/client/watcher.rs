@@ -159,10 +159,13 @@ async fn follow_once(
                 caught_up = true;
             }
             Some(Message::Reset(reset)) => {
-                // Everything goes, watermarks too: the revision may be lower than those
-                // remembered (another deployment's, or a restore that kept its history).
-                restarted(shared, history, reset.history, reset.revision);
-                shared.cache.restart_at(reset.revision);
+                // Every answer goes; in another history, what was learned goes too. In the
+                // same one it still holds, so a reset to a lower revision (a restore that kept
+                // its history) refuses every valid answer until revisions pass the old floor:
+                // fail closed, and the runbook's history step avoids it.
+                if !restarted(shared, history, reset.history, reset.revision) {
+                    shared.cache.reset(reset.revision);
+                }
                 newest = reset.revision;
                 caught_up = true;
             }

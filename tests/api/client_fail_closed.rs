@@ -533,3 +533,46 @@ async fn an_older_valid_answer_cannot_replace_a_newer_refusal() {
         VerificationCode::Revoked
     );
 }
+
+// Review of issue 21: NOT_FOUND names no token (a deleted token, or a secret replaced
+// without grace), so it raised no watermark; once its cached refusal expired, an older valid
+// answer was taken again.
+#[tokio::test]
+async fn an_older_valid_answer_cannot_outlive_a_deletion_the_verifier_was_told_of() {
+    let a = postgres_app().await;
+    let b = deaf_replica(&a).await;
+    let tenant = a.create_tenant("Acme", &[]).await;
+    let created = a
+        .create_token(&tenant.admin_token, &tenant.admin_id, &[])
+        .await;
+    let proxy = Proxy::to(b.addr).await;
+    let mut config = VerifierConfig::new(proxy.uri(), &tenant.admin_token);
+    config.staleness_bound = Duration::from_secs(30);
+    config.invalid_ttl = Duration::from_millis(200);
+    let verifier = CachingVerifier::new(config).unwrap();
+    heard(&verifier, 0).await;
+    proxy.retarget(a.addr);
+    let before = a.verify(&created.secret, &[]).await;
+    assert!(before.valid);
+    a.tokens(&tenant.admin_token)
+        .delete_token(proto::DeleteTokenRequest {
+            id: created.token.clone().unwrap().id,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        verifier.verify(&created.secret, &[]).await.unwrap().code,
+        VerificationCode::NotFound
+    );
+    // The cached refusal expires; the refusal itself is remembered.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !verifier.offer(&created.secret, before),
+        "an answer from before the deletion is refused"
+    );
+    assert_eq!(
+        verifier.verify(&created.secret, &[]).await.unwrap().code,
+        VerificationCode::NotFound
+    );
+}
