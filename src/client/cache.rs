@@ -109,9 +109,12 @@ impl AnswerCache {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// Learns from a refusal of `hash` (see the module's docs); nothing from a valid answer.
-    pub fn learn(&self, hash: &SecretHash, answer: &Answer) {
-        if answer.code == VerificationCode::Valid {
+    /// Learns from a refusal of `hash` asked for in history `generation` (see the module's
+    /// docs); nothing from a valid answer, nor from one of an older history (its revisions
+    /// count in another order). A valid answer cached for the hash as old as the refusal is
+    /// dropped, so that no later hit serves it.
+    pub fn learn(&self, hash: &SecretHash, answer: &Answer, generation: u64) {
+        if answer.code == VerificationCode::Valid || self.generation() != generation {
             return;
         }
         let revision = answer.revision;
@@ -139,6 +142,17 @@ impl AnswerCache {
         for target in targets.into_iter().flatten() {
             self.watermarks.raise(target, revision);
         }
+        self.entries
+            .entry(*hash)
+            .and_compute_with(|held| match held {
+                Some(held)
+                    if held.value().answer.code == VerificationCode::Valid
+                        && held.value().answer.revision <= revision =>
+                {
+                    Op::Remove
+                }
+                _ => Op::Nop,
+            });
     }
 
     /// Caches `answer`, asked for at `asked` (before the authority computed it) in history
@@ -282,7 +296,11 @@ mod tests {
         let cache = AnswerCache::new(1 << 20, Duration::from_secs(60), Duration::from_secs(5));
         let hash = TokenSecret::generate().hash();
         let other = TokenSecret::generate().hash();
-        cache.learn(&hash, &answer(VerificationCode::NotFound, 10));
+        // A valid answer cached before the refusal is not served after it.
+        assert!(cache.insert(hash, answer(VerificationCode::Valid, 9), Instant::now(), 0));
+        assert!(cache.get(&hash).is_some());
+        cache.learn(&hash, &answer(VerificationCode::NotFound, 10), 0);
+        assert!(cache.get(&hash).is_none(), "dropped by the refusal");
         for revision in [9, 10] {
             let valid = answer(VerificationCode::Valid, revision);
             assert!(!cache.current(&hash, &valid), "{revision}");

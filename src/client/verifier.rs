@@ -501,8 +501,11 @@ impl CachingVerifier {
             .await?;
         let answer = Arc::new(Answer::from_response(response));
         self.shared.measure_clock(answer.answered_at, sent);
-        // A refusal is learned whatever else holds: it can only refuse answers.
-        self.shared.cache.learn(hash, &answer);
+        // A refusal is learned whatever the stream's state (it can only refuse answers), but
+        // not from another history: its revisions would count in another order.
+        if !self.shared.other_history(&answer.history) {
+            self.shared.cache.learn(hash, &answer, generation);
+        }
         // Kept only if the stream can invalidate it: of an account it carries, counted in
         // the history it follows.
         if self.shared.covers(answer.account_id.as_ref())

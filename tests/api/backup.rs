@@ -29,8 +29,12 @@ async fn backup(database_url: &str, dir: &std::path::Path, to: &str) -> (bool, S
 
 /// What a verification says, without the revision (a restored server may be at another).
 fn answer(response: proto::VerifyTokenResponse) -> proto::VerifyTokenResponse {
+    // When it was answered, and in which history of the database (a restored copy starts
+    // its own), differ between the two.
     proto::VerifyTokenResponse {
         revision: 0,
+        verify_time: None,
+        history: String::new(),
         ..response
     }
 }
