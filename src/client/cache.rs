@@ -186,10 +186,20 @@ impl AnswerCache {
             return false;
         }
         let revision = answer.revision;
+        // Under the key's lock, which `learn` takes after recording a refusal: a refusal
+        // recorded since the check above is seen here, or `learn` drops this entry after.
+        let refused_since = |hash: &SecretHash| {
+            valid
+                && self
+                    .refusals
+                    .get(hash)
+                    .is_some_and(|refused| revision <= refused)
+        };
         let outcome = self
             .entries
             .entry(hash)
             .and_compute_with(|existing| match existing {
+                _ if refused_since(&hash) => Op::Nop,
                 Some(held)
                     if held.value().answer.revision > revision
                         || held.value().answer.revision == revision
