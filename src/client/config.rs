@@ -1,6 +1,12 @@
-//! How a [`super::CachingVerifier`] connects and how long it trusts what it knows.
+//! How a [`super::CachingVerifier`] connects and how long it trusts what it knows, and the
+//! checks that refuse a configuration that cannot be safe.
 
+use std::net::IpAddr;
 use std::time::Duration;
+
+use tonic::transport::Endpoint;
+
+use super::VerifyError;
 
 /// Settings of a caching verifier. `VerifierConfig::new` gives sensible defaults. Its
 /// `Debug` output leaves the credential out.
@@ -83,6 +89,48 @@ impl std::fmt::Debug for VerifierConfig {
             .field("max_remote_calls", max_remote_calls)
             .field("reconnect_backoff", reconnect_backoff)
             .finish()
+    }
+}
+
+/// Refuses an `http://` endpoint whose host is not loopback, unless `allowed`: every
+/// presented token would cross the network in clear.
+pub(super) fn refuse_plaintext_off_loopback(
+    endpoint: &Endpoint,
+    allowed: bool,
+) -> Result<(), VerifyError> {
+    let uri = endpoint.uri();
+    if allowed || uri.scheme_str() != Some("http") {
+        return Ok(());
+    }
+    let host = uri.host().unwrap_or_default();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        return Ok(());
+    }
+    Err(VerifyError::Config(format!(
+        "the endpoint http://{host} would send every token in clear: use https://, or set allow_plaintext for a network you trust"
+    )))
+}
+
+/// Refuses durations past a day: none makes sense longer, and the arithmetic on them must
+/// not overflow.
+pub(super) fn refuse_absurd_durations(config: &VerifierConfig) -> Result<(), VerifyError> {
+    const LONGEST: Duration = Duration::from_secs(24 * 3600);
+    let durations = [
+        ("valid_ttl", config.valid_ttl),
+        ("invalid_ttl", config.invalid_ttl),
+        ("staleness_bound", config.staleness_bound),
+        ("request_timeout", config.request_timeout),
+        ("reconnect_backoff", config.reconnect_backoff.0),
+        ("reconnect_backoff", config.reconnect_backoff.1),
+    ];
+    match durations.iter().find(|(_, duration)| *duration > LONGEST) {
+        Some((name, duration)) => Err(VerifyError::Config(format!(
+            "{name} of {duration:?} is longer than a day"
+        ))),
+        None => Ok(()),
     }
 }
 

@@ -15,7 +15,7 @@ use super::answer::{Answer, Verification};
 use super::cache::AnswerCache;
 use super::connect::{Bearer, with_tls};
 use super::metrics::VerifierMetrics;
-use super::{VerifierConfig, VerifyError, watcher};
+use super::{VerifierConfig, VerifyError, config, watcher};
 use crate::domain::{AccountId, SecretHash, TokenSecret};
 use crate::proto::token_service_client::TokenServiceClient;
 use crate::proto::{VerificationCode, VerifyTokenRequest};
@@ -266,8 +266,8 @@ impl CachingVerifier {
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(5))
             .keep_alive_while_idle(true);
-        refuse_plaintext_off_loopback(&endpoint, config.allow_plaintext)?;
-        refuse_absurd_durations(&config)?;
+        config::refuse_plaintext_off_loopback(&endpoint, config.allow_plaintext)?;
+        config::refuse_absurd_durations(&config)?;
         let endpoint = with_tls(endpoint, &config.endpoint, config.ca_certificate.as_deref())
             .map_err(|e| VerifyError::Config(format!("TLS: {e}")))?;
         let credential = Bearer::new(Some(&config.credential))
@@ -604,44 +604,5 @@ impl CachingVerifier {
             Err(_) => metrics.unavailable.increment(1),
         }
         answer
-    }
-}
-
-/// Refuses an `http://` endpoint whose host is not loopback, unless `allowed`: every
-/// presented token would cross the network in clear.
-fn refuse_plaintext_off_loopback(endpoint: &Endpoint, allowed: bool) -> Result<(), VerifyError> {
-    let uri = endpoint.uri();
-    if allowed || uri.scheme_str() != Some("http") {
-        return Ok(());
-    }
-    let host = uri.host().unwrap_or_default();
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let loopback = host.eq_ignore_ascii_case("localhost")
-        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    if loopback {
-        return Ok(());
-    }
-    Err(VerifyError::Config(format!(
-        "the endpoint http://{host} would send every token in clear: use https://, or set allow_plaintext for a network you trust"
-    )))
-}
-
-/// Refuses durations past a day: none makes sense longer, and the arithmetic on them must
-/// not overflow.
-fn refuse_absurd_durations(config: &VerifierConfig) -> Result<(), VerifyError> {
-    const LONGEST: Duration = Duration::from_secs(24 * 3600);
-    let durations = [
-        ("valid_ttl", config.valid_ttl),
-        ("invalid_ttl", config.invalid_ttl),
-        ("staleness_bound", config.staleness_bound),
-        ("request_timeout", config.request_timeout),
-        ("reconnect_backoff", config.reconnect_backoff.0),
-        ("reconnect_backoff", config.reconnect_backoff.1),
-    ];
-    match durations.iter().find(|(_, duration)| *duration > LONGEST) {
-        Some((name, duration)) => Err(VerifyError::Config(format!(
-            "{name} of {duration:?} is longer than a day"
-        ))),
-        None => Ok(()),
     }
 }

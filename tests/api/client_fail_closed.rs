@@ -416,6 +416,18 @@ async fn an_expiry_is_judged_by_the_authoritys_clock_not_the_hosts() {
         .unwrap();
 }
 
+/// Two changes of token `id`, two revisions further.
+async fn disable_and_enable(app: &TestApp, caller_token: &str, id: &str) {
+    app.disable(caller_token, id).await;
+    app.tokens(caller_token)
+        .enable_token(proto::EnableTokenRequest {
+            id: id.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
 // Suspected in issue 21, confirmed: a restored database hands out revision numbers again. A
 // verifier that resumed after a revision the restored database had passed meanwhile skipped
 // the events reusing those numbers (a revocation among them) and kept serving the revoked
@@ -441,14 +453,7 @@ async fn a_restored_database_cannot_hide_a_revocation_from_a_resuming_verifier()
     .unwrap();
     // After the copy, the original moves on by a few revisions ...
     for _ in 0..3 {
-        app.disable(&tenant.admin_token, &other_id).await;
-        app.tokens(&tenant.admin_token)
-            .enable_token(proto::EnableTokenRequest {
-                id: other_id.clone(),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        disable_and_enable(&app, &tenant.admin_token, &other_id).await;
     }
     // ... which the verifier follows, caching the victim as valid.
     let proxy = Proxy::to(app.addr).await;
@@ -482,14 +487,7 @@ async fn a_restored_database_cannot_hide_a_revocation_from_a_resuming_verifier()
     app.revoke(&tenant.admin_token, &victim.token.clone().unwrap().id)
         .await;
     while app.verify(&tenant.admin_token, &[]).await.revision <= seen_before {
-        app.disable(&tenant.admin_token, &other_id).await;
-        app.tokens(&tenant.admin_token)
-            .enable_token(proto::EnableTokenRequest {
-                id: other_id.clone(),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        disable_and_enable(&app, &tenant.admin_token, &other_id).await;
     }
     proxy.retarget(app.addr);
     let now = app.verify(&tenant.admin_token, &[]).await.revision;
