@@ -28,7 +28,7 @@ async fn main() -> anyhow::Result<()> {
             open_store(&settings, true)
                 .await
                 .context("migration failed")?;
-            tracing::info!("database is up to date");
+            tracing::info!("the database schema is up to date");
         }
         Command::Backup { to } => {
             backup(&settings, &to).await.context("backup failed")?;

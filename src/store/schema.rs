@@ -65,3 +65,25 @@ pub(crate) async fn check(connection: &mut impl Migrate, migrator: &Migrator) ->
     }
     Ok(())
 }
+
+/// How many of `migrator`'s migrations `connection`'s database lacks (all of them on a new
+/// database, which has no migrations table yet), for `migrate` to say what it did.
+pub(crate) async fn pending(connection: &mut impl Migrate, migrator: &Migrator) -> usize {
+    let applied = connection
+        .list_applied_migrations()
+        .await
+        .unwrap_or_default();
+    migrator
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .filter(|m| applied.iter().all(|a| a.version != m.version))
+        .count()
+}
+
+/// Logs what a migration run did (another replica migrating at once may have applied some).
+pub(crate) fn log_migrated(pending: usize) {
+    match pending {
+        0 => tracing::info!("the database schema was already up to date"),
+        applied => tracing::info!(applied, "applied {applied} migrations"),
+    }
+}

@@ -6,6 +6,16 @@ use super::output::{
     print_json,
 };
 use super::{CliError, Connection};
+
+const PRINCIPAL_COLUMNS: [&str; 7] = [
+    "ID",
+    "NAME",
+    "KIND",
+    "ACCOUNT",
+    "PERMISSIONS",
+    "DISABLED",
+    "CREATED",
+];
 use crate::proto::{self, PrincipalKind};
 
 pub async fn principal(
@@ -14,7 +24,7 @@ pub async fn principal(
     output: OutputFormat,
 ) -> Result<(), CliError> {
     let mut admin = connection.admin();
-    let principals = match command {
+    let principal = match command {
         PrincipalCommand::Create {
             name,
             kind,
@@ -31,32 +41,28 @@ pub async fn principal(
                 display_name: name.clone(),
                 permissions: permissions.clone(),
             };
-            vec![
-                admin
-                    .create_principal(request)
-                    .await?
-                    .into_inner()
-                    .principal
-                    .unwrap_or_default(),
-            ]
+            admin
+                .create_principal(request)
+                .await?
+                .into_inner()
+                .principal
+                .unwrap_or_default()
         }
         PrincipalCommand::Get { id } => {
             let request = proto::GetPrincipalRequest { id: id.clone() };
-            vec![
-                admin
-                    .get_principal(request)
-                    .await?
-                    .into_inner()
-                    .principal
-                    .unwrap_or_default(),
-            ]
+            admin
+                .get_principal(request)
+                .await?
+                .into_inner()
+                .principal
+                .unwrap_or_default()
         }
         PrincipalCommand::List { account, all } => {
             let request = proto::ListPrincipalsRequest {
                 account_id: account.clone().unwrap_or_default(),
                 ..Default::default()
             };
-            super::paging::collect("principals", *all, |page_token| {
+            let listing = super::paging::collect("principals", *all, |page_token| {
                 let mut admin = admin.clone();
                 let request = proto::ListPrincipalsRequest {
                     page_token,
@@ -67,7 +73,9 @@ pub async fn principal(
                     Ok((page.principals, page.next_page_token))
                 }
             })
-            .await?
+            .await?;
+            listing.print(output, &PRINCIPAL_COLUMNS, principal_row, principal_json);
+            return Ok(());
         }
         PrincipalCommand::Update {
             id,
@@ -102,31 +110,19 @@ pub async fn principal(
                 principal: Some(values),
                 update_mask: Some(prost_types::FieldMask { paths }),
             };
-            vec![
-                admin
-                    .update_principal(request)
-                    .await?
-                    .into_inner()
-                    .principal
-                    .unwrap_or_default(),
-            ]
+            admin
+                .update_principal(request)
+                .await?
+                .into_inner()
+                .principal
+                .unwrap_or_default()
         }
     };
     match output {
-        OutputFormat::Json => print_json(&serde_json::Value::Array(
-            principals.iter().map(principal_json).collect(),
-        )),
+        OutputFormat::Json => print_json(&principal_json(&principal)),
         OutputFormat::Table => {
-            let mut table = Table::new(&[
-                "ID",
-                "NAME",
-                "KIND",
-                "ACCOUNT",
-                "PERMISSIONS",
-                "DISABLED",
-                "CREATED",
-            ]);
-            principals.iter().for_each(|p| table.row(principal_row(p)));
+            let mut table = Table::new(&PRINCIPAL_COLUMNS);
+            table.row(principal_row(&principal));
             table.print();
         }
     }
@@ -200,7 +196,7 @@ pub async fn audit(
         ..Default::default()
     };
     let admin = connection.admin();
-    let events = super::paging::collect("events", *all, |page_token| {
+    let listing = super::paging::collect("events", *all, |page_token| {
         let mut admin = admin.clone();
         let request = proto::ListAuditEventsRequest {
             page_token,
@@ -212,16 +208,11 @@ pub async fn audit(
         }
     })
     .await?;
-    match output {
-        OutputFormat::Json => print_json(&serde_json::Value::Array(
-            events.iter().map(audit_json).collect(),
-        )),
-        OutputFormat::Table => {
-            let mut table =
-                Table::new(&["ID", "TIME", "ACTION", "TARGET", "ACTOR", "FROM", "DETAILS"]);
-            events.iter().for_each(|e| table.row(audit_row(e)));
-            table.print();
-        }
-    }
+    listing.print(
+        output,
+        &["ID", "TIME", "ACTION", "TARGET", "ACTOR", "FROM", "DETAILS"],
+        audit_row,
+        audit_json,
+    );
     Ok(())
 }

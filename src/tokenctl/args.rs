@@ -193,10 +193,12 @@ pub struct UpdateArgs {
     /// `never` or a time (`2027-01-01T00:00:00Z`) or a duration from now (`30d`).
     #[arg(long)]
     pub expires: Option<String>,
-    /// The new scopes (repeatable; only narrowing is allowed).
+    /// Replace the scopes with these (repeatable; the whole set is replaced, and it may only
+    /// narrow).
     #[arg(long = "scope")]
     pub scopes: Vec<String>,
-    /// Replace the labels with these `key=value` pairs (repeatable).
+    /// Replace the labels with these `key=value` pairs (repeatable; the whole set is
+    /// replaced).
     #[arg(long = "label", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
     /// Remove every label.
@@ -204,7 +206,8 @@ pub struct UpdateArgs {
     pub clear_labels: bool,
     #[arg(long)]
     pub api_version: Option<String>,
-    /// Replace the allowed networks with these CIDRs or addresses (repeatable).
+    /// Replace the allowed networks with these CIDRs or addresses (repeatable; the whole set
+    /// is replaced).
     #[arg(long = "allow-network", value_name = "CIDR")]
     pub allowed_networks: Vec<String>,
     /// Allow use from anywhere again.
@@ -293,7 +296,7 @@ pub enum PrincipalCommand {
         id: String,
         #[arg(long)]
         name: Option<String>,
-        /// Replace the permissions with these (repeatable).
+        /// Replace the permissions with these (repeatable; the whole set is replaced).
         #[arg(long = "permission")]
         permissions: Vec<String>,
         /// Remove every permission.

@@ -9,6 +9,10 @@ pub enum CliError {
     Usage(String),
     #[error("cannot reach the token authority: {0}")]
     Unreachable(String),
+    /// The authority answered, but cannot serve the call now (database down, a
+    /// `--min-revision` not yet applied): worth a retry, like `Unreachable`.
+    #[error("the token authority is unavailable: {0}")]
+    Unavailable(String),
     #[error("not authenticated: {0}")]
     Unauthenticated(String),
     #[error("permission denied: {0}")]
@@ -19,6 +23,9 @@ pub enum CliError {
     InvalidArgument(String),
     #[error("refused: {0}")]
     Conflict(String),
+    /// `token verify` was answered, and the verdict is not VALID (already printed).
+    #[error("the token was refused: {0}")]
+    Refused(String),
     #[error("{0}")]
     Other(String),
 }
@@ -29,12 +36,13 @@ impl CliError {
         match self {
             Self::Other(_) => 1,
             Self::Usage(_) => 2,
-            Self::Unreachable(_) => 3,
+            Self::Unreachable(_) | Self::Unavailable(_) => 3,
             Self::Unauthenticated(_) => 4,
             Self::PermissionDenied(_) => 5,
             Self::NotFound(_) => 6,
             Self::InvalidArgument(_) => 7,
             Self::Conflict(_) => 8,
+            Self::Refused(_) => 9,
         }
     }
 }
@@ -57,8 +65,8 @@ impl From<Status> for CliError {
         }
         match status.code() {
             Code::Unavailable | Code::DeadlineExceeded => {
-                Self::Unreachable(if message.is_empty() {
-                    "no answer".into()
+                Self::Unavailable(if message.is_empty() {
+                    "no answer in time".into()
                 } else {
                     first_line(&message)
                 })
@@ -84,5 +92,28 @@ fn first_line(text: &str) -> String {
 impl From<std::io::Error> for CliError {
     fn from(error: std::io::Error) -> Self {
         Self::Other(error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_authority_that_answers_unavailable_was_reached() {
+        let error = CliError::from(Status::unavailable(
+            "this replica has not applied revision 42 yet, after waiting 2s: retry, or ask another replica",
+        ));
+        assert_eq!(
+            error.exit_code(),
+            3,
+            "worth a retry, like an unreachable one"
+        );
+        let line = error.to_string();
+        assert!(
+            line.starts_with("the token authority is unavailable: this replica"),
+            "{line}"
+        );
+        assert!(!line.contains("cannot reach"), "{line}");
     }
 }

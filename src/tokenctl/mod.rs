@@ -29,6 +29,7 @@ pub(crate) type Tokens = TokenServiceClient<InterceptedService<Channel, Bearer>>
 pub(crate) struct Connection {
     channel: Channel,
     bearer: Bearer,
+    has_credential: bool,
 }
 
 impl Connection {
@@ -56,6 +57,9 @@ impl Connection {
         Ok(Self {
             channel: endpoint.connect_lazy(),
             bearer,
+            has_credential: token
+                .as_deref()
+                .is_some_and(|token| !token.trim().is_empty()),
         })
     }
 
@@ -86,11 +90,21 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         ));
     }
     let connection = Connection::open(&cli)?;
-    match &cli.command {
+    let outcome = match &cli.command {
         Command::Token(command) => token::run(&connection, command, cli.output).await,
         Command::Principal(command) => admin::principal(&connection, command, cli.output).await,
         Command::Account(command) => admin::account(&connection, command, cli.output).await,
         Command::Audit(command) => admin::audit(&connection, command, cli.output).await,
         Command::Completions { .. } => Ok(()),
+    };
+    match outcome {
+        // Say where a credential comes from to whoever gave none.
+        Err(CliError::Unauthenticated(message)) if !connection.has_credential => {
+            Err(CliError::Unauthenticated(format!(
+                "{message} (no credential given: set TOKENCTL_TOKEN, or name a file holding \
+                 your token with --token-file or TOKENCTL_TOKEN_FILE)"
+            )))
+        }
+        outcome => outcome,
     }
 }

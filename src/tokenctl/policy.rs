@@ -118,7 +118,7 @@ fn print(policy: &proto::TokenPolicy, output: OutputFormat) {
                 seconds_text(policy.max_reset_grace_period.as_ref()),
             ]);
             let scopes = if policy.allowed_scopes.is_empty() {
-                "any".to_owned()
+                "-".to_owned()
             } else {
                 policy.allowed_scopes.join(",")
             };

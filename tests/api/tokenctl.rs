@@ -41,6 +41,17 @@ fn tokenctl_stdin(app: &TestApp, token: &str, args: &[&str], input: &str) -> Out
     child.wait_with_output().expect("tokenctl ends")
 }
 
+/// The JSON verdict of a `token verify` that refused the token: exit code 9.
+fn refused(output: &Output) -> Value {
+    assert_eq!(
+        output.status.code(),
+        Some(9),
+        "a refused token is exit code 9: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON output")
+}
+
 fn json(output: &Output) -> Value {
     assert!(
         output.status.success(),
@@ -107,8 +118,8 @@ async fn token_commands_work_end_to_end_with_json_output() {
         &admin,
         &["-o", "json", "token", "get", &id],
     ));
-    assert_eq!(fetched[0]["id"], id.as_str());
-    assert!(fetched[0].get("secret").is_none(), "never shown again");
+    assert_eq!(fetched["id"], id.as_str());
+    assert!(fetched.get("secret").is_none(), "never shown again");
     assert!(
         !String::from_utf8_lossy(&tokenctl(&app, &admin, &["token", "get", &id]).stdout)
             .contains(&secret)
@@ -139,23 +150,25 @@ async fn token_commands_work_end_to_end_with_json_output() {
         &admin,
         &["-o", "json", "token", "list", "--page-size", "2"],
     ));
-    assert_eq!(first_page.as_array().unwrap().len(), 2);
+    assert_eq!(first_page["items"].as_array().unwrap().len(), 2);
+    assert_ne!(first_page["next_page_token"], "", "more pages remain");
     let all = json(&tokenctl(
         &app,
         &admin,
         &["-o", "json", "token", "list", "--page-size", "2", "--all"],
     ));
     assert_eq!(
-        all.as_array().unwrap().len(),
+        all["items"].as_array().unwrap().len(),
         5,
         "the admin's own token and four created"
     );
+    assert_eq!(all["next_page_token"], "", "--all fetched every page");
     let filtered = json(&tokenctl(
         &app,
         &admin,
         &["-o", "json", "token", "list", "--name-contains", "deploy"],
     ));
-    assert_eq!(filtered.as_array().unwrap().len(), 1);
+    assert_eq!(filtered["items"].as_array().unwrap().len(), 1);
 
     // Revoke, then the table shows it and verification says so.
     let revoked = json(&tokenctl(
@@ -163,15 +176,15 @@ async fn token_commands_work_end_to_end_with_json_output() {
         &admin,
         &["-o", "json", "token", "revoke", &id, "--reason", "rotation"],
     ));
-    assert_eq!(revoked[0]["state"], "revoked");
-    assert_eq!(revoked[0]["revoke_reason"], "rotation");
+    assert_eq!(revoked["state"], "revoked");
+    assert_eq!(revoked["revoke_reason"], "rotation");
     let table = String::from_utf8_lossy(
         &tokenctl(&app, &admin, &["token", "list", "--state", "revoked"]).stdout,
     )
     .into_owned();
     assert!(table.lines().next().unwrap().starts_with("ID"), "{table}");
     assert!(table.contains(&id) && table.contains("revoked"));
-    let verdict = json(&tokenctl_stdin(
+    let verdict = refused(&tokenctl_stdin(
         &app,
         &admin,
         &["-o", "json", "token", "verify", "-"],
@@ -179,10 +192,10 @@ async fn token_commands_work_end_to_end_with_json_output() {
     ));
     assert_eq!(verdict["code"], "revoked");
     // The revoke printed its revision; verifying from it answers, from beyond it does not.
-    let revision = revoked[0]["revision"].as_u64().expect("a revision");
+    let revision = revoked["revision"].as_u64().expect("a revision");
     assert!(revision > 0);
     let at = revision.to_string();
-    let verdict = json(&tokenctl_stdin(
+    let verdict = refused(&tokenctl_stdin(
         &app,
         &admin,
         &["-o", "json", "token", "verify", "--min-revision", &at, "-"],
@@ -267,6 +280,20 @@ async fn each_error_class_has_its_exit_code_and_one_line() {
     assert_eq!(
         failure(&tokenctl(&app, "tka_garbage", &["token", "list"])).0,
         4
+    );
+    // With no credential at all, the error says where one comes from.
+    let anonymous = Command::new(TOKENCTL)
+        .env("TOKENCTL_ENDPOINT", app.channel_uri())
+        .env_remove("TOKENCTL_TOKEN")
+        .env_remove("TOKENCTL_TOKEN_FILE")
+        .args(["token", "list"])
+        .output()
+        .unwrap();
+    let (code, line) = failure(&anonymous);
+    assert_eq!(code, 4);
+    assert!(
+        line.contains("TOKENCTL_TOKEN") && line.contains("--token-file"),
+        "{line}"
     );
     assert_eq!(
         failure(&tokenctl(
@@ -394,16 +421,16 @@ async fn every_other_token_command_works() {
             "1y",
         ],
     ));
-    assert_eq!(updated[0]["name"], "svc v2");
-    assert_eq!(updated[0]["scopes"], serde_json::json!(["orders.read"]));
-    assert_eq!(updated[0]["labels"]["env"], "prod");
-    assert!(updated[0]["expire_time"].is_string());
+    assert_eq!(updated["name"], "svc v2");
+    assert_eq!(updated["scopes"], serde_json::json!(["orders.read"]));
+    assert_eq!(updated["labels"]["env"], "prod");
+    assert!(updated["expire_time"].is_string());
     assert_eq!(
         json(&tokenctl(
             &app,
             &admin,
             &["-o", "json", "token", "disable", &id]
-        ))[0]["state"],
+        ))["state"],
         "disabled"
     );
     assert_eq!(
@@ -411,7 +438,7 @@ async fn every_other_token_command_works() {
             &app,
             &admin,
             &["-o", "json", "token", "enable", &id]
-        ))[0]["state"],
+        ))["state"],
         "active"
     );
     let reset = json(&tokenctl(
@@ -421,6 +448,12 @@ async fn every_other_token_command_works() {
     ));
     let new_secret = reset["secret"].as_str().unwrap().to_owned();
     assert_eq!(reset["token"]["id"], id.as_str());
+    assert!(
+        reset["revision"]
+            .as_u64()
+            .is_some_and(|revision| revision > 0),
+        "a reset prints its revision like every change"
+    );
     assert!(
         app.verify(&secret, &[]).await.valid,
         "old secret in its grace period"
@@ -518,18 +551,15 @@ async fn principal_account_and_audit_commands_work() {
             "tokens.read",
         ],
     ));
-    let principal_id = principal[0]["id"].as_str().unwrap().to_owned();
-    assert_eq!(principal[0]["kind"], "service_account");
-    assert_eq!(principal[0]["account_id"], account_id.as_str());
+    let principal_id = principal["id"].as_str().unwrap().to_owned();
+    assert_eq!(principal["kind"], "service_account");
+    assert_eq!(principal["account_id"], account_id.as_str());
     let fetched = json(&tokenctl(
         &app,
         &operator,
         &["-o", "json", "principal", "get", &principal_id],
     ));
-    assert_eq!(
-        fetched[0]["permissions"],
-        serde_json::json!(["tokens.read"])
-    );
+    assert_eq!(fetched["permissions"], serde_json::json!(["tokens.read"]));
     let updated = json(&tokenctl(
         &app,
         &operator,
@@ -545,8 +575,8 @@ async fn principal_account_and_audit_commands_work() {
             "true",
         ],
     ));
-    assert_eq!(updated[0]["display_name"], "ci bot");
-    assert_eq!(updated[0]["disabled"], true);
+    assert_eq!(updated["display_name"], "ci bot");
+    assert_eq!(updated["disabled"], true);
     let listed = json(&tokenctl(
         &app,
         &operator,
@@ -560,7 +590,7 @@ async fn principal_account_and_audit_commands_work() {
             "--all",
         ],
     ));
-    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
 
     let switched = json(&tokenctl(
         &app,
@@ -604,7 +634,7 @@ async fn principal_account_and_audit_commands_work() {
             "1",
         ],
     ));
-    let actions: Vec<&str> = audit
+    let actions: Vec<&str> = audit["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -665,7 +695,7 @@ async fn https_endpoints_are_spoken_to_over_tls() {
     };
     // Trusting the server's CA: works.
     let listed = json(&run(&https, &["--ca-cert", cert.to_str().unwrap()]));
-    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
     // Not trusting it (system roots only): refused, cleanly.
     let (code, line) = failure(&run(&https, &[]));
     assert_eq!(code, 3, "{line}");
@@ -690,7 +720,7 @@ async fn operators_list_another_accounts_tokens() {
             &tenant.account_id,
         ],
     ));
-    let listed = listed.as_array().unwrap();
+    let listed = listed["items"].as_array().unwrap();
     assert_eq!(listed.len(), 1, "the tenant administrator's token");
     assert_eq!(listed[0]["account_id"], tenant.account_id.as_str());
     // A tenant naming another account is told it does not exist.
@@ -718,14 +748,14 @@ async fn secrets_are_read_from_files_or_stdin_never_from_arguments() {
         .args(["-o", "json", "--token-file", own, "token", "list"])
         .output()
         .unwrap();
-    assert_eq!(json(&listed).as_array().unwrap().len(), 1);
+    assert_eq!(json(&listed)["items"].as_array().unwrap().len(), 1);
     let listed = tokenctl_stdin(
         &app,
         "",
         &["-o", "json", "--token-file", "-", "token", "list"],
         &tenant.admin_token,
     );
-    assert_eq!(json(&listed).as_array().unwrap().len(), 1);
+    assert_eq!(json(&listed)["items"].as_array().unwrap().len(), 1);
     // The token to verify from a file.
     let checked = dir.path().join("checked.token");
     std::fs::write(&checked, &tenant.admin_token).unwrap();
@@ -916,7 +946,7 @@ async fn token_policies_are_shown_changed_rule_by_rule_and_enforced() {
         let mut args = vec!["-o", "json", "token", "list"];
         args.extend_from_slice(filter);
         let tokens = json(&tokenctl(&app, &acme.admin_token, &args));
-        tokens
+        tokens["items"]
             .as_array()
             .unwrap()
             .iter()

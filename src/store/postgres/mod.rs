@@ -81,7 +81,9 @@ impl PostgresStore {
 
     /// Brings the schema up to date. Concurrent replicas are serialised by sqlx's own lock.
     pub async fn migrate(&self) -> StoreResult<()> {
+        let pending = super::schema::pending(&mut *self.pool.acquire().await?, &MIGRATOR).await;
         MIGRATOR.run(&self.pool).await?;
+        super::schema::log_migrated(pending);
         Ok(())
     }
 

@@ -68,7 +68,9 @@ impl SqliteStore {
 
     /// Brings the schema up to date.
     pub async fn migrate(&self) -> StoreResult<()> {
+        let pending = super::schema::pending(&mut *self.writer.acquire().await?, &MIGRATOR).await;
         MIGRATOR.run(&self.writer).await?;
+        super::schema::log_migrated(pending);
         Ok(())
     }
 
