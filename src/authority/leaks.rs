@@ -14,12 +14,9 @@ use super::cold_lookups::Pool;
 use super::tokens::TokenChange;
 use super::{Authority, AuthorityError, AuthorityResult, Caller, Committed};
 use crate::domain::{
-    AccountId, AuditAction, InvalidationKind, LeakReportId, LeakSource, LeakUrl, Permission,
-    RevokeReason, TokenId, TokenSecret, now,
+    AccountId, AuditAction, InvalidationKind, LeakReportId, LeakSource, LeakUrl,
+    MAX_LEAKED_SECRETS, Permission, RevokeReason, TokenId, TokenSecret, now,
 };
-
-/// The most secrets one report may carry: a scanner with more sends several reports.
-pub const MAX_LEAKED_SECRETS: usize = 100;
 
 /// The revoke reason of a token reported from another account (see
 /// [`Authority::leak_reason`]).

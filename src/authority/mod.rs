@@ -39,7 +39,7 @@ pub use bootstrap::bootstrap;
 pub use caller::Caller;
 pub use error::AuthorityError;
 pub use events::EventBatch;
-pub use leaks::{LeakOutcome, LeakReport, LeakStatus, MAX_LEAKED_SECRETS};
+pub use leaks::{LeakOutcome, LeakReport, LeakStatus};
 pub use page_token::PageTokenCodec;
 pub use paging::Page;
 #[cfg(feature = "cli")]

@@ -29,7 +29,8 @@ pub use networks::{AllowedNetworks, MAX_ALLOWED_NETWORKS, address_group};
 pub use permission::{Permission, PermissionSet};
 pub use principal::{Principal, PrincipalKind};
 pub use text::{
-    ApiVersion, Description, DisplayName, LeakSource, LeakUrl, RevokeReason, TokenName,
+    ApiVersion, Description, DisplayName, LeakSource, LeakUrl, MAX_LEAKED_SECRETS, RevokeReason,
+    TokenName,
 };
 pub use token::{
     MAX_LIFETIME, ResetError, StoredState, Token, TokenSpec, TokenState, TransitionError,

@@ -78,6 +78,10 @@ text_type!(
     LeakUrl, min = 0, max = 2048, trim = true
 );
 
+/// The most secrets one leak report may carry: a scanner with more sends several reports
+/// (as tokenctl does).
+pub const MAX_LEAKED_SECRETS: usize = 100;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -80,7 +80,7 @@ pub async fn report_leak(
     let mut tokens = connection.tokens();
     let mut results = Vec::with_capacity(secrets.len());
     let mut revision = 0;
-    for batch in secrets.chunks(crate::authority::MAX_LEAKED_SECRETS) {
+    for batch in secrets.chunks(crate::domain::MAX_LEAKED_SECRETS) {
         let answer = tokens
             .report_leaked_tokens(proto::ReportLeakedTokensRequest {
                 secrets: batch.to_vec(),
