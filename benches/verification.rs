@@ -43,7 +43,7 @@ fn warm_verification(c: &mut Criterion) {
         // BENCH_METRICS=1: record metrics as the server binary does, to measure their cost.
         if std::env::var("BENCH_METRICS").is_ok_and(|v| v == "1") {
             let addr = "127.0.0.1:0".parse().expect("address");
-            let endpoint = token_authority::metrics::install(addr)
+            let endpoint = token_authority::startup::metrics_endpoint::install(addr)
                 .await
                 .expect("metrics");
             tokio::spawn(endpoint.serve(std::time::Duration::from_secs(10)));

@@ -239,10 +239,11 @@ fn main() {
     let metrics = env_or("LOAD_METRICS", 1) == 1;
     let (addr, operator) = server_runtime.block_on(async {
         if metrics {
-            let endpoint =
-                token_authority::metrics::install("127.0.0.1:0".parse().expect("address"))
-                    .await
-                    .expect("metrics endpoint");
+            let endpoint = token_authority::startup::metrics_endpoint::install(
+                "127.0.0.1:0".parse().expect("address"),
+            )
+            .await
+            .expect("metrics endpoint");
             tokio::spawn(endpoint.serve(std::time::Duration::from_secs(10)));
         }
         let mut app = Application::build(settings).await.expect("server starts");

@@ -327,6 +327,17 @@ impl Settings {
         settings
     }
 
+    /// How the store is opened; `migrate`: bring its schema up to date first.
+    pub fn store_options(&self, migrate: bool) -> crate::store::OpenOptions {
+        crate::store::OpenOptions {
+            migrate,
+            sqlite_read_connections: self.database_read_connections,
+            max_connections: self.database_max_connections,
+            acquire_timeout: self.database_acquire_timeout,
+            listen: self.database_listen,
+        }
+    }
+
     pub fn authority(&self) -> AuthorityConfig {
         AuthorityConfig {
             max_grace_period: self.max_grace_period,

@@ -8,8 +8,9 @@ use anyhow::Context;
 use clap::Parser;
 use token_authority::configuration::{Cli, Command, MetricsAddr};
 use token_authority::domain::TokenSecret;
-use token_authority::startup::{Application, backup, open_store};
-use token_authority::{metrics, telemetry};
+use token_authority::startup::{Application, metrics_endpoint, open_store};
+use token_authority::store::sqlite::backup::backup;
+use token_authority::telemetry;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -31,14 +32,16 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("the database schema is up to date");
         }
         Command::Backup { to } => {
-            backup(&settings, &to).await.context("backup failed")?;
+            backup(&settings.database_url, &to)
+                .await
+                .context("backup failed")?;
             let bytes = std::fs::metadata(&to).map(|m| m.len()).unwrap_or_default();
             println!("Backup written to {} ({bytes} bytes).", to.display());
         }
         Command::Serve => {
             if let MetricsAddr::At(addr) = settings.metrics_addr {
                 // Before the server is built: handles register with the recorder on first use.
-                let endpoint = metrics::install(addr)
+                let endpoint = metrics_endpoint::install(addr)
                     .await
                     .context("could not start the metrics endpoint")?;
                 tracing::info!(addr = %endpoint.local_addr, "metrics listening");

@@ -6,6 +6,13 @@ use tonic::service::Interceptor;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tonic::{Request, Status};
 
+use crate::proto::token_service_client::TokenServiceClient;
+
+/// The generated TokenService client, sending the bearer credential with every call.
+pub(crate) type Client = TokenServiceClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>,
+>;
+
 /// Presents a token as `authorization: Bearer <token>` on every call (or nothing).
 #[derive(Clone)]
 pub struct Bearer(Option<MetadataValue<Ascii>>);

@@ -28,6 +28,11 @@
 //!
 //! The verifier records its metrics (cache hits and misses, remote calls, reconnects,
 //! staleness) through the `metrics` facade: see [`metrics`].
+//!
+//! Map: `verifier.rs` answers (cache, then the authority); `trust.rs` holds what it and the
+//! stream share, and when the cache may be believed; `watcher.rs` follows the stream;
+//! `cache.rs` and [`crate::watermarks`] decide which answers are current; `flights.rs`
+//! shares one call among concurrent misses; `layer.rs` puts it all in front of a service.
 
 mod answer;
 mod cache;
@@ -35,8 +40,10 @@ mod client_address;
 mod config;
 pub mod connect;
 mod error;
+mod flights;
 mod layer;
 pub mod metrics;
+mod trust;
 mod verifier;
 mod watcher;
 

@@ -1,26 +1,23 @@
 //! The caching verifier: answers from memory when it can trust its cache, from the authority
 //! otherwise, and fails closed when neither is possible.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 use tonic::{Code, Request};
 
 use super::answer::{Answer, Verification};
 use super::cache::AnswerCache;
-use super::connect::{Bearer, with_tls};
-use super::metrics::VerifierMetrics;
+use super::connect::{Bearer, Client, with_tls};
+use super::flights::Flights;
+use super::trust::{self, TrustState};
 use super::{VerifierConfig, VerifyError, config, watcher};
-use crate::domain::{AccountId, SecretHash, TokenSecret};
+use crate::domain::{SecretHash, TokenSecret};
 use crate::proto::token_service_client::TokenServiceClient;
 use crate::proto::{VerificationCode, VerifyTokenRequest};
-
-pub(super) type Client = TokenServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// What a token must satisfy, for [`CachingVerifier::verify_with`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -44,207 +41,11 @@ impl<'a> Requirements<'a> {
     }
 }
 
-/// What the verifier and its watch task share.
-pub(super) struct Shared {
-    pub cache: AnswerCache,
-    /// When the verifier was created: the origin of `last_heard`.
-    epoch: Instant,
-    /// Nanoseconds after `epoch` when the stream last delivered something; 0: never.
-    last_heard: AtomicU64,
-    /// Whether a stream is open and caught up: false from the moment a stream is known lost
-    /// (ended, failed, silent or cut off) until the next one has replayed what was missed.
-    live: AtomicBool,
-    /// The newest revision the stream delivered.
-    pub revision: AtomicU64,
-    /// Whose events the stream carries: None until a checkpoint said; `Some(None)`: every
-    /// account's.
-    coverage: Mutex<Option<Option<AccountId>>>,
-    /// Which history of the database the stream follows (empty: not told yet, or an
-    /// authority too old to say).
-    history: Mutex<String>,
-    /// The authority's clock minus this host's, in microseconds, as of its last answer;
-    /// `i64::MIN`: not measured yet.
-    clock_offset_micros: AtomicI64,
-    staleness_bound: Duration,
-    pub metrics: VerifierMetrics,
-}
-
-impl Shared {
-    /// The stream is caught up and has just confirmed it.
-    pub fn heard_now(&self) {
-        let nanos = u64::try_from(self.epoch.elapsed().as_nanos())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        self.last_heard.store(nanos, Ordering::Release);
-        self.live.store(true, Ordering::Release);
-    }
-
-    /// The stream is gone (or can no longer be believed): the cache's valid answers are not
-    /// served until another stream has caught up.
-    pub fn lost(&self) {
-        self.live.store(false, Ordering::Release);
-    }
-
-    /// The stream follows `history` from now on.
-    pub fn follows_history(&self, history: &str) {
-        let mut followed = self
-            .history
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if *followed != history {
-            history.clone_into(&mut followed);
-        }
-    }
-
-    /// Whether an answer of `history` counts in another history than the one the stream
-    /// follows, both being known.
-    fn other_history(&self, history: &str) -> bool {
-        let followed = self
-            .history
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        !history.is_empty() && !followed.is_empty() && *followed != history
-    }
-
-    /// Whether an answer of `history` counts in the history the stream follows.
-    fn same_history(&self, history: &str) -> bool {
-        *self
-            .history
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            == history
-    }
-
-    /// Notes the authority's clock from an answer it gave at `answered_at` (by its clock),
-    /// asked for at `now` (by this host's).
-    fn measure_clock(&self, answered_at: Option<SystemTime>, now: SystemTime) {
-        let Some(answered_at) = answered_at else {
-            return;
-        };
-        let offset = match answered_at.duration_since(now) {
-            Ok(ahead) => i64::try_from(ahead.as_micros()).unwrap_or(i64::MAX),
-            Err(behind) => {
-                i64::try_from(behind.duration().as_micros()).map_or(i64::MIN + 1, |micros| -micros)
-            }
-        };
-        self.clock_offset_micros
-            .store(offset.max(i64::MIN + 1), Ordering::Release);
-    }
-
-    /// The authority's clock minus this host's, if measured.
-    fn clock_offset(&self) -> Option<i64> {
-        Some(self.clock_offset_micros.load(Ordering::Acquire)).filter(|&o| o != i64::MIN)
-    }
-
-    /// The authority's time now, by this host's clock corrected by the last measured offset.
-    fn authority_now(&self) -> SystemTime {
-        let now = SystemTime::now();
-        match self.clock_offset() {
-            Some(offset) if offset >= 0 => now
-                .checked_add(Duration::from_micros(offset.unsigned_abs()))
-                .unwrap_or(now),
-            Some(offset) => now
-                .checked_sub(Duration::from_micros(offset.unsigned_abs()))
-                .unwrap_or(now),
-            None => now,
-        }
-    }
-
-    /// A checkpoint said whose events the stream carries (None: every account's).
-    pub fn covers_now(&self, account: Option<AccountId>) {
-        *self
-            .coverage
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(account);
-    }
-
-    /// Whether the stream carries the events of `account` (None: an answer tied to no
-    /// account, which no event concerns).
-    fn covers(&self, account: Option<&AccountId>) -> bool {
-        let coverage = self
-            .coverage
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match (&*coverage, account) {
-            (_, None) | (Some(None), _) => true,
-            (Some(Some(covered)), Some(account)) => covered == account,
-            (None, Some(_)) => false,
-        }
-    }
-
-    /// How long since the stream last confirmed the cache current; since the verifier's
-    /// creation if it never has.
-    fn staleness(&self) -> Duration {
-        let heard = Duration::from_nanos(self.last_heard.load(Ordering::Acquire));
-        self.epoch.elapsed().saturating_sub(heard)
-    }
-
-    /// Whether the stream is live and has been heard from within the staleness bound.
-    fn trusted(&self) -> bool {
-        self.live.load(Ordering::Acquire)
-            && self.last_heard.load(Ordering::Acquire) != 0
-            && self.staleness() <= self.staleness_bound
-    }
-}
-
-/// One VerifyToken call that concurrent verifications of the same token share.
-type Flight = Arc<tokio::sync::OnceCell<Result<(Arc<Answer>, u64), VerifyError>>>;
-/// The calls in flight, by the token's hash and the revision they ask from.
-type Flights = Mutex<HashMap<(SecretHash, u64), Flight>>;
-
-/// Removes its flight from the map when the call that started it ends (or is dropped), so
-/// that a later verification asks again.
-struct FlightGuard<'a> {
-    flights: &'a Flights,
-    key: (SecretHash, u64),
-    flight: Flight,
-}
-
-impl Drop for FlightGuard<'_> {
-    fn drop(&mut self) {
-        let mut flights = self
-            .flights
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if flights
-            .get(&self.key)
-            .is_some_and(|flight| Arc::ptr_eq(flight, &self.flight))
-        {
-            flights.remove(&self.key);
-        }
-    }
-}
-
-/// How often the verifier's state gauges are set.
-const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Sets the state gauges every [`SAMPLE_INTERVAL`] until `stopped` reports the verifier gone;
-/// then zeroes its staleness, so that a verifier dropped while stale does not look stale for
-/// ever.
-async fn sample(shared: Arc<Shared>, mut stopped: tokio::sync::watch::Receiver<()>) {
-    loop {
-        shared.metrics.sample(
-            shared.staleness(),
-            shared.revision.load(Ordering::Acquire),
-            shared.clock_offset(),
-        );
-        tokio::select! {
-            () = tokio::time::sleep(SAMPLE_INTERVAL) => {}
-            _ = stopped.changed() => break,
-        }
-    }
-    shared.metrics.sample(
-        Duration::ZERO,
-        shared.revision.load(Ordering::Acquire),
-        shared.clock_offset(),
-    );
-}
-
 /// Verifies tokens for a backend service; cheap to clone (clones share the cache and the
 /// watch stream, which stops when the last clone is dropped).
 #[derive(Clone)]
 pub struct CachingVerifier {
-    shared: Arc<Shared>,
+    shared: Arc<TrustState>,
     client: Client,
     request_timeout: Duration,
     /// Bounds the VerifyToken calls in flight.
@@ -274,20 +75,12 @@ impl CachingVerifier {
             .map_err(|_| VerifyError::Config("the credential is not valid header text".into()))?;
         let client =
             TokenServiceClient::with_interceptor(endpoint.connect_lazy(), credential.clone());
-        let shared = Arc::new(Shared {
-            cache: AnswerCache::new(config.cache_bytes, config.valid_ttl, config.invalid_ttl),
-            epoch: Instant::now(),
-            last_heard: AtomicU64::new(0),
-            live: AtomicBool::new(false),
-            revision: AtomicU64::new(0),
-            coverage: Mutex::new(None),
-            history: Mutex::new(String::new()),
-            clock_offset_micros: AtomicI64::new(i64::MIN),
-            staleness_bound: config.staleness_bound,
-            metrics: VerifierMetrics::register(),
-        });
+        let shared = Arc::new(TrustState::new(
+            AnswerCache::new(config.cache_bytes, config.valid_ttl, config.invalid_ttl),
+            config.staleness_bound,
+        ));
         let (stop, stopped) = tokio::sync::watch::channel(());
-        tokio::spawn(sample(shared.clone(), stop.subscribe()));
+        tokio::spawn(trust::sample(shared.clone(), stop.subscribe()));
         // Named in the watch task's log lines (host and port only: never userinfo).
         let uri = endpoint.uri();
         let authority = format!(
@@ -442,28 +235,7 @@ impl CachingVerifier {
         min_revision: u64,
     ) -> Result<(Arc<Answer>, u64), VerifyError> {
         let key = (*hash, min_revision);
-        let (flight, _guard) = {
-            let mut flights = self
-                .flights
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            match flights.get(&key) {
-                Some(flight) => {
-                    self.shared.metrics.coalesced.increment(1);
-                    (flight.clone(), None)
-                }
-                None => {
-                    let flight = Flight::default();
-                    flights.insert(key, flight.clone());
-                    let guard = FlightGuard {
-                        flights: &self.flights,
-                        key,
-                        flight: flight.clone(),
-                    };
-                    (flight, Some(guard))
-                }
-            }
-        };
+        let (flight, _guard) = self.flights.join(key, &self.shared.metrics);
         // Should the call that started the flight be dropped, a waiter makes it instead.
         flight
             .get_or_init(|| self.ask_and_remember(hash, token, client_address, min_revision))

@@ -16,8 +16,8 @@ use std::time::Duration;
 use tonic::Status;
 use tonic::transport::Endpoint;
 
-use super::connect::Bearer;
-use super::verifier::{Client, Shared};
+use super::connect::{Bearer, Client};
+use super::trust::TrustState;
 use crate::domain::{AccountId, InvalidationTarget, PrincipalId, TokenId};
 use crate::proto::invalidation_event::Target;
 use crate::proto::token_service_client::TokenServiceClient;
@@ -48,7 +48,7 @@ pub(super) struct Timing {
 /// Runs until `stopped` reports that the verifier is gone. `authority` (host and port)
 /// names the authority in log lines.
 pub(super) async fn follow(
-    shared: Arc<Shared>,
+    shared: Arc<TrustState>,
     connector: Connector,
     authority: String,
     timing: Timing,
@@ -102,7 +102,7 @@ pub(super) async fn follow(
 /// one followed so far (the database was restored from a backup, and hands out revision
 /// numbers again) drops everything and starts over from it.
 async fn follow_once(
-    shared: &Shared,
+    shared: &TrustState,
     mut client: Client,
     (after, history): (&mut Option<u64>, &mut Option<String>),
     delay: &mut Duration,
@@ -182,7 +182,7 @@ async fn follow_once(
 /// Notes the `history` a checkpoint or reset at `revision` names; if it is not the one
 /// followed so far, forgets every answer and watermark and returns true.
 fn restarted(
-    shared: &Shared,
+    shared: &TrustState,
     followed: &mut Option<String>,
     history: String,
     revision: u64,

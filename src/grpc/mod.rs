@@ -1,12 +1,15 @@
 //! The tonic services: translate protobuf to domain values, authenticate the caller, call
-//! the authority, translate back. No rule lives here.
+//! the authority, translate back. No rule lives here. `server.rs` puts them together with
+//! health (`health.rs`), reflection and the layers every call passes through.
 
 mod admin_service;
 pub(crate) mod convert;
 mod credential;
+pub mod health;
 pub mod limits;
 pub mod panics;
 pub mod rpc_metrics;
+pub mod server;
 mod status;
 mod token_service;
 

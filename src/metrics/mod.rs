@@ -2,18 +2,19 @@
 //! README lists them), their help texts, and cheap handles for the hot paths.
 //!
 //! Everything records through the `metrics` facade, which is a no-op until a recorder is
-//! installed: the server binary installs the Prometheus one (`endpoint.rs`) before it
-//! builds the server; tests that run servers in process record nothing. Handles are
-//! registered on first use, so the recorder must be installed before the first request.
+//! installed: the server binary installs the Prometheus one (`startup/metrics_endpoint.rs`)
+//! before it builds the server; tests that run servers in process record nothing. Handles
+//! are registered on first use, so the recorder must be installed before the first request.
+//!
+//! A leaf: the layers that record (store, authority, grpc, connections) import it, and it
+//! imports none of them.
 
-mod endpoint;
 mod verification;
 
 use std::time::Duration;
 
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
-pub use endpoint::{MetricsEndpoint, install};
 pub use verification::{VerifyPath, record_verification};
 
 /// RPCs started, by `grpc_service`, `grpc_method` and `grpc_type` (grpc-ecosystem names).
@@ -200,6 +201,17 @@ pub fn record_build_info(backend: &'static str) {
         .set(1.0);
 }
 
+/// How busy one connection pool is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// Which pool: `writer` and `reader` on SQLite, `read_write` on PostgreSQL.
+    pub pool: &'static str,
+    /// Connections lent out.
+    pub in_use: u32,
+    /// Connections open and waiting to be lent.
+    pub idle: u32,
+}
+
 /// What the server samples every second: the event follower, the cache, the last-use
 /// recorder and the database pools.
 #[derive(Debug, Clone, Default)]
@@ -210,7 +222,7 @@ pub struct Sample {
     pub lag: Duration,
     pub cache_entries: u64,
     pub last_use_pending: usize,
-    pub pools: Vec<crate::store::PoolUsage>,
+    pub pools: Vec<PoolUsage>,
 }
 
 /// Sets the sampled gauges.

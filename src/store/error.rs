@@ -22,6 +22,10 @@ pub enum StoreError {
     /// The database's schema is not the one this binary expects (see `store/schema.rs`).
     #[error("{0}")]
     Schema(String),
+    /// A database URL of neither SQLite nor PostgreSQL (only its scheme is kept: the rest
+    /// may hold a password).
+    #[error("unsupported database URL scheme (expected sqlite:// or postgres://): {0}")]
+    UnsupportedDatabase(String),
 }
 
 /// The errors of the store's queries pass through here, which is where they are counted (by

@@ -9,6 +9,7 @@
 
 mod backend;
 mod error;
+mod open;
 pub mod postgres;
 mod rows;
 mod schema;
@@ -25,6 +26,7 @@ use crate::domain::{
 
 pub(crate) use backend::Backend;
 pub use error::StoreError;
+pub use open::{OpenOptions, open};
 
 /// The setting that holds which history of the database revisions count in: a backup's copy
 /// drops it, so that a restored database starts a history of its own at its next start (see
@@ -124,15 +126,7 @@ pub struct ReplayPage {
 }
 
 /// How busy one connection pool is, for the metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PoolUsage {
-    /// Which pool: `writer` and `reader` on SQLite, `read_write` on PostgreSQL.
-    pub pool: &'static str,
-    /// Connections lent out.
-    pub in_use: u32,
-    /// Connections open and waiting to be lent.
-    pub idle: u32,
-}
+pub use crate::metrics::PoolUsage;
 
 /// The persistence the authority needs. Implementations must make every mutating method
 /// atomic, and must refuse an update whose `expected_version` is no longer current with

@@ -445,12 +445,9 @@ async fn a_restored_database_cannot_hide_a_revocation_from_a_resuming_verifier()
         .await;
     let other_id = other.token.clone().unwrap().id;
     let backup = app.dir.path().join("backup.db");
-    token_authority::store::sqlite::SqliteStore::backup(
-        &app.database_url,
-        backup.to_str().unwrap(),
-    )
-    .await
-    .unwrap();
+    token_authority::store::sqlite::backup::copy(&app.database_url, backup.to_str().unwrap())
+        .await
+        .unwrap();
     // After the copy, the original moves on by a few revisions ...
     for _ in 0..3 {
         disable_and_enable(&app, &tenant.admin_token, &other_id).await;

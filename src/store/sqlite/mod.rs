@@ -12,6 +12,8 @@
 )]
 mod sql;
 
+pub mod backup;
+
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -78,38 +80,6 @@ impl SqliteStore {
     /// `store/schema.rs`); called at every start, after migrating if that was asked for.
     pub async fn check_schema(&self) -> StoreResult<()> {
         super::schema::check(&mut *self.writer.acquire().await?, &MIGRATOR).await
-    }
-
-    /// Writes a consistent copy of the existing database at `url` to the file `to` (a plain
-    /// path, which must not exist or be empty), while servers keep using the database:
-    /// `VACUUM INTO`
-    /// reads one snapshot (in WAL mode, a read that blocks no writer) and writes it out
-    /// compacted. The connection is read-only and never creates the source.
-    pub async fn backup(url: &str, to: &str) -> StoreResult<()> {
-        use sqlx::Connection;
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(StoreError::Database)?
-            .read_only(true)
-            .busy_timeout(Duration::from_secs(5));
-        let mut connection = sqlx::SqliteConnection::connect_with(&options).await?;
-        sqlx::query("VACUUM INTO $1")
-            .bind(to)
-            .execute(&mut connection)
-            .await?;
-        connection.close().await?;
-        // The copy, once restored, hands out revision numbers the original has handed out
-        // already: without a history of its own, a client resuming from one of them would
-        // skip the events that reuse them. The server makes a new one at its next start.
-        let copy = SqliteConnectOptions::new()
-            .filename(to)
-            .busy_timeout(Duration::from_secs(5));
-        let mut connection = sqlx::SqliteConnection::connect_with(&copy).await?;
-        sqlx::query("DELETE FROM settings WHERE key = $1")
-            .bind(super::HISTORY_SETTING)
-            .execute(&mut connection)
-            .await?;
-        connection.close().await?;
-        Ok(())
     }
 }
 

@@ -14,8 +14,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 
-use super::{RPC_BUCKETS, RPC_HANDLING_SECONDS, describe};
 use crate::connections::{ConnectionLimits, GuardedListener};
+use crate::metrics::{RPC_BUCKETS, RPC_HANDLING_SECONDS, describe};
 
 /// How often histograms are compacted (the exporter's own listener does the same).
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
