@@ -17,7 +17,8 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 
-use token_authority::authority::{Authority, AuthorityConfig, bootstrap};
+use token_authority::authority::{Authority, bootstrap};
+use token_authority::configuration::Settings;
 use token_authority::domain::{PermissionSet, TokenSecret};
 use token_authority::store::Store;
 use token_authority::store::sqlite::SqliteStore;
@@ -56,7 +57,7 @@ fn warm_verification(c: &mut Criterion) {
             .expect("bootstrap")
             .expect("new database");
         let authority = Arc::new(
-            Authority::new(store, AuthorityConfig::default())
+            Authority::new(store, Settings::defaults().authority())
                 .await
                 .expect("authority"),
         );
@@ -87,7 +88,6 @@ fn warm_verification(c: &mut Criterion) {
 
 fn client_cache_hit(c: &mut Criterion) {
     use token_authority::client::{CachingVerifier, VerifierConfig};
-    use token_authority::configuration::Settings;
     use token_authority::startup::Application;
 
     // The server on its own runtime, so that the measured thread only runs the client.

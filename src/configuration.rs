@@ -319,10 +319,24 @@ impl Settings {
         }
     }
 
-    /// Defaults for `database_url`, everything else as the flags' defaults; used by tests
-    /// and benchmarks that start the server in process.
+    /// Every setting at its default: the flags' defaults, the one place defaults are
+    /// written. Unlike parsing a command line, no `TOKEN_AUTHORITY_*` variable of the
+    /// environment is read.
+    pub fn defaults() -> Self {
+        let command = <Cli as clap::CommandFactory>::command()
+            .mut_args(|arg| arg.env(None))
+            .mut_subcommands(|subcommand| subcommand.mut_args(|arg| arg.env(None)));
+        let matches = command.get_matches_from(["token-authority"]);
+        // The defaults parse: `defaults_are_usable` below proves it.
+        <Cli as clap::FromArgMatches>::from_arg_matches(&matches)
+            .map(|cli| cli.settings)
+            .unwrap_or_else(|error| error.exit())
+    }
+
+    /// The defaults with `database_url`; used by tests and benchmarks that start the server
+    /// in process, whatever the environment holds.
     pub fn for_database(database_url: impl Into<String>) -> Self {
-        let mut settings = Cli::parse_from(["token-authority"]).settings;
+        let mut settings = Self::defaults();
         settings.database_url = database_url.into();
         settings
     }
@@ -383,6 +397,15 @@ mod tests {
             cli.settings.max_grace_period,
             Duration::from_secs(7 * 86_400)
         );
+    }
+
+    #[test]
+    fn defaults_ignore_the_environment() {
+        // SAFETY: no other test of this binary reads this variable, or asserts the setting.
+        unsafe { std::env::set_var("TOKEN_AUTHORITY_WATCH_BUFFER", "7") };
+        let settings = Settings::defaults();
+        unsafe { std::env::remove_var("TOKEN_AUTHORITY_WATCH_BUFFER") };
+        assert_eq!(settings.watch_buffer, 1024);
     }
 
     #[test]

@@ -89,23 +89,6 @@ pub struct AuthorityConfig {
     pub max_principals_per_account: u64,
 }
 
-impl Default for AuthorityConfig {
-    fn default() -> Self {
-        Self {
-            max_grace_period: Duration::from_secs(7 * 24 * 3600),
-            verification_cache_capacity: 100_000,
-            verification_cache_ttl: Duration::from_secs(300),
-            watch_buffer: 1024,
-            max_event_lag: Duration::from_secs(30),
-            max_revision_wait: Duration::from_secs(1),
-            max_cold_lookups: 32,
-            auth_failures_per_second: 20,
-            max_tokens_per_account: 100_000,
-            max_principals_per_account: 10_000,
-        }
-    }
-}
-
 /// The use cases. Cheap to share: wrap it in an `Arc`.
 pub struct Authority {
     store: Arc<dyn Store>,

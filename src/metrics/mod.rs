@@ -1,5 +1,5 @@
 //! The server's Prometheus metrics: their names (a contract with dashboards and alerts; the
-//! README lists them), their help texts, and cheap handles for the hot paths.
+//! docs/operations.md lists them), their help texts, and cheap handles for the hot paths.
 //!
 //! Everything records through the `metrics` facade, which is a no-op until a recorder is
 //! installed: the server binary installs the Prometheus one (`startup/metrics_endpoint.rs`)

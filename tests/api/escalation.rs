@@ -236,7 +236,7 @@ backend_tests!(application_permissions_come_in_by_escalate_and_are_audited);
 async fn application_permissions_come_in_by_escalate_and_are_audited() {
     let app = TestApp::spawn().await;
     // A fresh tenant whose administrator holds the tenant permissions (escalate included),
-    // but no application permission: the README's walk-through.
+    // but no application permission: the client library's walk-through (docs/client-library.md).
     let tenant = app.create_tenant("Acme", &[]).await;
     let backend = app
         .admin(&tenant.admin_token)

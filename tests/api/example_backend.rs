@@ -1,4 +1,4 @@
-//! The README's example backend (`examples/backend.rs`) runs for real: started as its own
+//! The example backend of docs/client-library.md (`examples/backend.rs`) runs for real: started as its own
 //! process against a real authority, it serves a token carrying `orders.read`, refuses one
 //! without it, and refuses a token soon after its revocation. `cargo test` builds examples;
 //! run this test alone after `cargo build --example backend`.

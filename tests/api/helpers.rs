@@ -319,7 +319,7 @@ impl TestApp {
             .await;
         if !extra.is_empty() {
             // The tenant admin brings application permissions into its account by
-            // `permissions.escalate`, as the README's walk-through does.
+            // `permissions.escalate`, as the client library's walk-through (docs/client-library.md) does.
             let mut permissions: Vec<String> = system
                 .iter()
                 .chain(extra)
