@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use super::cold_lookups::Pool;
-use super::tokens::TokenChange;
+use super::token_changes::TokenChange;
 use super::{Authority, AuthorityError, AuthorityResult, Caller, Committed};
 use crate::domain::{
     AccountId, AuditAction, InvalidationKind, LeakReportId, LeakSource, LeakUrl,

@@ -19,6 +19,7 @@ mod leaks;
 mod page_token;
 mod paging;
 mod quotas;
+mod token_changes;
 mod token_policy;
 mod token_requests;
 mod token_rules;

@@ -2,9 +2,10 @@
 
 use chrono::Duration;
 
+use super::{AuthorityError, AuthorityResult};
 use crate::domain::{
-    AccountId, AllowedNetworks, ApiVersion, Description, Labels, PermissionSet, PrincipalId,
-    Timestamp, TokenName, TokenState,
+    AccountId, AllowedNetworks, ApiVersion, Description, Labels, MAX_LIFETIME, PermissionSet,
+    PrincipalId, Timestamp, TokenName, TokenState, validate_expiry,
 };
 
 /// When a new token stops working.
@@ -13,6 +14,27 @@ pub enum Expiry {
     Never,
     At(Timestamp),
     After(Duration),
+}
+
+impl Expiry {
+    /// The end of a token issued at `at`: a time must lie ahead and within the longest
+    /// lifetime; a duration must be positive and at most that lifetime.
+    pub fn resolve(self, at: Timestamp) -> AuthorityResult<Option<Timestamp>> {
+        match self {
+            Self::Never => Ok(None),
+            Self::At(when) => {
+                validate_expiry(when, at, "expire_time")?;
+                Ok(Some(when))
+            }
+            Self::After(ttl) => (ttl > Duration::zero() && ttl <= MAX_LIFETIME)
+                .then(|| at.checked_add_signed(ttl))
+                .flatten()
+                .map(Some)
+                .ok_or_else(|| {
+                    AuthorityError::invalid("ttl", "must be positive and at most 100 years")
+                }),
+        }
+    }
 }
 
 /// A validated CreateToken request.
