@@ -309,6 +309,10 @@ pub struct Settings {
         global = true
     )]
     pub database_read_connections: u32,
+
+    /// The authority's clock: the wall clock; tests that test deadlines move it forward.
+    #[arg(skip)]
+    pub clock: crate::domain::Clock,
 }
 
 impl Settings {
@@ -354,6 +358,7 @@ impl Settings {
 
     pub fn authority(&self) -> AuthorityConfig {
         AuthorityConfig {
+            clock: self.clock.clone(),
             max_grace_period: self.max_grace_period,
             verification_cache_capacity: self.verify_cache_capacity,
             verification_cache_ttl: self.verify_cache_ttl,

@@ -8,7 +8,7 @@ use super::{Authority, AuthorityError, AuthorityResult, Caller, Committed, check
 use crate::domain::{
     Account, AccountId, AuditAction, AuditEvent, DisplayName, Invalidation, InvalidationKind,
     InvalidationTarget, Permission, PermissionSet, Principal, PrincipalId, PrincipalKind,
-    Timestamp, TokenPolicy, now,
+    Timestamp, TokenPolicy,
 };
 use crate::store::{AuditQuery, BulkRevoke, Change, PrincipalQuery};
 
@@ -53,7 +53,7 @@ impl Authority {
                 "only operators can create accounts".into(),
             ));
         }
-        let at = now();
+        let at = self.now();
         let account = Account {
             id: AccountId::generate(),
             display_name,
@@ -132,7 +132,7 @@ impl Authority {
             let disclose = caller.permissions().contains(Permission::PRINCIPALS_MANAGE);
             caller.ensure_may_act_on(&held, "account", disclose)?;
         }
-        let at = now();
+        let at = self.now();
         let expected_version = account.version;
         account.api_access_enabled = enabled;
         account.version += 1;
@@ -217,7 +217,7 @@ impl Authority {
         // The permissions are the caller's own request: naming them reveals nothing.
         caller.ensure_may_grant(&request.permissions, "the permissions", true)?;
         self.ensure_principal_quota(&account_id).await?;
-        let at = now();
+        let at = self.now();
         let principal = Principal {
             id: PrincipalId::generate(),
             account_id,
@@ -344,7 +344,7 @@ impl Authority {
                 "must name at least one field",
             ));
         }
-        let at = now();
+        let at = self.now();
         let expected_version = principal.version;
         principal.version += 1;
         principal.updated_at = at;

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{Authority, AuthorityResult};
-use crate::domain::{InvalidationEvent, now};
+use crate::domain::InvalidationEvent;
 
 /// Events handed to watchers together, in revision order.
 pub type EventBatch = Arc<[InvalidationEvent]>;
@@ -49,7 +49,7 @@ impl Authority {
             let events = self.store.events_after(applied, READ_LIMIT).await?;
             let Some(last) = events.last().map(|e| e.revision) else {
                 self.followed_at
-                    .store(now().timestamp_micros(), Ordering::Release);
+                    .store(self.now().timestamp_micros(), Ordering::Release);
                 return Ok(());
             };
             for event in &events {
@@ -64,7 +64,7 @@ impl Authority {
             let _ = self.feed.send(events.into());
             if (last - applied) < u64::from(READ_LIMIT) {
                 self.followed_at
-                    .store(now().timestamp_micros(), Ordering::Release);
+                    .store(self.now().timestamp_micros(), Ordering::Release);
                 return Ok(());
             }
         }
@@ -72,7 +72,7 @@ impl Authority {
 
     /// Announces secrets whose grace period has ended; runs periodically.
     pub async fn announce_expired_secrets(&self) -> AuthorityResult<usize> {
-        let events = self.store.announce_expired_secrets(now()).await?;
+        let events = self.store.announce_expired_secrets(self.now()).await?;
         let count = events.len();
         for event in events {
             self.apply_committed(Some(event)).await;
@@ -83,7 +83,8 @@ impl Authority {
     /// Deletes events older than `retention` (always keeping the newest); runs periodically.
     pub async fn prune_events(&self, retention: Duration) -> AuthorityResult<u64> {
         let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
-        let before = now()
+        let before = self
+            .now()
             .checked_sub_signed(retention)
             .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
         Ok(self.store.prune_events(before).await?)

@@ -15,7 +15,7 @@ use super::token_changes::TokenChange;
 use super::{Authority, AuthorityError, AuthorityResult, Caller, Committed};
 use crate::domain::{
     AccountId, AuditAction, InvalidationKind, LeakReportId, LeakSource, LeakUrl,
-    MAX_LEAKED_SECRETS, Permission, RevokeReason, TokenId, TokenSecret, now,
+    MAX_LEAKED_SECRETS, Permission, RevokeReason, TokenId, TokenSecret,
 };
 
 /// The revoke reason of a token reported from another account (see
@@ -123,7 +123,7 @@ impl Authority {
         // First, so that no revoke (committed one by one) is ever without its reporter on
         // record, even if the call fails or is cancelled midway.
         self.store
-            .record_audit(&Self::report_record(caller, &id, &report))
+            .record_audit(&self.report_record(caller, &id, &report))
             .await?;
         tracing::warn!(
             report_id = %id,
@@ -184,7 +184,7 @@ impl Authority {
                 status,
                 token: named.clone(),
             };
-            let at = now();
+            let at = self.now();
             // Whatever became of the secret since (a reset, a grace period that ended), the
             // token it was issued for is revoked: its other secrets are most likely where
             // this one leaked, or in the hands of whoever found it.
@@ -259,6 +259,7 @@ impl Authority {
     /// The reporter's own audit record of report `id`: its source, url and size, and no
     /// token (some may be of accounts it may not see).
     fn report_record(
+        &self,
         caller: &Caller,
         id: &LeakReportId,
         report: &LeakReport,
@@ -268,7 +269,7 @@ impl Authority {
             AuditAction::TokenReportLeak,
             id.as_str(),
             caller.account_id(),
-            now(),
+            self.now(),
         );
         record
             .details

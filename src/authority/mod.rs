@@ -65,6 +65,8 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(50);
 /// Tunables of the authority.
 #[derive(Debug, Clone)]
 pub struct AuthorityConfig {
+    /// Where the time comes from: the wall clock, except in tests that move it.
+    pub clock: crate::domain::Clock,
     /// The longest grace period a reset may give the old secret.
     pub max_grace_period: Duration,
     /// How many verified secrets the cache holds.
@@ -129,6 +131,7 @@ pub struct Authority {
 impl Authority {
     /// Builds the authority over a migrated store.
     pub async fn new(store: Arc<dyn Store>, config: AuthorityConfig) -> AuthorityResult<Self> {
+        let started_at = config.clock.now().timestamp_micros();
         let key = store
             .setting_or_init("page_token_key", &random_key())
             .await?;
@@ -154,7 +157,7 @@ impl Authority {
             page_tokens: PageTokenCodec::new(key),
             revision: AtomicU64::new(revision),
             applied: tokio::sync::watch::Sender::new(revision),
-            followed_at: std::sync::atomic::AtomicI64::new(crate::domain::now().timestamp_micros()),
+            followed_at: std::sync::atomic::AtomicI64::new(started_at),
             feed,
             wake: tokio::sync::Notify::new(),
             revision_probe: tokio::sync::Mutex::new(None),
@@ -169,6 +172,11 @@ impl Authority {
     /// Which history of the database revisions count in (see `Checkpoint.history`).
     pub fn history(&self) -> &str {
         &self.history
+    }
+
+    /// The time by the authority's clock (the wall clock, unless a test moves it).
+    pub fn now(&self) -> Timestamp {
+        self.config.clock.now()
     }
 
     /// The newest revision this authority has applied.
@@ -296,14 +304,14 @@ impl Authority {
     /// Whether warm verifications are answered from the cache right now: the events were
     /// followed recently enough (within `max_event_lag`) for cached answers to be trusted.
     pub fn cache_trusted(&self) -> bool {
-        self.events_followed_within(self.config.max_event_lag, crate::domain::now())
+        self.events_followed_within(self.config.max_event_lag, self.now())
     }
 
     /// Records the gauges of the event follower and the cache (sampled by the server).
     pub fn record_gauges(&self) {
         crate::metrics::record_sample(&crate::metrics::Sample {
             applied: self.revision(),
-            lag: self.event_lag(crate::domain::now()),
+            lag: self.event_lag(self.now()),
             cache_entries: self.cache.entry_count(),
             last_use_pending: self.last_use.len(),
             pools: self.store.pool_usage(),

@@ -11,7 +11,7 @@ use super::token_rules::{extends_life, narrow_scopes, note_escalation, token_inv
 use super::{Authority, AuthorityError, AuthorityResult, Caller, Committed};
 use crate::domain::{
     AuditAction, InvalidationKind, Permission, ResetError, RevokeReason, StoredState, Timestamp,
-    Token, TokenId, TokenSecret, now, validate_expiry,
+    Token, TokenId, TokenSecret, validate_expiry,
 };
 use crate::store::{Change, SecretChange};
 
@@ -67,7 +67,7 @@ impl Authority {
             .as_ref()
             .map(|account| account.token_policy.clone())
             .unwrap_or_default();
-        let at = now();
+        let at = self.now();
         let mut fields = Vec::new();
         // Whether the change is visible in verification answers.
         let mut affects_verification = false;
@@ -147,7 +147,7 @@ impl Authority {
     ) -> AuthorityResult<Committed<Token>> {
         caller.require(Permission::TOKENS_UPDATE)?;
         let (mut token, _) = self.changeable_token(caller, id, etag).await?;
-        let at = now();
+        let at = self.now();
         let mut details = BTreeMap::new();
         details.insert("reason".to_owned(), reason.as_str().to_owned());
         token.revoke(Some(caller.principal_id().clone()), reason, at)?;
@@ -224,7 +224,7 @@ impl Authority {
                 Some(InvalidationKind::TokenDisabled),
             )
         };
-        self.commit_token(caller, token, change, now()).await
+        self.commit_token(caller, token, change, self.now()).await
     }
 
     pub async fn delete_token(
@@ -235,7 +235,7 @@ impl Authority {
     ) -> AuthorityResult<Committed<()>> {
         caller.require(Permission::TOKENS_DELETE)?;
         let (token, _) = self.changeable_token(caller, id, etag).await?;
-        let at = now();
+        let at = self.now();
         let mut audit = Self::audit(
             caller,
             AuditAction::TokenDelete,
@@ -286,7 +286,7 @@ impl Authority {
             details.insert("scopes_pinned".to_owned(), scopes.to_strings().join(","));
             token.scopes = scopes;
         }
-        let at = now();
+        let at = self.now();
         let max_grace = Duration::from_std(self.config.max_grace_period).unwrap_or(Duration::MAX);
         let grace_end =
             token

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::{Authority, AuthorityError, AuthorityResult, Caller, Committed, check_etag};
-use crate::domain::{Account, AccountId, AuditAction, Permission, TokenPolicy, now};
+use crate::domain::{Account, AccountId, AuditAction, Permission, TokenPolicy};
 use crate::store::Change;
 
 /// How often an unconditional SetTokenPolicy retries after losing to a concurrent change of
@@ -51,7 +51,7 @@ impl Authority {
                 revision: self.revision(),
             });
         }
-        let at = now();
+        let at = self.now();
         let mut audit = Self::audit(
             caller,
             AuditAction::AccountSetTokenPolicy,

@@ -10,7 +10,7 @@ use super::token_rules::{copy_name, issued_scopes, note_escalation};
 use super::{Authority, AuthorityError, AuthorityResult, Caller, Committed};
 use crate::domain::{
     Account, AuditAction, Permission, PermissionSet, Principal, Timestamp, Token, TokenId,
-    TokenName, TokenSecret, TokenSpec, now, validate_expiry,
+    TokenName, TokenSecret, TokenSpec, validate_expiry,
 };
 use crate::store::{Change, TokenQuery};
 
@@ -70,7 +70,7 @@ impl Authority {
         caller.ensure_networks_within(&request.allowed_networks)?;
         let (scopes, account) = self.issuable_scopes(caller, &owner, request.scopes).await?;
         self.ensure_token_quota(&owner.account_id).await?;
-        let at = now();
+        let at = self.now();
         let expires_at = request.expiry.resolve(at)?;
         let spec = TokenSpec {
             account_id: owner.account_id.clone(),
@@ -148,7 +148,7 @@ impl Authority {
                 last_used_before: filter.last_used_before,
                 expires_before: filter.expires_before,
                 breaking,
-                now: now(),
+                now: self.now(),
                 after,
                 limit: limit + 1,
             })
@@ -176,7 +176,7 @@ impl Authority {
             Some(name) => name,
             None => copy_name(&original.name),
         };
-        let at = now();
+        let at = self.now();
         // The expiry policy is the lifetime, counted again from now.
         let expires_at = match original.lifetime() {
             None => None,

@@ -11,7 +11,7 @@ use super::verification_cache::CachedSnapshot;
 use super::{Authority, AuthorityError, AuthorityResult, Caller};
 use crate::domain::{
     Permission, PermissionSet, SecretHash, Timestamp, TokenSecret, Verdict, VerificationCode,
-    VerificationSnapshot, evaluate, now,
+    VerificationSnapshot, evaluate,
 };
 use crate::metrics::{VerifyPath, record_verification};
 
@@ -31,7 +31,7 @@ pub struct VerifyOutcome {
 }
 
 impl VerifyOutcome {
-    fn without_token(code: VerificationCode, revision: u64) -> Self {
+    fn without_token(code: VerificationCode, revision: u64, at: Timestamp) -> Self {
         Self {
             verdict: Verdict {
                 code,
@@ -40,7 +40,7 @@ impl VerifyOutcome {
             },
             snapshot: None,
             revision,
-            at: now(),
+            at,
             path: VerifyPath::None,
         }
     }
@@ -102,6 +102,7 @@ impl Authority {
             return Ok(VerifyOutcome::without_token(
                 VerificationCode::NotFound,
                 outcome.revision,
+                outcome.at,
             ));
         }
         record_verification(outcome.verdict.code, outcome.path);
@@ -183,6 +184,7 @@ impl Authority {
             return Ok(VerifyOutcome::without_token(
                 VerificationCode::Malformed,
                 self.revision(),
+                self.now(),
             ));
         };
         self.verify_hash(&hash, required, client, Purpose::Verify)
@@ -202,7 +204,7 @@ impl Authority {
         // own revision, which may be older: an answer never claims a newer revision than the
         // one it is known to hold at.
         let applied = self.revision();
-        let at = now();
+        let at = self.now();
         let (cached, revision, path, at) = match self.trusted_snapshot(hash, at) {
             Some(cached) => {
                 let revision = applied.max(cached.revision);
@@ -210,7 +212,7 @@ impl Authority {
             }
             None => {
                 if self.cold.remembered_unknown(hash) {
-                    return Ok(not_found(VerifyPath::Unknown, applied));
+                    return Ok(not_found(VerifyPath::Unknown, applied, self.now()));
                 }
                 if purpose == Purpose::Authenticate
                     && let Some(refusal) = self.failures.refusal(client, Some(hash))
@@ -225,7 +227,7 @@ impl Authority {
                 // again, so that the answer is judged now (an expiry passed while waiting
                 // counts) and claims no revision it was not read at.
                 let applied = self.revision();
-                let at = now();
+                let at = self.now();
                 if let Some(cached) = self.trusted_snapshot(hash, at) {
                     let revision = applied.max(cached.revision);
                     return Ok(self.outcome(
@@ -238,18 +240,20 @@ impl Authority {
                     ));
                 }
                 if self.cold.remembered_unknown(hash) {
-                    return Ok(not_found(VerifyPath::Unknown, applied));
+                    return Ok(not_found(VerifyPath::Unknown, applied, self.now()));
                 }
                 let started = Instant::now();
                 let lookup = self.cold.snapshot(self.store.as_ref(), hash, &turn).await?;
                 let (snapshot, revision) = match lookup {
                     Lookup::Found(snapshot, revision) => (snapshot, revision),
-                    Lookup::NotFound => return Ok(not_found(VerifyPath::Store, applied)),
+                    Lookup::NotFound => {
+                        return Ok(not_found(VerifyPath::Store, applied, self.now()));
+                    }
                 };
                 let cached = Arc::new(CachedSnapshot::new(snapshot, revision, started));
                 self.cache.insert(*hash, cached.clone());
                 // Judged when read, not when asked: the read may have waited for a slot.
-                (cached, revision, VerifyPath::Store, now())
+                (cached, revision, VerifyPath::Store, self.now())
             }
         };
         Ok(self.outcome(cached, revision, path, required, client, at))
@@ -336,11 +340,11 @@ impl Purpose {
     }
 }
 
-/// NOT_FOUND at `revision`, answered by `path`.
-fn not_found(path: VerifyPath, revision: u64) -> VerifyOutcome {
+/// NOT_FOUND at `revision` and `at`, answered by `path`.
+fn not_found(path: VerifyPath, revision: u64, at: Timestamp) -> VerifyOutcome {
     VerifyOutcome {
         path,
-        ..VerifyOutcome::without_token(VerificationCode::NotFound, revision)
+        ..VerifyOutcome::without_token(VerificationCode::NotFound, revision, at)
     }
 }
 

@@ -62,10 +62,8 @@ pub struct WatchOptions {
 
 /// When `caller`'s credential expires by the clock, as an instant of the runtime's clock;
 /// None when it never does.
-fn deadline(caller: &Caller) -> Option<tokio::time::Instant> {
-    let remaining = caller
-        .valid_until()?
-        .signed_duration_since(crate::domain::now());
+fn deadline(caller: &Caller, now: crate::domain::Timestamp) -> Option<tokio::time::Instant> {
+    let remaining = caller.valid_until()?.signed_duration_since(now);
     // Already past (or unrepresentable): check at once.
     let remaining = remaining.to_std().unwrap_or(Duration::ZERO);
     tokio::time::Instant::now().checked_add(remaining)
@@ -99,7 +97,7 @@ impl Authority {
         );
         checkpoints.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let watcher = Watcher {
-            deadline: deadline(caller),
+            deadline: deadline(caller, self.now()),
             checked_at: caller.credential_revision(),
             caller: caller.clone(),
             recheck: false,
@@ -188,7 +186,7 @@ impl Watcher {
                     .await
                 {
                     Ok(caller) => {
-                        self.deadline = deadline(&caller);
+                        self.deadline = deadline(&caller, self.authority.now());
                         self.checked_at = self.checked_at.max(caller.credential_revision());
                         self.caller = caller;
                     }
@@ -337,7 +335,7 @@ impl Watcher {
                 let bound = self.checkpoint_every * 2 + Duration::from_secs(1);
                 if self
                     .authority
-                    .events_followed_within(bound, crate::domain::now())
+                    .events_followed_within(bound, self.authority.now())
                 {
                     self.pending.push_back(WatchItem::Checkpoint {
                         revision: self.last,

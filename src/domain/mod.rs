@@ -3,6 +3,7 @@
 //! verification verdict. Everything here is pure and unit-tested beside its code.
 
 mod account;
+mod clock;
 mod error;
 mod events;
 mod ids;
@@ -18,6 +19,7 @@ mod token_secret;
 mod verification;
 
 pub use account::Account;
+pub use clock::Clock;
 pub use error::{ValidationError, excerpt};
 pub use events::{
     AuditAction, AuditEvent, AuditRecord, Invalidation, InvalidationEvent, InvalidationKind,

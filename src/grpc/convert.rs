@@ -184,7 +184,8 @@ pub fn leak_outcome(outcome: &LeakOutcome) -> proto::LeakedTokenResult {
     }
 }
 
-pub fn token(token: &Token) -> proto::Token {
+/// A token as the API shows it, its state as of `at` (by the authority's clock).
+pub fn token(token: &Token, at: crate::domain::Timestamp) -> proto::Token {
     let (revoke_time, revoker_id, revoke_reason) = match &token.state {
         StoredState::Revoked { at, by, reason } => (
             Some(timestamp(*at)),
@@ -208,7 +209,7 @@ pub fn token(token: &Token) -> proto::Token {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         api_version: token.api_version.as_str().to_owned(),
-        state: token_state(token.state_at(crate::domain::now())).into(),
+        state: token_state(token.state_at(at)).into(),
         create_time: Some(timestamp(token.created_at)),
         creator_id: token.created_by.to_string(),
         update_time: Some(timestamp(token.updated_at)),

@@ -104,7 +104,7 @@ impl TokenService for TokenApi {
             revision,
         } = self.authority.create_token(&caller, new).await?;
         respond(proto::CreateTokenResponse {
-            token: Some(convert::token(&token)),
+            token: Some(convert::token(&token, self.authority.now())),
             secret: secret.expose().to_owned(),
             revision,
         })
@@ -118,7 +118,7 @@ impl TokenService for TokenApi {
         let id = token_id(&request.get_ref().id)?;
         let token = self.authority.get_token(&caller, &id).await?;
         respond(proto::GetTokenResponse {
-            token: Some(convert::token(&token)),
+            token: Some(convert::token(&token, self.authority.now())),
         })
     }
 
@@ -160,8 +160,13 @@ impl TokenService for TokenApi {
             .authority
             .list_tokens(&caller, filter, r.page_size, &r.page_token)
             .await?;
+        let at = self.authority.now();
         respond(proto::ListTokensResponse {
-            tokens: page.items.iter().map(convert::token).collect(),
+            tokens: page
+                .items
+                .iter()
+                .map(|token| convert::token(token, at))
+                .collect(),
             next_page_token: page.next_page_token,
         })
     }
@@ -224,7 +229,7 @@ impl TokenService for TokenApi {
             .update_token(&caller, &id, update, opt_etag(&values.etag))
             .await?;
         respond(proto::UpdateTokenResponse {
-            token: Some(convert::token(&token.value)),
+            token: Some(convert::token(&token.value, self.authority.now())),
             revision: token.revision,
         })
     }
@@ -242,7 +247,7 @@ impl TokenService for TokenApi {
             .revoke_token(&caller, &id, reason, opt_etag(&r.etag))
             .await?;
         respond(proto::RevokeTokenResponse {
-            token: Some(convert::token(&token.value)),
+            token: Some(convert::token(&token.value, self.authority.now())),
             revision: token.revision,
         })
     }
@@ -258,7 +263,7 @@ impl TokenService for TokenApi {
             .disable_token(&caller, &token_id(&r.id)?, opt_etag(&r.etag))
             .await?;
         respond(proto::DisableTokenResponse {
-            token: Some(convert::token(&token.value)),
+            token: Some(convert::token(&token.value, self.authority.now())),
             revision: token.revision,
         })
     }
@@ -274,7 +279,7 @@ impl TokenService for TokenApi {
             .enable_token(&caller, &token_id(&r.id)?, opt_etag(&r.etag))
             .await?;
         respond(proto::EnableTokenResponse {
-            token: Some(convert::token(&token.value)),
+            token: Some(convert::token(&token.value, self.authority.now())),
             revision: token.revision,
         })
     }
@@ -312,7 +317,7 @@ impl TokenService for TokenApi {
             .reset_token(&caller, &token_id(&r.id)?, grace, opt_etag(&r.etag))
             .await?;
         respond(proto::ResetTokenResponse {
-            token: Some(convert::token(&token)),
+            token: Some(convert::token(&token, self.authority.now())),
             secret: secret.expose().to_owned(),
             revision,
         })
@@ -337,7 +342,7 @@ impl TokenService for TokenApi {
             .duplicate_token(&caller, &token_id(&r.id)?, name)
             .await?;
         respond(proto::DuplicateTokenResponse {
-            token: Some(convert::token(&token)),
+            token: Some(convert::token(&token, self.authority.now())),
             secret: secret.expose().to_owned(),
             revision,
         })

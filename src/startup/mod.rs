@@ -94,6 +94,12 @@ impl Application {
         self.local_addr
     }
 
+    /// The authority the server serves: for tests that drive its background work (a
+    /// last-use flush, a sweep) instead of waiting for it.
+    pub fn authority(&self) -> Arc<Authority> {
+        self.authority.clone()
+    }
+
     /// The owner token created on first start; None on later starts. Taking it leaves None.
     pub fn take_bootstrap_token(&mut self) -> Option<TokenSecret> {
         self.bootstrap_token.take()

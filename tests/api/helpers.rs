@@ -16,7 +16,9 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
+use token_authority::authority::Authority;
 use token_authority::configuration::{LogFormat, Settings};
+use token_authority::domain::Clock;
 use token_authority::proto::admin_service_client::AdminServiceClient;
 use token_authority::proto::token_service_client::TokenServiceClient;
 use token_authority::proto::{self, PrincipalKind};
@@ -110,6 +112,10 @@ pub struct TestApp {
     /// The directory holding the SQLite file; kept alive (and reusable across restarts).
     pub dir: Arc<TempDir>,
     pub channel: Channel,
+    /// The server's clock, which [`TestApp::advance_clock`] moves forward.
+    clock: Clock,
+    /// The server's authority, whose background work tests drive themselves.
+    authority: Arc<Authority>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<Result<(), StartupError>>>,
 }
@@ -143,6 +149,8 @@ pub fn test_settings(database_url: &str) -> Settings {
     // Every test client connects from loopback, and many tests fail authentications on
     // purpose: the tests of the limit (forgery.rs) set their own.
     settings.auth_failures_per_second = 0;
+    // Deadlines (expiries, grace periods) are reached by moving this clock, not by waiting.
+    settings.clock = Clock::adjustable();
     settings
 }
 
@@ -161,12 +169,11 @@ impl TestApp {
         };
         let mut settings = test_settings(&database_url);
         adjust(&mut settings);
-        let mut app = Self::start(settings, dir).await;
+        let app = Self::start(settings, dir).await;
         assert!(
             !app.bootstrap_token.is_empty(),
             "a new database prints a bootstrap token"
         );
-        app.bootstrap_token = app.bootstrap_token.clone();
         app
     }
 
@@ -174,12 +181,14 @@ impl TestApp {
     pub async fn start(settings: Settings, dir: Arc<TempDir>) -> TestApp {
         log_buffer();
         let database_url = settings.database_url.clone();
+        let clock = settings.clock.clone();
         let tls_ca = settings
             .tls_cert
             .as_ref()
             .map(|path| std::fs::read(path).expect("certificate"));
         let mut application = Application::build(settings).await.expect("server starts");
         let addr = application.local_addr();
+        let authority = application.authority();
         let bootstrap_token = application
             .take_bootstrap_token()
             .map(|t| t.expose().to_owned())
@@ -208,6 +217,8 @@ impl TestApp {
             database_url,
             dir,
             channel,
+            clock,
+            authority,
             shutdown: Some(shutdown),
             server: Some(server),
         }
@@ -262,6 +273,21 @@ impl TestApp {
             database_url: self.database_url.clone(),
             bootstrap_token: self.bootstrap_token.clone(),
         }
+    }
+
+    /// Moves the server's clock forward by `by`: what a test of a deadline does instead of
+    /// sleeping until it passes.
+    pub fn advance_clock(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+
+    /// Writes the last-use times recorded so far, as the periodic flush would: what a test of
+    /// last use does instead of waiting for the next flush.
+    pub async fn flush_last_use(&self) {
+        self.authority
+            .flush_last_use()
+            .await
+            .expect("last-use times are written");
     }
 
     /// The server's address as a URI, for custom channels.

@@ -112,7 +112,7 @@ async fn reported_secrets_are_revoked_in_every_account_and_named_only_where_visi
         .await
         .unwrap()
         .into_inner();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    app.advance_clock(Duration::from_secs(2));
     assert_eq!(
         code_of(&app.verify(&globex_expired.secret, &[]).await),
         VerificationCode::Expired

@@ -210,26 +210,20 @@ async fn stale_tokens_are_found_by_last_use() {
     let used_id = used.token.unwrap().id;
     assert!(app.verify(&used.secret, &[]).await.valid);
 
-    // Last use is recorded in memory and flushed in batches (every 100 ms in tests).
+    // Last use is recorded in memory and written in batches: flush them now.
+    app.flush_last_use().await;
     let mut tokens = app.tokens(&tenant.admin_token);
-    let mut last_use = None;
-    for _ in 0..50 {
-        let token = tokens
-            .get_token(proto::GetTokenRequest {
-                id: used_id.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .token
-            .unwrap();
-        if token.last_use_time.is_some() {
-            last_use = token.last_use_time;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let last_use = last_use.expect("last use time is recorded");
+    let last_use = tokens
+        .get_token(proto::GetTokenRequest {
+            id: used_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .token
+        .unwrap()
+        .last_use_time
+        .expect("last use time is recorded");
 
     let stale = tokens
         .list_tokens(proto::ListTokensRequest {
@@ -641,7 +635,7 @@ async fn reset_with_a_grace_period_keeps_the_old_secret_until_it_ends() {
     assert!(old.valid, "the old secret works during the grace period");
     assert!(old.expire_time.is_some(), "and says when it stops");
     assert!(app.verify(&reset.secret, &[]).await.valid);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.advance_clock(Duration::from_secs(2));
     assert_eq!(
         code_of(&app.verify(&created.secret, &[]).await),
         VerificationCode::Expired
