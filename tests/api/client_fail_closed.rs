@@ -356,7 +356,7 @@ async fn an_expiry_is_judged_by_the_authoritys_clock_not_the_hosts() {
     let dir = tempfile::tempdir().unwrap();
     let database_url = format!("sqlite://{}", dir.path().join("skewed.db").display());
     let token_file = dir.path().join("owner.token");
-    let (child, addr, _) = crate::binary::serve_with_env(
+    let (child, addr, _) = crate::helpers::serve_with_env(
         &database_url,
         &["--bootstrap-token-file", token_file.to_str().unwrap()],
         &[
@@ -411,7 +411,7 @@ async fn an_expiry_is_judged_by_the_authoritys_clock_not_the_hosts() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     let expired = verifier.verify(&created.secret, &[]).await.unwrap();
     assert_eq!(expired.code, VerificationCode::Expired);
-    tokio::task::spawn_blocking(move || crate::binary::terminate(child))
+    tokio::task::spawn_blocking(move || crate::helpers::terminate(child))
         .await
         .unwrap();
 }

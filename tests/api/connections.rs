@@ -201,7 +201,7 @@ async fn idle_connections_do_not_block_scrapes() {
     let dir = tempfile::tempdir().unwrap();
     let database_url = format!("sqlite://{}", dir.path().join("metrics.db").display());
     let (child, _, metrics_addr) =
-        crate::binary::serve_with_metrics(&database_url, &["--first-request-timeout", "1s"]);
+        crate::helpers::serve_with_metrics(&database_url, &["--first-request-timeout", "1s"]);
     let metrics: SocketAddr = metrics_addr.parse().unwrap();
     let mut idle = Vec::new();
     for _ in 0..20 {
@@ -231,5 +231,5 @@ async fn idle_connections_do_not_block_scrapes() {
             .await
             .expect("closed");
     }
-    crate::binary::terminate(child);
+    crate::helpers::terminate(child);
 }

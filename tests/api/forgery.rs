@@ -14,7 +14,7 @@ use token_authority::proto;
 use token_authority::proto::admin_service_client::AdminServiceClient;
 use token_authority::proto::token_service_client::TokenServiceClient;
 
-use crate::binary::terminate;
+use crate::helpers::terminate;
 use crate::helpers::{Backend, Credential, TestApp, assert_code, backend};
 use crate::metrics::{Metered, scrape_metrics, value};
 

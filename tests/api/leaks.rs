@@ -211,7 +211,8 @@ async fn reported_secrets_are_revoked_in_every_account_and_named_only_where_visi
     read_until(&mut stream, &mut watched, Duration::from_secs(10), |w| {
         w.events.len() >= 5
     })
-    .await;
+    .await
+    .expect("the watch stream delivered what the test waits for");
     let revoked: Vec<&str> = watched
         .events
         .iter()

@@ -15,7 +15,7 @@ use token_authority::proto::{
     VerifyTokenRequest, WatchRevocationsRequest, WatchRevocationsResponse,
 };
 
-use crate::binary::{serve_with_metrics, terminate};
+use crate::helpers::{serve_with_metrics, terminate};
 
 /// `GET path` over plain HTTP/1.1; returns the status line and the body.
 fn http_get(addr: &str, path: &str) -> (String, String) {

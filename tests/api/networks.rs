@@ -157,7 +157,8 @@ async fn an_allowlisted_token_verifies_only_from_its_networks() {
     read_until(&mut stream, &mut watched, Duration::from_secs(10), |w| {
         !w.events.is_empty()
     })
-    .await;
+    .await
+    .expect("the watch stream delivered what the test waits for");
     assert_eq!(watched.types(), [proto::InvalidationType::TokenUpdated]);
     assert_eq!(
         code_of(&verify_from(&app, &secret, "10.1.2.3").await),

@@ -37,7 +37,8 @@ async fn a_database_restart_while_serving_loses_nothing() {
     read_until(&mut stream, &mut watched, Duration::from_secs(10), |w| {
         !w.checkpoints.is_empty()
     })
-    .await;
+    .await
+    .expect("the watch stream delivered what the test waits for");
 
     // "" is the whole server (what probes ask by default); the services are named.
     let status_of = |app: &TestApp, service: &str| {
@@ -166,7 +167,8 @@ async fn a_database_restart_while_serving_loses_nothing() {
     read_until(&mut stream, &mut watched, Duration::from_secs(10), |w| {
         !w.events.is_empty()
     })
-    .await;
+    .await
+    .expect("the watch stream delivered what the test waits for");
     assert_eq!(watched.types(), vec![proto::InvalidationType::TokenRevoked]);
     let _ = app.stop().await;
 }

@@ -91,7 +91,8 @@ async fn pruning_keeps_every_event_after_one_too_new_to_go() {
     read_until(&mut stream, &mut watched, WAIT, |w| {
         !w.checkpoints.is_empty()
     })
-    .await;
+    .await
+    .expect("the watch stream delivered what the test waits for");
     let got: Vec<i64> = watched
         .events
         .iter()
@@ -107,7 +108,8 @@ async fn pruning_keeps_every_event_after_one_too_new_to_go() {
     read_until(&mut stream, &mut watched, WAIT, |w| {
         !w.checkpoints.is_empty() || !w.resets.is_empty()
     })
-    .await;
+    .await
+    .expect("the watch stream delivered what the test waits for");
     assert_eq!(watched.resets.len(), 1, "{watched:?}");
     assert!(watched.events.is_empty());
 }
@@ -126,7 +128,8 @@ async fn a_revision_this_store_never_handed_out_gets_a_reset() {
     read_until(&mut stream, &mut watched, WAIT, |w| {
         !w.checkpoints.is_empty() || !w.resets.is_empty()
     })
-    .await;
+    .await
+    .expect("the watch stream delivered what the test waits for");
     assert_eq!(watched.resets, vec![current], "{watched:?}");
 }
 

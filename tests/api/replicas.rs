@@ -7,7 +7,7 @@ use std::time::Duration;
 use sqlx::Connection;
 use token_authority::proto::{self, VerificationCode};
 
-use crate::helpers::{BACKEND, Backend, TestApp, Watched, read_until};
+use crate::helpers::{BACKEND, Backend, TestApp, Watched, read_for, read_until};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -34,7 +34,8 @@ async fn a_revocation_on_one_replica_is_refused_by_the_other_at_once() {
     read_until(&mut stream, &mut watched, WAIT, |w| {
         !w.checkpoints.is_empty()
     })
-    .await;
+    .await
+    .expect("the watch stream delivered what the test waits for");
 
     a.tokens(&tenant.admin_token)
         .revoke_token(proto::RevokeTokenRequest {
@@ -44,7 +45,9 @@ async fn a_revocation_on_one_replica_is_refused_by_the_other_at_once() {
         .await
         .unwrap();
     let revoked = std::time::Instant::now();
-    read_until(&mut stream, &mut watched, WAIT, |w| !w.events.is_empty()).await;
+    read_until(&mut stream, &mut watched, WAIT, |w| !w.events.is_empty())
+        .await
+        .expect("the watch stream delivered what the test waits for");
     assert!(
         revoked.elapsed() < Duration::from_secs(2),
         "notified, not polled: {:?}",
@@ -89,7 +92,8 @@ async fn concurrent_writers_on_both_replicas_never_leave_a_watcher_a_gap() {
     read_until(&mut stream, &mut watched, WAIT, |w| {
         !w.checkpoints.is_empty()
     })
-    .await;
+    .await
+    .expect("the watch stream delivered what the test waits for");
     let start = watched.checkpoints[0];
 
     let writes = 40;
@@ -125,14 +129,9 @@ async fn concurrent_writers_on_both_replicas_never_leave_a_watcher_a_gap() {
     read_until(&mut stream, &mut watched, WAIT, |w| {
         w.events.len() >= 3 * writes
     })
-    .await;
-    read_until(
-        &mut stream,
-        &mut watched,
-        Duration::from_millis(500),
-        |_| false,
-    )
-    .await;
+    .await
+    .expect("the watch stream delivered what the test waits for");
+    read_for(&mut stream, &mut watched, Duration::from_millis(500)).await;
 
     // Against the events table itself: every revision after the start, in order, once.
     let mut db = sqlx::PgConnection::connect(&a.database_url).await.unwrap();
@@ -164,8 +163,8 @@ async fn a_killed_replica_is_not_missed_and_catches_up_when_restarted() {
     let token_file = dir.path().join("owner.token");
     let token_file = token_file.to_str().unwrap();
     let (mut a, a_addr) =
-        crate::binary::serve(&database_url, &["--bootstrap-token-file", token_file]);
-    let (b, b_addr) = crate::binary::serve(&database_url, &[]);
+        crate::helpers::serve(&database_url, &["--bootstrap-token-file", token_file]);
+    let (b, b_addr) = crate::helpers::serve(&database_url, &[]);
     let operator = std::fs::read_to_string(token_file)
         .unwrap()
         .trim()
@@ -219,7 +218,8 @@ async fn a_killed_replica_is_not_missed_and_catches_up_when_restarted() {
         crate::helpers::read_until(&mut stream, &mut watched, Duration::from_secs(10), |w| {
             !w.checkpoints.is_empty()
         })
-        .await;
+        .await
+        .expect("the watch stream delivered what the test waits for");
         watched.checkpoints[0]
     };
 
@@ -256,7 +256,7 @@ async fn a_killed_replica_is_not_missed_and_catches_up_when_restarted() {
         .await
         .unwrap();
     // A comes back (a new process on the same database) and knows.
-    let (a_again, a_again_addr) = crate::binary::serve(&database_url, &[]);
+    let (a_again, a_again_addr) = crate::helpers::serve(&database_url, &[]);
     let answer = verify(a_again_addr.clone(), victim.secret.clone())
         .await
         .unwrap();
@@ -275,7 +275,8 @@ async fn a_killed_replica_is_not_missed_and_catches_up_when_restarted() {
     crate::helpers::read_until(&mut stream, &mut watched, Duration::from_secs(10), |w| {
         !w.checkpoints.is_empty()
     })
-    .await;
+    .await
+    .expect("the watch stream delivered what the test waits for");
     assert!(watched.resets.is_empty(), "{watched:?}");
     let victim_id = victim.token.clone().unwrap().id;
     assert!(
@@ -323,6 +324,6 @@ async fn a_killed_replica_is_not_missed_and_catches_up_when_restarted() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    crate::binary::terminate(a_again);
-    crate::binary::terminate(b);
+    crate::helpers::terminate(a_again);
+    crate::helpers::terminate(b);
 }

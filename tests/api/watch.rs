@@ -13,7 +13,8 @@ use token_authority::proto::{self, InvalidationType};
 use token_authority::startup::open_store;
 
 use crate::helpers::{
-    TestApp, Tokens, Watched, assert_code, mask, read_until, retained_revisions, test_settings,
+    TestApp, Tokens, Watched, assert_code, mask, read_for, read_until, retained_revisions,
+    test_settings,
 };
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -67,7 +68,8 @@ async fn every_kind_of_change_reaches_a_watcher() {
     read_until(&mut stream, &mut watched, WAIT, |w| {
         !w.checkpoints.is_empty()
     })
-    .await;
+    .await
+    .expect("the watch stream delivered what the test waits for");
     let start = watched.checkpoints[0];
 
     let mut tokens = app.tokens(&tenant.admin_token);
@@ -154,7 +156,8 @@ async fn every_kind_of_change_reaches_a_watcher() {
     read_until(&mut stream, &mut watched, WAIT, |w| {
         w.types().contains(&InvalidationType::TokenSecretExpired)
     })
-    .await;
+    .await
+    .expect("the watch stream delivered what the test waits for");
     app.operator_admin()
         .set_api_access(proto::SetApiAccessRequest {
             account_id: tenant.account_id.clone(),
@@ -165,7 +168,8 @@ async fn every_kind_of_change_reaches_a_watcher() {
     read_until(&mut stream, &mut watched, WAIT, |w| {
         w.types().contains(&InvalidationType::ApiAccessChanged)
     })
-    .await;
+    .await
+    .expect("the watch stream delivered what the test waits for");
 
     use InvalidationType::*;
     // The grace end is announced by the server's own timer, 1 s after the reset: on a slow
@@ -283,7 +287,8 @@ async fn idle_watchers_get_checkpoints_with_the_current_revision() {
     read_until(&mut stream, &mut watched, WAIT, |w| {
         w.checkpoints.len() >= 3
     })
-    .await;
+    .await
+    .expect("the watch stream delivered what the test waits for");
     assert!(watched.checkpoints.len() >= 3);
     assert!(
         watched.checkpoints.iter().all(|c| *c == revision),
@@ -305,12 +310,16 @@ async fn resuming_loses_nothing_and_repeats_nothing_across_a_restart() {
         .unwrap();
     let mut stream = app.watch_from_now(&tenant.admin_token, "").await.unwrap();
     let mut first = Watched::default();
-    read_until(&mut stream, &mut first, WAIT, |w| !w.checkpoints.is_empty()).await;
+    read_until(&mut stream, &mut first, WAIT, |w| !w.checkpoints.is_empty())
+        .await
+        .expect("the watch stream delivered what the test waits for");
     let mut tokens = app.tokens(&tenant.admin_token);
     for step in 0..5 {
         toggle(&mut tokens, &token.id, step).await;
     }
-    read_until(&mut stream, &mut first, WAIT, |w| w.events.len() >= 5).await;
+    read_until(&mut stream, &mut first, WAIT, |w| w.events.len() >= 5)
+        .await
+        .expect("the watch stream delivered what the test waits for");
     assert_eq!(first.events.len(), 5);
     drop(stream);
 
@@ -328,12 +337,11 @@ async fn resuming_loses_nothing_and_repeats_nothing_across_a_restart() {
         .await
         .unwrap();
     let mut second = Watched::default();
-    read_until(&mut stream, &mut second, WAIT, |w| w.events.len() >= 7).await;
+    read_until(&mut stream, &mut second, WAIT, |w| w.events.len() >= 7)
+        .await
+        .expect("the watch stream delivered what the test waits for");
     // Give a duplicate the chance to show up.
-    read_until(&mut stream, &mut second, Duration::from_millis(500), |_| {
-        false
-    })
-    .await;
+    read_for(&mut stream, &mut second, Duration::from_millis(500)).await;
     assert_eq!(second.events.len(), 7, "exactly the missed events");
     assert!(second.resets.is_empty());
     let all: Vec<proto::InvalidationEvent> =
@@ -378,7 +386,8 @@ async fn a_revision_older_than_the_retained_log_gets_a_reset() {
     read_until(&mut stream, &mut watched, WAIT, |w| {
         !w.resets.is_empty() || !w.events.is_empty()
     })
-    .await;
+    .await
+    .expect("the watch stream delivered what the test waits for");
     assert_eq!(watched.resets, vec![current]);
     assert!(watched.events.is_empty());
     // After a reset the stream continues live.
@@ -389,7 +398,9 @@ async fn a_revision_older_than_the_retained_log_gets_a_reset() {
         })
         .await
         .unwrap();
-    read_until(&mut stream, &mut watched, WAIT, |w| !w.events.is_empty()).await;
+    read_until(&mut stream, &mut watched, WAIT, |w| !w.events.is_empty())
+        .await
+        .expect("the watch stream delivered what the test waits for");
     assert_eq!(watched.events.len(), 1);
     assert_eq!(watched.events[0].revision, current + 1);
     // Resuming from a retained revision needs no reset.
@@ -398,7 +409,8 @@ async fn a_revision_older_than_the_retained_log_gets_a_reset() {
     read_until(&mut again, &mut resumed, WAIT, |w| {
         !w.events.is_empty() || !w.resets.is_empty()
     })
-    .await;
+    .await
+    .expect("the watch stream delivered what the test waits for");
     assert!(resumed.resets.is_empty());
     assert_eq!(resumed.events.len(), 1);
 }
@@ -454,11 +466,15 @@ async fn watchers_see_only_their_own_account() {
         (&mut everything, &mut all),
         (&mut only_globex, &mut g),
     ] {
-        read_until(stream, watched, WAIT, |w| !w.checkpoints.is_empty()).await;
+        read_until(stream, watched, WAIT, |w| !w.checkpoints.is_empty())
+            .await
+            .expect("the watch stream delivered what the test waits for");
     }
     app.revoke(&globex.admin_token, &globex_token.id).await;
     app.revoke(&acme.admin_token, &acme_token.id).await;
-    read_until(&mut everything, &mut all, WAIT, |w| w.events.len() >= 2).await;
+    read_until(&mut everything, &mut all, WAIT, |w| w.events.len() >= 2)
+        .await
+        .expect("the watch stream delivered what the test waits for");
     assert_eq!(all.events.len(), 2, "operators watch every account");
     // Each filtered watcher reads until a checkpoint says it has considered both events:
     // whatever it was going to be sent, it has been.
@@ -467,7 +483,8 @@ async fn watchers_see_only_their_own_account() {
         read_until(stream, watched, WAIT, |w| {
             w.checkpoints.last().is_some_and(|c| *c >= newest)
         })
-        .await;
+        .await
+        .expect("the watch stream delivered what the test waits for");
         assert!(watched.ended.is_none(), "{:?}", watched.ended);
     }
     assert_eq!(a.events.len(), 1);
@@ -523,22 +540,21 @@ async fn a_slow_watcher_is_cut_off_without_holding_up_the_others() {
     read_until(&mut fast, &mut fast_seen, WAIT, |w| {
         !w.checkpoints.is_empty()
     })
-    .await;
+    .await
+    .expect("the watch stream delivered what the test waits for");
 
     let mut tokens = app.tokens(&tenant.admin_token);
     let changes = 200;
     for step in 0..changes {
         toggle(&mut tokens, &token.id, step).await;
         // The fast watcher keeps up all along.
-        read_until(&mut fast, &mut fast_seen, Duration::from_millis(1), |_| {
-            false
-        })
-        .await;
+        read_for(&mut fast, &mut fast_seen, Duration::from_millis(1)).await;
     }
     read_until(&mut fast, &mut fast_seen, WAIT, |w| {
         w.events.len() >= changes
     })
-    .await;
+    .await
+    .expect("the watch stream delivered what the test waits for");
     assert_eq!(
         fast_seen.events.len(),
         changes,
@@ -548,7 +564,7 @@ async fn a_slow_watcher_is_cut_off_without_holding_up_the_others() {
 
     // The slow one got a prefix, then was told to resume.
     let mut slow_seen = Watched::default();
-    read_until(&mut slow, &mut slow_seen, WAIT, |_| false).await;
+    read_for(&mut slow, &mut slow_seen, WAIT).await;
     let status = slow_seen
         .ended
         .clone()
@@ -568,7 +584,9 @@ async fn a_slow_watcher_is_cut_off_without_holding_up_the_others() {
         .unwrap();
     let mut rest = Watched::default();
     let missing = changes - slow_seen.events.len();
-    read_until(&mut resumed, &mut rest, WAIT, |w| w.events.len() >= missing).await;
+    read_until(&mut resumed, &mut rest, WAIT, |w| w.events.len() >= missing)
+        .await
+        .expect("the watch stream delivered what the test waits for");
     assert_eq!(rest.events[..], fast_seen.events[slow_seen.events.len()..]);
 }
 
@@ -581,10 +599,11 @@ async fn shutdown_ends_watch_streams_with_unavailable() {
     read_until(&mut stream, &mut watched, WAIT, |w| {
         !w.checkpoints.is_empty()
     })
-    .await;
+    .await
+    .expect("the watch stream delivered what the test waits for");
     let started = std::time::Instant::now();
     let stopping = tokio::spawn(app.stop());
-    read_until(&mut stream, &mut watched, WAIT, |_| false).await;
+    read_for(&mut stream, &mut watched, WAIT).await;
     let status = watched.ended.expect("ended").expect_err("with a status");
     assert_eq!(status.code(), Code::Unavailable);
     stopping.await.unwrap();
@@ -605,7 +624,9 @@ async fn resuming_from_revision_zero_replays_what_followed() {
     // A fresh deployment: creating things writes no event, so the first checkpoint says 0.
     let mut stream = app.watch_from_now(&tenant.admin_token, "").await.unwrap();
     let mut first = Watched::default();
-    read_until(&mut stream, &mut first, WAIT, |w| !w.checkpoints.is_empty()).await;
+    read_until(&mut stream, &mut first, WAIT, |w| !w.checkpoints.is_empty())
+        .await
+        .expect("the watch stream delivered what the test waits for");
     assert_eq!(first.last_revision(), 0);
     drop(stream);
     // The first revocation happens while the client is away.
@@ -617,7 +638,8 @@ async fn resuming_from_revision_zero_replays_what_followed() {
     read_until(&mut resumed, &mut seen, WAIT, |w| {
         !w.events.is_empty() && !w.checkpoints.is_empty()
     })
-    .await;
+    .await
+    .expect("the watch stream delivered what the test waits for");
     assert_eq!(seen.types(), vec![proto::InvalidationType::TokenRevoked]);
     assert!(seen.resets.is_empty());
     assert_eq!(seen.checkpoints.first(), Some(&seen.events[0].revision));

@@ -9,7 +9,7 @@ use tonic::Code;
 
 use token_authority::proto;
 
-use crate::helpers::{Tenant, TestApp, Watched, mask, read_until};
+use crate::helpers::{Tenant, TestApp, Watched, mask, read_for, read_until};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -165,9 +165,10 @@ async fn a_watch_ends_when_its_credential_stops_working() {
         read_until(&mut stream, &mut watched, WAIT, |w| {
             !w.checkpoints.is_empty()
         })
-        .await;
+        .await
+        .expect("the watch stream delivered what the test waits for");
         inflict(&app, &tenant, loss, &principal, &token).await;
-        read_until(&mut stream, &mut watched, WAIT, |_| false).await;
+        read_for(&mut stream, &mut watched, WAIT).await;
         let expected = match loss {
             Loss::ScopeNarrowed | Loss::OwnerLostPermission => Code::PermissionDenied,
             _ => Code::Unauthenticated,
@@ -206,7 +207,8 @@ async fn an_operator_watching_another_account_is_stopped_by_its_own_revocation()
     read_until(&mut stream, &mut watched, WAIT, |w| {
         !w.checkpoints.is_empty()
     })
-    .await;
+    .await
+    .expect("the watch stream delivered what the test waits for");
     // Its own token lives in the operator account, whose events this stream filters out.
     app.operator_tokens()
         .revoke_token(proto::RevokeTokenRequest {
@@ -215,7 +217,7 @@ async fn an_operator_watching_another_account_is_stopped_by_its_own_revocation()
         })
         .await
         .unwrap();
-    read_until(&mut stream, &mut watched, WAIT, |_| false).await;
+    read_for(&mut stream, &mut watched, WAIT).await;
     match &watched.ended {
         Some(Err(status)) => assert_eq!(status.code(), Code::Unauthenticated, "{status:?}"),
         other => panic!("the stream went on: {other:?}"),
@@ -248,7 +250,7 @@ async fn a_watch_ends_when_its_credential_expires_and_not_before() {
     let expires = short.token.as_ref().unwrap().expire_time.unwrap();
     let mut stream = app.watch_from_now(&short.secret, "").await.unwrap();
     let mut watched = Watched::default();
-    read_until(&mut stream, &mut watched, WAIT, |_| false).await;
+    read_for(&mut stream, &mut watched, WAIT).await;
     let ended_at = chrono::Utc::now().timestamp_micros();
     match &watched.ended {
         Some(Err(status)) => assert_eq!(status.code(), Code::Unauthenticated, "{status:?}"),
@@ -272,7 +274,8 @@ async fn changes_that_leave_the_credential_working_do_not_end_the_watch() {
     read_until(&mut stream, &mut watched, WAIT, |w| {
         !w.checkpoints.is_empty()
     })
-    .await;
+    .await
+    .expect("the watch stream delivered what the test waits for");
     // A reset with a grace period: the presented secret keeps working until it ends.
     app.tokens(&tenant.admin_token)
         .reset_token(proto::ResetTokenRequest {
@@ -306,7 +309,9 @@ async fn changes_that_leave_the_credential_working_do_not_end_the_watch() {
         .await;
     app.revoke(&tenant.admin_token, &other.token.unwrap().id)
         .await;
-    read_until(&mut stream, &mut watched, WAIT, |w| w.events.len() >= 3).await;
+    read_until(&mut stream, &mut watched, WAIT, |w| w.events.len() >= 3)
+        .await
+        .expect("the watch stream delivered what the test waits for");
     assert!(watched.ended.is_none(), "{:?}", watched.ended);
     assert_eq!(
         watched.types(),
