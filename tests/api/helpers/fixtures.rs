@@ -50,7 +50,8 @@ impl TestApp {
             .await;
         if !extra.is_empty() {
             // The tenant admin brings application permissions into its account by
-            // `permissions.escalate`, as the client library's walk-through (docs/client-library.md) does.
+            // `permissions.escalate`, as an operator does in the client library's walk-through
+            // (docs/client-library.md).
             let mut permissions: Vec<String> = system
                 .iter()
                 .chain(extra)
