@@ -406,7 +406,8 @@ mod tests {
 
     #[test]
     fn defaults_ignore_the_environment() {
-        // SAFETY: no other test of this binary reads this variable, or asserts the setting.
+        // SAFETY: other tests of this binary parse command lines, which read the variable;
+        // none asserts the setting, and `7` parses.
         unsafe { std::env::set_var("TOKEN_AUTHORITY_WATCH_BUFFER", "7") };
         let settings = Settings::defaults();
         unsafe { std::env::remove_var("TOKEN_AUTHORITY_WATCH_BUFFER") };

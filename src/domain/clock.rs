@@ -22,7 +22,8 @@ impl Clock {
         Self::default()
     }
 
-    /// The wall clock, until [`Clock::advance`] moves it forward.
+    /// The wall clock, until [`Clock::advance`] moves it forward. For tests only.
+    #[doc(hidden)]
     pub fn adjustable() -> Self {
         Self {
             ahead_micros: Some(Arc::default()),
@@ -46,7 +47,8 @@ impl Clock {
     }
 
     /// Moves an adjustable clock forward by `by` (the wall clock cannot be moved: nothing
-    /// happens).
+    /// happens). For tests only.
+    #[doc(hidden)]
     pub fn advance(&self, by: std::time::Duration) {
         if let Some(ahead) = &self.ahead_micros {
             let micros = i64::try_from(by.as_micros()).unwrap_or(i64::MAX);

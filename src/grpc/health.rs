@@ -27,9 +27,18 @@ const SERVICES: [&str; 2] = [
 /// How often the database is checked.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The health service, everything SERVING, and the reporter that changes what it says.
+/// What changes the health service's answers. Shutdown and the database probe take turns
+/// (one lock), so that once shutdown has reported NOT_SERVING the probe, which then finds
+/// the authority stopping, can never report SERVING again.
+#[derive(Clone)]
+pub struct Health {
+    reporter: HealthReporter,
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// The health service, everything SERVING, and what changes its answers.
 pub async fn service() -> (
-    HealthReporter,
+    Health,
     HealthServer<impl tonic_health::pb::health_server::Health>,
 ) {
     let (reporter, service) = tonic_health::server::health_reporter();
@@ -38,13 +47,20 @@ pub async fn service() -> (
             .set_service_status(name, ServingStatus::Serving)
             .await;
     }
-    (reporter, service)
+    let health = Health {
+        reporter,
+        turn: Arc::default(),
+    };
+    (health, service)
 }
 
-/// Reports NOT_SERVING for everything, for good: the server is shutting down.
-pub async fn report_stopping(reporter: &HealthReporter) {
+/// Reports NOT_SERVING for everything, for good: the server is shutting down (the authority
+/// has been told to stop first).
+pub async fn report_stopping(health: &Health) {
+    let _turn = health.turn.lock().await;
     for name in SERVICES.into_iter().chain([""]) {
-        reporter
+        health
+            .reporter
             .set_service_status(name, ServingStatus::NotServing)
             .await;
         crate::metrics::record_health(name, false);
@@ -53,7 +69,7 @@ pub async fn report_stopping(reporter: &HealthReporter) {
 
 /// Follows the database's health every second until the authority stops (see the module
 /// documentation for what is reported).
-pub async fn follow_database(authority: Arc<Authority>, reporter: HealthReporter) {
+pub async fn follow_database(authority: Arc<Authority>, health: Health) {
     // (services, server) as last reported.
     let mut reported = (true, true);
     let mut ticks = tokio::time::interval(PROBE_INTERVAL);
@@ -64,6 +80,8 @@ pub async fn follow_database(authority: Arc<Authority>, reporter: HealthReporter
         let revision = probe.await.ok().and_then(Result::ok);
         crate::metrics::record_database_probe(revision);
         let reachable = revision.is_some();
+        // Checked under the turn, and held while reporting: see [`Health`].
+        let _turn = health.turn.lock().await;
         if authority.is_stopping() {
             return;
         }
@@ -84,7 +102,10 @@ pub async fn follow_database(authority: Arc<Authority>, reporter: HealthReporter
                 );
             }
             for name in SERVICES {
-                reporter.set_service_status(name, serving(now.0)).await;
+                health
+                    .reporter
+                    .set_service_status(name, serving(now.0))
+                    .await;
             }
         }
         if now.1 != reported.1 {
@@ -93,7 +114,7 @@ pub async fn follow_database(authority: Arc<Authority>, reporter: HealthReporter
                     "cached answers are no longer trusted: the server reports NOT_SERVING"
                 );
             }
-            reporter.set_service_status("", serving(now.1)).await;
+            health.reporter.set_service_status("", serving(now.1)).await;
         }
         reported = now;
     }

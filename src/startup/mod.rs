@@ -111,7 +111,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartupError> {
-        let (reporter, health_service) = health::service().await;
+        let (health, health_service) = health::service().await;
         let intervals = background::Intervals {
             event_poll: self.settings.event_poll_interval,
             last_use_flush: self.settings.last_use_flush_interval,
@@ -120,7 +120,7 @@ impl Application {
         let mut background = background::spawn(&self.authority, &intervals);
         background.spawn(health::follow_database(
             self.authority.clone(),
-            reporter.clone(),
+            health.clone(),
         ));
 
         let (stop_requested, mut stop_heard) = tokio::sync::watch::channel(false);
@@ -128,10 +128,9 @@ impl Application {
         let stopping = async move {
             shutdown.await;
             tracing::info!("shutting down: draining in-flight calls");
-            // First, so that the health probe, which stops reporting once this is set, cannot
-            // report SERVING again after the line below.
+            // First: the health probe stops reporting once this is set (see `health::Health`).
             authority.stop_watches();
-            health::report_stopping(&reporter).await;
+            health::report_stopping(&health).await;
             let _ = stop_requested.send(true);
         };
         // Draining waits for in-flight calls, but no longer than the shutdown timeout: a

@@ -7,6 +7,9 @@ use super::output::{
 };
 use super::{CliError, Connection};
 
+use crate::proto::{self, PrincipalKind};
+
+/// The columns of a principal table.
 const PRINCIPAL_COLUMNS: [&str; 7] = [
     "ID",
     "NAME",
@@ -16,7 +19,6 @@ const PRINCIPAL_COLUMNS: [&str; 7] = [
     "DISABLED",
     "CREATED",
 ];
-use crate::proto::{self, PrincipalKind};
 
 pub async fn principal(
     connection: &Connection,
@@ -57,12 +59,12 @@ pub async fn principal(
                 .principal
                 .unwrap_or_default()
         }
-        PrincipalCommand::List { account, all } => {
+        PrincipalCommand::List { account, pages } => {
             let request = proto::ListPrincipalsRequest {
                 account_id: account.clone().unwrap_or_default(),
                 ..Default::default()
             };
-            let listing = super::paging::collect("principals", *all, |page_token| {
+            let listing = super::paging::collect("principals", pages, |page_token| {
                 let mut admin = admin.clone();
                 let request = proto::ListPrincipalsRequest {
                     page_token,
@@ -185,7 +187,7 @@ pub async fn audit(
         actor,
         action,
         page_size,
-        all,
+        pages,
     } = command;
     let request = proto::ListAuditEventsRequest {
         page_size: *page_size,
@@ -196,7 +198,7 @@ pub async fn audit(
         ..Default::default()
     };
     let admin = connection.admin();
-    let listing = super::paging::collect("events", *all, |page_token| {
+    let listing = super::paging::collect("events", pages, |page_token| {
         let mut admin = admin.clone();
         let request = proto::ListAuditEventsRequest {
             page_token,

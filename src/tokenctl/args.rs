@@ -245,9 +245,8 @@ pub struct ListArgs {
     pub violating_policy: bool,
     #[arg(long, default_value_t = 100)]
     pub page_size: i32,
-    /// Follow every page.
-    #[arg(long)]
-    pub all: bool,
+    #[command(flatten)]
+    pub pages: Pages,
 }
 
 fn parse_label(value: &str) -> Result<(String, String), String> {
@@ -287,9 +286,8 @@ pub enum PrincipalCommand {
     List {
         #[arg(long)]
         account: Option<String>,
-        /// Follow every page.
-        #[arg(long)]
-        all: bool,
+        #[command(flatten)]
+        pages: Pages,
     },
     /// Change a principal; only the options given change.
     Update {
@@ -378,10 +376,20 @@ pub enum AuditCommand {
         action: Option<String>,
         #[arg(long, default_value_t = 100)]
         page_size: i32,
-        /// Follow every page.
-        #[arg(long)]
-        all: bool,
+        #[command(flatten)]
+        pages: Pages,
     },
+}
+
+/// Which pages a list command fetches.
+#[derive(Debug, Args)]
+pub struct Pages {
+    /// Follow every page.
+    #[arg(long)]
+    pub all: bool,
+    /// Start at this page: the `next_page_token` an earlier listing printed (JSON output).
+    #[arg(long)]
+    pub page_token: Option<String>,
 }
 
 fn parse_switch(value: &str) -> Result<bool, String> {

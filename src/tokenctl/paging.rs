@@ -8,7 +8,7 @@ use std::io::IsTerminal;
 use serde_json::Value;
 
 use super::CliError;
-use super::args::OutputFormat;
+use super::args::{OutputFormat, Pages};
 use super::output::{Table, print_json};
 
 /// What a list command fetched: its items, and the token of the page after them (empty
@@ -45,17 +45,22 @@ impl<T> Listing<T> {
     }
 }
 
-/// Calls `fetch` with a page token (empty first) until the last page, or once without
-/// `all`; `fetch` answers a page's items and the next page token. `what` names the items in
-/// the progress line.
-pub async fn collect<T, F, Fut>(what: &str, all: bool, mut fetch: F) -> Result<Listing<T>, CliError>
+/// Calls `fetch` with a page token (`--page-token`, else empty, first) until the last page,
+/// or once without `--all`; `fetch` answers a page's items and the next page token. `what`
+/// names the items in the progress line.
+pub async fn collect<T, F, Fut>(
+    what: &str,
+    pages: &Pages,
+    mut fetch: F,
+) -> Result<Listing<T>, CliError>
 where
     F: FnMut(String) -> Fut,
     Fut: Future<Output = Result<(Vec<T>, String), tonic::Status>>,
 {
+    let all = pages.all;
     let progress = all && std::io::stderr().is_terminal();
     let mut items = Vec::new();
-    let mut page_token = String::new();
+    let mut page_token = pages.page_token.clone().unwrap_or_default();
     loop {
         let (page, next) = fetch(page_token).await?;
         items.extend(page);

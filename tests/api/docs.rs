@@ -30,8 +30,18 @@ async fn the_tokenctl_session_runs_as_written() {
 
 /// Runs the `console` blocks of `doc` (relative to the repository) against a new server.
 async fn run_session(doc: &str) {
-    let app = TestApp::spawn().await;
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(doc);
+    let commands = session_commands(&std::fs::read_to_string(&source).expect("the doc"));
+    // trycmd skips a program it was not given (and runs one it finds in target/): every
+    // step must be tokenctl, and there must be steps, or the test would check nothing.
+    assert!(commands.len() >= 5, "{doc}: too few commands: {commands:?}");
+    for command in &commands {
+        assert!(
+            command.starts_with("tokenctl "),
+            "{doc}: only tokenctl runs in a console block: {command}"
+        );
+    }
+    let app = TestApp::spawn().await;
     let scratch = tempfile::tempdir().expect("scratch directory");
     let name = source.file_name().expect("a file name");
     let copy = scratch.path().join(name);
@@ -57,48 +67,74 @@ async fn run_session(doc: &str) {
     }
 }
 
+/// The commands (`$ ` lines) of a page's `console` blocks.
+fn session_commands(page: &str) -> Vec<String> {
+    let mut commands = Vec::new();
+    let mut in_console = false;
+    for line in page.lines() {
+        if let Some(info) = line.strip_prefix("```") {
+            in_console = !in_console && info.trim().split(',').next() == Some("console");
+        } else if in_console && let Some(command) = line.strip_prefix("$ ") {
+            commands.push(command.to_owned());
+        }
+    }
+    commands
+}
+
 #[test]
 fn every_server_option_is_in_the_configuration_page_with_its_default() {
     let page = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md"),
     )
     .expect("docs/configuration.md");
-    let rows: Vec<&str> = page.lines().filter(|line| line.starts_with('|')).collect();
+    // The first cell of every table row: the flags a row documents.
+    let first_cells: Vec<(&str, &str)> = page
+        .lines()
+        .filter_map(|line| {
+            let mut cells = line.strip_prefix('|')?.splitn(2, '|');
+            Some((cells.next()?, line))
+        })
+        .collect();
+    let global = options(&help_of(&["--help"]));
     let mut wrong = Vec::new();
-    for command in [
-        &["--help"][..],
-        &["migrate", "--help"],
-        &["backup", "--help"],
-    ] {
-        let help = Command::new(SERVER)
-            .args(command)
-            .output()
-            .expect("the server prints its help");
-        assert!(help.status.success());
-        for option in options(&String::from_utf8_lossy(&help.stdout)) {
-            let Some(row) = rows
-                .iter()
-                .find(|row| row.contains(&format!("`{}`", option.flag)))
-            else {
-                // Options of a command (`backup --to`) are named in its own row.
-                if !page.contains(&format!("{} ", option.flag)) {
-                    wrong.push(format!("{}: not on the page", option.flag));
-                }
+    for option in &global {
+        let documented = first_cells
+            .iter()
+            .find(|(cell, _)| cell.contains(&format!("`{}`", option.flag)));
+        let Some((_, row)) = documented else {
+            wrong.push(format!("{}: no row of its own", option.flag));
+            continue;
+        };
+        if let Some(variable) = &option.env
+            && !row.contains(&format!("`{variable}`"))
+        {
+            wrong.push(format!(
+                "{}: its variable {variable} is not in its row",
+                option.flag
+            ));
+        }
+        if let Some(default) = &option.default
+            && !row.contains(&format!("`{default}`"))
+        {
+            wrong.push(format!(
+                "{}: its default {default} is not in its row",
+                option.flag
+            ));
+        }
+    }
+    // A command's own options (`backup --to`) are named in the command's row.
+    for command in ["migrate", "backup"] {
+        for option in options(&help_of(&[command, "--help"])) {
+            if global.iter().any(|g| g.flag == option.flag) {
                 continue;
-            };
-            if let Some(variable) = &option.env
-                && !row.contains(&format!("`{variable}`"))
-            {
-                wrong.push(format!(
-                    "{}: its variable {variable} is not in its row",
-                    option.flag
-                ));
             }
-            if let Some(default) = &option.default
-                && !row.contains(&format!("`{default}`"))
-            {
+            let named = first_cells.iter().any(|(cell, _)| {
+                cell.contains(&format!("token-authority {command}"))
+                    && cell.contains(&format!("{} ", option.flag))
+            });
+            if !named {
                 wrong.push(format!(
-                    "{}: its default {default} is not in its row",
+                    "{command} {}: not in the command's row",
                     option.flag
                 ));
             }
@@ -107,6 +143,16 @@ fn every_server_option_is_in_the_configuration_page_with_its_default() {
     wrong.sort();
     wrong.dedup();
     assert!(wrong.is_empty(), "docs/configuration.md: {wrong:#?}");
+}
+
+/// What the server's `--help` (of `args`) prints.
+fn help_of(args: &[&str]) -> String {
+    let help = Command::new(SERVER)
+        .args(args)
+        .output()
+        .expect("the server prints its help");
+    assert!(help.status.success());
+    String::from_utf8_lossy(&help.stdout).into_owned()
 }
 
 /// An option as a clap help text lists it.

@@ -152,6 +152,37 @@ async fn token_commands_work_end_to_end_with_json_output() {
     ));
     assert_eq!(first_page["items"].as_array().unwrap().len(), 2);
     assert_ne!(first_page["next_page_token"], "", "more pages remain");
+    // The page token continues where the first page stopped.
+    let next = first_page["next_page_token"].as_str().unwrap().to_owned();
+    let second_page = json(&tokenctl(
+        &app,
+        &admin,
+        &[
+            "-o",
+            "json",
+            "token",
+            "list",
+            "--page-size",
+            "2",
+            "--page-token",
+            &next,
+        ],
+    ));
+    let ids = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&second_page).len(), 2);
+    assert!(
+        ids(&second_page)
+            .iter()
+            .all(|id| !ids(&first_page).contains(id)),
+        "the second page follows the first"
+    );
     let all = json(&tokenctl(
         &app,
         &admin,

@@ -39,7 +39,7 @@ pub async fn list(
         violates_token_policy: args.violating_policy,
     };
     let tokens = connection.tokens();
-    let listing = paging::collect("tokens", args.all, |page_token| {
+    let listing = paging::collect("tokens", &args.pages, |page_token| {
         let mut tokens = tokens.clone();
         let request = proto::ListTokensRequest {
             page_token,
