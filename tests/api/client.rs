@@ -16,7 +16,9 @@ use token_authority::proto::{self, VerificationCode};
 
 use token_authority::startup::open_store;
 
-use crate::helpers::{Proxy, Tenant, TestApp, mask, retained_revisions, test_settings};
+use crate::helpers::{
+    Proxy, Tenant, TestApp, heard, mask, retained_revisions, sample, test_settings,
+};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -40,19 +42,6 @@ fn verifier_at(
     config.staleness_bound = Duration::from_secs(5);
     adjust(&mut config);
     CachingVerifier::new(config).expect("a valid configuration")
-}
-
-/// Waits until the verifier's stream is connected and has delivered `revision`.
-pub(crate) async fn heard(verifier: &CachingVerifier, revision: u64) {
-    let deadline = Instant::now() + WAIT;
-    while !(verifier.is_fresh() && verifier.revision() >= revision) {
-        assert!(
-            Instant::now() < deadline,
-            "the verifier never heard revision {revision} (at {})",
-            verifier.revision()
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 async fn code(verifier: &CachingVerifier, token: &str, required: &[&str]) -> VerificationCode {
@@ -715,28 +704,6 @@ async fn a_verifier_speaks_tls_to_https_endpoints() {
         code(&verifier, &app.bootstrap_token, &[]).await,
         VerificationCode::Valid
     );
-}
-
-/// The value of the sample named `name` with the label pair `label`, if any, in a scrape of
-/// `recorder` (0 when absent).
-pub(crate) fn sample(
-    recorder: &metrics_exporter_prometheus::PrometheusRecorder,
-    name: &str,
-    label: Option<(&str, &str)>,
-) -> f64 {
-    let exposition = recorder.handle().render();
-    let lines = exposition.lines().map(|line| Ok(line.to_owned()));
-    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid exposition format");
-    scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == name)
-        .filter(|s| label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
-        .map(|s| match s.value {
-            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
-            _ => f64::NAN,
-        })
-        .sum()
 }
 
 // A backend exports the verifier's metrics with its own recorder: here a Prometheus one,

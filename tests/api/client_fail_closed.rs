@@ -13,8 +13,8 @@ use token_authority::client::{
 };
 use token_authority::proto::{self, VerificationCode};
 
-use crate::client::{heard, sample};
 use crate::helpers::{BACKEND, Backend, Proxy, TestApp};
+use crate::helpers::{heard, sample};
 
 const WAIT: Duration = Duration::from_secs(10);
 

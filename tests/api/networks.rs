@@ -583,7 +583,7 @@ async fn the_layer_checks_the_peer_or_what_trusted_proxies_forwarded() {
         ))
     })
     .unwrap();
-    crate::client::heard(&verifier, 0).await;
+    crate::helpers::heard(&verifier, 0).await;
     let from = |address: &str| Requirements {
         client_address: Some(address.parse().unwrap()),
         ..Requirements::default()
@@ -607,7 +607,7 @@ async fn the_layer_checks_the_peer_or_what_trusted_proxies_forwarded() {
     );
     let remote = "token_authority_client_remote_verifications_total";
     let lookups = "token_authority_client_cache_lookups_total";
-    use crate::client::sample;
+    use crate::helpers::sample;
     assert_eq!(
         sample(&recorder, remote, Some(("outcome", "answered"))),
         1.0

@@ -10,6 +10,7 @@
 //! - `database.rs`: direct SQL, for what no RPC can set up;
 //! - `process.rs`: the server binary as its own process;
 //! - `proxy.rs`: a TCP forwarder, for tests of what crosses the network;
+//! - `verifiers.rs`: waiting for a client verifier, reading its metrics;
 //! - `logs.rs`: every in-process server's logs, captured.
 
 mod app;
@@ -20,6 +21,7 @@ mod logs;
 mod process;
 mod proxy;
 mod responses;
+mod verifiers;
 mod watching;
 
 pub use app::*;
@@ -30,4 +32,5 @@ pub use logs::captured_logs;
 pub use process::*;
 pub use proxy::*;
 pub use responses::*;
+pub use verifiers::*;
 pub use watching::*;
