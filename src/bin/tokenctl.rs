@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use token_authority::tokenctl::{Cli, run};
+use token_authority::tokenctl::{Cli, CliError, run};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -20,6 +20,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader left (`tokenctl … | head`): it knows, and wants nothing more.
+        Err(error @ CliError::OutputClosed) => ExitCode::from(error.exit_code()),
         Err(error) => {
             eprintln!("tokenctl: {error}");
             ExitCode::from(error.exit_code())

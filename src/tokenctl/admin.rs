@@ -76,7 +76,7 @@ pub async fn principal(
                 }
             })
             .await?;
-            listing.print(output, &PRINCIPAL_COLUMNS, principal_row, principal_json);
+            listing.print(output, &PRINCIPAL_COLUMNS, principal_row, principal_json)?;
             return Ok(());
         }
         PrincipalCommand::Update {
@@ -121,11 +121,11 @@ pub async fn principal(
         }
     };
     match output {
-        OutputFormat::Json => print_json(&principal_json(&principal)),
+        OutputFormat::Json => print_json(&principal_json(&principal))?,
         OutputFormat::Table => {
             let mut table = Table::new(&PRINCIPAL_COLUMNS);
             table.row(principal_row(&principal));
-            table.print();
+            table.print()?;
         }
     }
     Ok(())
@@ -166,11 +166,11 @@ pub async fn account(
     }
     .unwrap_or_default();
     match output {
-        OutputFormat::Json => print_json(&account_json(&account)),
+        OutputFormat::Json => print_json(&account_json(&account))?,
         OutputFormat::Table => {
             let mut table = Table::new(&["ID", "NAME", "API ACCESS", "OPERATOR", "CREATED"]);
             table.row(account_row(&account));
-            table.print();
+            table.print()?;
         }
     }
     Ok(())
@@ -215,6 +215,6 @@ pub async fn audit(
         &["ID", "TIME", "ACTION", "TARGET", "ACTOR", "FROM", "DETAILS"],
         audit_row,
         audit_json,
-    );
+    )?;
     Ok(())
 }

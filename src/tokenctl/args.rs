@@ -256,13 +256,11 @@ fn parse_label(value: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("`{value}` is not key=value"))
 }
 
-pub fn print_completions(shell: clap_complete::Shell) {
-    clap_complete::generate(
-        shell,
-        &mut Cli::command(),
-        "tokenctl",
-        &mut std::io::stdout(),
-    );
+pub fn print_completions(shell: clap_complete::Shell) -> Result<(), super::CliError> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "tokenctl", &mut script);
+    std::io::Write::write_all(&mut std::io::stdout().lock(), &script)?;
+    Ok(())
 }
 
 #[derive(Debug, Subcommand)]

@@ -23,6 +23,10 @@ pub enum CliError {
     InvalidArgument(String),
     #[error("refused: {0}")]
     Conflict(String),
+    /// Standard output was closed before everything was written (`tokenctl … | head`):
+    /// nothing to say on stderr, and a non-zero exit, as a process killed by SIGPIPE has.
+    #[error("standard output was closed")]
+    OutputClosed,
     /// `token verify` was answered, and the verdict is not VALID (already printed).
     #[error("the token was refused: {0}")]
     Refused(String),
@@ -43,6 +47,8 @@ impl CliError {
             Self::InvalidArgument(_) => 7,
             Self::Conflict(_) => 8,
             Self::Refused(_) => 9,
+            // 128 + SIGPIPE, what a shell shows for a process its pipe's reader left.
+            Self::OutputClosed => 141,
         }
     }
 }
@@ -91,6 +97,9 @@ fn first_line(text: &str) -> String {
 
 impl From<std::io::Error> for CliError {
     fn from(error: std::io::Error) -> Self {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            return Self::OutputClosed;
+        }
         Self::Other(error.to_string())
     }
 }

@@ -2,6 +2,15 @@
 //! the generated clients, printed as an aligned table or as JSON for scripts. Errors are one
 //! line on stderr with an exit code per class (see [`CliError::exit_code`]).
 
+/// `println!` that fails instead of panicking when standard output is gone (`tokenctl … |
+/// head`): write with `outln!(…)?`.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*).map_err($crate::tokenctl::CliError::from)
+    }};
+}
+
 mod admin;
 mod args;
 mod error;
@@ -75,8 +84,7 @@ impl Connection {
 /// Runs one command line.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     if let Command::Completions { shell } = &cli.command {
-        args::print_completions(*shell);
-        return Ok(());
+        return args::print_completions(*shell);
     }
     if let (Some(own), Command::Token(args::TokenCommand::Verify { source, .. })) =
         (&cli.token_file, &cli.command)

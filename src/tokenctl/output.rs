@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 
+use super::CliError;
 use super::expiry::format_time;
 use crate::proto;
 
@@ -21,7 +22,7 @@ impl Table {
         self.rows.push(cells);
     }
 
-    pub fn print(&self) {
+    pub fn print(&self) -> Result<(), CliError> {
         let columns = self.rows.iter().map(Vec::len).max().unwrap_or(0);
         let widths: Vec<usize> = (0..columns)
             .map(|c| {
@@ -39,8 +40,9 @@ impl Table {
                 .enumerate()
                 .map(|(c, cell)| format!("{cell:<width$}", width = widths[c]))
                 .collect();
-            println!("{}", line.join("  ").trim_end());
+            outln!("{}", line.join("  ").trim_end())?;
         }
+        Ok(())
     }
 }
 
@@ -139,11 +141,11 @@ pub fn verification_json(answer: &proto::VerifyTokenResponse) -> Value {
     })
 }
 
-pub fn print_json(value: &Value) {
-    println!(
+pub fn print_json(value: &Value) -> Result<(), CliError> {
+    outln!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into())
-    );
+    )
 }
 
 pub fn principal_row(principal: &proto::Principal) -> Vec<String> {

@@ -27,7 +27,7 @@ impl<T> Listing<T> {
         columns: &[&str],
         row: impl Fn(&T) -> Vec<String>,
         json: impl Fn(&T) -> Value,
-    ) {
+    ) -> Result<(), CliError> {
         match output {
             OutputFormat::Json => print_json(&serde_json::json!({
                 "items": self.items.iter().map(json).collect::<Vec<_>>(),
@@ -36,10 +36,11 @@ impl<T> Listing<T> {
             OutputFormat::Table => {
                 let mut table = Table::new(columns);
                 self.items.iter().for_each(|item| table.row(row(item)));
-                table.print();
+                table.print()?;
                 if !self.next_page_token.is_empty() {
                     eprintln!("(more on the next pages: add --all to fetch them)");
                 }
+                Ok(())
             }
         }
     }

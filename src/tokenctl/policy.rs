@@ -26,7 +26,7 @@ pub async fn show(
         .into_inner()
         .policy
         .unwrap_or_default();
-    print(&policy, output);
+    print(&policy, output)?;
     Ok(())
 }
 
@@ -80,7 +80,7 @@ pub async fn set(
         })
         .await?
         .into_inner();
-    print(&set.policy.unwrap_or_default(), output);
+    print(&set.policy.unwrap_or_default(), output)?;
     Ok(())
 }
 
@@ -103,9 +103,9 @@ fn rule_duration(value: &str, flag: &str) -> Result<Option<prost_types::Duration
     Ok(Some(duration))
 }
 
-fn print(policy: &proto::TokenPolicy, output: OutputFormat) {
+fn print(policy: &proto::TokenPolicy, output: OutputFormat) -> Result<(), CliError> {
     match output {
-        OutputFormat::Json => print_json(&policy_json(policy)),
+        OutputFormat::Json => print_json(&policy_json(policy))?,
         OutputFormat::Table => {
             let mut table = Table::new(&["RULE", "VALUE"]);
             table.row(vec!["account".into(), policy.account_id.clone()]);
@@ -123,9 +123,10 @@ fn print(policy: &proto::TokenPolicy, output: OutputFormat) {
                 policy.allowed_scopes.join(",")
             };
             table.row(vec!["allowed_scopes".into(), scopes]);
-            table.print();
+            table.print()?;
         }
     }
+    Ok(())
 }
 
 fn policy_json(policy: &proto::TokenPolicy) -> Value {

@@ -377,6 +377,32 @@ async fn each_error_class_has_its_exit_code_and_one_line() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_goes_away_ends_tokenctl_without_a_panic() {
+    let app = TestApp::spawn().await;
+    for args in [
+        &["token", "list"][..],
+        &["-o", "json", "token", "list"],
+        &["completions", "bash"],
+    ] {
+        let mut child = Command::new(TOKENCTL)
+            .env("TOKENCTL_ENDPOINT", app.channel_uri())
+            .env("TOKENCTL_TOKEN", &app.bootstrap_token)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("tokenctl runs");
+        // The reader goes away before tokenctl has written (`tokenctl … | head -0`).
+        drop(child.stdout.take());
+        let output = child.wait_with_output().expect("tokenctl ends");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(output.status.code(), Some(141), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: nothing to say: {stderr}");
+    }
+}
+
 #[test]
 fn completions_are_printed_for_each_shell() {
     for shell in ["bash", "zsh", "fish"] {

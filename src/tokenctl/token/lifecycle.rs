@@ -49,8 +49,7 @@ pub async fn revoke(
         })
         .await?
         .into_inner();
-    print_changed(&revoked.token.unwrap_or_default(), revoked.revision, output);
-    Ok(())
+    print_changed(&revoked.token.unwrap_or_default(), revoked.revision, output)
 }
 
 /// `token enable` (`enabled`) and `token disable`.
@@ -76,8 +75,7 @@ pub async fn set_enabled(
         let disabled = tokens.disable_token(request).await?.into_inner();
         (disabled.token, disabled.revision)
     };
-    print_changed(&token.unwrap_or_default(), revision, output);
-    Ok(())
+    print_changed(&token.unwrap_or_default(), revision, output)
 }
 
 pub async fn reset(
@@ -141,9 +139,8 @@ pub async fn delete(
         OutputFormat::Json => {
             print_json(&serde_json::json!({ "deleted": id, "revision": revision }))
         }
-        OutputFormat::Table => println!("deleted {id}\nrevision {revision}"),
+        OutputFormat::Table => outln!("deleted {id}\nrevision {revision}"),
     }
-    Ok(())
 }
 
 /// `token update`: only the options given change; a set given (scopes, labels, networks)
@@ -201,8 +198,7 @@ pub async fn update(
         })
         .await?
         .into_inner();
-    print_changed(&updated.token.unwrap_or_default(), updated.revision, output);
-    Ok(())
+    print_changed(&updated.token.unwrap_or_default(), updated.revision, output)
 }
 
 /// `--expires` of `token update`: a time, `never`, or a duration counted from now.
@@ -223,16 +219,20 @@ fn expire_time(expires: &str) -> Result<Option<prost_types::Timestamp>, CliError
 }
 
 /// A changed token and its revision: in JSON, the token's object with a `revision` field.
-fn print_changed(token: &proto::Token, revision: u64, output: OutputFormat) {
+fn print_changed(
+    token: &proto::Token,
+    revision: u64,
+    output: OutputFormat,
+) -> Result<(), CliError> {
     match output {
         OutputFormat::Json => {
             let mut value = token_json(token);
             value["revision"] = serde_json::Value::from(revision);
-            print_json(&value);
+            print_json(&value)
         }
         OutputFormat::Table => {
-            print_token(token);
-            println!("revision {revision}");
+            print_token(token)?;
+            outln!("revision {revision}")
         }
     }
 }
@@ -259,31 +259,30 @@ fn print_new_secret(
                 }
                 None => value["secret"] = serde_json::Value::String(secret.to_owned()),
             }
-            print_json(&value);
+            print_json(&value)
         }
         OutputFormat::Table => {
-            print_token(token);
-            println!("revision {revision}");
-            println!();
+            print_token(token)?;
+            outln!("revision {revision}")?;
+            outln!()?;
             match file {
-                Some(path) => println!(
+                Some(path) => outln!(
                     "Secret written to {} (mode 0600). It is not shown again.",
                     path.display()
                 ),
                 None => {
-                    println!("Secret (shown only this once; store it safely):");
-                    println!();
-                    println!("    {secret}");
+                    outln!("Secret (shown only this once; store it safely):")?;
+                    outln!()?;
+                    outln!("    {secret}")
                 }
             }
         }
     }
-    Ok(())
 }
 
 /// One token as a table.
-pub(super) fn print_token(token: &proto::Token) {
+pub(super) fn print_token(token: &proto::Token) -> Result<(), CliError> {
     let mut table = Table::new(&TOKEN_COLUMNS);
     table.row(token_row(token));
-    table.print();
+    table.print()
 }

@@ -14,8 +14,8 @@ pub async fn get(connection: &Connection, id: &str, output: OutputFormat) -> Res
         .token
         .unwrap_or_default();
     match output {
-        OutputFormat::Json => print_json(&token_json(&token)),
-        OutputFormat::Table => super::lifecycle::print_token(&token),
+        OutputFormat::Json => print_json(&token_json(&token))?,
+        OutputFormat::Table => super::lifecycle::print_token(&token)?,
     }
     Ok(())
 }
@@ -51,7 +51,7 @@ pub async fn list(
         }
     })
     .await?;
-    listing.print(output, &TOKEN_COLUMNS, token_row, token_json);
+    listing.print(output, &TOKEN_COLUMNS, token_row, token_json)?;
     Ok(())
 }
 

@@ -38,7 +38,7 @@ pub async fn verify(
         .trim_start_matches("VERIFICATION_CODE_")
         .to_owned();
     match output {
-        OutputFormat::Json => print_json(&verification_json(&answer)),
+        OutputFormat::Json => print_json(&verification_json(&answer))?,
         OutputFormat::Table => {
             let mut table = Table::new(&[
                 "VALID", "CODE", "TOKEN", "ACCOUNT", "OWNER", "SCOPES", "MISSING",
@@ -56,7 +56,7 @@ pub async fn verify(
                 answer.effective_scopes.join(","),
                 answer.missing_scopes.join(","),
             ]);
-            table.print();
+            table.print()?;
         }
     }
     if answer.valid {
@@ -108,7 +108,7 @@ pub async fn report_leak(
                 "account_id": result.account_id,
             })).collect::<Vec<_>>(),
             "revision": revision,
-        })),
+        }))?,
         OutputFormat::Table => {
             let mut table = Table::new(&["SECRET", "STATUS", "TOKEN", "ACCOUNT"]);
             for (i, result) in results.iter().enumerate() {
@@ -119,8 +119,8 @@ pub async fn report_leak(
                     or_dash(&result.account_id),
                 ]);
             }
-            table.print();
-            println!("revision {revision}");
+            table.print()?;
+            outln!("revision {revision}")?;
         }
     }
     Ok(())

@@ -33,20 +33,18 @@ pub async fn watch(
                 let room = limit.map_or(usize::MAX, |limit| limit.saturating_sub(seen));
                 for event in batch.events.into_iter().take(room) {
                     match output {
-                        OutputFormat::Json => println!("{}", event_json(&event)),
-                        OutputFormat::Table => println!("{}", event_line(&event)),
+                        OutputFormat::Json => outln!("{}", event_json(&event))?,
+                        OutputFormat::Table => outln!("{}", event_line(&event))?,
                     }
                     seen = seen.saturating_add(1);
                 }
             }
             Some(Message::Reset(reset)) => match output {
-                OutputFormat::Json => {
-                    println!("{}", serde_json::json!({ "reset": reset.revision }))
-                }
-                OutputFormat::Table => println!(
+                OutputFormat::Json => outln!("{}", serde_json::json!({ "reset": reset.revision }))?,
+                OutputFormat::Table => outln!(
                     "reset: drop cached answers, continuing at revision {}",
                     reset.revision
-                ),
+                )?,
             },
             // Checkpoints keep the stream alive; they are not events.
             _ => {}
