@@ -12,7 +12,7 @@ use futures_util::Stream;
 
 use tower_http::catch_panic::CatchPanicLayer;
 
-/// The span every request runs in (see `startup.rs`); the hook recognises requests by it.
+/// The span every request runs in (see `grpc/server.rs`); the hook recognises requests by it.
 /// It is an ERROR-level span so that it exists under any log filter but `off`: a disabled
 /// span would make a request's panic look like a background one.
 pub const REQUEST_SPAN: &str = "grpc";

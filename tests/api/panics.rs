@@ -49,7 +49,7 @@ async fn a_panicking_handler_answers_internal_and_logs_no_payload() {
     let secret = TokenSecret::generate().expose().to_owned();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    // The same request span and panic layer as `startup.rs`.
+    // The same request span and panic layer as `grpc/server.rs`.
     let server = Server::builder()
         .trace_fn(
             |request| tracing::error_span!(panics::REQUEST_SPAN, method = %request.uri().path()),
