@@ -258,19 +258,6 @@ async fn a_cross_account_verification_is_not_a_use() {
         .create_token(&app.bootstrap_token, &globex.admin_id, &["tokens.read"])
         .await;
     let id = unused.token.unwrap().id;
-    let last_use = |app: &TestApp, id: String| {
-        let mut tokens = app.operator_tokens();
-        async move {
-            tokens
-                .get_token(proto::GetTokenRequest { id })
-                .await
-                .unwrap()
-                .into_inner()
-                .token
-                .unwrap()
-                .last_use_time
-        }
-    };
     let answer = app
         .tokens(&acme.admin_token)
         .verify_token(proto::VerifyTokenRequest {
@@ -285,7 +272,7 @@ async fn a_cross_account_verification_is_not_a_use() {
     assert_eq!(code_of(&answer), proto::VerificationCode::NotFound);
     app.flush_last_use().await;
     assert_eq!(
-        last_use(&app, id.clone()).await,
+        app.get_token(&app.bootstrap_token, &id).await.last_use_time,
         None,
         "Acme's probe is no use of Globex's token"
     );
@@ -293,7 +280,10 @@ async fn a_cross_account_verification_is_not_a_use() {
     assert!(app.verify(&unused.secret, &[]).await.valid);
     app.flush_last_use().await;
     assert!(
-        last_use(&app, id.clone()).await.is_some(),
+        app.get_token(&app.bootstrap_token, &id)
+            .await
+            .last_use_time
+            .is_some(),
         "the operator's use was written"
     );
 }

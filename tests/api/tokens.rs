@@ -212,18 +212,12 @@ async fn stale_tokens_are_found_by_last_use() {
 
     // Last use is recorded in memory and written in batches: flush them now.
     app.flush_last_use().await;
-    let mut tokens = app.tokens(&tenant.admin_token);
-    let last_use = tokens
-        .get_token(proto::GetTokenRequest {
-            id: used_id.clone(),
-        })
+    let last_use = app
+        .get_token(&tenant.admin_token, &used_id)
         .await
-        .unwrap()
-        .into_inner()
-        .token
-        .unwrap()
         .last_use_time
         .expect("last use time is recorded");
+    let mut tokens = app.tokens(&tenant.admin_token);
 
     let stale = tokens
         .list_tokens(proto::ListTokensRequest {
