@@ -1,6 +1,6 @@
-//! Persistence: the [`Store`] trait the authority needs, implemented once in SQL
-//! (`sql/`) and compiled for each database (`sqlite/`, `postgres/`), which supplies only
-//! what really differs (the `Backend` trait in `backend.rs`).
+//! Persistence: the [`Store`] trait the authority needs, implemented once in SQL generic
+//! over the database (`sql/`); each database (`sqlite/`, `postgres/`) supplies only what
+//! really differs (the `Dialect` and `Backend` traits in `backend.rs`).
 //!
 //! The store knows SQL and nothing of the rules. Each mutating method commits the change,
 //! its audit record and (when the change can alter a verification answer) its invalidation
@@ -13,6 +13,7 @@ mod open;
 pub mod postgres;
 mod rows;
 mod schema;
+mod sql;
 pub mod sqlite;
 mod time;
 
@@ -24,7 +25,7 @@ use crate::domain::{
     VerificationSnapshot,
 };
 
-pub(crate) use backend::Backend;
+pub(crate) use backend::{Backend, Dialect};
 pub use error::StoreError;
 pub use open::{OpenOptions, open};
 

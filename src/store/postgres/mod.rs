@@ -7,22 +7,13 @@
 //! from its last revision, so a lost notification costs at most one poll interval, never an
 //! event.
 
-#[path = "../sql/mod.rs"]
-#[allow(
-    clippy::duplicate_mod,
-    reason = "the shared SQL is compiled once per backend, on purpose"
-)]
-mod sql;
-
 use std::time::Duration;
 
-use sqlx::postgres::{PgListener, PgPoolOptions};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::postgres::PgRow;
+use sqlx::postgres::{PgListener, PgPoolOptions, PgQueryResult};
+use sqlx::{FromRow, PgPool, Pool, Postgres, QueryBuilder, Transaction};
 
-use super::{Backend, StoreResult};
-
-/// The store the shared SQL in `sql` is compiled for.
-type ThisBackend = PostgresStore;
+use super::{Backend, Dialect, StoreResult};
 
 /// The migrations. A database may hold migrations newer than this binary's (a rolling
 /// upgrade, where a newer replica has migrated, or a rollback): they are additive by rule,
@@ -132,9 +123,7 @@ async fn listen(pool: PgPool, changes: tokio::sync::watch::Sender<()>) {
     }
 }
 
-impl Backend for PostgresStore {
-    type Db = Postgres;
-
+impl Dialect for Postgres {
     const SUBSTRING_POSITION: &'static str = "strpos";
 
     const JSON_TEXT_ELEMENTS: (&'static str, &'static str) =
@@ -147,12 +136,18 @@ impl Backend for PostgresStore {
     /// As `0001_initial.sql` spells it.
     const NOT_ANNOUNCED: &'static str = "NOT expiry_announced";
 
-    fn writer(&self) -> &PgPool {
-        &self.pool
+    fn rows_affected(result: &PgQueryResult) -> u64 {
+        result.rows_affected()
     }
 
-    fn reader(&self) -> &PgPool {
-        &self.pool
+    async fn fetch_all<O>(
+        mut query: QueryBuilder<'_, Postgres>,
+        pool: &Pool<Postgres>,
+    ) -> Result<Vec<O>, sqlx::Error>
+    where
+        O: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    {
+        query.build_query_as().fetch_all(pool).await
     }
 
     /// Takes the transaction-scoped advisory lock that orders revisions and first starts
@@ -168,6 +163,18 @@ impl Backend for PostgresStore {
             .execute(&mut **tx)
             .await?;
         Ok(())
+    }
+}
+
+impl Backend for PostgresStore {
+    type Db = Postgres;
+
+    fn writer(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn reader(&self) -> &PgPool {
+        &self.pool
     }
 
     fn change_feed(&self) -> Option<tokio::sync::watch::Receiver<()>> {

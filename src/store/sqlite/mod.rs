@@ -5,25 +5,18 @@
 //! consistent snapshot per transaction. That single writer is also why revisions need no
 //! lock here: they are assigned and committed one transaction at a time.
 
-#[path = "../sql/mod.rs"]
-#[allow(
-    clippy::duplicate_mod,
-    reason = "the shared SQL is compiled once per backend, on purpose"
-)]
-mod sql;
-
 pub mod backup;
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{FromRow, Pool, QueryBuilder, Sqlite, SqlitePool, Transaction};
 
-use super::{Backend, StoreError, StoreResult};
-
-/// The store the shared SQL in `sql` is compiled for.
-type ThisBackend = SqliteStore;
+use super::{Backend, Dialect, StoreError, StoreResult};
 
 /// The migrations. A database may hold migrations newer than this binary's (a rolling
 /// upgrade, where a newer replica has migrated, or a rollback): they are additive by rule,
@@ -83,9 +76,7 @@ impl SqliteStore {
     }
 }
 
-impl Backend for SqliteStore {
-    type Db = Sqlite;
-
+impl Dialect for Sqlite {
     const SUBSTRING_POSITION: &'static str = "instr";
 
     const JSON_TEXT_ELEMENTS: (&'static str, &'static str) = ("json_each(", ")");
@@ -97,18 +88,36 @@ impl Backend for SqliteStore {
     /// The column is an INTEGER on SQLite; `0002_event_follow.sql` spells it so.
     const NOT_ANNOUNCED: &'static str = "expiry_announced = 0";
 
-    fn writer(&self) -> &SqlitePool {
-        &self.writer
+    fn rows_affected(result: &SqliteQueryResult) -> u64 {
+        result.rows_affected()
     }
 
-    fn reader(&self) -> &SqlitePool {
-        &self.reader
+    async fn fetch_all<O>(
+        mut query: QueryBuilder<'_, Sqlite>,
+        pool: &Pool<Sqlite>,
+    ) -> Result<Vec<O>, sqlx::Error>
+    where
+        O: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+    {
+        query.build_query_as().fetch_all(pool).await
     }
 
     /// Nothing to do: the single writer connection already orders revisions and first
     /// starts, and no other process follows the file.
     async fn lock_revisions(_tx: &mut Transaction<'_, Sqlite>) -> StoreResult<()> {
         Ok(())
+    }
+}
+
+impl Backend for SqliteStore {
+    type Db = Sqlite;
+
+    fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    fn reader(&self) -> &SqlitePool {
+        &self.reader
     }
 
     /// No other process writes to the file.
