@@ -6,6 +6,9 @@
 //! - `token/hash`: SHA-256 of the token (how it is looked up);
 //! - `authority/verify_warm`: `Authority::verify_token` for a token already in the cache,
 //!   caller check included, no network and no database;
+//! - `store/verification_snapshot`: the read a cold verification makes (the token, its
+//!   owner and account by the secret's hash, and the revision), on SQLite: the store's
+//!   shared SQL on its most frequent path;
 //! - `client/verify_hit`: the client library's `CachingVerifier::verify` answering from its
 //!   cache (a real server runs in process to fill it and feed its watch stream).
 //!
@@ -33,6 +36,39 @@ fn token_format(c: &mut Criterion) {
     c.bench_function("token/generate", |b| b.iter(TokenSecret::generate));
 }
 
+/// A migrated SQLite store at `url` after a first start, and the owner token it printed.
+async fn bootstrapped_store(url: &str) -> (Arc<dyn Store>, TokenSecret) {
+    let store = SqliteStore::connect(url, 2).await.expect("store");
+    store.migrate().await.expect("migrations");
+    let store: Arc<dyn Store> = Arc::new(store);
+    let secret = bootstrap(store.as_ref())
+        .await
+        .expect("bootstrap")
+        .expect("new database");
+    (store, secret)
+}
+
+fn store_read(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let (store, secret) = runtime.block_on(bootstrapped_store(&url));
+    let hash = secret.hash();
+    c.bench_function("store/verification_snapshot", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let (snapshot, revision) = store
+                .verification_snapshot(black_box(&hash))
+                .await
+                .expect("reads")
+                .expect("the token exists");
+            black_box((snapshot, revision))
+        })
+    });
+}
+
 fn warm_verification(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -49,13 +85,7 @@ fn warm_verification(c: &mut Criterion) {
                 .expect("metrics");
             tokio::spawn(endpoint.serve(std::time::Duration::from_secs(10)));
         }
-        let store = SqliteStore::connect(&url, 2).await.expect("store");
-        store.migrate().await.expect("migrations");
-        let store: Arc<dyn Store> = Arc::new(store);
-        let secret = bootstrap(store.as_ref())
-            .await
-            .expect("bootstrap")
-            .expect("new database");
+        let (store, secret) = bootstrapped_store(&url).await;
         let authority = Arc::new(
             Authority::new(store, Settings::defaults().authority())
                 .await
@@ -146,5 +176,11 @@ fn client_cache_hit(c: &mut Criterion) {
     drop(server_runtime);
 }
 
-criterion_group!(benches, token_format, warm_verification, client_cache_hit);
+criterion_group!(
+    benches,
+    token_format,
+    store_read,
+    warm_verification,
+    client_cache_hit
+);
 criterion_main!(benches);
