@@ -32,6 +32,11 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         to: std::path::PathBuf,
     },
+    /// Run the gateway sidecar: forward-auth for nginx, Caddy and Traefik, answered from
+    /// a cache the authority keeps fresh (docs/gateways.md). Of the settings above, only
+    /// the logging ones apply to it.
+    #[cfg(feature = "client")]
+    Edge(crate::gateway::edge::EdgeSettings),
 }
 
 /// How logs are written.

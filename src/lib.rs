@@ -11,7 +11,8 @@
 //!   (`connections` bounds what idle or slow clients can hold on its listeners).
 //!
 //! Beside them: `client`, the library backends use to verify tokens (a caching verifier and
-//! a tower layer); `tokenctl`, the admin CLI; [`credential`] and `watermarks`, shared by the
+//! a tower layer); `gateway`, verification for Envoy, nginx and Caddy (the rules, the
+//! decision, forward-auth and the `edge` sidecar, on the client library); `tokenctl`, the admin CLI; [`credential`] and `watermarks`, shared by the
 //! server and the client; `fuzzing`, the fuzz targets (not API).
 //! Features: `server`, `client`, `cli` (all default).
 
@@ -39,6 +40,9 @@ pub mod authority;
 
 #[cfg(feature = "server")]
 pub mod grpc;
+
+#[cfg(all(feature = "server", feature = "client"))]
+pub mod gateway;
 
 #[cfg(feature = "server")]
 pub mod metrics;

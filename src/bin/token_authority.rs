@@ -1,5 +1,5 @@
 //! The `token-authority` server binary: parses configuration, sets up logging, and runs
-//! `serve` (the default), `migrate` or `backup`.
+//! `serve` (the default), `migrate`, `backup` or `edge`.
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -8,6 +8,8 @@ use anyhow::Context;
 use clap::Parser;
 use token_authority::configuration::{Cli, Command, MetricsAddr};
 use token_authority::domain::TokenSecret;
+#[cfg(feature = "client")]
+use token_authority::gateway::edge::Edge;
 use token_authority::startup::{Application, metrics_endpoint, open_store};
 use token_authority::store::sqlite::backup::backup;
 use token_authority::telemetry;
@@ -37,6 +39,22 @@ async fn main() -> anyhow::Result<()> {
                 .context("backup failed")?;
             let bytes = std::fs::metadata(&to).map(|m| m.len()).unwrap_or_default();
             println!("Backup written to {} ({bytes} bytes).", to.display());
+        }
+        #[cfg(feature = "client")]
+        Command::Edge(edge) => {
+            if let MetricsAddr::At(addr) = settings.metrics_addr {
+                let endpoint = metrics_endpoint::install(addr)
+                    .await
+                    .context("could not start the metrics endpoint")?;
+                token_authority::gateway::metrics::describe();
+                tracing::info!(addr = %endpoint.local_addr, "metrics listening");
+                tokio::spawn(endpoint.serve(settings.first_request_timeout));
+            }
+            let edge = Edge::build(&edge, settings.first_request_timeout)
+                .await
+                .context("the edge could not start")?;
+            tracing::info!(addr = %edge.forward_auth_addr, "forward-auth listening");
+            edge.run_until_stopped(shutdown_signal()).await;
         }
         Command::Serve => {
             if let MetricsAddr::At(addr) = settings.metrics_addr {

@@ -1,0 +1,214 @@
+//! The answer to a gateway's question "may this request through?", whatever protocol
+//! asked it (Envoy's `Check`, HTTP forward-auth), and how it reads in HTTP terms.
+//!
+//! The order is fixed: the path is read first (a path no rule can read safely is refused
+//! without looking at the token), then its route (public routes need no token; a request
+//! no route matches is refused), then the credential, then the verification. Refusals say
+//! as little as RFC 6750 asks: never the token, never which check failed beyond
+//! "invalid token" and "insufficient scope".
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+
+use super::path::RequestPath;
+use super::routes::{Access, Routes};
+use crate::client::{CachingVerifier, Identity, Requirements, Verification, VerifyError};
+use crate::proto::VerificationCode;
+
+/// What a gateway saw of a request.
+pub struct GatewayRequest<'a> {
+    pub method: &'a str,
+    /// The request target as the client sent it: path and query, undecoded.
+    pub target: &'a str,
+    /// The request's headers, for its credential.
+    pub headers: &'a HeaderMap,
+    /// The client's address, when known.
+    pub client: Option<IpAddr>,
+}
+
+/// Whatever answers verifications for a gateway: the client library's cache in the edge.
+pub trait Verifier: Send + Sync {
+    fn verify(
+        &self,
+        token: &str,
+        scopes: &[&str],
+        client: Option<IpAddr>,
+    ) -> impl Future<Output = Result<Verification, VerifyError>> + Send;
+}
+
+impl Verifier for CachingVerifier {
+    async fn verify(
+        &self,
+        token: &str,
+        scopes: &[&str],
+        client: Option<IpAddr>,
+    ) -> Result<Verification, VerifyError> {
+        let requirements = Requirements {
+            client_address: client,
+            ..Requirements::scopes(scopes)
+        };
+        self.verify_with(token, &requirements).await
+    }
+}
+
+/// The decision on one request.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    /// The route's name; `-` when no route applies.
+    pub route: String,
+    pub outcome: Outcome,
+}
+
+/// Let through (with the identity, unless the route is public) or refused, and why.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Allow(Option<Arc<Identity>>),
+    Refuse(Refusal),
+}
+
+/// Why a request is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The path cannot be read one way (see [`RequestPath`]).
+    Path,
+    /// No route matches and there is no default.
+    NoRoute,
+    /// No credential was presented.
+    NoCredential,
+    /// The credential headers are ambiguous or malformed, or the token is not valid.
+    InvalidToken,
+    /// The token lacks a scope the route needs, or is used from a network it may not be.
+    InsufficientScope,
+    /// No answer can be trusted now (the authority is unreachable past the staleness
+    /// bound, or refuses this edge).
+    Unavailable,
+}
+
+/// The headers that carry the verified identity upstream. Whatever a client sent under
+/// these names is removed before the request goes on.
+pub const IDENTITY_HEADERS: [&str; 5] = [
+    "x-token-id",
+    "x-account-id",
+    "x-principal-id",
+    "x-token-scopes",
+    "x-token-api-version",
+];
+
+/// Decides on `request` by `routes`, asking `verifier` about its token.
+pub async fn decide(
+    routes: &Routes,
+    verifier: &impl Verifier,
+    request: &GatewayRequest<'_>,
+) -> Decision {
+    let refuse = |route: &str, refusal| Decision {
+        route: route.to_owned(),
+        outcome: Outcome::Refuse(refusal),
+    };
+    let Ok(path) = RequestPath::parse(request.target) else {
+        return refuse("-", Refusal::Path);
+    };
+    let Some(route) = routes.route(request.method, &path) else {
+        return refuse("-", Refusal::NoRoute);
+    };
+    let scopes = match &route.access {
+        Access::Public => {
+            return Decision {
+                route: route.name.clone(),
+                outcome: Outcome::Allow(None),
+            };
+        }
+        Access::Scopes(scopes) => scopes,
+    };
+    let token = match crate::credential::from_headers(request.headers) {
+        Ok(Some(token)) => token,
+        Ok(None) => return refuse(&route.name, Refusal::NoCredential),
+        Err(_) => return refuse(&route.name, Refusal::InvalidToken),
+    };
+    let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
+    let refusal = match verifier.verify(token, &scopes, request.client).await {
+        Ok(verification) => match (verification.code, verification.identity) {
+            (VerificationCode::Valid, Some(identity)) => {
+                return Decision {
+                    route: route.name.clone(),
+                    outcome: Outcome::Allow(Some(identity)),
+                };
+            }
+            (VerificationCode::InsufficientScopes | VerificationCode::AddressNotAllowed, _) => {
+                Refusal::InsufficientScope
+            }
+            _ => Refusal::InvalidToken,
+        },
+        Err(VerifyError::Unavailable(_)) => Refusal::Unavailable,
+        Err(error @ (VerifyError::Refused(_) | VerifyError::Config(_))) => {
+            tracing::error!(%error, "the edge cannot verify tokens: check its credential");
+            Refusal::Unavailable
+        }
+    };
+    refuse(&route.name, refusal)
+}
+
+impl Refusal {
+    /// The HTTP status a gateway answers the client with.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::NoCredential | Self::InvalidToken => StatusCode::UNAUTHORIZED,
+            Self::Path | Self::NoRoute | Self::InsufficientScope => StatusCode::FORBIDDEN,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The `WWW-Authenticate` challenge (RFC 6750 section 3), if the status takes one. A
+    /// request without any credential gets the bare challenge, as the RFC asks.
+    pub fn challenge(self) -> Option<&'static str> {
+        match self {
+            Self::NoCredential => Some("Bearer"),
+            Self::InvalidToken => Some(r#"Bearer error="invalid_token""#),
+            Self::InsufficientScope => Some(r#"Bearer error="insufficient_scope""#),
+            Self::Path | Self::NoRoute | Self::Unavailable => None,
+        }
+    }
+
+    /// The metrics label of the result.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Path => "bad_path",
+            Self::NoRoute => "no_route",
+            Self::NoCredential => "no_credential",
+            Self::InvalidToken => "invalid_token",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::Unavailable => "unavailable",
+        }
+    }
+
+    /// The short body of the refusal: the status's own words, nothing about the token.
+    pub fn body(self) -> &'static str {
+        self.status().canonical_reason().unwrap_or("refused")
+    }
+}
+
+/// The identity headers for the request going upstream: every one of
+/// [`IDENTITY_HEADERS`], each set when the identity has a value for it that a header can
+/// carry (an api version that cannot be one is left out).
+pub fn identity_headers(identity: &Identity) -> Vec<(HeaderName, HeaderValue)> {
+    let values = [
+        identity.token_id.clone(),
+        identity.account_id.clone(),
+        identity.owner_id.clone(),
+        identity.scopes.join(" "),
+        identity.api_version.clone(),
+    ];
+    IDENTITY_HEADERS
+        .iter()
+        .zip(values)
+        .filter(|(_, value)| !value.is_empty())
+        .filter_map(|(name, value)| {
+            Some((
+                HeaderName::from_static(name),
+                HeaderValue::from_str(&value).ok()?,
+            ))
+        })
+        .collect()
+}

@@ -1,0 +1,180 @@
+//! `token-authority edge`: the sidecar that runs beside a gateway and answers its
+//! forward-auth questions from a [`CachingVerifier`], so that warm answers never leave the
+//! host and a revocation reaches it by push (WatchRevocations). Past the staleness bound it
+//! asks the authority, and refuses with 503 when it cannot.
+//!
+//! Its own credential (a token holding `tokens.verify`) comes from a file or from the
+//! `TOKEN_AUTHORITY_EDGE_TOKEN` environment variable, never from an argument, which every
+//! user of the host could read in the process list.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use super::forward_auth::ForwardAuth;
+use super::routes::{Routes, RulesError};
+use crate::client::{CachingVerifier, TrustedProxies, VerifierConfig, VerifyError};
+use crate::connections::ConnectionLimits;
+
+/// The environment variable that may hold the edge's token, when no file is named.
+pub const TOKEN_VARIABLE: &str = "TOKEN_AUTHORITY_EDGE_TOKEN";
+
+/// The edge's settings (`token-authority edge --help`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct EdgeSettings {
+    /// The token authority's gRPC endpoint (`https://…`; `http://` only on loopback unless
+    /// --allow-plaintext).
+    #[arg(long, env = "TOKEN_AUTHORITY_EDGE_AUTHORITY", value_name = "URL")]
+    pub authority: String,
+    /// A file holding the edge's own token, which needs `tokens.verify`; without it,
+    /// TOKEN_AUTHORITY_EDGE_TOKEN holds the token.
+    #[arg(long, env = "TOKEN_AUTHORITY_EDGE_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// The rules file: which scopes each method and path needs (docs/gateways.md).
+    #[arg(long, env = "TOKEN_AUTHORITY_EDGE_RULES", value_name = "FILE")]
+    pub rules: PathBuf,
+    /// Where the gateway asks: HTTP forward-auth at /forward-auth, with /healthz and
+    /// /ready.
+    #[arg(
+        long,
+        env = "TOKEN_AUTHORITY_EDGE_FORWARD_AUTH_ADDR",
+        default_value = "127.0.0.1:9191"
+    )]
+    pub forward_auth_addr: SocketAddr,
+    /// Addresses or networks (CIDR) of the gateways whose X-Forwarded-For is believed,
+    /// comma-separated; without them the gateway's own address is the client's.
+    #[arg(
+        long = "trusted-proxy",
+        env = "TOKEN_AUTHORITY_EDGE_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    pub trusted_proxies: Vec<String>,
+    /// A PEM file of the CA that signed the authority's certificate, when not a public one.
+    #[arg(long, env = "TOKEN_AUTHORITY_EDGE_CA_CERTIFICATE", value_name = "FILE")]
+    pub ca_certificate: Option<PathBuf>,
+    /// Accept an `http://` authority off loopback (tokens then cross the network in clear).
+    #[arg(long, env = "TOKEN_AUTHORITY_EDGE_ALLOW_PLAINTEXT")]
+    pub allow_plaintext: bool,
+    /// How long cached answers are trusted after the watch stream last confirmed them.
+    #[arg(
+        long,
+        env = "TOKEN_AUTHORITY_EDGE_STALENESS_BOUND",
+        default_value = "15s",
+        value_parser = humantime::parse_duration
+    )]
+    pub staleness_bound: Duration,
+}
+
+/// Why the edge could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    #[error(transparent)]
+    Rules(#[from] RulesError),
+    #[error(
+        "no credential: name a file holding the edge's token with --token-file (or \
+         TOKEN_AUTHORITY_EDGE_TOKEN_FILE), or set {TOKEN_VARIABLE}"
+    )]
+    NoCredential,
+    #[error("cannot read {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("--trusted-proxy: {0}")]
+    TrustedProxies(String),
+    #[error(transparent)]
+    Verifier(#[from] VerifyError),
+    #[error("could not listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A started edge: its listener bound, its verifier connecting.
+pub struct Edge {
+    /// Where forward-auth is served (a port 0 request gets a free port).
+    pub forward_auth_addr: SocketAddr,
+    forward_auth: ForwardAuth,
+    listener: TcpListener,
+    first_request_timeout: Duration,
+}
+
+impl Edge {
+    /// Reads the rules and the credential, starts the verifier and binds the listener.
+    pub async fn build(
+        settings: &EdgeSettings,
+        first_request_timeout: Duration,
+    ) -> Result<Self, EdgeError> {
+        let routes = Routes::load(&settings.rules)?;
+        let credential = credential(settings)?;
+        let mut config = VerifierConfig::new(settings.authority.clone(), credential);
+        config.allow_plaintext = settings.allow_plaintext;
+        config.staleness_bound = settings.staleness_bound;
+        if let Some(path) = &settings.ca_certificate {
+            config.ca_certificate = Some(read(path)?);
+        }
+        let verifier = CachingVerifier::new(config)?;
+        let trusted_proxies = TrustedProxies::parse(&settings.trusted_proxies)
+            .map_err(|e| EdgeError::TrustedProxies(e.to_string()))?;
+        let addr = settings.forward_auth_addr;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| EdgeError::Listen { addr, source })?;
+        let forward_auth_addr = listener
+            .local_addr()
+            .map_err(|source| EdgeError::Listen { addr, source })?;
+        Ok(Self {
+            forward_auth_addr,
+            forward_auth: ForwardAuth {
+                routes: Arc::new(routes),
+                verifier,
+                trusted_proxies: Arc::new(trusted_proxies),
+            },
+            listener,
+            first_request_timeout,
+        })
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn run_until_stopped(self, shutdown: impl std::future::Future<Output = ()>) {
+        let limits = ConnectionLimits {
+            max_connections: ConnectionLimits::default_max_connections(),
+            // The gateway is one address: no cap per address.
+            max_per_address: 0,
+            first_request_timeout: self.first_request_timeout,
+        };
+        tokio::select! {
+            () = self.forward_auth.serve(self.listener, limits) => {}
+            () = shutdown => {}
+        }
+    }
+}
+
+fn credential(settings: &EdgeSettings) -> Result<String, EdgeError> {
+    let token = match &settings.token_file {
+        Some(path) => String::from_utf8(read(path)?).map_err(|_| EdgeError::Read {
+            path: path.display().to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"),
+        })?,
+        None => std::env::var(TOKEN_VARIABLE).map_err(|_| EdgeError::NoCredential)?,
+    };
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(EdgeError::NoCredential);
+    }
+    Ok(token.to_owned())
+}
+
+fn read(path: &std::path::Path) -> Result<Vec<u8>, EdgeError> {
+    std::fs::read(path).map_err(|source| EdgeError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}

@@ -1,0 +1,311 @@
+//! nginx guarding a service with `auth_request` to `token-authority edge`, as
+//! `deploy/gateway/nginx.conf` ships it: identity headers reach the service and forged
+//! ones do not, refusals carry RFC 6750 challenges, path tricks cannot reach a stricter
+//! route through a laxer one, and a revocation is refused at the gateway within
+//! milliseconds. The gateway's behaviour depends on no database, so one backend serves.
+
+use std::time::{Duration, Instant};
+
+use token_authority::domain::TokenSecret;
+use token_authority::proto;
+
+use crate::helpers::{Nginx, RawResponse, TestApp, http, start_echo_upstream, start_edge};
+
+const RULES: &str = r#"
+[[route]]
+path = "/healthz"
+public = true
+
+[[route]]
+path = "/public/**"
+public = true
+
+[[route]]
+name = "admin"
+path = "/admin/**"
+scopes = ["admin.write"]
+
+[[route]]
+name = "orders"
+methods = ["GET"]
+path = "/v1/orders/**"
+scopes = ["orders.read"]
+"#;
+
+struct Setup {
+    app: TestApp,
+    nginx: Nginx,
+    admin_token: String,
+    admin_id: String,
+    account_id: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup() -> Setup {
+    let app = TestApp::spawn().await;
+    let tenant = app
+        .create_tenant("shop", &["orders.read", "admin.write"])
+        .await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The edge verifies with the tenant administrator's token (it holds tokens.verify).
+    let edge = start_edge(&app, &tenant.admin_token, RULES, dir.path()).await;
+    let upstream = start_echo_upstream().await;
+    let nginx = Nginx::start(edge, upstream).await;
+    Setup {
+        app,
+        nginx,
+        admin_token: tenant.admin_token,
+        admin_id: tenant.admin_id,
+        account_id: tenant.account_id,
+        _dir: dir,
+    }
+}
+
+impl Setup {
+    async fn token(&self, scopes: &[&str]) -> proto::CreateTokenResponse {
+        self.app
+            .create_token(&self.admin_token, &self.admin_id, scopes)
+            .await
+    }
+
+    async fn get(&self, target: &str, headers: &[(&str, &str)]) -> RawResponse {
+        http(self.nginx.addr, "GET", target, headers).await
+    }
+}
+
+fn bearer(secret: &str) -> String {
+    format!("Bearer {secret}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_token_passes_with_its_identity_and_without_its_credential() {
+    let s = setup().await;
+    let created = s.token(&["orders.read"]).await;
+    let token = created.token.expect("token");
+    let auth = bearer(&created.secret);
+    let answer = s
+        .get(
+            "/v1/orders/7",
+            &[
+                ("authorization", auth.as_str()),
+                ("x-token-id", "tok_forged"),
+                ("x-account-id", "acc_forged"),
+                ("x-token-scopes", "admin.write"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{answer:?}\n{}", s.nginx.error_log());
+    assert_eq!(answer.echoed("x-token-id"), [token.id.as_str()]);
+    assert_eq!(answer.echoed("x-account-id"), [s.account_id.as_str()]);
+    assert_eq!(answer.echoed("x-principal-id"), [s.admin_id.as_str()]);
+    assert_eq!(answer.echoed("x-token-scopes"), ["orders.read"]);
+    assert!(answer.echoed("authorization").is_empty(), "{}", answer.body);
+    assert!(!answer.body.contains(&created.secret));
+
+    // The x-api-key form too, and its header is removed as well.
+    let answer = s
+        .get("/v1/orders/7", &[("x-api-key", created.secret.as_str())])
+        .await;
+    assert_eq!(answer.status, 200);
+    assert!(answer.echoed("x-api-key").is_empty(), "{}", answer.body);
+
+    // A public route passes without a token, and forged identity headers do not reach
+    // the service there either.
+    let answer = s
+        .get(
+            "/public/page",
+            &[
+                ("x-token-id", "tok_forged"),
+                ("x-principal-id", "prn_forged"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, 200);
+    assert!(answer.echoed("x-token-id").is_empty(), "{}", answer.body);
+    assert!(
+        answer.echoed("x-principal-id").is_empty(),
+        "{}",
+        answer.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_say_401_or_403_with_their_challenge_and_nothing_more() {
+    let s = setup().await;
+    let reader = s.token(&["orders.read"]).await;
+    let unknown = TokenSecret::generate();
+
+    let missing = s.get("/v1/orders/7", &[]).await;
+    assert_eq!(missing.status, 401);
+    assert_eq!(missing.header("www-authenticate"), ["Bearer"]);
+
+    for credential in [
+        "Bearer not-a-token".to_owned(),
+        "Basic dXNlcjpwYXNz".to_owned(),
+        bearer(unknown.expose()),
+    ] {
+        let answer = s
+            .get("/v1/orders/7", &[("authorization", credential.as_str())])
+            .await;
+        assert_eq!(answer.status, 401, "{credential}");
+        assert_eq!(
+            answer.header("www-authenticate"),
+            [r#"Bearer error="invalid_token""#],
+            "{credential}"
+        );
+        assert!(!answer.body.contains(unknown.expose()));
+    }
+
+    // Two different credentials: refused, not guessed at.
+    let two = s
+        .get(
+            "/v1/orders/7",
+            &[
+                ("authorization", bearer(&reader.secret).as_str()),
+                ("x-api-key", unknown.expose()),
+            ],
+        )
+        .await;
+    assert_eq!(two.status, 401);
+
+    // A scope the token lacks.
+    let answer = s
+        .get(
+            "/admin/users",
+            &[("authorization", bearer(&reader.secret).as_str())],
+        )
+        .await;
+    assert_eq!(answer.status, 403);
+    assert_eq!(
+        answer.header("www-authenticate"),
+        [r#"Bearer error="insufficient_scope""#]
+    );
+
+    // A method no route allows, and a path no route matches: refused without a default.
+    let post = http(
+        s.nginx.addr,
+        "POST",
+        "/v1/orders/7",
+        &[
+            ("authorization", bearer(&reader.secret).as_str()),
+            ("content-length", "0"),
+        ],
+    )
+    .await;
+    assert_eq!(post.status, 403);
+    let unmatched = s
+        .get(
+            "/v2/anything",
+            &[("authorization", bearer(&reader.secret).as_str())],
+        )
+        .await;
+    assert_eq!(unmatched.status, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_used_outside_its_networks_is_refused_at_the_gateway() {
+    let s = setup().await;
+    let created = s
+        .app
+        .tokens(&s.admin_token)
+        .create_token(proto::CreateTokenRequest {
+            name: "office only".into(),
+            scopes: vec!["orders.read".into()],
+            allowed_networks: vec!["10.0.0.0/8".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("token created")
+        .into_inner();
+    // nginx tells the edge the client is 127.0.0.1.
+    let answer = s
+        .get(
+            "/v1/orders/7",
+            &[
+                ("authorization", bearer(&created.secret).as_str()),
+                // A client claiming an address of the network: nginx replaces the header.
+                ("x-forwarded-for", "10.1.2.3"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, 403, "{answer:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_tricks_cannot_reach_a_stricter_route_through_a_laxer_one() {
+    let s = setup().await;
+    let reader = s.token(&["orders.read"]).await;
+    let auth = bearer(&reader.secret);
+    // Each of these is /admin/… to some service: with a token for the orders route only,
+    // or none for the public one, it must be refused.
+    for target in [
+        "/v1/orders/%2e%2e/%2e%2e/admin/users",
+        "/v1/orders/%2E%2E/%2E%2E/admin/users",
+        "/v1/orders/..%2F..%2Fadmin/users",
+        "/v1/orders/..%5C..%5Cadmin/users",
+        "/v1/orders/..;/..;/admin/users",
+        "/v1/orders/%252e%252e/%252e%252e/admin/users",
+        "/ADMIN/users",
+        "/Admin/users",
+        "/admin./users",
+        "/admin%2e/users",
+        "/admin;x=1/users",
+        "//admin/users",
+        "/./admin/users",
+        "/v1/orders/.../admin/users",
+    ] {
+        let answer = s.get(target, &[("authorization", auth.as_str())]).await;
+        assert!(
+            answer.status == 403 || answer.status == 400,
+            "{target}: {answer:?}"
+        );
+    }
+    for target in [
+        "/public/%2e%2e/admin/users",
+        "/public/..%2Fadmin/users",
+        "/public/..;/admin/users",
+        "/PUBLIC/../admin/users",
+    ] {
+        let answer = s.get(target, &[]).await;
+        assert!(
+            [400, 401, 403].contains(&answer.status),
+            "{target}: {answer:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_is_refused_at_the_gateway_within_milliseconds() {
+    let s = setup().await;
+    let created = s.token(&["orders.read"]).await;
+    let id = created.token.expect("token").id;
+    let auth = bearer(&created.secret);
+    // Warm: the edge's cache holds the answer.
+    for _ in 0..3 {
+        assert_eq!(
+            s.get("/v1/orders/7", &[("authorization", auth.as_str())])
+                .await
+                .status,
+            200
+        );
+    }
+    s.app.revoke(&s.admin_token, &id).await;
+    let revoked_at = Instant::now();
+    loop {
+        let answer = s
+            .get("/v1/orders/7", &[("authorization", auth.as_str())])
+            .await;
+        if answer.status == 401 {
+            break;
+        }
+        assert_eq!(answer.status, 200);
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(1),
+            "still let through a second after the revocation"
+        );
+    }
+    println!(
+        "revocation refused at nginx {:?} after RevokeToken returned",
+        revoked_at.elapsed()
+    );
+}

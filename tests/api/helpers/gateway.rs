@@ -1,0 +1,262 @@
+//! Real gateways in front of a tiny upstream, for the gateway tests: the edge in process,
+//! nginx as its own process running the shipped `deploy/gateway/nginx.conf`, an upstream
+//! that answers with the headers it received, and raw HTTP/1.1 requests (a client library
+//! would normalise the very paths the tests send).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use token_authority::gateway::edge::{Edge, EdgeSettings};
+
+use super::app::TestApp;
+
+/// An edge in process, verifying with `token` against `app`, by the rules `rules` (TOML).
+pub async fn start_edge(app: &TestApp, token: &str, rules: &str, dir: &Path) -> SocketAddr {
+    let rules_path = dir.join("rules.toml");
+    std::fs::write(&rules_path, rules).expect("rules file");
+    let token_path = dir.join("edge.token");
+    std::fs::write(&token_path, token).expect("token file");
+    let settings = EdgeSettings {
+        authority: app.channel_uri(),
+        token_file: Some(token_path),
+        rules: rules_path,
+        forward_auth_addr: "127.0.0.1:0".parse().expect("address"),
+        trusted_proxies: vec!["127.0.0.1".to_owned()],
+        ca_certificate: None,
+        allow_plaintext: false,
+        staleness_bound: Duration::from_secs(15),
+    };
+    let edge = Edge::build(&settings, Duration::from_secs(10))
+        .await
+        .expect("the edge starts");
+    let addr = edge.forward_auth_addr;
+    tokio::spawn(edge.run_until_stopped(std::future::pending()));
+    // Ready once its watch stream is live.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http(addr, "GET", "/ready", &[]).await.status != 200 {
+        assert!(Instant::now() < deadline, "the edge never became ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    addr
+}
+
+/// An upstream that answers every request with 200 and the headers it received, one
+/// `name: value` line each, names in lower case.
+pub async fn start_echo_upstream() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|request: hyper::Request<_>| async move {
+                    let mut lines: Vec<String> = request
+                        .headers()
+                        .iter()
+                        .map(|(name, value)| {
+                            format!("{name}: {}", String::from_utf8_lossy(value.as_bytes()))
+                        })
+                        .collect();
+                    lines.sort();
+                    let body = format!("{}\n", lines.join("\n"));
+                    Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from(body))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// A response read off the wire.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    /// Names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl RawResponse {
+    /// Every value of header `name`.
+    pub fn header(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// The upstream's echo: every value it received for header `name`.
+    pub fn echoed(&self, name: &str) -> Vec<&str> {
+        let prefix = format!("{name}: ");
+        self.body
+            .lines()
+            .filter_map(|line| line.strip_prefix(prefix.as_str()))
+            .collect()
+    }
+}
+
+/// Sends one HTTP/1.1 request with `target` exactly as given and reads the whole answer.
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> RawResponse {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let mut request =
+        format!("{method} {target} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {text:?}"));
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    RawResponse {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+/// A free port on loopback (released for the process that binds it next).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// The nginx binary: `$NGINX`, the one `scripts/test` unpacks into target/, or the PATH's.
+fn nginx_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("NGINX") {
+        return PathBuf::from(path);
+    }
+    let unpacked = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/nginx/usr/sbin/nginx");
+    if unpacked.exists() {
+        return unpacked;
+    }
+    for dir in ["/usr/sbin", "/usr/local/sbin", "/usr/bin"] {
+        let path = Path::new(dir).join("nginx");
+        if path.exists() {
+            return path;
+        }
+    }
+    panic!("nginx not found: run the tests with scripts/test, which unpacks Debian's nginx")
+}
+
+/// nginx running `deploy/gateway/nginx.conf`, stopped when dropped.
+pub struct Nginx {
+    pub addr: SocketAddr,
+    child: Child,
+    dir: TempDir,
+}
+
+impl Nginx {
+    /// Starts nginx on a free port with the shipped site configuration, its edge and
+    /// upstream addresses changed to these.
+    pub async fn start(edge: SocketAddr, upstream: SocketAddr) -> Nginx {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+        let shipped = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/gateway/nginx.conf"),
+        )
+        .expect("deploy/gateway/nginx.conf");
+        let site = replace_once(
+            &shipped,
+            "server 127.0.0.1:9191;",
+            &format!("server {edge};"),
+        );
+        let site = replace_once(
+            &site,
+            "server 127.0.0.1:8081;",
+            &format!("server {upstream};"),
+        );
+        let site = replace_once(&site, "listen 127.0.0.1:8080;", &format!("listen {addr};"));
+        std::fs::write(dir.path().join("site.conf"), site).expect("site.conf");
+        let d = dir.path().display();
+        let main = format!(
+            "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
+             events {{ worker_connections 256; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  \
+             fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  \
+             include {d}/site.conf;\n}}\n"
+        );
+        let config = dir.path().join("nginx.conf");
+        std::fs::write(&config, main).expect("nginx.conf");
+        let child = Command::new(nginx_binary())
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .arg("-c")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx starts");
+        let nginx = Nginx { addr, child, dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(addr).await.is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not listen: {}",
+                nginx.error_log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        nginx
+    }
+
+    /// nginx's error log so far.
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `text` with `from` replaced by `to`, which must occur exactly once (the shipped file
+/// changed otherwise, and the test would no longer run it as shipped).
+fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(
+        text.matches(from).count(),
+        1,
+        "{from:?} in the shipped config"
+    );
+    text.replacen(from, to, 1)
+}
