@@ -115,7 +115,30 @@ pub const TARGETS: &[Target] = &[
         ],
         run: forwarded_for,
     },
+    Target {
+        name: "gateway_path",
+        seeds: &[
+            "/v1/orders/7?x=1",
+            "/public/%2e%2e/admin",
+            "/a/..;/b//c./%2F",
+            "/%252e%25",
+            "/orders.v1.OrdersService/Get",
+        ],
+        run: gateway_path,
+    },
+    Target {
+        name: "gateway_rules",
+        seeds: &[
+            "[[route]]\npath = \"/a/**\"\nscopes = [\"x.read\"]\n",
+            "[[route]]\nmethods = [\"GET\"]\npath = \"/*/b\"\npublic = true\n[default]\npublic = true\n",
+        ],
+        run: gateway_rules,
+    },
 ];
+
+/// Rules every gateway_path input is matched against.
+const FUZZ_RULES: &str = "[[route]]\npath = \"/public/**\"\npublic = true\n\
+    [[route]]\nmethods = [\"GET\"]\npath = \"/v1/*/items/**\"\nscopes = [\"orders.read\"]\n";
 
 /// Input as text, the way a gRPC string field or a command line would deliver it (lossy:
 /// protobuf strings are UTF-8, so invalid bytes never arrive as such).
@@ -256,6 +279,23 @@ fn tokenctl_expiry(input: &[u8]) {
         && let Ok(ttl) = std::time::Duration::try_from(ttl)
     {
         let _ = crate::tokenctl::expiry::from_now(ttl, "--expires");
+    }
+}
+
+fn gateway_path(input: &[u8]) {
+    let text = text(input);
+    if let Ok(path) = crate::gateway::RequestPath::parse(&text)
+        && let Ok(routes) = crate::gateway::Routes::parse(FUZZ_RULES)
+    {
+        let _ = routes.route("GET", &path);
+    }
+}
+
+fn gateway_rules(input: &[u8]) {
+    if let Ok(routes) = crate::gateway::Routes::parse(&text(input))
+        && let Ok(path) = crate::gateway::RequestPath::parse("/a/b")
+    {
+        let _ = routes.route("GET", &path);
     }
 }
 

@@ -205,6 +205,67 @@ mod tests {
         assert_eq!(RequestPath::parse(&long), Err(PathError::TooLong));
     }
 
+    /// One way a service could be sent `segment`: case changed, characters escaped, a
+    /// trailing dot or space, `;parameters`, a detour through another segment and back, a
+    /// `.` segment, a doubled slash, as the choices say.
+    fn spell(segment: &str, choices: &[u8]) -> String {
+        let mut choice = choices.iter().copied().cycle();
+        let mut next = move || choice.next().unwrap_or_default();
+        let mut spelled = String::new();
+        match next() % 4 {
+            0 => spelled.push_str("./"),
+            1 => spelled.push_str("detour/../"),
+            2 => spelled.push('/'),
+            _ => {}
+        }
+        for c in segment.chars() {
+            match next() % 4 {
+                0 => spelled.push_str(&format!("%{:02X}", u32::from(c))),
+                1 => spelled.push_str(&format!("%{:02x}", u32::from(c))),
+                2 => spelled.push(c.to_ascii_uppercase()),
+                _ => spelled.push(c),
+            }
+        }
+        match next() % 5 {
+            0 => spelled.push('.'),
+            1 => spelled.push_str("%2e"),
+            2 => spelled.push_str("%20"),
+            3 => spelled.push_str(";jsessionid=x"),
+            _ => {}
+        }
+        spelled
+    }
+
+    proptest::proptest! {
+        /// The property the rules rest on: however a path is spelled, it reads as that
+        /// path, so it meets the rule written for it and no other.
+        #[test]
+        fn every_spelling_of_any_path_reads_as_that_path(
+            segments in proptest::collection::vec("[a-z0-9_-]([a-z0-9._-]{0,6}[a-z0-9_-])?", 0..6),
+            choices in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..64),
+            query in "(\\?[a-z=&/.%0-9]{0,12})?",
+        ) {
+            let canonical = format!("/{}", segments.join("/"));
+            let spelled: Vec<String> = segments
+                .iter()
+                .enumerate()
+                .map(|(i, segment)| spell(segment, choices.get(i..).unwrap_or(&choices)))
+                .collect();
+            let target = format!("/{}{query}", spelled.join("/"));
+            let read = RequestPath::parse(&target);
+            proptest::prop_assert_eq!(
+                read.as_ref().map(ToString::to_string),
+                Ok(canonical.clone()),
+                "{} read from {}", canonical, target
+            );
+        }
+
+        #[test]
+        fn no_input_panics_the_reader(target in "\\PC{0,64}") {
+            let _ = RequestPath::parse(&target);
+        }
+    }
+
     #[test]
     fn grpc_paths_keep_their_dots_and_lose_their_case() {
         assert_eq!(
