@@ -33,10 +33,10 @@ pub enum Command {
         to: std::path::PathBuf,
     },
     /// Run the gateway sidecar: forward-auth for nginx, Caddy and Traefik, answered from
-    /// a cache the authority keeps fresh (docs/gateways.md). Of the settings above, only
-    /// the logging ones apply to it.
+    /// a cache the authority keeps fresh (docs/gateways.md). It takes options of its own,
+    /// none of the server's: `token-authority edge --help`.
     #[cfg(feature = "client")]
-    Edge(crate::gateway::edge::EdgeSettings),
+    Edge,
 }
 
 /// How logs are written.

@@ -9,13 +9,21 @@ use clap::Parser;
 use token_authority::configuration::{Cli, Command, MetricsAddr};
 use token_authority::domain::TokenSecret;
 #[cfg(feature = "client")]
-use token_authority::gateway::edge::Edge;
+use token_authority::gateway::edge::{Edge, EdgeCli, EdgeSettings};
 use token_authority::startup::{Application, metrics_endpoint, open_store};
 use token_authority::store::sqlite::backup::backup;
 use token_authority::telemetry;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    #[cfg(feature = "client")]
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|command| command == "edge")
+    {
+        let edge = EdgeCli::parse_from(std::env::args_os().skip(1));
+        return run_edge(edge.settings).await;
+    }
     let cli = Cli::parse();
     let settings = cli.settings;
     let ansi = std::io::stderr().is_terminal();
@@ -40,22 +48,12 @@ async fn main() -> anyhow::Result<()> {
             let bytes = std::fs::metadata(&to).map(|m| m.len()).unwrap_or_default();
             println!("Backup written to {} ({bytes} bytes).", to.display());
         }
+        // Only when an option came before `edge`: its options are its own.
         #[cfg(feature = "client")]
-        Command::Edge(edge) => {
-            if let MetricsAddr::At(addr) = settings.metrics_addr {
-                let endpoint = metrics_endpoint::install(addr)
-                    .await
-                    .context("could not start the metrics endpoint")?;
-                token_authority::gateway::metrics::describe();
-                tracing::info!(addr = %endpoint.local_addr, "metrics listening");
-                tokio::spawn(endpoint.serve(settings.first_request_timeout));
-            }
-            let edge = Edge::build(&edge, settings.first_request_timeout)
-                .await
-                .context("the edge could not start")?;
-            tracing::info!(addr = %edge.forward_auth_addr, "forward-auth listening");
-            edge.run_until_stopped(shutdown_signal()).await;
-        }
+        Command::Edge => anyhow::bail!(
+            "write `edge` first, before any option: token-authority edge [OPTIONS] (see \
+             token-authority edge --help)"
+        ),
         Command::Serve => {
             if let MetricsAddr::At(addr) = settings.metrics_addr {
                 // Before the server is built: handles register with the recorder on first use.
@@ -75,6 +73,33 @@ async fn main() -> anyhow::Result<()> {
             app.run_until_stopped(shutdown_signal()).await?;
         }
     }
+    Ok(())
+}
+
+/// `token-authority edge`: the gateway sidecar, until SIGINT or SIGTERM.
+#[cfg(feature = "client")]
+async fn run_edge(settings: EdgeSettings) -> anyhow::Result<()> {
+    let ansi = std::io::stderr().is_terminal();
+    telemetry::init(telemetry::subscriber(
+        settings.log_format,
+        &settings.log_level,
+        std::io::stderr,
+        ansi,
+    ));
+    if let MetricsAddr::At(addr) = settings.metrics_addr {
+        // Before the verifier is built: its handles register with the recorder then.
+        let endpoint = metrics_endpoint::install(addr)
+            .await
+            .context("could not start the metrics endpoint")?;
+        token_authority::gateway::metrics::describe();
+        tracing::info!(addr = %endpoint.local_addr, "metrics listening");
+        tokio::spawn(endpoint.serve(std::time::Duration::from_secs(10)));
+    }
+    let edge = Edge::build(&settings)
+        .await
+        .context("the edge could not start")?;
+    tracing::info!(addr = %edge.forward_auth_addr, "forward-auth listening");
+    edge.run_until_stopped(shutdown_signal()).await;
     Ok(())
 }
 

@@ -17,12 +17,28 @@ use tokio::net::TcpListener;
 use super::forward_auth::ForwardAuth;
 use super::routes::{Routes, RulesError};
 use crate::client::{CachingVerifier, TrustedProxies, VerifierConfig, VerifyError};
+use crate::configuration::{LogFormat, MetricsAddr};
 use crate::connections::ConnectionLimits;
 
 /// The environment variable that may hold the edge's token, when no file is named.
 pub const TOKEN_VARIABLE: &str = "TOKEN_AUTHORITY_EDGE_TOKEN";
 
-/// The edge's settings (`token-authority edge --help`).
+/// The edge's command line. It is its own: none of the server's settings apply to the
+/// edge, so `token-authority edge --help` lists only the edge's.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "token-authority edge",
+    bin_name = "token-authority edge",
+    version,
+    about = "The gateway sidecar: HTTP forward-auth for nginx, Caddy and Traefik, answered \
+             from a cache the token authority keeps fresh (docs/gateways.md)."
+)]
+pub struct EdgeCli {
+    #[command(flatten)]
+    pub settings: EdgeSettings,
+}
+
+/// The edge's settings.
 #[derive(Debug, Clone, clap::Args)]
 pub struct EdgeSettings {
     /// The token authority's gRPC endpoint (`https://…`; `http://` only on loopback unless
@@ -67,7 +83,29 @@ pub struct EdgeSettings {
         value_parser = humantime::parse_duration
     )]
     pub staleness_bound: Duration,
+    /// The Prometheus endpoint (`GET /metrics`, plain HTTP), or `off`; beside a server on
+    /// one host, it needs a port of its own.
+    #[arg(
+        long,
+        env = "TOKEN_AUTHORITY_EDGE_METRICS_ADDR",
+        default_value = "127.0.0.1:9465"
+    )]
+    pub metrics_addr: MetricsAddr,
+    /// Log format.
+    #[arg(
+        long,
+        env = "TOKEN_AUTHORITY_EDGE_LOG_FORMAT",
+        value_enum,
+        default_value = "human"
+    )]
+    pub log_format: LogFormat,
+    /// Log filter, in `tracing` EnvFilter syntax (`info`, `token_authority=debug,info`, …).
+    #[arg(long, env = "TOKEN_AUTHORITY_EDGE_LOG", default_value = "info")]
+    pub log_level: String,
 }
+
+/// How long a gateway's new connection may take to send its first request.
+const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the edge could not start.
 #[derive(Debug, thiserror::Error)]
@@ -103,15 +141,11 @@ pub struct Edge {
     pub forward_auth_addr: SocketAddr,
     forward_auth: ForwardAuth,
     listener: TcpListener,
-    first_request_timeout: Duration,
 }
 
 impl Edge {
     /// Reads the rules and the credential, starts the verifier and binds the listener.
-    pub async fn build(
-        settings: &EdgeSettings,
-        first_request_timeout: Duration,
-    ) -> Result<Self, EdgeError> {
+    pub async fn build(settings: &EdgeSettings) -> Result<Self, EdgeError> {
         let routes = Routes::load(&settings.rules)?;
         let credential = credential(settings)?;
         let mut config = VerifierConfig::new(settings.authority.clone(), credential);
@@ -138,7 +172,6 @@ impl Edge {
                 trusted_proxies: Arc::new(trusted_proxies),
             },
             listener,
-            first_request_timeout,
         })
     }
 
@@ -148,7 +181,7 @@ impl Edge {
             max_connections: ConnectionLimits::default_max_connections(),
             // The gateway is one address: no cap per address.
             max_per_address: 0,
-            first_request_timeout: self.first_request_timeout,
+            first_request_timeout: FIRST_REQUEST_TIMEOUT,
         };
         tokio::select! {
             () = self.forward_auth.serve(self.listener, limits) => {}

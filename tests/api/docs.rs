@@ -87,48 +87,22 @@ fn every_server_option_is_in_the_configuration_page_with_its_default() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md"),
     )
     .expect("docs/configuration.md");
-    // The first cell of every table row: the flags a row documents.
-    let first_cells: Vec<(&str, &str)> = page
-        .lines()
-        .filter_map(|line| {
-            let mut cells = line.strip_prefix('|')?.splitn(2, '|');
-            Some((cells.next()?, line))
-        })
-        .collect();
+    // The edge's options have a section of their own (some share the server's names).
+    let (server_part, edge_part) = page
+        .split_once("\n## The edge\n")
+        .expect("docs/configuration.md has a section `## The edge`");
     let global = options(&help_of(&["--help"]));
-    let mut wrong = Vec::new();
-    for option in &global {
-        let documented = first_cells
-            .iter()
-            .find(|(cell, _)| cell.contains(&format!("`{}`", option.flag)));
-        let Some((_, row)) = documented else {
-            wrong.push(format!("{}: no row of its own", option.flag));
-            continue;
-        };
-        if let Some(variable) = &option.env
-            && !row.contains(&format!("`{variable}`"))
-        {
-            wrong.push(format!(
-                "{}: its variable {variable} is not in its row",
-                option.flag
-            ));
-        }
-        if let Some(default) = &option.default
-            && !row.contains(&format!("`{default}`"))
-        {
-            wrong.push(format!(
-                "{}: its default {default} is not in its row",
-                option.flag
-            ));
-        }
-    }
+    let mut wrong = undocumented(&global, &first_cells(server_part), "");
+    let edge = options(&help_of(&["edge", "--help"]));
+    wrong.extend(undocumented(&edge, &first_cells(edge_part), "edge "));
     // A command's own options (`backup --to`) are named in the command's row.
+    let cells = first_cells(server_part);
     for command in ["migrate", "backup"] {
         for option in options(&help_of(&[command, "--help"])) {
             if global.iter().any(|g| g.flag == option.flag) {
                 continue;
             }
-            let named = first_cells.iter().any(|(cell, _)| {
+            let named = cells.iter().any(|(cell, _)| {
                 cell.contains(&format!("token-authority {command}"))
                     && cell.contains(&format!("{} ", option.flag))
             });
@@ -143,6 +117,48 @@ fn every_server_option_is_in_the_configuration_page_with_its_default() {
     wrong.sort();
     wrong.dedup();
     assert!(wrong.is_empty(), "docs/configuration.md: {wrong:#?}");
+}
+
+/// The first cell of every table row (the flags a row documents), with the whole row.
+fn first_cells(page: &str) -> Vec<(&str, &str)> {
+    page.lines()
+        .filter_map(|line| {
+            let mut cells = line.strip_prefix('|')?.splitn(2, '|');
+            Some((cells.next()?, line))
+        })
+        .collect()
+}
+
+/// What is wrong with how `rows` document `options`: an option without a row of its own,
+/// or whose row lacks its variable or its default.
+fn undocumented(options: &[HelpOption], rows: &[(&str, &str)], command: &str) -> Vec<String> {
+    let mut wrong = Vec::new();
+    for option in options {
+        let documented = rows
+            .iter()
+            .find(|(cell, _)| cell.contains(&format!("`{}`", option.flag)));
+        let Some((_, row)) = documented else {
+            wrong.push(format!("{command}{}: no row of its own", option.flag));
+            continue;
+        };
+        if let Some(variable) = &option.env
+            && !row.contains(&format!("`{variable}`"))
+        {
+            wrong.push(format!(
+                "{command}{}: its variable {variable} is not in its row",
+                option.flag
+            ));
+        }
+        if let Some(default) = &option.default
+            && !row.contains(&format!("`{default}`"))
+        {
+            wrong.push(format!(
+                "{command}{}: its default {default} is not in its row",
+                option.flag
+            ));
+        }
+    }
+    wrong
 }
 
 /// What the server's `--help` (of `args`) prints.

@@ -16,6 +16,7 @@ use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use token_authority::configuration::{LogFormat, MetricsAddr};
 use token_authority::gateway::edge::{Edge, EdgeSettings};
 
 use super::app::TestApp;
@@ -35,10 +36,11 @@ pub async fn start_edge(app: &TestApp, token: &str, rules: &str, dir: &Path) -> 
         ca_certificate: None,
         allow_plaintext: false,
         staleness_bound: Duration::from_secs(15),
+        metrics_addr: MetricsAddr::Off,
+        log_format: LogFormat::Human,
+        log_level: "info".to_owned(),
     };
-    let edge = Edge::build(&settings, Duration::from_secs(10))
-        .await
-        .expect("the edge starts");
+    let edge = Edge::build(&settings).await.expect("the edge starts");
     let addr = edge.forward_auth_addr;
     tokio::spawn(edge.run_until_stopped(std::future::pending()));
     // Ready once its watch stream is live.
