@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use token_authority::domain::TokenSecret;
 use token_authority::proto;
 
-use crate::helpers::{Nginx, RawResponse, TestApp, http, start_echo_upstream, start_edge};
+use crate::helpers::{
+    Nginx, Proxy, RawResponse, TestApp, http, start_echo_upstream, start_edge, start_edge_with,
+};
 
 const RULES: &str = r#"
 [[route]]
@@ -308,4 +310,96 @@ async fn a_revoked_token_is_refused_at_the_gateway_within_milliseconds() {
         "revocation refused at nginx {:?} after RevokeToken returned",
         revoked_at.elapsed()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_authority_the_gateway_fails_closed_and_recovers_when_it_returns() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("shop", &["orders.read"]).await;
+    let warm = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &["orders.read"])
+        .await;
+    let revoked = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &["orders.read"])
+        .await;
+    // The edge reaches the authority through a stable address, as through a load balancer.
+    let proxy = Proxy::to(app.addr).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let edge = start_edge_with(
+        &proxy.uri(),
+        &tenant.admin_token,
+        RULES,
+        dir.path(),
+        Duration::from_secs(15),
+    )
+    .await;
+    let nginx = Nginx::start(edge, start_echo_upstream().await).await;
+    let get = |secret: &str| {
+        let auth = bearer(secret);
+        async move {
+            http(
+                nginx.addr,
+                "GET",
+                "/v1/orders/7",
+                &[("authorization", auth.as_str())],
+            )
+            .await
+            .status
+        }
+    };
+    assert_eq!(get(&warm.secret).await, 200);
+    app.revoke(&tenant.admin_token, &revoked.token.expect("token").id)
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while get(&revoked.secret).await != 401 {
+        assert!(Instant::now() < deadline, "the revocation never arrived");
+    }
+
+    // The authority goes away: its watch stream ends, so the cache can no longer hear of
+    // revocations. Valid answers are no longer served from it (the client library's rule,
+    // which is stricter than waiting out the staleness bound): 503, never a stale 200.
+    let stopped = app.stop().await;
+    let stopped_at = Instant::now();
+    loop {
+        let status = get(&warm.secret).await;
+        if status == 503 {
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(
+            stopped_at.elapsed() < Duration::from_secs(5),
+            "a warm token still passed 5 s after the authority stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!(
+        "nginx answered 503 for a warm token {:?} after the authority stopped",
+        stopped_at.elapsed()
+    );
+    // Refusals are still served from the cache, and an unknown token cannot be checked.
+    assert_eq!(get(&revoked.secret).await, 401);
+    assert_eq!(http(edge, "GET", "/ready", &[]).await.status, 503);
+    assert_eq!(get(TokenSecret::generate().expose()).await, 503);
+
+    // Back on another port behind the same address: the edge reconnects and lets the warm
+    // token through again.
+    let app = TestApp::restart(stopped, |_| {}).await;
+    proxy.retarget(app.addr);
+    let restarted_at = Instant::now();
+    while get(&warm.secret).await != 200 {
+        assert!(
+            restarted_at.elapsed() < Duration::from_secs(10),
+            "the edge never recovered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(get(&revoked.secret).await, 401);
+    // Ready again once its watch stream is back (after the reconnection backoff).
+    while http(edge, "GET", "/ready", &[]).await.status != 200 {
+        assert!(
+            restarted_at.elapsed() < Duration::from_secs(15),
+            "the edge's stream never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -23,19 +23,38 @@ use super::app::TestApp;
 
 /// An edge in process, verifying with `token` against `app`, by the rules `rules` (TOML).
 pub async fn start_edge(app: &TestApp, token: &str, rules: &str, dir: &Path) -> SocketAddr {
+    start_edge_with(
+        &app.channel_uri(),
+        token,
+        rules,
+        dir,
+        Duration::from_secs(15),
+    )
+    .await
+}
+
+/// An edge in process against the authority at `authority`, trusting its cache for
+/// `staleness_bound` after the stream last confirmed it.
+pub async fn start_edge_with(
+    authority: &str,
+    token: &str,
+    rules: &str,
+    dir: &Path,
+    staleness_bound: Duration,
+) -> SocketAddr {
     let rules_path = dir.join("rules.toml");
     std::fs::write(&rules_path, rules).expect("rules file");
     let token_path = dir.join("edge.token");
     std::fs::write(&token_path, token).expect("token file");
     let settings = EdgeSettings {
-        authority: app.channel_uri(),
+        authority: authority.to_owned(),
         token_file: Some(token_path),
         rules: rules_path,
         forward_auth_addr: "127.0.0.1:0".parse().expect("address"),
         trusted_proxies: vec!["127.0.0.1".to_owned()],
         ca_certificate: None,
         allow_plaintext: false,
-        staleness_bound: Duration::from_secs(15),
+        staleness_bound,
         metrics_addr: MetricsAddr::Off,
         log_format: LogFormat::Human,
         log_level: "info".to_owned(),
