@@ -190,25 +190,29 @@ impl Refusal {
 }
 
 /// The identity headers for the request going upstream: every one of
-/// [`IDENTITY_HEADERS`], each set when the identity has a value for it that a header can
-/// carry (an api version that cannot be one is left out).
-pub fn identity_headers(identity: &Identity) -> Vec<(HeaderName, HeaderValue)> {
-    let values = [
-        identity.token_id.clone(),
-        identity.account_id.clone(),
-        identity.owner_id.clone(),
-        identity.scopes.join(" "),
-        identity.api_version.clone(),
-    ];
+/// [`IDENTITY_HEADERS`], empty where the identity has no value for it (a public route has
+/// none at all; an api version that cannot be a header value is left empty too). Always
+/// all of them: a gateway that copies headers from the answer by name (Caddy 2.6) would
+/// otherwise set a missing one to its own placeholder text.
+pub fn identity_headers(identity: Option<&Identity>) -> Vec<(HeaderName, HeaderValue)> {
+    let values = match identity {
+        Some(identity) => [
+            identity.token_id.clone(),
+            identity.account_id.clone(),
+            identity.owner_id.clone(),
+            identity.scopes.join(" "),
+            identity.api_version.clone(),
+        ],
+        None => Default::default(),
+    };
     IDENTITY_HEADERS
         .iter()
         .zip(values)
-        .filter(|(_, value)| !value.is_empty())
-        .filter_map(|(name, value)| {
-            Some((
+        .map(|(name, value)| {
+            (
                 HeaderName::from_static(name),
-                HeaderValue::from_str(&value).ok()?,
-            ))
+                HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("")),
+            )
         })
         .collect()
 }

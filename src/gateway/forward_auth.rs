@@ -141,10 +141,8 @@ fn respond(decision: &Decision) -> Response<Full<Bytes>> {
     match &decision.outcome {
         Outcome::Allow(identity) => {
             let mut response = text(StatusCode::OK, "allowed");
-            if let Some(identity) = identity {
-                for (name, value) in identity_headers(identity) {
-                    response.headers_mut().insert(name, value);
-                }
+            for (name, value) in identity_headers(identity.as_deref()) {
+                response.headers_mut().insert(name, value);
             }
             response
         }
@@ -172,4 +170,46 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(*name, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn the_original_request_comes_from_exactly_one_convention() {
+        let nginx = headers(&[("x-original-method", "GET"), ("x-original-uri", "/a")]);
+        assert_eq!(original_request(&nginx), Some(("GET", "/a")));
+        let caddy = headers(&[("x-forwarded-method", "POST"), ("x-forwarded-uri", "/b")]);
+        assert_eq!(original_request(&caddy), Some(("POST", "/b")));
+        for refused in [
+            // Both conventions: one of them is the client's own.
+            headers(&[
+                ("x-original-method", "GET"),
+                ("x-original-uri", "/admin"),
+                ("x-forwarded-method", "GET"),
+                ("x-forwarded-uri", "/public"),
+            ]),
+            // A header twice.
+            headers(&[
+                ("x-original-method", "GET"),
+                ("x-original-uri", "/admin"),
+                ("x-original-uri", "/public"),
+            ]),
+            // Half a convention, or none.
+            headers(&[("x-original-uri", "/a")]),
+            headers(&[("x-forwarded-method", "GET")]),
+            headers(&[]),
+        ] {
+            assert_eq!(original_request(&refused), None, "{refused:?}");
+        }
+    }
 }

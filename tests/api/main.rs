@@ -38,7 +38,7 @@ mod docs;
 mod escalation;
 mod example_backend;
 mod forgery;
-mod gateway_nginx;
+mod gateway_http;
 mod health_reflection;
 mod helpers;
 mod isolation;

@@ -1,7 +1,7 @@
 //! Real gateways in front of a tiny upstream, for the gateway tests: the edge in process,
-//! nginx as its own process running the shipped `deploy/gateway/nginx.conf`, an upstream
-//! that answers with the headers it received, and raw HTTP/1.1 requests (a client library
-//! would normalise the very paths the tests send).
+//! nginx and Caddy as processes of their own running the shipped configurations
+//! (`deploy/gateway/`), an upstream that answers with the headers it received, and raw
+//! HTTP/1.1 requests (a client library would normalise the very paths the tests send).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -122,12 +122,16 @@ impl RawResponse {
             .collect()
     }
 
-    /// The upstream's echo: every value it received for header `name`.
+    /// The upstream's echo: every value it received for header `name`, leaving out empty
+    /// ones (Caddy passes a header the edge left empty as an empty header, nginx drops it:
+    /// both mean "none").
     pub fn echoed(&self, name: &str) -> Vec<&str> {
-        let prefix = format!("{name}: ");
+        let prefix = format!("{name}:");
         self.body
             .lines()
             .filter_map(|line| line.strip_prefix(prefix.as_str()))
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
             .collect()
     }
 }
@@ -176,99 +180,162 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The nginx binary: `$NGINX`, the one `scripts/test` unpacks into target/, or the PATH's.
-fn nginx_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("NGINX") {
+/// A gateway's binary: `$<variable>`, the one `scripts/test` unpacks into
+/// `target/<unpacked>`, or one installed on the machine.
+fn binary(variable: &str, unpacked: &str, installed: &[&str]) -> PathBuf {
+    if let Some(path) = std::env::var_os(variable) {
         return PathBuf::from(path);
     }
-    let unpacked = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/nginx/usr/sbin/nginx");
-    if unpacked.exists() {
-        return unpacked;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join(unpacked);
+    if path.exists() {
+        return path;
     }
-    for dir in ["/usr/sbin", "/usr/local/sbin", "/usr/bin"] {
-        let path = Path::new(dir).join("nginx");
-        if path.exists() {
-            return path;
-        }
-    }
-    panic!("nginx not found: run the tests with scripts/test, which unpacks Debian's nginx")
+    installed
+        .iter()
+        .map(PathBuf::from)
+        .find(|path| path.exists())
+        .unwrap_or_else(|| {
+            panic!("{unpacked} not found: run the tests with scripts/test, which fetches it")
+        })
 }
 
-/// nginx running `deploy/gateway/nginx.conf`, stopped when dropped.
-pub struct Nginx {
+/// The gateways the shipped configurations are tested with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatewayKind {
+    /// Debian's nginx with `deploy/gateway/nginx.conf`.
+    Nginx,
+    /// Debian's Caddy with `deploy/gateway/Caddyfile`.
+    Caddy,
+}
+
+/// A gateway running its shipped configuration, stopped when dropped.
+pub struct Gateway {
     pub addr: SocketAddr,
     child: Child,
     dir: TempDir,
 }
 
-impl Nginx {
-    /// Starts nginx on a free port with the shipped site configuration, its edge and
-    /// upstream addresses changed to these.
-    pub async fn start(edge: SocketAddr, upstream: SocketAddr) -> Nginx {
+impl Gateway {
+    /// Starts `kind` on a free port with its shipped configuration, the edge's and the
+    /// upstream's addresses changed to these.
+    pub async fn start(kind: GatewayKind, edge: SocketAddr, upstream: SocketAddr) -> Gateway {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
-        let shipped = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/gateway/nginx.conf"),
-        )
-        .expect("deploy/gateway/nginx.conf");
-        let site = replace_once(
-            &shipped,
-            "server 127.0.0.1:9191;",
-            &format!("server {edge};"),
-        );
-        let site = replace_once(
-            &site,
-            "server 127.0.0.1:8081;",
-            &format!("server {upstream};"),
-        );
-        let site = replace_once(&site, "listen 127.0.0.1:8080;", &format!("listen {addr};"));
-        std::fs::write(dir.path().join("site.conf"), site).expect("site.conf");
-        let d = dir.path().display();
-        let main = format!(
-            "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
-             events {{ worker_connections 256; }}\n\
-             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  \
-             fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  \
-             include {d}/site.conf;\n}}\n"
-        );
-        let config = dir.path().join("nginx.conf");
-        std::fs::write(&config, main).expect("nginx.conf");
-        let child = Command::new(nginx_binary())
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-e")
-            .arg(dir.path().join("error.log"))
-            .arg("-c")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nginx starts");
-        let nginx = Nginx { addr, child, dir };
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port())
+            .parse()
+            .expect("address");
+        let child = match kind {
+            GatewayKind::Nginx => start_nginx(dir.path(), addr, edge, upstream),
+            GatewayKind::Caddy => start_caddy(dir.path(), addr, edge, upstream),
+        };
+        let gateway = Gateway { addr, child, dir };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(addr).await.is_err() {
             assert!(
                 Instant::now() < deadline,
-                "nginx did not listen: {}",
-                nginx.error_log()
+                "{kind:?} did not listen: {}",
+                gateway.log()
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        nginx
+        gateway
     }
 
-    /// nginx's error log so far.
-    pub fn error_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    /// The gateway's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
     }
 }
 
-impl Drop for Nginx {
+impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A shipped configuration file.
+fn shipped(name: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("deploy/gateway")
+            .join(name),
+    )
+    .unwrap_or_else(|e| panic!("deploy/gateway/{name}: {e}"))
+}
+
+fn log_file(dir: &Path) -> std::fs::File {
+    std::fs::File::create(dir.join("gateway.log")).expect("log file")
+}
+
+fn start_nginx(dir: &Path, addr: SocketAddr, edge: SocketAddr, upstream: SocketAddr) -> Child {
+    let site = replace_once(
+        &shipped("nginx.conf"),
+        "server 127.0.0.1:9191;",
+        &format!("server {edge};"),
+    );
+    let site = replace_once(
+        &site,
+        "server 127.0.0.1:8081;",
+        &format!("server {upstream};"),
+    );
+    let site = replace_once(&site, "listen 127.0.0.1:8080;", &format!("listen {addr};"));
+    std::fs::write(dir.join("site.conf"), site).expect("site.conf");
+    let d = dir.display();
+    let main = format!(
+        "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/gateway.log info;\n\
+         events {{ worker_connections 256; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  \
+         fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  \
+         include {d}/site.conf;\n}}\n"
+    );
+    let config = dir.join("nginx.conf");
+    std::fs::write(&config, main).expect("nginx.conf");
+    let nginx = binary("NGINX", "nginx/usr/sbin/nginx", &["/usr/sbin/nginx"]);
+    Command::new(nginx)
+        .arg("-p")
+        .arg(dir)
+        .arg("-e")
+        .arg(dir.join("gateway.log"))
+        .arg("-c")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nginx starts")
+}
+
+fn start_caddy(dir: &Path, addr: SocketAddr, edge: SocketAddr, upstream: SocketAddr) -> Child {
+    let config = replace_once(
+        &shipped("Caddyfile"),
+        "http://:8080 {",
+        &format!("http://:{} {{", addr.port()),
+    );
+    let config = replace_once(
+        &config,
+        "forward_auth 127.0.0.1:9191 {",
+        &format!("forward_auth {edge} {{"),
+    );
+    let config = replace_once(
+        &config,
+        "reverse_proxy 127.0.0.1:8081",
+        &format!("reverse_proxy {upstream}"),
+    );
+    let path = dir.join("Caddyfile");
+    std::fs::write(&path, config).expect("Caddyfile");
+    let caddy = binary("CADDY", "caddy/usr/bin/caddy", &["/usr/bin/caddy"]);
+    Command::new(caddy)
+        .args(["run", "--adapter", "caddyfile", "--config"])
+        .arg(&path)
+        // Caddy keeps state under the home and XDG directories: the test's own.
+        .env("HOME", dir)
+        .env("XDG_DATA_HOME", dir)
+        .env("XDG_CONFIG_HOME", dir)
+        .stdout(Stdio::null())
+        .stderr(log_file(dir))
+        .spawn()
+        .expect("caddy starts")
 }
 
 /// `text` with `from` replaced by `to`, which must occur exactly once (the shipped file

@@ -1,8 +1,27 @@
-//! nginx guarding a service with `auth_request` to `token-authority edge`, as
-//! `deploy/gateway/nginx.conf` ships it: identity headers reach the service and forged
-//! ones do not, refusals carry RFC 6750 challenges, path tricks cannot reach a stricter
-//! route through a laxer one, and a revocation is refused at the gateway within
-//! milliseconds. The gateway's behaviour depends on no database, so one backend serves.
+//! nginx (`auth_request`) and Caddy (`forward_auth`) guarding a service with
+//! `token-authority edge`, as `deploy/gateway/` ships their configurations: identity headers
+//! reach the service and forged ones do not, refusals carry RFC 6750 challenges, path tricks
+//! cannot reach a stricter route through a laxer one, a revocation is refused at the gateway
+//! within milliseconds, and without the authority the gateway fails closed. Every test runs
+//! once per gateway, as `name::nginx` and `name::caddy`; the gateway's behaviour depends on
+//! no database, so one backend serves.
+
+/// Runs the test function `name` once per gateway, as `name::nginx` and `name::caddy`.
+macro_rules! gateway_tests {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn nginx() {
+                super::$name(crate::helpers::GatewayKind::Nginx).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn caddy() {
+                super::$name(crate::helpers::GatewayKind::Caddy).await
+            }
+        }
+    };
+}
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +29,8 @@ use token_authority::domain::TokenSecret;
 use token_authority::proto;
 
 use crate::helpers::{
-    Nginx, Proxy, RawResponse, TestApp, http, start_echo_upstream, start_edge, start_edge_with,
+    Gateway, GatewayKind, Proxy, RawResponse, TestApp, http, start_echo_upstream, start_edge,
+    start_edge_with,
 };
 
 const RULES: &str = r#"
@@ -36,14 +56,14 @@ scopes = ["orders.read"]
 
 struct Setup {
     app: TestApp,
-    nginx: Nginx,
+    gateway: Gateway,
     admin_token: String,
     admin_id: String,
     account_id: String,
     _dir: tempfile::TempDir,
 }
 
-async fn setup() -> Setup {
+async fn setup(kind: GatewayKind) -> Setup {
     let app = TestApp::spawn().await;
     let tenant = app
         .create_tenant("shop", &["orders.read", "admin.write"])
@@ -52,10 +72,10 @@ async fn setup() -> Setup {
     // The edge verifies with the tenant administrator's token (it holds tokens.verify).
     let edge = start_edge(&app, &tenant.admin_token, RULES, dir.path()).await;
     let upstream = start_echo_upstream().await;
-    let nginx = Nginx::start(edge, upstream).await;
+    let gateway = Gateway::start(kind, edge, upstream).await;
     Setup {
         app,
-        nginx,
+        gateway,
         admin_token: tenant.admin_token,
         admin_id: tenant.admin_id,
         account_id: tenant.account_id,
@@ -71,7 +91,7 @@ impl Setup {
     }
 
     async fn get(&self, target: &str, headers: &[(&str, &str)]) -> RawResponse {
-        http(self.nginx.addr, "GET", target, headers).await
+        http(self.gateway.addr, "GET", target, headers).await
     }
 }
 
@@ -79,9 +99,9 @@ fn bearer(secret: &str) -> String {
     format!("Bearer {secret}")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_valid_token_passes_with_its_identity_and_without_its_credential() {
-    let s = setup().await;
+gateway_tests!(a_valid_token_passes_with_its_identity_and_without_its_credential);
+async fn a_valid_token_passes_with_its_identity_and_without_its_credential(kind: GatewayKind) {
+    let s = setup(kind).await;
     let created = s.token(&["orders.read"]).await;
     let token = created.token.expect("token");
     let auth = bearer(&created.secret);
@@ -96,7 +116,7 @@ async fn a_valid_token_passes_with_its_identity_and_without_its_credential() {
             ],
         )
         .await;
-    assert_eq!(answer.status, 200, "{answer:?}\n{}", s.nginx.error_log());
+    assert_eq!(answer.status, 200, "{answer:?}\n{}", s.gateway.log());
     assert_eq!(answer.echoed("x-token-id"), [token.id.as_str()]);
     assert_eq!(answer.echoed("x-account-id"), [s.account_id.as_str()]);
     assert_eq!(answer.echoed("x-principal-id"), [s.admin_id.as_str()]);
@@ -131,9 +151,9 @@ async fn a_valid_token_passes_with_its_identity_and_without_its_credential() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refusals_say_401_or_403_with_their_challenge_and_nothing_more() {
-    let s = setup().await;
+gateway_tests!(refusals_say_401_or_403_with_their_challenge_and_nothing_more);
+async fn refusals_say_401_or_403_with_their_challenge_and_nothing_more(kind: GatewayKind) {
+    let s = setup(kind).await;
     let reader = s.token(&["orders.read"]).await;
     let unknown = TokenSecret::generate();
 
@@ -185,7 +205,7 @@ async fn refusals_say_401_or_403_with_their_challenge_and_nothing_more() {
 
     // A method no route allows, and a path no route matches: refused without a default.
     let post = http(
-        s.nginx.addr,
+        s.gateway.addr,
         "POST",
         "/v1/orders/7",
         &[
@@ -204,9 +224,9 @@ async fn refusals_say_401_or_403_with_their_challenge_and_nothing_more() {
     assert_eq!(unmatched.status, 403);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_token_used_outside_its_networks_is_refused_at_the_gateway() {
-    let s = setup().await;
+gateway_tests!(a_token_used_outside_its_networks_is_refused_at_the_gateway);
+async fn a_token_used_outside_its_networks_is_refused_at_the_gateway(kind: GatewayKind) {
+    let s = setup(kind).await;
     let created = s
         .app
         .tokens(&s.admin_token)
@@ -219,13 +239,13 @@ async fn a_token_used_outside_its_networks_is_refused_at_the_gateway() {
         .await
         .expect("token created")
         .into_inner();
-    // nginx tells the edge the client is 127.0.0.1.
+    // The gateway tells the edge the client is 127.0.0.1.
     let answer = s
         .get(
             "/v1/orders/7",
             &[
                 ("authorization", bearer(&created.secret).as_str()),
-                // A client claiming an address of the network: nginx replaces the header.
+                // A client claiming an address of the network: the gateway replaces the header.
                 ("x-forwarded-for", "10.1.2.3"),
             ],
         )
@@ -233,9 +253,9 @@ async fn a_token_used_outside_its_networks_is_refused_at_the_gateway() {
     assert_eq!(answer.status, 403, "{answer:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn path_tricks_cannot_reach_a_stricter_route_through_a_laxer_one() {
-    let s = setup().await;
+gateway_tests!(path_tricks_cannot_reach_a_stricter_route_through_a_laxer_one);
+async fn path_tricks_cannot_reach_a_stricter_route_through_a_laxer_one(kind: GatewayKind) {
+    let s = setup(kind).await;
     let reader = s.token(&["orders.read"]).await;
     let auth = bearer(&reader.secret);
     // Each of these is /admin/… to some service: with a token for the orders route only,
@@ -274,11 +294,34 @@ async fn path_tricks_cannot_reach_a_stricter_route_through_a_laxer_one() {
             "{target}: {answer:?}"
         );
     }
+    // The client names a public path itself, in either convention's headers: the gateway
+    // overwrites or removes them, or the edge refuses the mix.
+    for (name, value) in [
+        ("x-original-uri", "/public/page"),
+        ("x-original-method", "GET"),
+        ("x-forwarded-uri", "/public/page"),
+        ("x-forwarded-method", "GET"),
+    ] {
+        let answer = s.get("/admin/users", &[(name, value)]).await;
+        assert_eq!(answer.status, 401, "{name}: {answer:?}");
+    }
+    let both = s
+        .get(
+            "/admin/users",
+            &[
+                ("x-original-uri", "/public/page"),
+                ("x-original-method", "GET"),
+                ("x-forwarded-uri", "/public/page"),
+                ("x-forwarded-method", "GET"),
+            ],
+        )
+        .await;
+    assert_eq!(both.status, 401, "{both:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revoked_token_is_refused_at_the_gateway_within_milliseconds() {
-    let s = setup().await;
+gateway_tests!(a_revoked_token_is_refused_at_the_gateway_within_milliseconds);
+async fn a_revoked_token_is_refused_at_the_gateway_within_milliseconds(kind: GatewayKind) {
+    let s = setup(kind).await;
     let created = s.token(&["orders.read"]).await;
     let id = created.token.expect("token").id;
     let auth = bearer(&created.secret);
@@ -307,13 +350,15 @@ async fn a_revoked_token_is_refused_at_the_gateway_within_milliseconds() {
         );
     }
     println!(
-        "revocation refused at nginx {:?} after RevokeToken returned",
+        "revocation refused at {kind:?} {:?} after RevokeToken returned",
         revoked_at.elapsed()
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_the_authority_the_gateway_fails_closed_and_recovers_when_it_returns() {
+gateway_tests!(without_the_authority_the_gateway_fails_closed_and_recovers_when_it_returns);
+async fn without_the_authority_the_gateway_fails_closed_and_recovers_when_it_returns(
+    kind: GatewayKind,
+) {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("shop", &["orders.read"]).await;
     let warm = app
@@ -333,12 +378,12 @@ async fn without_the_authority_the_gateway_fails_closed_and_recovers_when_it_ret
         Duration::from_secs(15),
     )
     .await;
-    let nginx = Nginx::start(edge, start_echo_upstream().await).await;
+    let gateway = Gateway::start(kind, edge, start_echo_upstream().await).await;
     let get = |secret: &str| {
         let auth = bearer(secret);
         async move {
             http(
-                nginx.addr,
+                gateway.addr,
                 "GET",
                 "/v1/orders/7",
                 &[("authorization", auth.as_str())],
@@ -373,7 +418,7 @@ async fn without_the_authority_the_gateway_fails_closed_and_recovers_when_it_ret
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     println!(
-        "nginx answered 503 for a warm token {:?} after the authority stopped",
+        "{kind:?} answered 503 for a warm token {:?} after the authority stopped",
         stopped_at.elapsed()
     );
     // Refusals are still served from the cache, and an unknown token cannot be checked.
