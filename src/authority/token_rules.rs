@@ -93,7 +93,7 @@ pub(super) fn extends_life(current: Option<Timestamp>, new: Option<Timestamp>) -
     }
 }
 
-/// "<name> (copy)", shortened to stay within the name's limit.
+/// `"<name> (copy)"`, shortened to stay within the name's limit.
 pub(super) fn copy_name(name: &TokenName) -> TokenName {
     const SUFFIX: &str = " (copy)";
     let keep: String = name

@@ -10,12 +10,14 @@
 
 use std::future::Future;
 
-use sqlx::{FromRow, Pool, QueryBuilder, Transaction};
+use sqlx::{Executor, FromRow, Pool, QueryBuilder, Transaction};
 
 use super::StoreResult;
 
-/// How one database spells what the shared SQL needs and SQL does not standardise. It is
-/// implemented for the sqlx database types themselves (`Sqlite`, `Postgres`).
+/// How one database spells what the shared SQL needs and SQL does not standardise, and what
+/// sqlx's generic API does not offer. It is implemented for the sqlx database types
+/// themselves (`Sqlite`, `Postgres`), so it can hold nothing of one store's state: a second
+/// store on the same database type could not differ here.
 pub(crate) trait Dialect: sqlx::Database {
     /// The SQL function giving the position of a substring, `(haystack, needle)`, 1-based,
     /// 0 when absent: `instr` on SQLite, `strpos` on PostgreSQL.
@@ -44,16 +46,19 @@ pub(crate) trait Dialect: sqlx::Database {
     /// `sqlx::Database` names no trait for it).
     fn rows_affected(result: &Self::QueryResult) -> u64;
 
-    /// Runs a query assembled with a [`QueryBuilder`] and reads all its rows. The shared SQL
-    /// cannot run one itself: running borrows the builder for as long as the values bound
-    /// in it, which only a database's own argument type (covariant in that lifetime) lets
-    /// end before the builder is dropped.
-    fn fetch_all<O>(
+    /// Runs a query assembled with a [`QueryBuilder`] on `executor` (a pool, or a
+    /// transaction's connection) and reads all its rows. The shared SQL cannot run one
+    /// itself: running borrows the builder for as long as the values bound in it, which only
+    /// a database's own argument type (covariant in that lifetime) lets end before the
+    /// builder is dropped; generic code gets "`sql` does not live long enough". A builder
+    /// query that must run otherwise (one row, no rows) needs a method of its own here.
+    fn fetch_all<'e, O, E>(
         query: QueryBuilder<'_, Self>,
-        pool: &Pool<Self>,
+        executor: E,
     ) -> impl Future<Output = Result<Vec<O>, sqlx::Error>> + Send
     where
-        O: for<'r> FromRow<'r, Self::Row> + Send + Unpin;
+        O: for<'r> FromRow<'r, Self::Row> + Send + Unpin,
+        E: Executor<'e, Database = Self>;
 
     /// Called inside a write transaction before it appends an invalidation event, and
     /// before a first start writes the bootstrap records. It has three duties:

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use sqlx::postgres::PgRow;
 use sqlx::postgres::{PgListener, PgPoolOptions, PgQueryResult};
-use sqlx::{FromRow, PgPool, Pool, Postgres, QueryBuilder, Transaction};
+use sqlx::{Executor, FromRow, PgPool, Postgres, QueryBuilder, Transaction};
 
 use super::{Backend, Dialect, StoreResult};
 
@@ -140,14 +140,15 @@ impl Dialect for Postgres {
         result.rows_affected()
     }
 
-    async fn fetch_all<O>(
+    async fn fetch_all<'e, O, E>(
         mut query: QueryBuilder<'_, Postgres>,
-        pool: &Pool<Postgres>,
+        executor: E,
     ) -> Result<Vec<O>, sqlx::Error>
     where
         O: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+        E: Executor<'e, Database = Postgres>,
     {
-        query.build_query_as().fetch_all(pool).await
+        query.build_query_as().fetch_all(executor).await
     }
 
     /// Takes the transaction-scoped advisory lock that orders revisions and first starts

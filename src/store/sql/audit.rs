@@ -76,7 +76,7 @@ where
         }
         sql.push(" ORDER BY id DESC LIMIT ")
             .push_bind(i64::from(query.limit));
-        DB::fetch_all::<AuditRow>(sql, pool)
+        DB::fetch_all::<AuditRow, _>(sql, pool)
             .await?
             .into_iter()
             .map(AuditEvent::try_from)

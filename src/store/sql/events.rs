@@ -1,5 +1,7 @@
 //! The SQL of the invalidation-event outbox: appending (with its revision), following,
-//! replaying, pruning, and announcing the secrets whose grace period ended.
+//! replaying, pruning, and announcing the secrets whose grace period ended; and
+//! [`Events::commit`], the end of every change, which writes its audit record and its
+//! event and commits them with the change's rows.
 
 use std::marker::PhantomData;
 
@@ -161,7 +163,7 @@ where
             }
         }
         sql.push(" ORDER BY revision LIMIT ").push_bind(limit);
-        let events = DB::fetch_all::<EventRow>(sql, pool)
+        let events = DB::fetch_all::<EventRow, _>(sql, pool)
             .await?
             .into_iter()
             .map(InvalidationEvent::try_from)

@@ -1,8 +1,9 @@
 //! The store's SQL, written once for every database and compiled once, generic over it.
 //!
 //! One file per table holds that table's statements, as the associated functions of a
-//! unit struct named for the table (`Tokens::insert(&mut tx, …)`; the database is inferred
-//! from the transaction or pool passed in). `store.rs` implements
+//! struct named for the table and never built (`Tokens::insert(&mut tx, …)`; the database
+//! is inferred from the transaction or pool passed in). A struct rather than free functions
+//! so that the where-clause below is written once per file, on its `impl` block. `store.rs` implements
 //! [`Store`](crate::store::Store) for every [`Backend`](crate::store::Backend) on top of
 //! them, with the transaction of each change. Where the databases differ, the SQL asks the
 //! database's [`Dialect`]. Statements use `$N` placeholders, which sqlx binds on SQLite as
@@ -24,7 +25,11 @@
 //!   `push` never holds a `$N`;
 //! - SQLite binds NULL to a `$N` beyond the values bound where PostgreSQL fails, so a
 //!   miscounted placeholder shows up in the PostgreSQL half of the test suite only;
-//! - booleans are INTEGER columns on SQLite: write `TRUE`, `FALSE`, or compare the column.
+//! - booleans are INTEGER columns on SQLite: write `TRUE`, `FALSE`, or compare the column;
+//! - a column of a type the store does not bind or read yet needs its bounds in every copy
+//!   of the where-clause: `Encode` to bind it, `Decode` to read it, and to bind it as an
+//!   `Option` a line for `Option<T>` too (sqlx implements that per driver, while reading an
+//!   `Option<T>` needs only `T`'s bound).
 
 mod accounts;
 mod audit;

@@ -83,7 +83,7 @@ where
         }
         sql.push(" ORDER BY created_at, id LIMIT ")
             .push_bind(i64::from(query.limit));
-        DB::fetch_all::<PrincipalRow>(sql, pool)
+        DB::fetch_all::<PrincipalRow, _>(sql, pool)
             .await?
             .into_iter()
             .map(Principal::try_from)

@@ -1,6 +1,6 @@
 //! [`Store`] on top of the per-table SQL, for every [`Backend`]: which statements each
 //! operation runs, and in which transaction. Every change commits its rows, its audit
-//! record and its event together.
+//! record and its event together ([`Events::commit`]).
 
 use async_trait::async_trait;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Transaction, Type};

@@ -130,7 +130,7 @@ where
 
     /// A reset at `at`: older previous secrets stop now; the current one stops now or at the end
     /// of its grace period; the new one becomes current. Every secret that stops opening the
-    /// token is kept, by hash, in `retired_secrets` (see [`retired_secret_token`]).
+    /// token is kept, by hash, in `retired_secrets` (see [`Self::issued_secret_token`]).
     pub(super) async fn replace_secret(
         tx: &mut Transaction<'_, DB>,
         id: &TokenId,
@@ -326,7 +326,7 @@ where
         }
         sql.push(" ORDER BY created_at, id LIMIT ")
             .push_bind(i64::from(query.limit));
-        DB::fetch_all::<TokenRow>(sql, pool)
+        DB::fetch_all::<TokenRow, _>(sql, pool)
             .await?
             .into_iter()
             .map(Token::try_from)

@@ -14,7 +14,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{FromRow, Pool, QueryBuilder, Sqlite, SqlitePool, Transaction};
+use sqlx::{Executor, FromRow, QueryBuilder, Sqlite, SqlitePool, Transaction};
 
 use super::{Backend, Dialect, StoreError, StoreResult};
 
@@ -92,18 +92,21 @@ impl Dialect for Sqlite {
         result.rows_affected()
     }
 
-    async fn fetch_all<O>(
+    async fn fetch_all<'e, O, E>(
         mut query: QueryBuilder<'_, Sqlite>,
-        pool: &Pool<Sqlite>,
+        executor: E,
     ) -> Result<Vec<O>, sqlx::Error>
     where
         O: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+        E: Executor<'e, Database = Sqlite>,
     {
-        query.build_query_as().fetch_all(pool).await
+        query.build_query_as().fetch_all(executor).await
     }
 
-    /// Nothing to do: the single writer connection already orders revisions and first
-    /// starts, and no other process follows the file.
+    /// Nothing to do: every write transaction begins with `BEGIN IMMEDIATE`
+    /// ([`Dialect::BEGIN_WRITE`]), which holds SQLite's one write lock from its start to its
+    /// end across connections and processes, so revisions and first starts are already
+    /// serialised; and no change feed is announced to (see [`Backend::change_feed`]).
     async fn lock_revisions(_tx: &mut Transaction<'_, Sqlite>) -> StoreResult<()> {
         Ok(())
     }
