@@ -99,6 +99,9 @@ async fn run_edge(settings: EdgeSettings) -> anyhow::Result<()> {
         .await
         .context("the edge could not start")?;
     tracing::info!(addr = %edge.forward_auth_addr, "forward-auth listening");
+    if let Some(addr) = edge.ext_authz_addr {
+        tracing::info!(%addr, "ext_authz listening");
+    }
     edge.run_until_stopped(shutdown_signal()).await;
     Ok(())
 }

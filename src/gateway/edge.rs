@@ -1,5 +1,5 @@
 //! `token-authority edge`: the sidecar that runs beside a gateway and answers its
-//! forward-auth questions from a [`CachingVerifier`], so that warm answers never leave the
+//! questions (HTTP forward-auth, Envoy's ext_authz) from a [`CachingVerifier`], so that warm answers never leave the
 //! host and a revocation reaches it by push (WatchRevocations). Past the staleness bound it
 //! asks the authority, and refuses with 503 when it cannot.
 //!
@@ -14,11 +14,13 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use super::ext_authz::ExtAuthz;
 use super::forward_auth::ForwardAuth;
 use super::routes::{Routes, RulesError};
 use crate::client::{CachingVerifier, TrustedProxies, VerifierConfig, VerifyError};
 use crate::configuration::{LogFormat, MetricsAddr};
-use crate::connections::ConnectionLimits;
+use crate::connections::{ConnectionLimits, GuardedListener};
+use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 
 /// The environment variable that may hold the edge's token, when no file is named.
 pub const TOKEN_VARIABLE: &str = "TOKEN_AUTHORITY_EDGE_TOKEN";
@@ -30,8 +32,9 @@ pub const TOKEN_VARIABLE: &str = "TOKEN_AUTHORITY_EDGE_TOKEN";
     name = "token-authority edge",
     bin_name = "token-authority edge",
     version,
-    about = "The gateway sidecar: HTTP forward-auth for nginx, Caddy and Traefik, answered \
-             from a cache the token authority keeps fresh (docs/gateways.md)."
+    about = "The gateway sidecar: HTTP forward-auth for nginx, Caddy and Traefik, and \
+             Envoy's ext_authz, answered from a cache the token authority keeps fresh \
+             (docs/gateways.md)."
 )]
 pub struct EdgeCli {
     #[command(flatten)]
@@ -60,8 +63,21 @@ pub struct EdgeSettings {
         default_value = "127.0.0.1:9191"
     )]
     pub forward_auth_addr: SocketAddr,
-    /// Addresses or networks (CIDR) of the gateways whose X-Forwarded-For is believed,
-    /// comma-separated; without them the gateway's own address is the client's.
+    /// Where Envoy asks: `envoy.service.auth.v3.Authorization/Check` over gRPC (HTTP/2,
+    /// plaintext: keep it on loopback or a private network), or `off`.
+    #[arg(
+        long,
+        env = "TOKEN_AUTHORITY_EDGE_EXT_AUTHZ_ADDR",
+        default_value = "127.0.0.1:9192"
+    )]
+    pub ext_authz_addr: MetricsAddr,
+    /// Pass the verified credential on to the service (ext_authz; forward-auth gateways
+    /// remove it in their configuration). By default it is removed.
+    #[arg(long, env = "TOKEN_AUTHORITY_EDGE_KEEP_CREDENTIAL")]
+    pub keep_credential: bool,
+    /// Addresses or networks (CIDR) of the forward-auth gateways whose X-Forwarded-For is
+    /// believed, comma-separated; without them the gateway's own address is the client's.
+    /// (Envoy reports the client's address itself.)
     #[arg(
         long = "trusted-proxy",
         env = "TOKEN_AUTHORITY_EDGE_TRUSTED_PROXIES",
@@ -135,12 +151,15 @@ pub enum EdgeError {
     },
 }
 
-/// A started edge: its listener bound, its verifier connecting.
+/// A started edge: its listeners bound, its verifier connecting.
 pub struct Edge {
     /// Where forward-auth is served (a port 0 request gets a free port).
     pub forward_auth_addr: SocketAddr,
+    /// Where ext_authz is served, if it is.
+    pub ext_authz_addr: Option<SocketAddr>,
     forward_auth: ForwardAuth,
     listener: TcpListener,
+    ext_authz: Option<(ExtAuthz<CachingVerifier>, TcpListener)>,
 }
 
 impl Edge {
@@ -157,21 +176,30 @@ impl Edge {
         let verifier = CachingVerifier::new(config)?;
         let trusted_proxies = TrustedProxies::parse(&settings.trusted_proxies)
             .map_err(|e| EdgeError::TrustedProxies(e.to_string()))?;
-        let addr = settings.forward_auth_addr;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| EdgeError::Listen { addr, source })?;
-        let forward_auth_addr = listener
-            .local_addr()
-            .map_err(|source| EdgeError::Listen { addr, source })?;
+        let (listener, forward_auth_addr) = bind(settings.forward_auth_addr).await?;
+        let routes = Arc::new(routes);
+        let trusted_proxies = Arc::new(trusted_proxies);
+        let ext_authz = match settings.ext_authz_addr {
+            MetricsAddr::Off => None,
+            MetricsAddr::At(addr) => {
+                let service = ExtAuthz {
+                    routes: routes.clone(),
+                    verifier: verifier.clone(),
+                    keep_credential: settings.keep_credential,
+                };
+                Some((service, bind(addr).await?))
+            }
+        };
         Ok(Self {
             forward_auth_addr,
+            ext_authz_addr: ext_authz.as_ref().map(|(_, (_, addr))| *addr),
             forward_auth: ForwardAuth {
-                routes: Arc::new(routes),
+                routes,
                 verifier,
-                trusted_proxies: Arc::new(trusted_proxies),
+                trusted_proxies,
             },
             listener,
+            ext_authz: ext_authz.map(|(service, (listener, _))| (service, listener)),
         })
     }
 
@@ -183,11 +211,39 @@ impl Edge {
             max_per_address: 0,
             first_request_timeout: FIRST_REQUEST_TIMEOUT,
         };
+        let ext_authz = async {
+            match self.ext_authz {
+                Some((service, listener)) => {
+                    let incoming =
+                        GuardedListener::new(listener, "ext_authz", limits).into_incoming();
+                    let served = tonic::transport::Server::builder()
+                        .add_service(AuthorizationServer::new(service))
+                        .serve_with_incoming(incoming)
+                        .await;
+                    if let Err(error) = served {
+                        tracing::error!(%error, "the ext_authz listener failed");
+                    }
+                }
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             () = self.forward_auth.serve(self.listener, limits) => {}
+            () = ext_authz => {}
             () = shutdown => {}
         }
     }
+}
+
+/// A listener on `addr`, and the address it got (a port 0 request gets a free port).
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), EdgeError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| EdgeError::Listen { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| EdgeError::Listen { addr, source })?;
+    Ok((listener, local))
 }
 
 fn credential(settings: &EdgeSettings) -> Result<String, EdgeError> {

@@ -6,6 +6,7 @@
 //! - `routes.rs`: the rules file mapping methods and paths to the scopes they need;
 //! - `decision.rs`: the decision on one request, and how it reads in HTTP;
 //! - `forward_auth.rs`: the HTTP forward-auth endpoint (nginx, Caddy, Traefik);
+//! - `ext_authz.rs`: Envoy's external authorization gRPC service;
 //! - `metrics.rs`: the decisions' series;
 //! - `edge.rs`: `token-authority edge`, the sidecar that serves all of it beside a gateway
 //!   from a [`CachingVerifier`](crate::client::CachingVerifier) kept fresh by
@@ -13,6 +14,7 @@
 
 pub mod decision;
 pub mod edge;
+pub mod ext_authz;
 pub mod forward_auth;
 pub mod metrics;
 pub mod path;

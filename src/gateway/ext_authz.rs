@@ -1,0 +1,151 @@
+//! Envoy's external authorization API, `envoy.service.auth.v3.Authorization/Check`: Envoy
+//! (or Istio) sends each request's method, path, headers and client address, and lets it
+//! through when the answer's status is OK, applying the header changes it carries.
+//!
+//! Envoy joins a repeated header's values with commas in the `headers` map it sends, so a
+//! credential sent twice reads as one malformed token and is refused. The path is the
+//! request target as it appeared in the request line, undecoded. The client's address is
+//! the source Envoy reports: Envoy itself decides who the client is (its
+//! `use_remote_address` and `xff_num_trusted_hops`), so `X-Forwarded-For` is not read here.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use envoy_types::ext_authz::v3::pb::{
+    Address, Authorization, CheckRequest, CheckResponse, HeaderAppendAction, HttpStatusCode,
+};
+use envoy_types::ext_authz::v3::{
+    CheckResponseExt, DeniedHttpResponseBuilder, OkHttpResponseBuilder,
+};
+use http::{HeaderMap, HeaderName, HeaderValue, header};
+use tonic::{Request, Response, Status};
+
+use super::decision::{
+    Decision, GatewayRequest, Outcome, Refusal, Verifier, decide, identity_headers,
+};
+use super::metrics::record;
+use super::routes::Routes;
+
+/// The Authorization service, answering from `verifier` by `routes`.
+pub struct ExtAuthz<V> {
+    pub routes: Arc<Routes>,
+    pub verifier: V,
+    /// Whether the service behind receives the credential headers.
+    pub keep_credential: bool,
+}
+
+#[tonic::async_trait]
+impl<V: Verifier + 'static> Authorization for ExtAuthz<V> {
+    async fn check(
+        &self,
+        request: Request<CheckRequest>,
+    ) -> Result<Response<CheckResponse>, Status> {
+        let started = Instant::now();
+        let request = request.into_inner();
+        let attributes = request.attributes.unwrap_or_default();
+        let http = attributes
+            .request
+            .and_then(|request| request.http)
+            .unwrap_or_default();
+        let headers = header_map(&http.headers);
+        let client = attributes.source.and_then(|peer| socket_ip(peer.address));
+        let gateway_request = GatewayRequest {
+            method: &http.method,
+            target: &http.path,
+            headers: &headers,
+            client,
+        };
+        let decision = decide(&self.routes, &self.verifier, &gateway_request).await;
+        record(&decision, started.elapsed());
+        Ok(Response::new(self.respond(&decision)))
+    }
+}
+
+impl<V> ExtAuthz<V> {
+    fn respond(&self, decision: &Decision) -> CheckResponse {
+        match &decision.outcome {
+            Outcome::Allow(identity) => {
+                let mut ok = OkHttpResponseBuilder::new();
+                for (name, value) in identity_headers(identity.as_deref()) {
+                    if value.is_empty() {
+                        // The client's own copy must not reach the service.
+                        ok.remove_header(name.as_str());
+                    } else {
+                        ok.add_header(
+                            name.as_str(),
+                            value.to_str().unwrap_or_default(),
+                            Some(HeaderAppendAction::OverwriteIfExistsOrAdd),
+                            false,
+                        );
+                    }
+                }
+                if !self.keep_credential {
+                    for name in crate::credential::HEADERS {
+                        ok.remove_header(name);
+                    }
+                }
+                let mut response = CheckResponse::with_status(Status::ok("allowed"));
+                response.set_http_response(ok);
+                response
+            }
+            Outcome::Refuse(refusal) => {
+                let mut denied = DeniedHttpResponseBuilder::new();
+                denied
+                    .set_http_status(http_status(*refusal))
+                    .set_body(refusal.body());
+                if let Some(challenge) = refusal.challenge() {
+                    denied.add_header(
+                        header::WWW_AUTHENTICATE.as_str(),
+                        challenge,
+                        Some(HeaderAppendAction::OverwriteIfExistsOrAdd),
+                        false,
+                    );
+                }
+                let status = match refusal {
+                    Refusal::NoCredential | Refusal::InvalidToken => {
+                        Status::unauthenticated(refusal.body())
+                    }
+                    Refusal::Unavailable => Status::unavailable(refusal.body()),
+                    Refusal::Path | Refusal::NoRoute | Refusal::InsufficientScope => {
+                        Status::permission_denied(refusal.body())
+                    }
+                };
+                let mut response = CheckResponse::with_status(status);
+                response.set_http_response(denied);
+                response
+            }
+        }
+    }
+}
+
+fn http_status(refusal: Refusal) -> HttpStatusCode {
+    match refusal {
+        Refusal::NoCredential | Refusal::InvalidToken => HttpStatusCode::Unauthorized,
+        Refusal::Unavailable => HttpStatusCode::ServiceUnavailable,
+        Refusal::Path | Refusal::NoRoute | Refusal::InsufficientScope => HttpStatusCode::Forbidden,
+    }
+}
+
+/// The request's headers as a header map; a name or value that cannot be one is left out
+/// (the credential headers then read as absent or malformed, never as something else).
+fn header_map(headers: &std::collections::HashMap<String, String>) -> HeaderMap {
+    let mut map = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            map.append(name, value);
+        }
+    }
+    map
+}
+
+/// The IP of a socket address Envoy reports.
+fn socket_ip(address: Option<envoy_types::pb::envoy::config::core::v3::Address>) -> Option<IpAddr> {
+    match address?.address? {
+        Address::SocketAddress(socket) => socket.address.parse().ok(),
+        _ => None,
+    }
+}
