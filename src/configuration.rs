@@ -35,7 +35,6 @@ pub enum Command {
     /// Run the gateway sidecar: forward-auth for nginx, Caddy and Traefik, answered from
     /// a cache the authority keeps fresh (docs/gateways.md). It takes options of its own,
     /// none of the server's: `token-authority edge --help`.
-    #[cfg(feature = "client")]
     Edge,
 }
 
@@ -108,6 +107,16 @@ pub struct Settings {
         global = true
     )]
     pub tls_key: Option<PathBuf>,
+
+    /// Serve Envoy's external authorization API (`envoy.service.auth.v3.Authorization/Check`)
+    /// on the gRPC port, deciding by this rules file (docs/gateways.md).
+    #[arg(
+        long,
+        env = "TOKEN_AUTHORITY_GATEWAY_RULES",
+        value_name = "FILE",
+        global = true
+    )]
+    pub gateway_rules: Option<PathBuf>,
 
     /// Database URL: `sqlite://path` (created if missing; the embedded default) or
     /// `postgres://user:password@host/database` (for several replicas).

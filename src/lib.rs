@@ -41,7 +41,7 @@ pub mod authority;
 #[cfg(feature = "server")]
 pub mod grpc;
 
-#[cfg(all(feature = "server", feature = "client"))]
+#[cfg(feature = "server")]
 pub mod gateway;
 
 #[cfg(feature = "server")]

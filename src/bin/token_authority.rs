@@ -8,7 +8,6 @@ use anyhow::Context;
 use clap::Parser;
 use token_authority::configuration::{Cli, Command, MetricsAddr};
 use token_authority::domain::TokenSecret;
-#[cfg(feature = "client")]
 use token_authority::gateway::edge::{Edge, EdgeCli, EdgeSettings};
 use token_authority::startup::{Application, metrics_endpoint, open_store};
 use token_authority::store::sqlite::backup::backup;
@@ -16,7 +15,6 @@ use token_authority::telemetry;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    #[cfg(feature = "client")]
     if std::env::args_os()
         .nth(1)
         .is_some_and(|command| command == "edge")
@@ -49,7 +47,6 @@ async fn main() -> anyhow::Result<()> {
             println!("Backup written to {} ({bytes} bytes).", to.display());
         }
         // Only when an option came before `edge`: its options are its own.
-        #[cfg(feature = "client")]
         Command::Edge => anyhow::bail!(
             "write `edge` first, before any option: token-authority edge [OPTIONS] (see \
              token-authority edge --help)"
@@ -77,7 +74,6 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// `token-authority edge`: the gateway sidecar, until SIGINT or SIGTERM.
-#[cfg(feature = "client")]
 async fn run_edge(settings: EdgeSettings) -> anyhow::Result<()> {
     let ansi = std::io::stderr().is_terminal();
     telemetry::init(telemetry::subscriber(

@@ -49,6 +49,25 @@ impl Verification {
         self.code == VerificationCode::Valid
     }
 
+    /// What a VerifyToken response says, taken as it is: the authority has judged the
+    /// scopes and the address it was asked about. For code that calls VerifyToken itself
+    /// (the authority's own gateway `Check`) rather than through a verifier.
+    pub fn from_response(response: proto::VerifyTokenResponse) -> Self {
+        let code = response.code();
+        let missing_scopes = response.missing_scopes.clone();
+        let revision = response.revision;
+        let identity = match code {
+            VerificationCode::Valid => Answer::from_response(response).identity,
+            _ => None,
+        };
+        Self {
+            code,
+            missing_scopes,
+            revision,
+            identity,
+        }
+    }
+
     pub(super) fn malformed() -> Self {
         Self {
             code: VerificationCode::Malformed,

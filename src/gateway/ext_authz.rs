@@ -41,80 +41,96 @@ impl<V: Verifier + 'static> Authorization for ExtAuthz<V> {
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
-        let started = Instant::now();
-        let request = request.into_inner();
-        let attributes = request.attributes.unwrap_or_default();
-        let http = attributes
-            .request
-            .and_then(|request| request.http)
-            .unwrap_or_default();
-        let headers = header_map(&http.headers);
-        let client = attributes.source.and_then(|peer| socket_ip(peer.address));
-        let gateway_request = GatewayRequest {
-            method: &http.method,
-            target: &http.path,
-            headers: &headers,
-            client,
-        };
-        let decision = decide(&self.routes, &self.verifier, &gateway_request).await;
-        record(&decision, started.elapsed());
-        Ok(Response::new(self.respond(&decision)))
+        let answer = answer(
+            &self.routes,
+            &self.verifier,
+            request.into_inner(),
+            self.keep_credential,
+        )
+        .await;
+        Ok(Response::new(answer))
     }
 }
 
-impl<V> ExtAuthz<V> {
-    fn respond(&self, decision: &Decision) -> CheckResponse {
-        match &decision.outcome {
-            Outcome::Allow(identity) => {
-                let mut ok = OkHttpResponseBuilder::new();
-                for (name, value) in identity_headers(identity.as_deref()) {
-                    if value.is_empty() {
-                        // The client's own copy must not reach the service.
-                        ok.remove_header(name.as_str());
-                    } else {
-                        ok.add_header(
-                            name.as_str(),
-                            value.to_str().unwrap_or_default(),
-                            Some(HeaderAppendAction::OverwriteIfExistsOrAdd),
-                            false,
-                        );
-                    }
-                }
-                if !self.keep_credential {
-                    for name in crate::credential::HEADERS {
-                        ok.remove_header(name);
-                    }
-                }
-                let mut response = CheckResponse::with_status(Status::ok("allowed"));
-                response.set_http_response(ok);
-                response
-            }
-            Outcome::Refuse(refusal) => {
-                let mut denied = DeniedHttpResponseBuilder::new();
-                denied
-                    .set_http_status(http_status(*refusal))
-                    .set_body(refusal.body());
-                if let Some(challenge) = refusal.challenge() {
-                    denied.add_header(
-                        header::WWW_AUTHENTICATE.as_str(),
-                        challenge,
+/// The answer to one `Check`: the decision on the request it describes, by `routes`, with
+/// `verifier`'s verdicts, as the header changes or refusal Envoy applies. Shared by the
+/// edge and the authority's own `Check`.
+pub async fn answer(
+    routes: &Routes,
+    verifier: &impl Verifier,
+    request: CheckRequest,
+    keep_credential: bool,
+) -> CheckResponse {
+    let started = Instant::now();
+    let attributes = request.attributes.unwrap_or_default();
+    let http = attributes
+        .request
+        .and_then(|request| request.http)
+        .unwrap_or_default();
+    let headers = header_map(&http.headers);
+    let client = attributes.source.and_then(|peer| socket_ip(peer.address));
+    let gateway_request = GatewayRequest {
+        method: &http.method,
+        target: &http.path,
+        headers: &headers,
+        client,
+    };
+    let decision = decide(routes, verifier, &gateway_request).await;
+    record(&decision, started.elapsed());
+    respond(&decision, keep_credential)
+}
+
+fn respond(decision: &Decision, keep_credential: bool) -> CheckResponse {
+    match &decision.outcome {
+        Outcome::Allow(identity) => {
+            let mut ok = OkHttpResponseBuilder::new();
+            for (name, value) in identity_headers(identity.as_deref()) {
+                if value.is_empty() {
+                    // The client's own copy must not reach the service.
+                    ok.remove_header(name.as_str());
+                } else {
+                    ok.add_header(
+                        name.as_str(),
+                        value.to_str().unwrap_or_default(),
                         Some(HeaderAppendAction::OverwriteIfExistsOrAdd),
                         false,
                     );
                 }
-                let status = match refusal {
-                    Refusal::NoCredential | Refusal::InvalidToken => {
-                        Status::unauthenticated(refusal.body())
-                    }
-                    Refusal::Unavailable => Status::unavailable(refusal.body()),
-                    Refusal::Path | Refusal::NoRoute | Refusal::InsufficientScope => {
-                        Status::permission_denied(refusal.body())
-                    }
-                };
-                let mut response = CheckResponse::with_status(status);
-                response.set_http_response(denied);
-                response
             }
+            if !keep_credential {
+                for name in crate::credential::HEADERS {
+                    ok.remove_header(name);
+                }
+            }
+            let mut response = CheckResponse::with_status(Status::ok("allowed"));
+            response.set_http_response(ok);
+            response
+        }
+        Outcome::Refuse(refusal) => {
+            let mut denied = DeniedHttpResponseBuilder::new();
+            denied
+                .set_http_status(http_status(*refusal))
+                .set_body(refusal.body());
+            if let Some(challenge) = refusal.challenge() {
+                denied.add_header(
+                    header::WWW_AUTHENTICATE.as_str(),
+                    challenge,
+                    Some(HeaderAppendAction::OverwriteIfExistsOrAdd),
+                    false,
+                );
+            }
+            let status = match refusal {
+                Refusal::NoCredential | Refusal::InvalidToken => {
+                    Status::unauthenticated(refusal.body())
+                }
+                Refusal::Unavailable => Status::unavailable(refusal.body()),
+                Refusal::Path | Refusal::NoRoute | Refusal::InsufficientScope => {
+                    Status::permission_denied(refusal.body())
+                }
+            };
+            let mut response = CheckResponse::with_status(status);
+            response.set_http_response(denied);
+            response
         }
     }
 }

@@ -25,6 +25,8 @@ pub struct ServerOptions {
     pub tls: Option<tonic::transport::Identity>,
     /// How long a connection lives before the server asks the client to reconnect.
     pub max_connection_age: Duration,
+    /// The rules Envoy's `Check` decides by; without them the service is not served.
+    pub gateway_rules: Option<Arc<crate::gateway::Routes>>,
 }
 
 /// How long calls in flight (watch streams) may go on after a connection's maximum age.
@@ -53,6 +55,13 @@ where
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let token_service = TokenServiceServer::new(TokenApi::new(authority.clone(), options.watch))
         .max_decoding_message_size(options.max_message_bytes);
+    let check_service = options.gateway_rules.map(|routes| {
+        envoy_types::ext_authz::v3::pb::AuthorizationServer::new(super::ext_authz::AuthorityCheck {
+            authority: authority.clone(),
+            routes,
+        })
+        .max_decoding_message_size(options.max_message_bytes)
+    });
     let admin_service = AdminServiceServer::new(AdminApi::new(authority))
         .max_decoding_message_size(options.max_message_bytes);
 
@@ -80,6 +89,7 @@ where
         .add_service(reflection_v1alpha)
         .add_service(token_service)
         .add_service(admin_service)
+        .add_optional_service(check_service)
         .serve_with_incoming_shutdown(incoming, shutdown))
 }
 

@@ -14,7 +14,7 @@ use super::convert::{
 use super::credential::authorize;
 use crate::authority::{
     Authority, AuthorityError, Committed, Expiry, LeakReport, NewToken, TokenFilter, TokenUpdate,
-    WatchOptions, WatchStart,
+    VerifyOutcome, WatchOptions, WatchStart,
 };
 use crate::domain::{
     AllowedNetworks, ApiVersion, Description, Labels, LeakSource, LeakUrl, Permission,
@@ -379,43 +379,52 @@ impl TokenService for TokenApi {
             .authority
             .verify_token(&caller, &r.token, &required, client, r.min_revision)
             .await?;
-        let verdict = &outcome.verdict;
-        let valid = verdict.code == VerificationCode::Valid;
-        let mut response = proto::VerifyTokenResponse {
-            valid,
-            code: convert::verification_code(verdict.code).into(),
-            revision: outcome.revision,
-            missing_scopes: verdict.missing_scopes.to_strings(),
-            verify_time: Some(convert::timestamp(outcome.at())),
-            history: self.authority.history().to_owned(),
-            ..Default::default()
-        };
-        if let Some(snapshot) = outcome.snapshot() {
-            response.token_id = snapshot.token_id.to_string();
-            response.account_id = snapshot.account_id.to_string();
-            response.owner = Some(proto::TokenOwner {
-                id: snapshot.owner_id.to_string(),
-                kind: convert::principal_kind(snapshot.owner_kind).into(),
-                display_name: snapshot.owner_name.clone(),
-            });
-            // The identity of a token refused only for its client's address too, with its
-            // allowlist: a cache answers other addresses from it.
-            if outcome.good_but_for_address() {
-                response.effective_scopes = outcome
-                    .effective_scopes()
-                    .map(PermissionSet::to_strings)
-                    .unwrap_or_default();
-                response.allowed_networks = snapshot.allowed_networks.to_strings();
-                response.expire_time = verdict.expires_at.map(convert::timestamp);
-                response.api_version = snapshot.api_version.as_str().to_owned();
-                response.labels = snapshot
-                    .labels
-                    .as_map()
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-            }
-        }
-        respond(response)
+        respond(verification_response(&self.authority, &outcome))
     }
+}
+
+/// The VerifyToken answer for `outcome`: what the RPC sends, and what the Envoy `Check`
+/// on this port decides from.
+pub(super) fn verification_response(
+    authority: &Authority,
+    outcome: &VerifyOutcome,
+) -> proto::VerifyTokenResponse {
+    let verdict = &outcome.verdict;
+    let valid = verdict.code == VerificationCode::Valid;
+    let mut response = proto::VerifyTokenResponse {
+        valid,
+        code: convert::verification_code(verdict.code).into(),
+        revision: outcome.revision,
+        missing_scopes: verdict.missing_scopes.to_strings(),
+        verify_time: Some(convert::timestamp(outcome.at())),
+        history: authority.history().to_owned(),
+        ..Default::default()
+    };
+    if let Some(snapshot) = outcome.snapshot() {
+        response.token_id = snapshot.token_id.to_string();
+        response.account_id = snapshot.account_id.to_string();
+        response.owner = Some(proto::TokenOwner {
+            id: snapshot.owner_id.to_string(),
+            kind: convert::principal_kind(snapshot.owner_kind).into(),
+            display_name: snapshot.owner_name.clone(),
+        });
+        // The identity of a token refused only for its client's address too, with its
+        // allowlist: a cache answers other addresses from it.
+        if outcome.good_but_for_address() {
+            response.effective_scopes = outcome
+                .effective_scopes()
+                .map(PermissionSet::to_strings)
+                .unwrap_or_default();
+            response.allowed_networks = snapshot.allowed_networks.to_strings();
+            response.expire_time = verdict.expires_at.map(convert::timestamp);
+            response.api_version = snapshot.api_version.as_str().to_owned();
+            response.labels = snapshot
+                .labels
+                .as_map()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+        }
+    }
+    response
 }

@@ -17,6 +17,7 @@ use crate::authority::{Authority, AuthorityError, bootstrap};
 use crate::configuration::Settings;
 use crate::connections::GuardedListener;
 use crate::domain::TokenSecret;
+use crate::gateway::{Routes, RulesError};
 use crate::grpc::server::{ServerError, ServerOptions};
 use crate::grpc::{health, panics};
 use crate::store::{Store, StoreError};
@@ -26,6 +27,8 @@ use crate::store::{Store, StoreError};
 pub enum StartupError {
     #[error("could not open the database")]
     Store(#[from] StoreError),
+    #[error("--gateway-rules")]
+    GatewayRules(#[from] RulesError),
     #[error("could not initialise the authority")]
     Authority(#[from] AuthorityError),
     #[error("could not listen on {addr}")]
@@ -62,6 +65,8 @@ pub struct Application {
     authority: Arc<Authority>,
     settings: Settings,
     bootstrap_token: Option<TokenSecret>,
+    /// The rules of Envoy's `Check` on the gRPC port, when it is served.
+    gateway_rules: Option<Arc<Routes>>,
 }
 
 impl Application {
@@ -69,6 +74,13 @@ impl Application {
     /// free port).
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         panics::install_panic_hook();
+        // Read first: a bad rules file stops the start before anything else happens.
+        let gateway_rules = settings
+            .gateway_rules
+            .as_deref()
+            .map(Routes::load)
+            .transpose()?
+            .map(Arc::new);
         let store = open_store(&settings, settings.migrate_on_start).await?;
         let bootstrap_token = bootstrap(store.as_ref()).await?;
         let authority = Arc::new(Authority::new(store, settings.authority()).await?);
@@ -86,6 +98,7 @@ impl Application {
             authority,
             settings,
             bootstrap_token,
+            gateway_rules,
         })
     }
 
@@ -164,6 +177,7 @@ impl Application {
             watch: self.settings.watch(),
             tls: self.tls_identity()?,
             max_connection_age: self.settings.max_connection_age,
+            gateway_rules: self.gateway_rules.clone(),
         };
         let incoming = GuardedListener::new(self.listener, "grpc", limits).into_incoming();
         let serve = crate::grpc::server::serve(

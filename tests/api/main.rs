@@ -38,6 +38,7 @@ mod docs;
 mod escalation;
 mod example_backend;
 mod forgery;
+mod gateway_check;
 mod gateway_http;
 mod health_reflection;
 mod helpers;

@@ -1,0 +1,184 @@
+//! Envoy's `Check` on the authority's own gRPC port (`--gateway-rules`): the gateway's
+//! credential in the call's metadata must hold `tokens.verify`, it decides only on tokens of
+//! its own account, and the answer carries the same header changes and refusals as the
+//! edge's. Called here as Envoy calls it; the gateway tests run Envoy itself against the edge.
+
+use std::collections::HashMap;
+
+use envoy_types::ext_authz::v3::pb::{CheckRequest, CheckResponse};
+use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
+use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request as Req};
+use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
+use tonic::Code;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+use crate::helpers::{Credential, TestApp};
+
+const RULES: &str = r#"
+[[route]]
+path = "/healthz"
+public = true
+
+[[route]]
+path = "/v1/orders/**"
+scopes = ["orders.read"]
+"#;
+
+async fn app_with_rules() -> (TestApp, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(&rules, RULES).expect("rules");
+    let app = TestApp::spawn_with(|settings| settings.gateway_rules = Some(rules)).await;
+    (app, dir)
+}
+
+fn check_client(
+    app: &TestApp,
+    credential: Credential,
+) -> AuthorizationClient<InterceptedService<Channel, Credential>> {
+    AuthorizationClient::with_interceptor(app.channel.clone(), credential)
+}
+
+/// A Check request for `GET path` with these client headers, from 127.0.0.1.
+fn request(path: &str, headers: &[(&str, &str)]) -> CheckRequest {
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            request: Some(Req {
+                http: Some(HttpRequest {
+                    method: "GET".to_owned(),
+                    path: path.to_owned(),
+                    headers: headers
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                        .collect::<HashMap<_, _>>(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+/// The HTTP status Envoy would answer the client with (200 for an allowed request).
+fn http_status(response: &CheckResponse) -> i32 {
+    match &response.http_response {
+        Some(HttpResponse::DeniedResponse(denied)) => {
+            denied.status.as_ref().map(|s| s.code).unwrap_or_default()
+        }
+        _ => 200,
+    }
+}
+
+/// The value of header `name` the answer sets on the upstream request.
+fn upstream_header<'a>(response: &'a CheckResponse, name: &str) -> Option<&'a str> {
+    match &response.http_response {
+        Some(HttpResponse::OkResponse(ok)) => ok
+            .headers
+            .iter()
+            .filter_map(|option| option.header.as_ref())
+            .find(|header| header.key == name)
+            .map(|header| header.value.as_str()),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn the_authoritys_check_needs_a_gateway_credential_with_tokens_verify() {
+    let (app, _dir) = app_with_rules().await;
+    let tenant = app.create_tenant("shop", &["orders.read"]).await;
+    let client_token = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &["orders.read"])
+        .await;
+    let auth = format!("Bearer {}", client_token.secret);
+    let probe = request("/v1/orders/7", &[("authorization", auth.as_str())]);
+
+    let anonymous = check_client(&app, Credential::None)
+        .check(probe.clone())
+        .await
+        .expect_err("no gateway credential");
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+
+    // A token of the tenant without tokens.verify.
+    let reader = app
+        .create_principal(
+            &tenant.admin_token,
+            &tenant.account_id,
+            "reader",
+            &["tokens.read"],
+        )
+        .await;
+    let reader_token = app.create_token(&tenant.admin_token, &reader.id, &[]).await;
+    let refused = check_client(&app, Credential::Bearer(reader_token.secret))
+        .check(probe.clone())
+        .await
+        .expect_err("no tokens.verify");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+
+    // The tenant's administrator (tokens.verify) as the gateway.
+    let gateway = Credential::Bearer(tenant.admin_token.clone());
+    let allowed = check_client(&app, gateway.clone())
+        .check(probe)
+        .await
+        .expect("checked")
+        .into_inner();
+    assert_eq!(allowed.status.as_ref().map(|s| s.code), Some(0));
+    assert_eq!(
+        upstream_header(&allowed, "x-token-id"),
+        Some(client_token.token.expect("token").id.as_str())
+    );
+    assert_eq!(
+        upstream_header(&allowed, "x-account-id"),
+        Some(tenant.account_id.as_str())
+    );
+
+    let missing = check_client(&app, gateway.clone())
+        .check(request("/v1/orders/7", &[]))
+        .await
+        .expect("checked")
+        .into_inner();
+    assert_eq!(http_status(&missing), 401);
+    let public = check_client(&app, gateway)
+        .check(request("/healthz", &[]))
+        .await
+        .expect("checked")
+        .into_inner();
+    assert_eq!(http_status(&public), 200);
+}
+
+#[tokio::test]
+async fn a_gateway_of_one_account_cannot_pass_another_accounts_tokens() {
+    let (app, _dir) = app_with_rules().await;
+    let ours = app.create_tenant("ours", &["orders.read"]).await;
+    let theirs = app.create_tenant("theirs", &["orders.read"]).await;
+    let their_token = app
+        .create_token(&theirs.admin_token, &theirs.admin_id, &["orders.read"])
+        .await;
+    let auth = format!("Bearer {}", their_token.secret);
+    let answer = check_client(&app, Credential::Bearer(ours.admin_token))
+        .check(request("/v1/orders/7", &[("authorization", auth.as_str())]))
+        .await
+        .expect("checked")
+        .into_inner();
+    assert_eq!(http_status(&answer), 401);
+    assert!(upstream_header(&answer, "x-token-id").is_none());
+
+    // Their own gateway passes it; after a revocation, not any more.
+    let theirs_gateway = Credential::Bearer(theirs.admin_token.clone());
+    let answer = check_client(&app, theirs_gateway.clone())
+        .check(request("/v1/orders/7", &[("authorization", auth.as_str())]))
+        .await
+        .expect("checked")
+        .into_inner();
+    assert_eq!(http_status(&answer), 200);
+    app.revoke(&theirs.admin_token, &their_token.token.expect("token").id)
+        .await;
+    let answer = check_client(&app, theirs_gateway)
+        .check(request("/v1/orders/7", &[("authorization", auth.as_str())]))
+        .await
+        .expect("checked")
+        .into_inner();
+    assert_eq!(http_status(&answer), 401);
+}
