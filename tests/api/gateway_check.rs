@@ -182,3 +182,105 @@ async fn a_gateway_of_one_account_cannot_pass_another_accounts_tokens() {
         .into_inner();
     assert_eq!(http_status(&answer), 401);
 }
+
+/// `token-authority edge` as operators run it: its token from the environment, JSON logs,
+/// metrics. It serves forward-auth, counts its decisions, and writes nothing secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edge_binary_takes_its_token_from_the_environment_and_never_logs_a_secret() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("shop", &["orders.read"]).await;
+    let client_token = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &["orders.read"])
+        .await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(&rules, RULES).expect("rules");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_token-authority"))
+        .env("TOKEN_AUTHORITY_EDGE_TOKEN", &tenant.admin_token)
+        .args(["edge", "--authority", &app.channel_uri(), "--rules"])
+        .arg(&rules)
+        .args([
+            "--forward-auth-addr",
+            "127.0.0.1:0",
+            "--ext-authz-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--log-level",
+            "debug",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the edge starts");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut logs = Vec::new();
+    let mut addr = |wanted: &str, logs: &mut Vec<String>| loop {
+        let line = lines.next().expect("the edge logs").expect("log line");
+        logs.push(line.clone());
+        if line.contains(wanted) {
+            let value: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+            break value["addr"]
+                .as_str()
+                .expect("addr")
+                .parse::<std::net::SocketAddr>()
+                .expect("address");
+        }
+    };
+    let metrics = addr("metrics listening", &mut logs);
+    let forward_auth = addr("forward-auth listening", &mut logs);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while crate::helpers::http(forward_auth, "GET", "/ready", &[])
+        .await
+        .status
+        != 200
+    {
+        assert!(std::time::Instant::now() < deadline, "never ready");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let auth = format!("Bearer {}", client_token.secret);
+    for (authorization, status) in [(auth.as_str(), 200), ("Bearer tka_not_a_token", 401)] {
+        let answer = crate::helpers::http(
+            forward_auth,
+            "GET",
+            "/forward-auth",
+            &[
+                ("x-original-method", "GET"),
+                ("x-original-uri", "/v1/orders/7"),
+                ("authorization", authorization),
+            ],
+        )
+        .await;
+        assert_eq!(answer.status, status, "{answer:?}");
+    }
+    let scrape = crate::helpers::http(metrics, "GET", "/metrics", &[]).await;
+    assert!(
+        scrape.body.contains(
+            r#"token_authority_gateway_decisions_total{result="allowed",route="/v1/orders/**"} 1"#
+        ),
+        "{}",
+        scrape.body
+    );
+    assert!(
+        scrape
+            .body
+            .contains("token_authority_client_cache_lookups_total")
+    );
+
+    let _ = child.kill();
+    let _ = child.wait();
+    logs.extend(lines.map_while(Result::ok));
+    let logs = logs.join("\n");
+    for secret in [&tenant.admin_token, &client_token.secret] {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a secret in the edge's logs"
+        );
+    }
+    assert!(!scrape.body.contains(&client_token.secret));
+}
