@@ -1,9 +1,10 @@
 //! The answer to a gateway's question "may this request through?", whatever protocol
 //! asked it (Envoy's `Check`, HTTP forward-auth), and how it reads in HTTP terms.
 //!
-//! The order is fixed: the path is read first (a path no rule can read safely is refused
-//! without looking at the token), then its route (public routes need no token; a request
-//! no route matches is refused), then the credential, then the verification. Refusals say
+//! The order is fixed: the request is read first (a path no rule can read safely, a method
+//! override, an identity header spelled with underscores: refused without looking at the
+//! token), then its route (public routes need no token; a request no route matches is
+//! refused), then the credential, then the verification. Refusals say
 //! as little as RFC 6750 asks: never the token, never which check failed beyond
 //! "invalid token" and "insufficient scope".
 
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use super::path::RequestPath;
-use super::routes::{Access, Routes};
+use super::routes::{Access, Ambiguous, Routes};
 use crate::client::{CachingVerifier, Identity, Requirements, Verification, VerifyError};
 use crate::proto::VerificationCode;
 
@@ -74,6 +75,10 @@ pub enum Outcome {
 pub enum Refusal {
     /// The path cannot be read one way (see [`RequestPath`]).
     Path,
+    /// Services could read the request differently from the rules: its path's case changes
+    /// its route, it carries a method override, or an identity header spelled with
+    /// underscores (which CGI-style services read as the real one).
+    Ambiguous,
     /// No route matches and there is no default.
     NoRoute,
     /// No credential was presented.
@@ -110,8 +115,13 @@ pub async fn decide(
     let Ok(path) = RequestPath::parse(request.target) else {
         return refuse("-", Refusal::Path);
     };
-    let Some(route) = routes.route(request.method, &path) else {
-        return refuse("-", Refusal::NoRoute);
+    if ambiguous_headers(request.headers) {
+        return refuse("-", Refusal::Ambiguous);
+    }
+    let route = match routes.route(request.method, &path) {
+        Ok(Some(route)) => route,
+        Ok(None) => return refuse("-", Refusal::NoRoute),
+        Err(Ambiguous) => return refuse("-", Refusal::Ambiguous),
     };
     let scopes = match &route.access {
         Access::Public => {
@@ -150,12 +160,33 @@ pub async fn decide(
     refuse(&route.name, refusal)
 }
 
+/// Headers by which frameworks change a request's method (a route is chosen by the method
+/// the gateway saw).
+const METHOD_OVERRIDES: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Whether the headers could make a service read the request otherwise than the rules: a
+/// method override, or an identity header spelled with underscores (`X_Token_Id`), which
+/// CGI, WSGI, Rack and PHP read as the real header and no gateway replaces.
+fn ambiguous_headers(headers: &HeaderMap) -> bool {
+    headers.keys().any(|name| {
+        let name = name.as_str();
+        METHOD_OVERRIDES.contains(&name)
+            || (name.contains('_') && IDENTITY_HEADERS.contains(&name.replace('_', "-").as_str()))
+    })
+}
+
 impl Refusal {
     /// The HTTP status a gateway answers the client with.
     pub fn status(self) -> StatusCode {
         match self {
             Self::NoCredential | Self::InvalidToken => StatusCode::UNAUTHORIZED,
-            Self::Path | Self::NoRoute | Self::InsufficientScope => StatusCode::FORBIDDEN,
+            Self::Path | Self::Ambiguous | Self::NoRoute | Self::InsufficientScope => {
+                StatusCode::FORBIDDEN
+            }
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -167,7 +198,7 @@ impl Refusal {
             Self::NoCredential => Some("Bearer"),
             Self::InvalidToken => Some(r#"Bearer error="invalid_token""#),
             Self::InsufficientScope => Some(r#"Bearer error="insufficient_scope""#),
-            Self::Path | Self::NoRoute | Self::Unavailable => None,
+            Self::Path | Self::Ambiguous | Self::NoRoute | Self::Unavailable => None,
         }
     }
 
@@ -175,6 +206,7 @@ impl Refusal {
     pub fn label(self) -> &'static str {
         match self {
             Self::Path => "bad_path",
+            Self::Ambiguous => "ambiguous",
             Self::NoRoute => "no_route",
             Self::NoCredential => "no_credential",
             Self::InvalidToken => "invalid_token",

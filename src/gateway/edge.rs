@@ -19,7 +19,7 @@ use super::forward_auth::ForwardAuth;
 use super::routes::{Routes, RulesError};
 use crate::client::{CachingVerifier, TrustedProxies, VerifierConfig, VerifyError};
 use crate::configuration::{LogFormat, MetricsAddr};
-use crate::connections::{ConnectionLimits, GuardedListener};
+use crate::connections::{ConnectionLimits, FirstRequestLayer, GuardedListener};
 use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 
 /// The environment variable that may hold the edge's token, when no file is named.
@@ -71,13 +71,21 @@ pub struct EdgeSettings {
         default_value = "127.0.0.1:9192"
     )]
     pub ext_authz_addr: MetricsAddr,
+    /// Addresses or networks (CIDR) of load balancers in front of Envoy, comma-separated:
+    /// when Envoy reports one as the client, the client is read from X-Forwarded-For.
+    #[arg(
+        long = "ext-authz-trusted-proxy",
+        env = "TOKEN_AUTHORITY_EDGE_EXT_AUTHZ_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    pub ext_authz_trusted_proxies: Vec<String>,
     /// Pass the verified credential on to the service (ext_authz; forward-auth gateways
     /// remove it in their configuration). By default it is removed.
     #[arg(long, env = "TOKEN_AUTHORITY_EDGE_KEEP_CREDENTIAL")]
     pub keep_credential: bool,
     /// Addresses or networks (CIDR) of the forward-auth gateways whose X-Forwarded-For is
     /// believed, comma-separated; without them the gateway's own address is the client's.
-    /// (Envoy reports the client's address itself.)
     #[arg(
         long = "trusted-proxy",
         env = "TOKEN_AUTHORITY_EDGE_TRUSTED_PROXIES",
@@ -182,9 +190,12 @@ impl Edge {
         let ext_authz = match settings.ext_authz_addr {
             MetricsAddr::Off => None,
             MetricsAddr::At(addr) => {
+                let proxies = TrustedProxies::parse(&settings.ext_authz_trusted_proxies)
+                    .map_err(|e| EdgeError::TrustedProxies(e.to_string()))?;
                 let service = ExtAuthz {
                     routes: routes.clone(),
                     verifier: verifier.clone(),
+                    trusted_proxies: Arc::new(proxies),
                     keep_credential: settings.keep_credential,
                 };
                 Some((service, bind(addr).await?))
@@ -217,6 +228,9 @@ impl Edge {
                     let incoming =
                         GuardedListener::new(listener, "ext_authz", limits).into_incoming();
                     let served = tonic::transport::Server::builder()
+                        // Marks each connection's first request: without it, the listener's
+                        // first-request deadline would close Envoy's connections.
+                        .layer(FirstRequestLayer)
                         .add_service(AuthorizationServer::new(service))
                         .serve_with_incoming(incoming)
                         .await;

@@ -5,8 +5,10 @@
 //! Envoy joins a repeated header's values with commas in the `headers` map it sends, so a
 //! credential sent twice reads as one malformed token and is refused. The path is the
 //! request target as it appeared in the request line, undecoded. The client's address is
-//! the source Envoy reports: Envoy itself decides who the client is (its
-//! `use_remote_address` and `xff_num_trusted_hops`), so `X-Forwarded-For` is not read here.
+//! the source Envoy reports, which is the connection's peer whatever Envoy's
+//! `xff_num_trusted_hops` says: when that peer is a load balancer the operator trusts
+//! (`--ext-authz-trusted-proxy`), the client is read from the `X-Forwarded-For` Envoy
+//! passes on, as the client library reads it.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -26,11 +28,15 @@ use super::decision::{
 };
 use super::metrics::record;
 use super::routes::Routes;
+use crate::client::TrustedProxies;
 
 /// The Authorization service, answering from `verifier` by `routes`.
 pub struct ExtAuthz<V> {
     pub routes: Arc<Routes>,
     pub verifier: V,
+    /// Whose `X-Forwarded-For` is believed: the load balancers in front of Envoy, when
+    /// Envoy reports them as the source.
+    pub trusted_proxies: Arc<TrustedProxies>,
     /// Whether the service behind receives the credential headers.
     pub keep_credential: bool,
 }
@@ -44,6 +50,7 @@ impl<V: Verifier + 'static> Authorization for ExtAuthz<V> {
         let answer = answer(
             &self.routes,
             &self.verifier,
+            &self.trusted_proxies,
             request.into_inner(),
             self.keep_credential,
         )
@@ -58,6 +65,7 @@ impl<V: Verifier + 'static> Authorization for ExtAuthz<V> {
 pub async fn answer(
     routes: &Routes,
     verifier: &impl Verifier,
+    trusted_proxies: &TrustedProxies,
     request: CheckRequest,
     keep_credential: bool,
 ) -> CheckResponse {
@@ -68,7 +76,8 @@ pub async fn answer(
         .and_then(|request| request.http)
         .unwrap_or_default();
     let headers = header_map(&http.headers);
-    let client = attributes.source.and_then(|peer| socket_ip(peer.address));
+    let source = attributes.source.and_then(|peer| socket_ip(peer.address));
+    let client = trusted_proxies.client_address(source, &headers);
     let gateway_request = GatewayRequest {
         method: &http.method,
         target: &http.path,
@@ -124,9 +133,10 @@ fn respond(decision: &Decision, keep_credential: bool) -> CheckResponse {
                     Status::unauthenticated(refusal.body())
                 }
                 Refusal::Unavailable => Status::unavailable(refusal.body()),
-                Refusal::Path | Refusal::NoRoute | Refusal::InsufficientScope => {
-                    Status::permission_denied(refusal.body())
-                }
+                Refusal::Path
+                | Refusal::Ambiguous
+                | Refusal::NoRoute
+                | Refusal::InsufficientScope => Status::permission_denied(refusal.body()),
             };
             let mut response = CheckResponse::with_status(status);
             response.set_http_response(denied);
@@ -139,7 +149,9 @@ fn http_status(refusal: Refusal) -> HttpStatusCode {
     match refusal {
         Refusal::NoCredential | Refusal::InvalidToken => HttpStatusCode::Unauthorized,
         Refusal::Unavailable => HttpStatusCode::ServiceUnavailable,
-        Refusal::Path | Refusal::NoRoute | Refusal::InsufficientScope => HttpStatusCode::Forbidden,
+        Refusal::Path | Refusal::Ambiguous | Refusal::NoRoute | Refusal::InsufficientScope => {
+            HttpStatusCode::Forbidden
+        }
     }
 }
 

@@ -8,7 +8,8 @@
 //! The gateway passes the client's own headers along, so a client could send the other
 //! convention's headers itself: a request carrying both conventions, or either header
 //! twice, is refused rather than guessed at. The same listener answers `/healthz` (alive)
-//! and `/ready` (the cache's stream is live, so answers can be trusted).
+//! and `/ready` (the cache's stream is live, so answers can be trusted) to requests that
+//! name no original request.
 
 use std::convert::Infallible;
 use std::net::IpAddr;
@@ -75,7 +76,15 @@ impl ForwardAuth {
 
     /// The answer to one request to the endpoint.
     pub async fn answer<B>(&self, request: &Request<B>, peer: IpAddr) -> Response<Full<Bytes>> {
+        // A request naming an original request is a gateway's question whatever its path,
+        // so that a gateway configured without `/forward-auth` (a Caddy `forward_auth`
+        // without `uri`) can never get a health check's 200 for a client's `/ready`.
+        let question = CONVENTIONS
+            .iter()
+            .flat_map(|(method, target)| [method, target])
+            .any(|name| request.headers().contains_key(*name));
         match request.uri().path() {
+            _ if question => {}
             "/forward-auth" => {}
             "/healthz" => return text(StatusCode::OK, "alive"),
             "/ready" if self.verifier.is_fresh() => return text(StatusCode::OK, "ready"),

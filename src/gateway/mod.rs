@@ -22,4 +22,4 @@ pub mod routes;
 
 pub use decision::{Decision, GatewayRequest, IDENTITY_HEADERS, Outcome, Refusal, decide};
 pub use path::{PathError, RequestPath};
-pub use routes::{Access, Route, Routes, RulesError};
+pub use routes::{Access, Ambiguous, Route, Routes, RulesError};

@@ -1,16 +1,16 @@
 //! The path a gateway's request is matched by: the request target as the gateway saw it
-//! (`/v1/orders/7?x=1`, or a gRPC `/orders.v1.Orders/Get`), reduced to the segments every
-//! upstream would agree on.
+//! (`/v1/orders/7?x=1`, or a gRPC `/orders.v1.Orders/Get`), decoded into its segments.
 //!
-//! The danger is a path that the rules read one way and the service behind reads another:
-//! `/public/../admin`, `/public/%2e%2e/admin`, `/ADMIN`, `/admin.`, `//admin`, `/admin;x`
-//! must never match a laxer rule than `/admin`'s. So the matcher reads every such spelling
-//! as the route it could reach (dot segments resolved, escapes decoded, repeated slashes
-//! merged, case folded, `;parameters` and trailing dots dropped), and refuses what cannot
-//! be read one way: an escaped `/` or `\`, a backslash, control characters, a malformed or
-//! doubly encoded escape, invalid UTF-8, a segment of only dots and spaces, `..` above the
-//! root, or a target that is not a path. Matching the folded form can only make a request meet a stricter rule than the
-//! service meant, never a laxer one; the upstream still receives the target unchanged.
+//! The danger is a path that the rules read one way and the service behind reads another.
+//! Services disagree about dot segments (`/admin/../public` is `/public` to some and an
+//! `/admin` route to others), `;parameters`, trailing dots and spaces, repeated slashes,
+//! escaped separators and double encoding, so a path that holds any of these is refused
+//! outright rather than read one way: whichever reading the rules chose, some service would
+//! read it another way and meet a different rule. What is left reads the same everywhere
+//! but for case and escapes of ordinary characters: escapes are decoded (services that do
+//! not decode them read a name no rule of theirs is written for), and case is read both
+//! ways by the rules ([`Routes::route`](super::Routes::route) refuses a path whose two
+//! readings meet different rules). The upstream receives the target unchanged.
 
 use std::fmt;
 
@@ -19,6 +19,8 @@ use std::fmt;
 pub enum PathError {
     #[error("the request target is not a path starting with /")]
     NotAPath,
+    #[error("the request target holds a # (a fragment is never sent)")]
+    Fragment,
     #[error("the path holds an escape that is not two hexadecimal digits")]
     BadEscape,
     #[error("the path escapes a separator (%2F or %5C), which services read differently")]
@@ -27,10 +29,12 @@ pub enum PathError {
     DoubleEncoded,
     #[error("the path holds a backslash, a control character or invalid UTF-8")]
     BadCharacter,
-    #[error("the path has a segment of only dots and spaces other than . and ..")]
+    #[error("the path has a segment . or .., or one ending in a dot or a space")]
     DotSegment,
-    #[error("the path climbs above the root with ..")]
-    AboveRoot,
+    #[error("the path has ;parameters, which services read differently")]
+    Parameters,
+    #[error("the path has an empty segment (a repeated slash)")]
+    EmptySegment,
     #[error("the path is longer than {MAX_TARGET} bytes")]
     TooLong,
 }
@@ -38,53 +42,62 @@ pub enum PathError {
 /// The longest request target read; gateways limit theirs to a few kilobytes as well.
 pub const MAX_TARGET: usize = 8 * 1024;
 
-/// A request's path as rules match it: decoded, normalised, lower-case segments.
+/// A request's path as rules match it: its decoded segments, as they are and in lower case.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestPath {
     segments: Vec<String>,
+    folded: Vec<String>,
 }
 
 impl RequestPath {
-    /// Reads a request target: a path, perhaps followed by `?query` or `#fragment`, in the
-    /// raw form of the request line.
+    /// Reads a request target: a path, perhaps followed by `?query`, in the raw form of the
+    /// request line.
     pub fn parse(target: &str) -> Result<Self, PathError> {
         if target.len() > MAX_TARGET {
             return Err(PathError::TooLong);
         }
+        if target.contains('#') {
+            return Err(PathError::Fragment);
+        }
         let path = target
-            .split(['?', '#'])
+            .split('?')
             .next()
             .filter(|path| path.starts_with('/'))
             .ok_or(PathError::NotAPath)?;
-        let mut segments: Vec<String> = Vec::new();
-        for raw in path.split('/') {
+        let raw: Vec<&str> = path.split('/').skip(1).collect();
+        let last = raw.len().saturating_sub(1);
+        let mut segments = Vec::with_capacity(raw.len());
+        for (i, raw) in raw.into_iter().enumerate() {
             let segment = decode_segment(raw)?;
-            // `;parameters` end a segment for servlet containers and some routers.
-            let segment = segment.split(';').next().unwrap_or_default();
-            // A trailing dot or space is dropped by some file systems and frameworks; a
-            // segment of nothing else (`...`, `.. `) is read as `..` by some: refused.
-            let segment = match segment {
-                "" | "." | ".." => segment,
-                _ => match segment.trim_end_matches(['.', ' ']) {
-                    "" => return Err(PathError::DotSegment),
-                    trimmed => trimmed,
-                },
-            };
-            match segment {
-                // Repeated slashes are merged by most servers; `.` is this directory.
-                "" | "." => {}
-                ".." => {
-                    segments.pop().ok_or(PathError::AboveRoot)?;
+            if segment.is_empty() {
+                // A trailing slash ends the path; a repeated one is refused.
+                if i == last {
+                    continue;
                 }
-                _ => segments.push(segment.to_lowercase()),
+                return Err(PathError::EmptySegment);
             }
+            if segment.contains(';') {
+                return Err(PathError::Parameters);
+            }
+            // `.`, `..`, and what some file systems and frameworks trim to them or to
+            // another name (`...`, `admin.`, `admin `).
+            if segment.ends_with(['.', ' ']) {
+                return Err(PathError::DotSegment);
+            }
+            segments.push(segment);
         }
-        Ok(Self { segments })
+        let folded = segments.iter().map(|s| s.to_lowercase()).collect();
+        Ok(Self { segments, folded })
     }
 
-    /// The segments, in order; none for `/`.
+    /// The decoded segments, in order; none for `/`.
     pub fn segments(&self) -> &[String] {
         &self.segments
+    }
+
+    /// The same in lower case.
+    pub fn folded(&self) -> &[String] {
+        &self.folded
     }
 }
 
@@ -153,27 +166,18 @@ mod tests {
     }
 
     #[test]
-    fn every_spelling_of_a_route_reads_as_that_route() {
-        for target in [
-            "/admin/users",
-            "/ADMIN/Users",
-            "/admin//users",
-            "//admin/users/",
-            "/admin/./users",
-            "/public/../admin/users",
-            "/public/%2e%2e/admin/users",
-            "/public/%2E%2E/admin/users",
-            "/public/.%2e/admin/users",
-            "/%61dmin/users",
-            "/admin./users",
-            "/admin%2e/users",
-            "/admin;jsessionid=1/users",
-            "/admin /users",
-            "/admin/users?x=/public",
-            "/admin/users#/public",
-        ] {
-            assert_eq!(path(target), "/admin/users", "{target}");
-        }
+    fn escapes_are_decoded_and_case_kept() {
+        assert_eq!(path("/admin/users"), "/admin/users");
+        assert_eq!(path("/admin/users/"), "/admin/users");
+        assert_eq!(path("/%61dmin/Users"), "/admin/Users");
+        assert_eq!(path("/admin/users?x=/public&y=.."), "/admin/users");
+        assert_eq!(
+            RequestPath::parse("/Admin/USERS").expect("path").folded(),
+            ["admin", "users"]
+        );
+        assert_eq!(path("/"), "/");
+        assert_eq!(path("/%25"), "/%");
+        assert_eq!(path("/a%20b/c"), "/a b/c");
     }
 
     #[test]
@@ -189,11 +193,24 @@ mod tests {
             ("/%2", PathError::BadEscape),
             ("/%zz", PathError::BadEscape),
             ("/%252e%252e/admin", PathError::DoubleEncoded),
+            ("/..", PathError::DotSegment),
+            ("/admin/../public/x", PathError::DotSegment),
+            ("/admin/%2e%2e/public/x", PathError::DotSegment),
+            ("/admin/.%2E/public/x", PathError::DotSegment),
+            ("/./admin", PathError::DotSegment),
             ("/public/.../admin", PathError::DotSegment),
             ("/public/.. /admin", PathError::DotSegment),
-            ("/public/%2e%2e%20/admin", PathError::DotSegment),
-            ("/..", PathError::AboveRoot),
-            ("/a/../../admin", PathError::AboveRoot),
+            ("/admin./users", PathError::DotSegment),
+            ("/admin%2e/users", PathError::DotSegment),
+            ("/admin%20/users", PathError::DotSegment),
+            ("/users/public./avatar", PathError::DotSegment),
+            ("/admin/..;/public/x", PathError::Parameters),
+            ("/admin/..%3B/public/x", PathError::Parameters),
+            ("/admin;jsessionid=1/users", PathError::Parameters),
+            ("//admin", PathError::EmptySegment),
+            ("/public//admin", PathError::EmptySegment),
+            ("/public#/../admin", PathError::Fragment),
+            ("/public?#", PathError::Fragment),
             ("admin", PathError::NotAPath),
             ("http://host/admin", PathError::NotAPath),
             ("*", PathError::NotAPath),
@@ -205,45 +222,27 @@ mod tests {
         assert_eq!(RequestPath::parse(&long), Err(PathError::TooLong));
     }
 
-    /// One way a service could be sent `segment`: case changed, characters escaped, a
-    /// trailing dot or space, `;parameters`, a detour through another segment and back, a
-    /// `.` segment, a doubled slash, as the choices say.
+    /// One way a client could send `segment`: characters escaped in either case of hex,
+    /// as the choices say.
     fn spell(segment: &str, choices: &[u8]) -> String {
         let mut choice = choices.iter().copied().cycle();
-        let mut next = move || choice.next().unwrap_or_default();
-        let mut spelled = String::new();
-        match next() % 4 {
-            0 => spelled.push_str("./"),
-            1 => spelled.push_str("detour/../"),
-            2 => spelled.push('/'),
-            _ => {}
-        }
-        for c in segment.chars() {
-            match next() % 4 {
-                0 => spelled.push_str(&format!("%{:02X}", u32::from(c))),
-                1 => spelled.push_str(&format!("%{:02x}", u32::from(c))),
-                2 => spelled.push(c.to_ascii_uppercase()),
-                _ => spelled.push(c),
-            }
-        }
-        match next() % 5 {
-            0 => spelled.push('.'),
-            1 => spelled.push_str("%2e"),
-            2 => spelled.push_str("%20"),
-            3 => spelled.push_str(";jsessionid=x"),
-            _ => {}
-        }
-        spelled
+        segment
+            .chars()
+            .map(|c| match choice.next().unwrap_or_default() % 3 {
+                0 => format!("%{:02X}", u32::from(c)),
+                1 => format!("%{:02x}", u32::from(c)),
+                _ => c.to_string(),
+            })
+            .collect()
     }
 
     proptest::proptest! {
-        /// The property the rules rest on: however a path is spelled, it reads as that
-        /// path, so it meets the rule written for it and no other.
+        /// However its characters are escaped, a path reads as itself.
         #[test]
         fn every_spelling_of_any_path_reads_as_that_path(
-            segments in proptest::collection::vec("[a-z0-9_-]([a-z0-9._-]{0,6}[a-z0-9_-])?", 0..6),
+            segments in proptest::collection::vec("[a-zA-Z0-9_-]([a-zA-Z0-9._-]{0,6}[a-zA-Z0-9_-])?", 0..6),
             choices in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..64),
-            query in "(\\?[a-z=&/.%0-9]{0,12})?",
+            query in "(\\?[a-z=&/.%0-9#]{0,12})?",
         ) {
             let canonical = format!("/{}", segments.join("/"));
             let spelled: Vec<String> = segments
@@ -253,26 +252,41 @@ mod tests {
                 .collect();
             let target = format!("/{}{query}", spelled.join("/"));
             let read = RequestPath::parse(&target);
-            proptest::prop_assert_eq!(
-                read.as_ref().map(ToString::to_string),
-                Ok(canonical.clone()),
-                "{} read from {}", canonical, target
-            );
+            if query.contains('#') {
+                proptest::prop_assert_eq!(read, Err(PathError::Fragment));
+            } else {
+                proptest::prop_assert_eq!(
+                    read.as_ref().map(ToString::to_string),
+                    Ok(canonical.clone()),
+                    "{} read from {}", canonical, target
+                );
+            }
+        }
+
+        /// A path with a dot segment, a ;parameter, a trailing dot or a repeated slash,
+        /// in any spelling, is refused: never read as some other path.
+        #[test]
+        fn any_ambiguous_segment_anywhere_is_refused(
+            before in proptest::collection::vec("[a-z0-9]{1,5}", 0..4),
+            after in proptest::collection::vec("[a-z0-9]{1,5}", 0..4),
+            trick in proptest::sample::select(vec![
+                ".", "..", "%2e", "%2E%2e", ".%2e", "..;", "..%3b", "a;b", "x.", "x%2e", "x ",
+                "x%20", "...", "", ". ",
+            ]),
+        ) {
+            let mut segments = before.clone();
+            segments.push(trick.to_owned());
+            segments.extend(after.clone());
+            let target = format!("/{}", segments.join("/"));
+            // A trailing slash is the one empty segment allowed.
+            if !(trick.is_empty() && after.is_empty()) {
+                proptest::prop_assert!(RequestPath::parse(&target).is_err(), "{}", target);
+            }
         }
 
         #[test]
         fn no_input_panics_the_reader(target in "\\PC{0,64}") {
             let _ = RequestPath::parse(&target);
         }
-    }
-
-    #[test]
-    fn grpc_paths_keep_their_dots_and_lose_their_case() {
-        assert_eq!(
-            path("/orders.v1.OrdersService/GetOrder"),
-            "/orders.v1.ordersservice/getorder"
-        );
-        assert_eq!(path("/"), "/");
-        assert_eq!(path("/%25"), "/%");
     }
 }

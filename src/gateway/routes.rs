@@ -16,9 +16,11 @@
 //! scopes = ["api.use"]
 //! ```
 //!
-//! The first route that matches wins. Patterns are compared with the request's
-//! [`RequestPath`]: decoded, normalised and lower-case, so every spelling of a path meets
-//! the rule written for it.
+//! The first route that matches wins. Patterns are compared with the request's decoded
+//! [`RequestPath`] twice, as it is and in lower case, since services differ on case: a path
+//! whose two readings meet different routes is refused, so no spelling of a path reaches a
+//! laxer rule than the one a service could read it by. A `GET` rule also covers `HEAD`,
+//! which services answer with their `GET` handlers.
 
 use std::path::Path;
 
@@ -74,7 +76,8 @@ struct Matcher {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
-    Literal(String),
+    /// A name, as written and in lower case.
+    Literal { exact: String, folded: String },
     /// `*`: exactly one segment.
     Any,
     /// `**`, last: any number of segments, none included.
@@ -164,34 +167,60 @@ impl Routes {
         Ok(Self { routes, default })
     }
 
-    /// The route of a request: the first that matches, else the default; None: refused.
-    pub fn route(&self, method: &str, path: &RequestPath) -> Option<&Route> {
+    /// The route of a request: the first that matches, else the default; `Ok(None)`: no
+    /// route (refused). `Err(Ambiguous)` when the path as it is and in lower case meet
+    /// different routes.
+    pub fn route(&self, method: &str, path: &RequestPath) -> Result<Option<&Route>, Ambiguous> {
+        let exact = self.first_match(method, path.segments(), Case::Exact);
+        let folded = self.first_match(method, path.folded(), Case::Folded);
+        if exact != folded {
+            return Err(Ambiguous);
+        }
+        Ok(match exact {
+            Some(index) => self.routes.get(index).map(|(_, route)| route),
+            None => self.default.as_ref(),
+        })
+    }
+
+    fn first_match(&self, method: &str, path: &[String], case: Case) -> Option<usize> {
         self.routes
             .iter()
-            .find(|(matcher, _)| matcher.matches(method, path.segments()))
-            .map(|(_, route)| route)
-            .or(self.default.as_ref())
+            .position(|(matcher, _)| matcher.matches(method, path, case))
     }
+}
+
+/// A path that two readings route differently (see [`Routes::route`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ambiguous;
+
+#[derive(Debug, Clone, Copy)]
+enum Case {
+    Exact,
+    Folded,
 }
 
 impl Matcher {
-    fn matches(&self, method: &str, path: &[String]) -> bool {
+    fn matches(&self, method: &str, path: &[String], case: Case) -> bool {
         let method_matches = self.methods.is_empty()
-            || self
-                .methods
-                .iter()
-                .any(|allowed| allowed.eq_ignore_ascii_case(method));
-        method_matches && segments_match(&self.pattern, path)
+            || self.methods.iter().any(|allowed| {
+                allowed.eq_ignore_ascii_case(method)
+                    || (allowed == "GET" && method.eq_ignore_ascii_case("HEAD"))
+            });
+        method_matches && segments_match(&self.pattern, path, case)
     }
 }
 
-fn segments_match(pattern: &[Segment], path: &[String]) -> bool {
+fn segments_match(pattern: &[Segment], path: &[String], case: Case) -> bool {
     match (pattern.split_first(), path.split_first()) {
         (None, None) => true,
         (Some((Segment::Rest, _)), _) => true,
-        (Some((Segment::Any, pattern)), Some((_, path))) => segments_match(pattern, path),
-        (Some((Segment::Literal(literal), pattern)), Some((segment, path))) => {
-            literal == segment && segments_match(pattern, path)
+        (Some((Segment::Any, pattern)), Some((_, path))) => segments_match(pattern, path, case),
+        (Some((Segment::Literal { exact, folded }, pattern)), Some((segment, path))) => {
+            let literal = match case {
+                Case::Exact => exact,
+                Case::Folded => folded,
+            };
+            literal == segment && segments_match(pattern, path, case)
         }
         _ => false,
     }
@@ -227,9 +256,10 @@ fn pattern(path: &str) -> Result<Vec<Segment>, String> {
                 Err(format!("{literal:?}: * stands alone in a segment"))
             }
             literal => match RequestPath::parse(&format!("/{literal}")) {
-                Ok(read) if read.segments().len() == 1 => {
-                    Ok(Segment::Literal(read.segments().concat()))
-                }
+                Ok(read) if read.segments().len() == 1 => Ok(Segment::Literal {
+                    exact: read.segments().concat(),
+                    folded: read.folded().concat(),
+                }),
                 _ => Err(format!("{literal:?} is not a plain path segment")),
             },
         })
@@ -278,7 +308,9 @@ mod tests {
     "#;
 
     fn route<'a>(routes: &'a Routes, method: &str, target: &str) -> Option<&'a Route> {
-        routes.route(method, &RequestPath::parse(target).expect("path"))
+        routes
+            .route(method, &RequestPath::parse(target).expect("path"))
+            .expect("not ambiguous")
     }
 
     #[test]
@@ -289,6 +321,8 @@ mod tests {
         assert_eq!(name("GET", "/admin"), Some("admin"));
         assert_eq!(name("POST", "/admin/users/7"), Some("admin"));
         assert_eq!(name("GET", "/v1/orders/7"), Some("/v1/orders/*"));
+        // HEAD is answered by GET handlers: a GET rule covers it.
+        assert_eq!(name("HEAD", "/v1/orders/7"), Some("/v1/orders/*"));
         assert_eq!(name("POST", "/v1/orders/7"), Some("/**"));
         assert_eq!(name("GET", "/v1/orders/7/items"), Some("/**"));
         assert_eq!(
@@ -301,23 +335,28 @@ mod tests {
     }
 
     #[test]
-    fn path_tricks_meet_the_stricter_route() {
+    fn a_path_whose_case_changes_its_route_is_refused() {
         let routes = Routes::parse(RULES).expect("rules");
-        for target in [
-            "/ADMIN/users",
-            "/healthz/../admin",
-            "/healthz/%2e%2e/admin",
-            "//admin",
-            "/admin./users",
-            "/admin;x=1/users",
-            "/Admin%2E",
-        ] {
-            assert_eq!(
-                route(&routes, "GET", target).map(|r| r.name.as_str()),
-                Some("admin"),
-                "{target}"
-            );
+        for target in ["/ADMIN/users", "/Admin", "/V1/orders/7"] {
+            let path = RequestPath::parse(target).expect("path");
+            assert_eq!(routes.route("GET", &path), Err(Ambiguous), "{target}");
         }
+        // A literal route before a `*` one: an id that folds to the literal is refused too.
+        let routes = Routes::parse(
+            "[[route]]\npath = \"/users/public/avatar\"\npublic = true\n\
+             [[route]]\npath = \"/users/*/avatar\"\nscopes = [\"users.read\"]\n",
+        )
+        .expect("rules");
+        let path = RequestPath::parse("/users/PUBLIC/avatar").expect("path");
+        assert_eq!(routes.route("GET", &path), Err(Ambiguous));
+        // Case that changes nothing is fine.
+        let path = RequestPath::parse("/users/Alice/avatar").expect("path");
+        assert_eq!(
+            routes
+                .route("GET", &path)
+                .map(|r| r.map(|r| r.name.as_str())),
+            Ok(Some("/users/*/avatar"))
+        );
     }
 
     #[test]

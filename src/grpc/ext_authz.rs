@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status};
 use super::credential::authorize;
 use super::token_service::verification_response;
 use crate::authority::{Authority, Caller};
-use crate::client::{Verification, VerifyError};
+use crate::client::{TrustedProxies, Verification, VerifyError};
 use crate::domain::{Permission, PermissionSet};
 use crate::gateway::Routes;
 use crate::gateway::decision::Verifier;
@@ -39,9 +39,16 @@ impl Authorization for AuthorityCheck {
             authority: &self.authority,
             caller,
         };
-        let answer =
-            crate::gateway::ext_authz::answer(&self.routes, &verifier, request.into_inner(), false)
-                .await;
+        // Envoy's source is the client, as it is: this Check trusts no proxies (an edge
+        // beside Envoy can, with --ext-authz-trusted-proxy).
+        let answer = crate::gateway::ext_authz::answer(
+            &self.routes,
+            &verifier,
+            &TrustedProxies::default(),
+            request.into_inner(),
+            false,
+        )
+        .await;
         Ok(Response::new(answer))
     }
 }

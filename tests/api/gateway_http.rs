@@ -220,6 +220,9 @@ async fn refusals_say_401_or_403_with_their_challenge_and_nothing_more(kind: Gat
     )
     .await;
     assert_eq!(post.status, 403);
+    // HEAD is answered by GET handlers: the GET rule applies to it, with its scopes.
+    let head = http(s.gateway.addr, "HEAD", "/v1/orders/7", &[]).await;
+    assert_eq!(head.status, 401);
     let unmatched = s
         .get(
             "/v2/anything",
@@ -292,11 +295,44 @@ async fn path_tricks_cannot_reach_a_stricter_route_through_a_laxer_one(kind: Gat
         "/public/..%2Fadmin/users",
         "/public/..;/admin/users",
         "/PUBLIC/../admin/users",
+        // Climbing out of the stricter route into the laxer one: a service that does not
+        // resolve dot segments (or reads `..;` as a name) routes these to /admin.
+        "/admin/..;/public/x",
+        "/admin/..%3B/public/x",
+        "/admin/%2e%2e/public/x",
+        "/admin/../public/x",
+        // A `#` in the request line: the edge must not stop reading at it.
+        "/public#/../admin/users",
+        "/public%23/../admin/users",
     ] {
         let answer = s.get(target, &[]).await;
+        // Refused; or, where the gateway itself resolved the path (Envoy's normalize_path),
+        // passed on as the public path the edge judged, never as the admin one.
+        let refused = [400, 401, 403].contains(&answer.status);
+        let served_public = answer.status == 200
+            && answer
+                .echoed("target")
+                .iter()
+                .all(|received| received.starts_with("/public/") && !received.contains(".."));
+        assert!(refused || served_public, "{target}: {answer:?}");
+    }
+    // Identity headers spelled with underscores, which CGI-style services read as the
+    // real ones, and method overrides: refused (or dropped by the gateway), never passed.
+    for (name, value) in [
+        ("x_token_id", "tok_forged"),
+        ("X_Token_Scopes", "admin.write"),
+        ("x-token_api_version", "v9"),
+        ("x-http-method-override", "DELETE"),
+        ("x-method-override", "DELETE"),
+    ] {
+        let answer = s.get("/public/page", &[(name, value)]).await;
+        let passed_on = answer.body.lines().any(|line| {
+            line.to_ascii_lowercase()
+                .starts_with(&name.to_ascii_lowercase())
+        });
         assert!(
-            [400, 401, 403].contains(&answer.status),
-            "{target}: {answer:?}"
+            answer.status != 200 || !passed_on,
+            "{name} reached the service: {answer:?}"
         );
     }
     // The client names a public path itself, in either convention's headers: the gateway

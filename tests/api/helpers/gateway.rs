@@ -61,6 +61,7 @@ pub async fn start_edge_with(
         rules: rules_path,
         forward_auth_addr: "127.0.0.1:0".parse().expect("address"),
         ext_authz_addr: MetricsAddr::At("127.0.0.1:0".parse().expect("address")),
+        ext_authz_trusted_proxies: Vec::new(),
         keep_credential: false,
         trusted_proxies: vec!["127.0.0.1".to_owned()],
         ca_certificate: None,
@@ -85,8 +86,8 @@ pub async fn start_edge_with(
     addrs
 }
 
-/// An upstream that answers every request with 200 and the headers it received, one
-/// `name: value` line each, names in lower case.
+/// An upstream that answers every request with 200, the target it received (`target: …`)
+/// and the headers it received, one `name: value` line each, names in lower case.
 pub async fn start_echo_upstream() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
@@ -105,6 +106,8 @@ pub async fn start_echo_upstream() -> SocketAddr {
                         })
                         .collect();
                     lines.sort();
+                    // The target the service received, as a line of its own.
+                    lines.insert(0, format!("target: {}", request.uri()));
                     let body = format!("{}\n", lines.join("\n"));
                     Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from(body))))
                 });
