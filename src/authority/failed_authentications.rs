@@ -15,6 +15,9 @@
 //!
 //! Behind a proxy that hides client addresses every client shares the proxy's address:
 //! raise the limit there, or turn it off (0).
+//!
+//! The gateway edge uses the same limit on the invalid tokens a client address presents
+//! (`gateway/decision.rs`), by address only.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -34,7 +37,7 @@ const PENALIZED_CAPACITY: u64 = 100_000;
 
 /// Why an authentication is refused before it is tried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Refusal {
+pub(crate) enum Refusal {
     Peer,
     Credential,
 }
@@ -50,7 +53,7 @@ impl Refusal {
     }
 }
 
-pub(super) struct FailedAuthentications {
+pub(crate) struct FailedAuthentications {
     /// None: no limit.
     limits: Option<Limits>,
 }

@@ -13,7 +13,7 @@ mod caller;
 mod cold_lookups;
 mod error;
 mod events;
-mod failed_authentications;
+pub(crate) mod failed_authentications;
 mod last_use;
 mod leaks;
 mod page_token;

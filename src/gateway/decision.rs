@@ -16,6 +16,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use super::path::RequestPath;
 use super::routes::{Access, Ambiguous, Routes};
+use crate::authority::failed_authentications::FailedAuthentications;
 use crate::client::{CachingVerifier, Identity, Requirements, Verification, VerifyError};
 use crate::proto::VerificationCode;
 
@@ -90,6 +91,9 @@ pub enum Refusal {
     /// No answer can be trusted now (the authority is unreachable past the staleness
     /// bound, or refuses this edge).
     Unavailable,
+    /// The client's address presented more invalid tokens than its allowance: refused for
+    /// a second without a look-up.
+    TooManyInvalidTokens,
 }
 
 /// The headers that carry the verified identity upstream. Whatever a client sent under
@@ -102,10 +106,13 @@ pub const IDENTITY_HEADERS: [&str; 5] = [
     "x-token-api-version",
 ];
 
-/// Decides on `request` by `routes`, asking `verifier` about its token.
-pub async fn decide(
+/// Decides on `request` by `routes`, asking `verifier` about its token. A client address
+/// past its allowance of invalid tokens (`failures`) is refused before its token is looked
+/// at, so that forged tokens cannot fill the verifier's calls to the authority.
+pub(crate) async fn decide(
     routes: &Routes,
     verifier: &impl Verifier,
+    failures: &FailedAuthentications,
     request: &GatewayRequest<'_>,
 ) -> Decision {
     let refuse = |route: &str, refusal| Decision {
@@ -137,6 +144,9 @@ pub async fn decide(
         Ok(None) => return refuse(&route.name, Refusal::NoCredential),
         Err(_) => return refuse(&route.name, Refusal::InvalidToken),
     };
+    if failures.refusal(request.client, None).is_some() {
+        return refuse(&route.name, Refusal::TooManyInvalidTokens);
+    }
     let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
     let refusal = match verifier.verify(token, &scopes, request.client).await {
         Ok(verification) => match (verification.code, verification.identity) {
@@ -149,7 +159,12 @@ pub async fn decide(
             (VerificationCode::InsufficientScopes | VerificationCode::AddressNotAllowed, _) => {
                 Refusal::InsufficientScope
             }
-            _ => Refusal::InvalidToken,
+            // Refused on its shape alone, without asking anyone: costs nothing.
+            (VerificationCode::Malformed, _) => Refusal::InvalidToken,
+            _ => {
+                failures.record_failure(request.client, None);
+                Refusal::InvalidToken
+            }
         },
         Err(VerifyError::Unavailable(_)) => Refusal::Unavailable,
         Err(error @ (VerifyError::Refused(_) | VerifyError::Config(_))) => {
@@ -188,6 +203,7 @@ impl Refusal {
                 StatusCode::FORBIDDEN
             }
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyInvalidTokens => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -198,7 +214,11 @@ impl Refusal {
             Self::NoCredential => Some("Bearer"),
             Self::InvalidToken => Some(r#"Bearer error="invalid_token""#),
             Self::InsufficientScope => Some(r#"Bearer error="insufficient_scope""#),
-            Self::Path | Self::Ambiguous | Self::NoRoute | Self::Unavailable => None,
+            Self::Path
+            | Self::Ambiguous
+            | Self::NoRoute
+            | Self::Unavailable
+            | Self::TooManyInvalidTokens => None,
         }
     }
 
@@ -212,6 +232,7 @@ impl Refusal {
             Self::InvalidToken => "invalid_token",
             Self::InsufficientScope => "insufficient_scope",
             Self::Unavailable => "unavailable",
+            Self::TooManyInvalidTokens => "too_many_invalid_tokens",
         }
     }
 

@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use super::ext_authz::ExtAuthz;
 use super::forward_auth::ForwardAuth;
 use super::routes::{Routes, RulesError};
+use crate::authority::failed_authentications::FailedAuthentications;
 use crate::client::{CachingVerifier, TrustedProxies, VerifierConfig, VerifyError};
 use crate::configuration::{LogFormat, MetricsAddr};
 use crate::connections::{ConnectionLimits, FirstRequestLayer, GuardedListener};
@@ -99,6 +100,16 @@ pub struct EdgeSettings {
     /// Accept an `http://` authority off loopback (tokens then cross the network in clear).
     #[arg(long, env = "TOKEN_AUTHORITY_EDGE_ALLOW_PLAINTEXT")]
     pub allow_plaintext: bool,
+    /// Invalid tokens (not answered from their shape alone) a client address may present
+    /// per second, with a burst of five seconds' worth; past it the address is refused with
+    /// 429 for a second without a look-up. 0: no limit (raise it behind a gateway that
+    /// hides client addresses).
+    #[arg(
+        long,
+        env = "TOKEN_AUTHORITY_EDGE_INVALID_TOKENS_PER_SECOND",
+        default_value = "20"
+    )]
+    pub invalid_tokens_per_second: u32,
     /// How long cached answers are trusted after the watch stream last confirmed them.
     #[arg(
         long,
@@ -187,6 +198,9 @@ impl Edge {
         let (listener, forward_auth_addr) = bind(settings.forward_auth_addr).await?;
         let routes = Arc::new(routes);
         let trusted_proxies = Arc::new(trusted_proxies);
+        let failures = Arc::new(FailedAuthentications::new(
+            settings.invalid_tokens_per_second,
+        ));
         let ext_authz = match settings.ext_authz_addr {
             MetricsAddr::Off => None,
             MetricsAddr::At(addr) => {
@@ -197,6 +211,7 @@ impl Edge {
                     verifier: verifier.clone(),
                     trusted_proxies: Arc::new(proxies),
                     keep_credential: settings.keep_credential,
+                    failures: failures.clone(),
                 };
                 Some((service, bind(addr).await?))
             }
@@ -208,6 +223,7 @@ impl Edge {
                 routes,
                 verifier,
                 trusted_proxies,
+                failures,
             },
             listener,
             ext_authz: ext_authz.map(|(service, (listener, _))| (service, listener)),
@@ -241,8 +257,18 @@ impl Edge {
                 None => std::future::pending().await,
             }
         };
+        // The allowances of addresses that stopped failing are forgotten, as the server's.
+        let failures = self.forward_auth.failures.clone();
+        let forget = async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                failures.forget_idle();
+            }
+        };
         tokio::select! {
             () = self.forward_auth.serve(self.listener, limits) => {}
+            () = forget => {}
             () = ext_authz => {}
             () = shutdown => {}
         }

@@ -28,6 +28,7 @@ use super::decision::{
 };
 use super::metrics::record;
 use super::routes::Routes;
+use crate::authority::failed_authentications::FailedAuthentications;
 use crate::client::TrustedProxies;
 
 /// The Authorization service, answering from `verifier` by `routes`.
@@ -39,6 +40,8 @@ pub struct ExtAuthz<V> {
     pub trusted_proxies: Arc<TrustedProxies>,
     /// Whether the service behind receives the credential headers.
     pub keep_credential: bool,
+    /// Each client address's allowance of invalid tokens.
+    pub(crate) failures: Arc<FailedAuthentications>,
 }
 
 #[tonic::async_trait]
@@ -50,6 +53,7 @@ impl<V: Verifier + 'static> Authorization for ExtAuthz<V> {
         let answer = answer(
             &self.routes,
             &self.verifier,
+            &self.failures,
             &self.trusted_proxies,
             request.into_inner(),
             self.keep_credential,
@@ -62,9 +66,10 @@ impl<V: Verifier + 'static> Authorization for ExtAuthz<V> {
 /// The answer to one `Check`: the decision on the request it describes, by `routes`, with
 /// `verifier`'s verdicts, as the header changes or refusal Envoy applies. Shared by the
 /// edge and the authority's own `Check`.
-pub async fn answer(
+pub(crate) async fn answer(
     routes: &Routes,
     verifier: &impl Verifier,
+    failures: &FailedAuthentications,
     trusted_proxies: &TrustedProxies,
     request: CheckRequest,
     keep_credential: bool,
@@ -84,7 +89,7 @@ pub async fn answer(
         headers: &headers,
         client,
     };
-    let decision = decide(routes, verifier, &gateway_request).await;
+    let decision = decide(routes, verifier, failures, &gateway_request).await;
     record(&decision, started.elapsed());
     respond(&decision, keep_credential)
 }
@@ -133,6 +138,7 @@ fn respond(decision: &Decision, keep_credential: bool) -> CheckResponse {
                     Status::unauthenticated(refusal.body())
                 }
                 Refusal::Unavailable => Status::unavailable(refusal.body()),
+                Refusal::TooManyInvalidTokens => Status::resource_exhausted(refusal.body()),
                 Refusal::Path
                 | Refusal::Ambiguous
                 | Refusal::NoRoute
@@ -149,6 +155,7 @@ fn http_status(refusal: Refusal) -> HttpStatusCode {
     match refusal {
         Refusal::NoCredential | Refusal::InvalidToken => HttpStatusCode::Unauthorized,
         Refusal::Unavailable => HttpStatusCode::ServiceUnavailable,
+        Refusal::TooManyInvalidTokens => HttpStatusCode::TooManyRequests,
         Refusal::Path | Refusal::Ambiguous | Refusal::NoRoute | Refusal::InsufficientScope => {
             HttpStatusCode::Forbidden
         }

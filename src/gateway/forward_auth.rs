@@ -25,6 +25,7 @@ use tokio::net::TcpListener;
 use super::decision::{Decision, GatewayRequest, Outcome, Refusal, decide, identity_headers};
 use super::metrics::record;
 use super::routes::Routes;
+use crate::authority::failed_authentications::FailedAuthentications;
 use crate::client::{CachingVerifier, TrustedProxies};
 use crate::connections::{ConnectionLimits, GuardedListener};
 
@@ -38,6 +39,8 @@ pub struct ForwardAuth {
     pub verifier: CachingVerifier,
     /// Whose `X-Forwarded-For` is believed: the gateway's address.
     pub trusted_proxies: Arc<TrustedProxies>,
+    /// Each client address's allowance of invalid tokens.
+    pub(crate) failures: Arc<FailedAuthentications>,
 }
 
 /// Which headers name the original request.
@@ -107,7 +110,13 @@ impl ForwardAuth {
                     headers,
                     client,
                 };
-                decide(&self.routes, &self.verifier, &gateway_request).await
+                decide(
+                    &self.routes,
+                    &self.verifier,
+                    &self.failures,
+                    &gateway_request,
+                )
+                .await
             }
             None => Decision {
                 route: "-".to_owned(),
@@ -162,6 +171,11 @@ fn respond(decision: &Decision) -> Response<Full<Bytes>> {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static(challenge),
                 );
+            }
+            if *refusal == Refusal::TooManyInvalidTokens {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             response
         }

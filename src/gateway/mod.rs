@@ -20,6 +20,6 @@ pub mod metrics;
 pub mod path;
 pub mod routes;
 
-pub use decision::{Decision, GatewayRequest, IDENTITY_HEADERS, Outcome, Refusal, decide};
+pub use decision::{Decision, GatewayRequest, IDENTITY_HEADERS, Outcome, Refusal};
 pub use path::{PathError, RequestPath};
 pub use routes::{Access, Ambiguous, Route, Routes, RulesError};

@@ -16,6 +16,7 @@ use tonic::{Request, Response, Status};
 
 use super::credential::authorize;
 use super::token_service::verification_response;
+use crate::authority::failed_authentications::FailedAuthentications;
 use crate::authority::{Authority, Caller};
 use crate::client::{TrustedProxies, Verification, VerifyError};
 use crate::domain::{Permission, PermissionSet};
@@ -41,9 +42,11 @@ impl Authorization for AuthorityCheck {
         };
         // Envoy's source is the client, as it is: this Check trusts no proxies (an edge
         // beside Envoy can, with --ext-authz-trusted-proxy).
+        // The authority limits failed look-ups itself (--auth-failures-per-second).
         let answer = crate::gateway::ext_authz::answer(
             &self.routes,
             &verifier,
+            &FailedAuthentications::new(0),
             &TrustedProxies::default(),
             request.into_inner(),
             false,

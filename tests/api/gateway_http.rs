@@ -492,3 +492,27 @@ async fn without_the_authority_the_gateway_fails_closed_and_recovers_when_it_ret
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+gateway_tests!(a_client_spraying_forged_tokens_is_held_off_without_look_ups);
+async fn a_client_spraying_forged_tokens_is_held_off_without_look_ups(kind: GatewayKind) {
+    let s = setup(kind).await;
+    // Well-formed tokens no cache knows: each would cost a call to the authority. The
+    // allowance is 20 a second with a burst of 100.
+    let mut held_off = 0;
+    for _ in 0..150 {
+        let forged = bearer(TokenSecret::generate().expose());
+        let answer = s
+            .get("/v1/orders/7", &[("authorization", forged.as_str())])
+            .await;
+        match answer.status {
+            401 => {}
+            // 429; nginx turns it into 503 (its auth_request knows only 2xx, 401 and 403).
+            429 | 503 => held_off += 1,
+            other => panic!("{other}: {answer:?}"),
+        }
+    }
+    assert!(
+        held_off >= 40,
+        "only {held_off} of 150 forged tokens held off"
+    );
+}

@@ -67,6 +67,7 @@ pub async fn start_edge_with(
         ca_certificate: None,
         allow_plaintext: false,
         staleness_bound,
+        invalid_tokens_per_second: 20,
         metrics_addr: MetricsAddr::Off,
         log_format: LogFormat::Human,
         log_level: "info".to_owned(),
