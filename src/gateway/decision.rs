@@ -4,9 +4,9 @@
 //! The order is fixed: the request is read first (a path no rule can read safely, a method
 //! override, an identity header spelled with underscores: refused without looking at the
 //! token), then its route (public routes need no token; a request no route matches is
-//! refused), then the credential, then the verification. Refusals say
-//! as little as RFC 6750 asks: never the token, never which check failed beyond
-//! "invalid token" and "insufficient scope".
+//! refused), then the credential, then the client address's allowance of invalid tokens,
+//! then the verification. Refusals say as little as RFC 6750 asks: never the token, never
+//! which check failed beyond "invalid token" and "insufficient scope".
 
 use std::future::Future;
 use std::net::IpAddr;

@@ -11,6 +11,9 @@
 //! - `edge.rs`: `token-authority edge`, the sidecar that serves all of it beside a gateway
 //!   from a [`CachingVerifier`](crate::client::CachingVerifier) kept fresh by
 //!   WatchRevocations.
+//!
+//! The authority serves the same `Check` on its own port (`grpc/ext_authz.rs`), deciding
+//! with this module from its own verifications.
 
 pub mod decision;
 pub mod edge;

@@ -77,7 +77,7 @@ async fn setup(kind: GatewayKind) -> Setup {
     // The edge verifies with the tenant administrator's token (it holds tokens.verify).
     let edge = start_edge(&app, &tenant.admin_token, RULES, dir.path()).await;
     let upstream = start_echo_upstream().await;
-    let gateway = Gateway::start(kind, edge, upstream).await;
+    let gateway = Gateway::start(kind, Some(edge), upstream).await;
     Setup {
         app,
         gateway,
@@ -419,7 +419,7 @@ async fn without_the_authority_the_gateway_fails_closed_and_recovers_when_it_ret
         Duration::from_secs(15),
     )
     .await;
-    let gateway = Gateway::start(kind, edge, start_echo_upstream().await).await;
+    let gateway = Gateway::start(kind, Some(edge), start_echo_upstream().await).await;
     let get = |secret: &str| {
         let auth = bearer(secret);
         async move {
