@@ -243,10 +243,13 @@ impl Edge {
                 Some((service, listener)) => {
                     let incoming =
                         GuardedListener::new(listener, "ext_authz", limits).into_incoming();
+                    let (reporter, health) = tonic_health::server::health_reporter();
+                    tokio::spawn(report_readiness(reporter, service.verifier.clone()));
                     let served = tonic::transport::Server::builder()
                         // Marks each connection's first request: without it, the listener's
                         // first-request deadline would close Envoy's connections.
                         .layer(FirstRequestLayer)
+                        .add_service(health)
                         .add_service(AuthorizationServer::new(service))
                         .serve_with_incoming(incoming)
                         .await;
@@ -271,6 +274,29 @@ impl Edge {
             () = forget => {}
             () = ext_authz => {}
             () = shutdown => {}
+        }
+    }
+}
+
+/// Reports the ext_authz listener's gRPC health as the forward-auth listener's `/ready`
+/// answers: SERVING only while the verifier's watch stream is live (checked every second),
+/// for the whole server (`""`) and for the Authorization service, so that Envoy's health
+/// checks can follow it.
+async fn report_readiness(
+    reporter: tonic_health::server::HealthReporter,
+    verifier: CachingVerifier,
+) {
+    const SERVICE: &str = "envoy.service.auth.v3.Authorization";
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        every.tick().await;
+        let status = if verifier.is_fresh() {
+            tonic_health::ServingStatus::Serving
+        } else {
+            tonic_health::ServingStatus::NotServing
+        };
+        for service in ["", SERVICE] {
+            reporter.set_service_status(service, status).await;
         }
     }
 }

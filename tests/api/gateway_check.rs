@@ -284,3 +284,42 @@ async fn the_edge_binary_takes_its_token_from_the_environment_and_never_logs_a_s
     }
     assert!(!scrape.body.contains(&client_token.secret));
 }
+
+/// The edge's ext_authz listener answers gRPC health as its forward-auth listener answers
+/// `/ready`: SERVING once its watch stream is live, so that Envoy's health checks can follow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edges_ext_authz_listener_reports_its_readiness_over_grpc_health() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("shop", &["orders.read"]).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let edge = crate::helpers::start_edge(&app, &tenant.admin_token, RULES, dir.path()).await;
+    let channel = Channel::from_shared(format!("http://{}", edge.ext_authz))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connects");
+    let mut health = HealthClient::new(channel);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    for service in ["", "envoy.service.auth.v3.Authorization"] {
+        loop {
+            let status = health
+                .check(HealthCheckRequest {
+                    service: service.to_owned(),
+                })
+                .await
+                .map(|r| r.into_inner().status());
+            if status.as_ref().is_ok_and(|s| *s == ServingStatus::Serving) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{service:?} never SERVING: {status:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
