@@ -162,23 +162,15 @@ impl CachingVerifier {
             client_address,
             min_revision,
         } = *requirements;
-        let metrics = &self.shared.metrics;
-        let Ok(hash) = TokenSecret::hash_presented(token) else {
-            metrics.malformed.increment(1);
-            return Ok(Verification::malformed());
+        let (hash, applied, trusted) = match self.answer_locally(token, requirements) {
+            Local::Answered(verification) => return Ok(verification),
+            Local::Ask {
+                hash,
+                applied,
+                trusted,
+            } => (hash, applied, trusted),
         };
-        let applied = self.shared.revision.load(Ordering::Acquire);
-        let trusted = self.shared.trusted();
-        if applied >= min_revision
-            && let Some(entry) = self.shared.cache.get(&hash)
-            // A refusal stays right while the stream is down (at worst it refuses a token
-            // enabled meanwhile, for `invalid_ttl`: fail closed); a valid answer is served
-            // only while the stream is live and fresh.
-            && (trusted || entry.answer.code != VerificationCode::Valid)
-        {
-            metrics.hit.increment(1);
-            return Ok(entry.answer.for_request(required_scopes, client_address));
-        }
+        let metrics = &self.shared.metrics;
         if trusted {
             metrics.miss.increment(1);
         } else {
@@ -191,6 +183,51 @@ impl CachingVerifier {
             .current_answer(&hash, token, client_address, min_revision.max(applied))
             .await?;
         Ok(answer.for_request(required_scopes, client_address))
+    }
+
+    /// The answer if it needs no call to the authority (a malformed token, or one the
+    /// cache can answer for `requirements`); None when only the authority can answer. What
+    /// a gateway asks first, so that it can limit the calls a client's tokens cost.
+    pub fn verify_locally(
+        &self,
+        token: &str,
+        requirements: &Requirements<'_>,
+    ) -> Option<Verification> {
+        match self.answer_locally(token, requirements) {
+            Local::Answered(verification) => Some(verification),
+            Local::Ask { .. } => None,
+        }
+    }
+
+    /// The hit path: the answer from the token's shape or the cache, or what asking the
+    /// authority needs.
+    fn answer_locally(&self, token: &str, requirements: &Requirements<'_>) -> Local {
+        let metrics = &self.shared.metrics;
+        let Ok(hash) = TokenSecret::hash_presented(token) else {
+            metrics.malformed.increment(1);
+            return Local::Answered(Verification::malformed());
+        };
+        let applied = self.shared.revision.load(Ordering::Acquire);
+        let trusted = self.shared.trusted();
+        if applied >= requirements.min_revision
+            && let Some(entry) = self.shared.cache.get(&hash)
+            // A refusal stays right while the stream is down (at worst it refuses a token
+            // enabled meanwhile, for `invalid_ttl`: fail closed); a valid answer is served
+            // only while the stream is live and fresh.
+            && (trusted || entry.answer.code != VerificationCode::Valid)
+        {
+            metrics.hit.increment(1);
+            return Local::Answered(
+                entry
+                    .answer
+                    .for_request(requirements.scopes, requirements.client_address),
+            );
+        }
+        Local::Ask {
+            hash,
+            applied,
+            trusted,
+        }
     }
 
     /// The authority's answer for `hash`, from a state that includes `min_revision` and no
@@ -377,4 +414,16 @@ impl CachingVerifier {
         }
         answer
     }
+}
+
+/// What the cache alone can say about a token.
+enum Local {
+    Answered(Verification),
+    /// Only the authority can answer: the token's hash, the revision applied here, and
+    /// whether the cache was trusted.
+    Ask {
+        hash: SecretHash,
+        applied: u64,
+        trusted: bool,
+    },
 }

@@ -2,10 +2,10 @@
 //! asked it (Envoy's `Check`, HTTP forward-auth), and how it reads in HTTP terms.
 //!
 //! The order is fixed: the request is read first (a path no rule can read safely, a method
-//! override, an identity header spelled with underscores: refused without looking at the
-//! token), then its route (public routes need no token; a request no route matches is
-//! refused), then the credential, then the client address's allowance of invalid tokens,
-//! then the verification. Refusals say as little as RFC 6750 asks: never the token, never
+//! override, an identity header spelled with underscores or sent by the client at all:
+//! refused without looking at the token), then its route (public routes need no token; a request no route matches is
+//! refused), then the credential, then the verification (when it needs the authority,
+//! after the client address's allowance of invalid tokens). Refusals say as little as RFC 6750 asks: never the token, never
 //! which check failed beyond "invalid token" and "insufficient scope".
 
 use std::future::Future;
@@ -33,6 +33,14 @@ pub struct GatewayRequest<'a> {
 
 /// Whatever answers verifications for a gateway: the client library's cache in the edge.
 pub trait Verifier: Send + Sync {
+    /// The answer if it costs nothing (no call to the authority, no database read).
+    fn verify_locally(
+        &self,
+        token: &str,
+        scopes: &[&str],
+        client: Option<IpAddr>,
+    ) -> Option<Verification>;
+
     fn verify(
         &self,
         token: &str,
@@ -42,6 +50,19 @@ pub trait Verifier: Send + Sync {
 }
 
 impl Verifier for CachingVerifier {
+    fn verify_locally(
+        &self,
+        token: &str,
+        scopes: &[&str],
+        client: Option<IpAddr>,
+    ) -> Option<Verification> {
+        let requirements = Requirements {
+            client_address: client,
+            ..Requirements::scopes(scopes)
+        };
+        CachingVerifier::verify_locally(self, token, &requirements)
+    }
+
     async fn verify(
         &self,
         token: &str,
@@ -82,6 +103,8 @@ pub enum Refusal {
     Ambiguous,
     /// No route matches and there is no default.
     NoRoute,
+    /// The client sent an identity header itself.
+    ForgedIdentity,
     /// No credential was presented.
     NoCredential,
     /// The credential headers are ambiguous or malformed, or the token is not valid.
@@ -122,8 +145,11 @@ pub(crate) async fn decide(
     let Ok(path) = RequestPath::parse(request.target) else {
         return refuse("-", Refusal::Path);
     };
-    if ambiguous_headers(request.headers) {
+    if ambiguous_headers(request.headers) || method_override_in_query(request.target) {
         return refuse("-", Refusal::Ambiguous);
+    }
+    if forged_identity(request.headers) {
+        return refuse("-", Refusal::ForgedIdentity);
     }
     let route = match routes.route(request.method, &path) {
         Ok(Some(route)) => route,
@@ -144,11 +170,18 @@ pub(crate) async fn decide(
         Ok(None) => return refuse(&route.name, Refusal::NoCredential),
         Err(_) => return refuse(&route.name, Refusal::InvalidToken),
     };
-    if failures.refusal(request.client, None).is_some() {
-        return refuse(&route.name, Refusal::TooManyInvalidTokens);
-    }
     let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
-    let refusal = match verifier.verify(token, &scopes, request.client).await {
+    // Answers from memory cost nothing and are neither counted nor refused (as the
+    // server's own limit): a client whose token is cached keeps working beside an attacker
+    // on the same address. Only what needs the authority spends the address's allowance.
+    let (answer, remote) = match verifier.verify_locally(token, &scopes, request.client) {
+        Some(verification) => (Ok(verification), false),
+        None if failures.refusal(request.client, None).is_some() => {
+            return refuse(&route.name, Refusal::TooManyInvalidTokens);
+        }
+        None => (verifier.verify(token, &scopes, request.client).await, true),
+    };
+    let refusal = match answer {
         Ok(verification) => match (verification.code, verification.identity) {
             (VerificationCode::Valid, Some(identity)) => {
                 return Decision {
@@ -159,10 +192,10 @@ pub(crate) async fn decide(
             (VerificationCode::InsufficientScopes | VerificationCode::AddressNotAllowed, _) => {
                 Refusal::InsufficientScope
             }
-            // Refused on its shape alone, without asking anyone: costs nothing.
-            (VerificationCode::Malformed, _) => Refusal::InvalidToken,
             _ => {
-                failures.record_failure(request.client, None);
+                if remote {
+                    failures.record_failure(request.client, None);
+                }
                 Refusal::InvalidToken
             }
         },
@@ -194,14 +227,41 @@ fn ambiguous_headers(headers: &HeaderMap) -> bool {
     })
 }
 
+/// Whether the client sent an identity header of its own. A gateway replaces them, but one
+/// location of a gateway configured otherwise (a `fastcgi_pass`, a location with its own
+/// `proxy_set_header`) would pass them on: no legitimate client sends them.
+fn forged_identity(headers: &HeaderMap) -> bool {
+    IDENTITY_HEADERS.iter().any(|name| {
+        headers
+            .get_all(*name)
+            .iter()
+            .any(|value| !value.as_bytes().is_empty())
+    })
+}
+
+/// Whether the query holds `_method`, by which some frameworks (Symfony) change a
+/// request's method.
+fn method_override_in_query(target: &str) -> bool {
+    target.split_once('?').is_some_and(|(_, query)| {
+        query.split('&').any(|pair| {
+            let key = pair.split('=').next().unwrap_or_default();
+            percent_encoding::percent_decode_str(key)
+                .decode_utf8_lossy()
+                .eq_ignore_ascii_case("_method")
+        })
+    })
+}
+
 impl Refusal {
     /// The HTTP status a gateway answers the client with.
     pub fn status(self) -> StatusCode {
         match self {
             Self::NoCredential | Self::InvalidToken => StatusCode::UNAUTHORIZED,
-            Self::Path | Self::Ambiguous | Self::NoRoute | Self::InsufficientScope => {
-                StatusCode::FORBIDDEN
-            }
+            Self::Path
+            | Self::Ambiguous
+            | Self::ForgedIdentity
+            | Self::NoRoute
+            | Self::InsufficientScope => StatusCode::FORBIDDEN,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::TooManyInvalidTokens => StatusCode::TOO_MANY_REQUESTS,
         }
@@ -216,6 +276,7 @@ impl Refusal {
             Self::InsufficientScope => Some(r#"Bearer error="insufficient_scope""#),
             Self::Path
             | Self::Ambiguous
+            | Self::ForgedIdentity
             | Self::NoRoute
             | Self::Unavailable
             | Self::TooManyInvalidTokens => None,
@@ -227,6 +288,7 @@ impl Refusal {
         match self {
             Self::Path => "bad_path",
             Self::Ambiguous => "ambiguous",
+            Self::ForgedIdentity => "forged_identity",
             Self::NoRoute => "no_route",
             Self::NoCredential => "no_credential",
             Self::InvalidToken => "invalid_token",

@@ -141,6 +141,7 @@ fn respond(decision: &Decision, keep_credential: bool) -> CheckResponse {
                 Refusal::TooManyInvalidTokens => Status::resource_exhausted(refusal.body()),
                 Refusal::Path
                 | Refusal::Ambiguous
+                | Refusal::ForgedIdentity
                 | Refusal::NoRoute
                 | Refusal::InsufficientScope => Status::permission_denied(refusal.body()),
             };
@@ -156,9 +157,11 @@ fn http_status(refusal: Refusal) -> HttpStatusCode {
         Refusal::NoCredential | Refusal::InvalidToken => HttpStatusCode::Unauthorized,
         Refusal::Unavailable => HttpStatusCode::ServiceUnavailable,
         Refusal::TooManyInvalidTokens => HttpStatusCode::TooManyRequests,
-        Refusal::Path | Refusal::Ambiguous | Refusal::NoRoute | Refusal::InsufficientScope => {
-            HttpStatusCode::Forbidden
-        }
+        Refusal::Path
+        | Refusal::Ambiguous
+        | Refusal::ForgedIdentity
+        | Refusal::NoRoute
+        | Refusal::InsufficientScope => HttpStatusCode::Forbidden,
     }
 }
 

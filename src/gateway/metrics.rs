@@ -10,7 +10,7 @@ use super::decision::{Decision, Outcome};
 
 /// Gateway decisions, by `result` (`allowed`, `public`, or the refusal: `invalid_token`,
 /// `insufficient_scope`, `no_credential`, `no_route`, `bad_path`, `ambiguous`,
-/// `unavailable`, `too_many_invalid_tokens`) and
+/// `forged_identity`, `unavailable`, `too_many_invalid_tokens`) and
 /// `route` (the rules file's route name; `-` when none applies).
 pub const DECISIONS: &str = "token_authority_gateway_decisions_total";
 /// Time to decide, from the gateway's question to the answer.

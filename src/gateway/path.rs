@@ -6,8 +6,9 @@
 //! `/admin` route to others), `;parameters`, trailing dots and spaces, repeated slashes,
 //! escaped separators and double encoding, so a path that holds any of these is refused
 //! outright rather than read one way: whichever reading the rules chose, some service would
-//! read it another way and meet a different rule. What is left reads the same everywhere
-//! but for case and escapes of ordinary characters: escapes are decoded (services that do
+//! read it another way and meet a different rule. So is a letter whose case is ASCII
+//! (`ı`, `ſ`, `K`), which some services fold to ASCII. What is left differs between
+//! services only in case and in escapes of ordinary characters: escapes are decoded (services that do
 //! not decode them read a name no rule of theirs is written for), and case is read both
 //! ways by the rules ([`Routes::route`](super::Routes::route) refuses a path whose two
 //! readings meet different rules). The upstream receives the target unchanged.
@@ -29,6 +30,8 @@ pub enum PathError {
     DoubleEncoded,
     #[error("the path holds a backslash, a control character or invalid UTF-8")]
     BadCharacter,
+    #[error("the path holds a letter that some services fold to an ASCII one (ı, ſ, K, İ …)")]
+    AsciiLookalike,
     #[error("the path has a segment . or .., or one ending in a dot or a space")]
     DotSegment,
     #[error("the path has ;parameters, which services read differently")]
@@ -83,6 +86,11 @@ impl RequestPath {
             // another name (`...`, `admin.`, `admin `).
             if segment.ends_with(['.', ' ']) {
                 return Err(PathError::DotSegment);
+            }
+            // `adm\u{131}n` is not `admin` to the rules' lower case, but is to Java's
+            // equalsIgnoreCase and Go's EqualFold.
+            if segment.chars().any(folds_to_ascii) {
+                return Err(PathError::AsciiLookalike);
             }
             segments.push(segment);
         }
@@ -151,6 +159,12 @@ fn decode_segment(raw: &str) -> Result<String, PathError> {
     Ok(text)
 }
 
+/// Whether `c` is a non-ASCII letter whose upper or lower case holds an ASCII letter.
+fn folds_to_ascii(c: char) -> bool {
+    !c.is_ascii()
+        && (c.to_lowercase().any(|f| f.is_ascii()) || c.to_uppercase().any(|f| f.is_ascii()))
+}
+
 fn hex(digit: u8) -> Option<u8> {
     char::from(digit)
         .to_digit(16)
@@ -210,6 +224,10 @@ mod tests {
             ("//admin", PathError::EmptySegment),
             ("/public//admin", PathError::EmptySegment),
             ("/public#/../admin", PathError::Fragment),
+            ("/adm%C4%B1n/users", PathError::AsciiLookalike),
+            ("/%C5%BFecret", PathError::AsciiLookalike),
+            ("/%E2%84%AAey", PathError::AsciiLookalike),
+            ("/%C4%B0d", PathError::AsciiLookalike),
             ("/public?#", PathError::Fragment),
             ("admin", PathError::NotAPath),
             ("http://host/admin", PathError::NotAPath),

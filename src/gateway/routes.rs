@@ -18,8 +18,9 @@
 //!
 //! The first route that matches wins. Patterns are compared with the request's decoded
 //! [`RequestPath`] twice, as it is and in lower case, since services differ on case: a path
-//! whose two readings meet different routes is refused, so no spelling of a path reaches a
-//! laxer rule than the one a service could read it by. A `GET` rule also covers `HEAD`,
+//! whose two readings meet different routes is refused (letters whose case is ASCII are
+//! refused earlier, by [`RequestPath`]), so that a service ignoring case cannot be reached
+//! through a laxer rule than the one it reads the path by. A `GET` rule also covers `HEAD`,
 //! which services answer with their `GET` handlers.
 
 use std::path::Path;
