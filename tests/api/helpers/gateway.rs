@@ -22,30 +22,22 @@ pub use gateways::{EdgeAddrs, Gateway, GatewayKind};
 
 /// An edge in process, verifying with `token` against `app`, by the rules `rules` (TOML).
 pub async fn start_edge(app: &TestApp, token: &str, rules: &str, dir: &Path) -> EdgeAddrs {
-    start_edge_with(
-        &app.channel_uri(),
-        token,
-        rules,
-        dir,
-        Duration::from_secs(15),
-    )
-    .await
+    start_edge_with(&app.channel_uri(), token, rules, dir, |_| {}).await
 }
 
-/// An edge in process against the authority at `authority`, trusting its cache for
-/// `staleness_bound` after the stream last confirmed it.
+/// An edge in process against the authority at `authority`, with its settings adjusted.
 pub async fn start_edge_with(
     authority: &str,
     token: &str,
     rules: &str,
     dir: &Path,
-    staleness_bound: Duration,
+    adjust: impl FnOnce(&mut EdgeSettings),
 ) -> EdgeAddrs {
     let rules_path = dir.join("rules.toml");
     std::fs::write(&rules_path, rules).expect("rules file");
     let token_path = dir.join("edge.token");
     std::fs::write(&token_path, token).expect("token file");
-    let settings = EdgeSettings {
+    let mut settings = EdgeSettings {
         authority: authority.to_owned(),
         token_file: Some(token_path),
         rules: rules_path,
@@ -56,12 +48,13 @@ pub async fn start_edge_with(
         trusted_proxies: vec!["127.0.0.1".to_owned()],
         ca_certificate: None,
         allow_plaintext: false,
-        staleness_bound,
+        staleness_bound: Duration::from_secs(15),
         invalid_tokens_per_second: 20,
         metrics_addr: MetricsAddr::Off,
         log_format: LogFormat::Human,
         log_level: "info".to_owned(),
     };
+    adjust(&mut settings);
     let edge = Edge::build(&settings).await.expect("the edge starts");
     let addrs = EdgeAddrs {
         forward_auth: edge.forward_auth_addr,
