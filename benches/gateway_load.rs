@@ -24,7 +24,7 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use token_authority::configuration::{LogFormat, MetricsAddr, Settings};
+use token_authority::configuration::{MetricsAddr, Settings};
 use token_authority::gateway::edge::{Edge, EdgeSettings};
 use token_authority::startup::Application;
 
@@ -84,26 +84,16 @@ async fn start(dir: &std::path::Path) -> (EdgeAddrs, SocketAddr, String) {
 
     std::fs::write(dir.join("rules.toml"), RULES).expect("rules");
     std::fs::write(dir.join("edge.token"), &token).expect("token file");
-    let edge = Edge::build(&EdgeSettings {
-        authority,
-        token_file: Some(dir.join("edge.token")),
-        rules: dir.join("rules.toml"),
-        forward_auth_addr: "127.0.0.1:0".parse().expect("address"),
-        ext_authz_addr: MetricsAddr::At("127.0.0.1:0".parse().expect("address")),
-        ext_authz_trusted_proxies: Vec::new(),
-        keep_credential: false,
-        trusted_proxies: vec!["127.0.0.1".to_owned()],
-        ca_certificate: None,
-        allow_plaintext: false,
-        // The load never lets a valid answer go: no token is presented wrongly here.
-        invalid_tokens_per_second: 0,
-        staleness_bound: Duration::from_secs(15),
-        metrics_addr: MetricsAddr::Off,
-        log_format: LogFormat::Human,
-        log_level: "warn".to_owned(),
-    })
-    .await
-    .expect("edge starts");
+    let mut settings = EdgeSettings::for_authority(&authority, &dir.join("rules.toml"));
+    settings.token_file = Some(dir.join("edge.token"));
+    settings.forward_auth_addr = "127.0.0.1:0".parse().expect("address");
+    settings.ext_authz_addr = MetricsAddr::At("127.0.0.1:0".parse().expect("address"));
+    settings.trusted_proxies = vec!["127.0.0.1".to_owned()];
+    // Every token presented here is valid: no allowance to spend.
+    settings.invalid_tokens_per_second = 0;
+    settings.metrics_addr = MetricsAddr::Off;
+    settings.log_level = "warn".to_owned();
+    let edge = Edge::build(&settings).await.expect("edge starts");
     let addrs = EdgeAddrs {
         forward_auth: edge.forward_auth_addr,
         ext_authz: edge.ext_authz_addr.expect("ext_authz"),

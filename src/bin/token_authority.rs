@@ -24,13 +24,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let cli = Cli::parse();
     let settings = cli.settings;
-    let ansi = std::io::stderr().is_terminal();
-    telemetry::init(telemetry::subscriber(
-        settings.log_format,
-        &settings.log_level,
-        std::io::stderr,
-        ansi,
-    ));
+    init_logs(settings.log_format, &settings.log_level);
 
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => {
@@ -54,11 +48,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => {
             if let MetricsAddr::At(addr) = settings.metrics_addr {
                 // Before the server is built: handles register with the recorder on first use.
-                let endpoint = metrics_endpoint::install(addr)
-                    .await
-                    .context("could not start the metrics endpoint")?;
-                tracing::info!(addr = %endpoint.local_addr, "metrics listening");
-                tokio::spawn(endpoint.serve(settings.first_request_timeout));
+                start_metrics(addr, settings.first_request_timeout).await?;
             }
             let token_file = settings.bootstrap_token_file.clone();
             let mut app = Application::build(settings)
@@ -73,23 +63,32 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Logs to stderr, in colour on a terminal.
+fn init_logs(format: token_authority::configuration::LogFormat, level: &str) {
+    let ansi = std::io::stderr().is_terminal();
+    telemetry::init(telemetry::subscriber(format, level, std::io::stderr, ansi));
+}
+
+/// Installs the Prometheus recorder for the process and serves it on `addr`.
+async fn start_metrics(
+    addr: std::net::SocketAddr,
+    first_request_timeout: std::time::Duration,
+) -> anyhow::Result<()> {
+    let endpoint = metrics_endpoint::install(addr)
+        .await
+        .context("could not start the metrics endpoint")?;
+    tracing::info!(addr = %endpoint.local_addr, "metrics listening");
+    tokio::spawn(endpoint.serve(first_request_timeout));
+    Ok(())
+}
+
 /// `token-authority edge`: the gateway sidecar, until SIGINT or SIGTERM.
 async fn run_edge(settings: EdgeSettings) -> anyhow::Result<()> {
-    let ansi = std::io::stderr().is_terminal();
-    telemetry::init(telemetry::subscriber(
-        settings.log_format,
-        &settings.log_level,
-        std::io::stderr,
-        ansi,
-    ));
+    init_logs(settings.log_format, &settings.log_level);
     if let MetricsAddr::At(addr) = settings.metrics_addr {
         // Before the verifier is built: its handles register with the recorder then.
-        let endpoint = metrics_endpoint::install(addr)
-            .await
-            .context("could not start the metrics endpoint")?;
+        start_metrics(addr, std::time::Duration::from_secs(10)).await?;
         token_authority::gateway::metrics::describe();
-        tracing::info!(addr = %endpoint.local_addr, "metrics listening");
-        tokio::spawn(endpoint.serve(std::time::Duration::from_secs(10)));
     }
     let edge = Edge::build(&settings)
         .await

@@ -139,6 +139,24 @@ pub struct EdgeSettings {
     pub log_level: String,
 }
 
+impl EdgeSettings {
+    /// The defaults with `authority` and `rules`, whatever the environment holds: for tests
+    /// and benchmarks that start an edge in process.
+    pub fn for_authority(authority: &str, rules: &std::path::Path) -> Self {
+        let command = <EdgeCli as clap::CommandFactory>::command().mut_args(|arg| arg.env(None));
+        let matches = command.get_matches_from([
+            std::ffi::OsStr::new("token-authority edge"),
+            std::ffi::OsStr::new("--authority"),
+            std::ffi::OsStr::new(authority),
+            std::ffi::OsStr::new("--rules"),
+            rules.as_os_str(),
+        ]);
+        <EdgeCli as clap::FromArgMatches>::from_arg_matches(&matches)
+            .map(|cli| cli.settings)
+            .unwrap_or_else(|error| error.exit())
+    }
+}
+
 /// How long a gateway's new connection may take to send its first request.
 const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 

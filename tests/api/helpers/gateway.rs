@@ -13,7 +13,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use token_authority::configuration::{LogFormat, MetricsAddr};
+use token_authority::configuration::MetricsAddr;
 use token_authority::gateway::edge::{Edge, EdgeSettings};
 
 use super::app::TestApp;
@@ -37,23 +37,12 @@ pub async fn start_edge_with(
     std::fs::write(&rules_path, rules).expect("rules file");
     let token_path = dir.join("edge.token");
     std::fs::write(&token_path, token).expect("token file");
-    let mut settings = EdgeSettings {
-        authority: authority.to_owned(),
-        token_file: Some(token_path),
-        rules: rules_path,
-        forward_auth_addr: "127.0.0.1:0".parse().expect("address"),
-        ext_authz_addr: MetricsAddr::At("127.0.0.1:0".parse().expect("address")),
-        ext_authz_trusted_proxies: Vec::new(),
-        keep_credential: false,
-        trusted_proxies: vec!["127.0.0.1".to_owned()],
-        ca_certificate: None,
-        allow_plaintext: false,
-        staleness_bound: Duration::from_secs(15),
-        invalid_tokens_per_second: 20,
-        metrics_addr: MetricsAddr::Off,
-        log_format: LogFormat::Human,
-        log_level: "info".to_owned(),
-    };
+    let mut settings = EdgeSettings::for_authority(authority, &rules_path);
+    settings.token_file = Some(token_path);
+    settings.forward_auth_addr = "127.0.0.1:0".parse().expect("address");
+    settings.ext_authz_addr = MetricsAddr::At("127.0.0.1:0".parse().expect("address"));
+    settings.trusted_proxies = vec!["127.0.0.1".to_owned()];
+    settings.metrics_addr = MetricsAddr::Off;
     adjust(&mut settings);
     let edge = Edge::build(&settings).await.expect("the edge starts");
     let addrs = EdgeAddrs {
