@@ -24,7 +24,7 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use token_authority::configuration::{MetricsAddr, Settings};
+use token_authority::configuration::{OptionalAddr, Settings};
 use token_authority::gateway::edge::{Edge, EdgeSettings};
 use token_authority::startup::Application;
 
@@ -73,6 +73,7 @@ async fn start(dir: &std::path::Path) -> (EdgeAddrs, SocketAddr, String) {
     let mut settings =
         Settings::for_database(format!("sqlite://{}", dir.join("load.db").display()));
     settings.listen_addr = "127.0.0.1:0".parse().expect("address");
+    settings.console_addr = token_authority::configuration::OptionalAddr::Off;
     let mut app = Application::build(settings).await.expect("server starts");
     let token = app
         .take_bootstrap_token()
@@ -87,11 +88,11 @@ async fn start(dir: &std::path::Path) -> (EdgeAddrs, SocketAddr, String) {
     let mut settings = EdgeSettings::for_authority(&authority, &dir.join("rules.toml"));
     settings.token_file = Some(dir.join("edge.token"));
     settings.forward_auth_addr = "127.0.0.1:0".parse().expect("address");
-    settings.ext_authz_addr = MetricsAddr::At("127.0.0.1:0".parse().expect("address"));
+    settings.ext_authz_addr = OptionalAddr::At("127.0.0.1:0".parse().expect("address"));
     settings.trusted_proxies = vec!["127.0.0.1".to_owned()];
     // Every token presented here is valid: no allowance to spend.
     settings.invalid_tokens_per_second = 0;
-    settings.metrics_addr = MetricsAddr::Off;
+    settings.metrics_addr = OptionalAddr::Off;
     settings.log_level = "warn".to_owned();
     let edge = Edge::build(&settings).await.expect("edge starts");
     let addrs = EdgeAddrs {

@@ -10,7 +10,9 @@
 //!   owner and account by the secret's hash, and the revision), on SQLite: the store's
 //!   shared SQL on its most frequent path;
 //! - `client/verify_hit`: the client library's `CachingVerifier::verify` answering from its
-//!   cache (a real server runs in process to fill it and feed its watch stream).
+//!   cache (a real server runs in process to fill it and feed its watch stream);
+//! - `client/verify_locally_hit`: the same hit through `verify_locally`, as the gateway edge
+//!   asks first (no async call around it).
 //!
 //! Run with `cargo bench --bench verification`; with `BENCH_METRICS=1` the Prometheus
 //! recorder is installed first, as in the server binary, to measure what recording costs.
@@ -117,7 +119,7 @@ fn warm_verification(c: &mut Criterion) {
 }
 
 fn client_cache_hit(c: &mut Criterion) {
-    use token_authority::client::{CachingVerifier, VerifierConfig};
+    use token_authority::client::{CachingVerifier, Requirements, VerifierConfig};
     use token_authority::startup::Application;
 
     // The server on its own runtime, so that the measured thread only runs the client.
@@ -132,6 +134,7 @@ fn client_cache_hit(c: &mut Criterion) {
         dir.path().join("client.db").display()
     ));
     settings.listen_addr = "127.0.0.1:0".parse().expect("address");
+    settings.console_addr = token_authority::configuration::OptionalAddr::Off;
     let (addr, token) = server_runtime.block_on(async {
         let mut app = Application::build(settings).await.expect("server starts");
         let token = app
@@ -144,11 +147,9 @@ fn client_cache_hit(c: &mut Criterion) {
         (addr, token)
     });
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let verifier = runtime.block_on(async {
+    // The verifier's watch task runs on the server's runtime too, so that it stays live
+    // while the synchronous benchmark below holds the measured thread.
+    let verifier = server_runtime.block_on(async {
         let verifier =
             CachingVerifier::new(VerifierConfig::new(format!("http://{addr}"), token.clone()))
                 .expect("verifier");
@@ -164,12 +165,26 @@ fn client_cache_hit(c: &mut Criterion) {
         );
         verifier
     });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     c.bench_function("client/verify_hit", |b| {
         b.to_async(&runtime).iter(|| async {
             let answer = verifier
                 .verify(black_box(&token), &["tokens.read"])
                 .await
                 .expect("answer");
+            black_box(answer.code)
+        })
+    });
+    // What the gateway edge asks first: the same hit without the async call around it.
+    let requirements = Requirements::scopes(&["tokens.read"]);
+    c.bench_function("client/verify_locally_hit", |b| {
+        b.iter(|| {
+            let answer = verifier
+                .verify_locally(black_box(&token), &requirements)
+                .expect("a hit");
             black_box(answer.code)
         })
     });

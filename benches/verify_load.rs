@@ -230,6 +230,7 @@ fn main() {
     let mut settings =
         Settings::for_database(format!("sqlite://{}", dir.path().join("load.db").display()));
     settings.listen_addr = "127.0.0.1:0".parse().expect("address");
+    settings.console_addr = token_authority::configuration::OptionalAddr::Off;
     let server_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("server")

@@ -47,15 +47,15 @@ pub enum LogFormat {
     Json,
 }
 
-/// Where the Prometheus endpoint listens.
+/// Where a listener that can be turned off listens (the metrics endpoint, the console).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MetricsAddr {
-    /// No endpoint (and no recording).
+pub enum OptionalAddr {
+    /// No listener (for metrics: no recording either).
     Off,
     At(SocketAddr),
 }
 
-impl std::str::FromStr for MetricsAddr {
+impl std::str::FromStr for OptionalAddr {
     type Err = std::net::AddrParseError;
 
     fn from_str(value: &str) -> Result<Self, Self::Err> {
@@ -87,7 +87,28 @@ pub struct Settings {
         default_value = "127.0.0.1:9464",
         global = true
     )]
-    pub metrics_addr: MetricsAddr,
+    pub metrics_addr: OptionalAddr,
+
+    /// Address of the admin web console (its page, and gRPC-Web for it), or `off`. Loopback
+    /// by default; TLS with --tls-cert and --tls-key, as the gRPC port.
+    #[arg(
+        long,
+        env = "TOKEN_AUTHORITY_CONSOLE_ADDR",
+        default_value = "127.0.0.1:50080",
+        global = true
+    )]
+    pub console_addr: OptionalAddr,
+
+    /// A host name the console is reached by (repeat, or separate with commas), besides IP
+    /// addresses and `localhost`. A request naming another host is refused, so that no other
+    /// site's name can be pointed at the console (DNS rebinding).
+    #[arg(
+        long = "console-host",
+        env = "TOKEN_AUTHORITY_CONSOLE_HOSTS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub console_hosts: Vec<String>,
 
     /// Serve TLS with this certificate chain (PEM); needs --tls-key. Without it the server
     /// speaks plaintext HTTP/2 (for loopback, or behind a TLS-terminating proxy).
@@ -410,7 +431,7 @@ mod tests {
         assert_eq!(cli.settings.listen_addr.to_string(), "127.0.0.1:50051");
         assert_eq!(
             cli.settings.metrics_addr,
-            MetricsAddr::At("127.0.0.1:9464".parse().unwrap())
+            OptionalAddr::At("127.0.0.1:9464".parse().unwrap())
         );
         assert_eq!(
             cli.settings.max_grace_period,

@@ -68,7 +68,7 @@ impl ConnectionLimits {
 /// A listener that accepts only what its [`ConnectionLimits`] allow.
 pub struct GuardedListener {
     listener: TcpListener,
-    /// `grpc` or `metrics`: the `listener` label of the metrics.
+    /// `grpc`, `console`, `metrics`, `forward_auth` or `ext_authz`: the `listener` label of the metrics.
     name: &'static str,
     limits: ConnectionLimits,
     shared: Arc<Shared>,

@@ -12,8 +12,10 @@
 //!
 //! Beside them: `client`, the library backends use to verify tokens (a caching verifier and
 //! a tower layer); `gateway`, verification for Envoy, nginx and Caddy (the rules, the
-//! decision, forward-auth and the `edge` sidecar, on the client library); `tokenctl`, the admin CLI; [`credential`] and `watermarks`, shared by the
-//! server and the client; `fuzzing`, the fuzz targets (not API).
+//! decision, forward-auth and the `edge` sidecar, on the client library); `console`, the
+//! admin web console's listener (its embedded page, and gRPC-Web to the `grpc` services);
+//! `tokenctl`, the admin CLI; [`credential`] and `watermarks`, shared by the server and the
+//! client; `fuzzing`, the fuzz targets (not API).
 //! Features: `server`, `client`, `cli` (all default).
 
 mod codec;
@@ -43,6 +45,9 @@ pub mod grpc;
 
 #[cfg(feature = "server")]
 pub mod gateway;
+
+#[cfg(feature = "server")]
+pub mod console;
 
 #[cfg(feature = "server")]
 pub mod metrics;

@@ -68,7 +68,7 @@ impl Caller {
 
     /// When the credential stops working by the clock alone: the sooner of its token's
     /// expiry and, for a secret replaced by a reset, the end of its grace period.
-    pub(super) fn valid_until(&self) -> Option<Timestamp> {
+    pub fn valid_until(&self) -> Option<Timestamp> {
         let snapshot = &self.credential.snapshot;
         match (snapshot.expires_at, snapshot.secret_expires_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -79,6 +79,16 @@ impl Caller {
     /// The principal the caller's token acts for.
     pub fn principal_id(&self) -> &PrincipalId {
         &self.credential.snapshot.owner_id
+    }
+
+    /// The kind of the principal the caller's token acts for.
+    pub fn principal_kind(&self) -> crate::domain::PrincipalKind {
+        self.credential.snapshot.owner_kind
+    }
+
+    /// The display name of the principal the caller's token acts for.
+    pub fn principal_name(&self) -> &str {
+        &self.credential.snapshot.owner_name
     }
 
     /// The token the caller presented.

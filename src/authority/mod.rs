@@ -102,6 +102,10 @@ pub struct Authority {
     cold: ColdLookups,
     /// Failed authentications, limited per peer and per credential.
     failures: FailedAuthentications,
+    /// The same allowance for the clients of gateways that ask the authority's own `Check`,
+    /// kept apart so that a client spraying forged tokens through a gateway cannot hold off
+    /// callers of the authority (or the gateway's own credential) that share its address.
+    gateway_failures: FailedAuthentications,
     page_tokens: PageTokenCodec,
     /// The revision up to which every event has been applied to the cache, in order (read on
     /// every verification, hence an atomic) ...
@@ -151,6 +155,7 @@ impl Authority {
             ),
             cold: ColdLookups::new(config.max_cold_lookups),
             failures: FailedAuthentications::new(config.auth_failures_per_second),
+            gateway_failures: FailedAuthentications::new(config.auth_failures_per_second),
             store,
             config,
             last_use: LastUseRecorder::default(),
@@ -334,10 +339,17 @@ impl Authority {
         self.stopping.send_replace(true);
     }
 
+    /// The allowances of the clients of gateways asking the authority's own `Check`, which
+    /// they spend (per client address) on tokens that fail.
+    pub(crate) fn gateway_failures(&self) -> &FailedAuthentications {
+        &self.gateway_failures
+    }
+
     /// Forgets the failure allowances of peers and credentials that stopped failing.
     /// Called periodically.
     pub fn forget_idle_failures(&self) {
         self.failures.forget_idle();
+        self.gateway_failures.forget_idle();
     }
 
     /// Writes pending last-use times to the store. Called periodically and at shutdown.

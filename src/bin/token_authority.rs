@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use clap::Parser;
-use token_authority::configuration::{Cli, Command, MetricsAddr};
+use token_authority::configuration::{Cli, Command, OptionalAddr};
 use token_authority::domain::TokenSecret;
 use token_authority::gateway::edge::{Edge, EdgeCli, EdgeSettings};
 use token_authority::startup::{Application, metrics_endpoint, open_store};
@@ -46,16 +46,22 @@ async fn main() -> anyhow::Result<()> {
              token-authority edge --help)"
         ),
         Command::Serve => {
-            if let MetricsAddr::At(addr) = settings.metrics_addr {
+            if let OptionalAddr::At(addr) = settings.metrics_addr {
                 // Before the server is built: handles register with the recorder on first use.
                 start_metrics(addr, settings.first_request_timeout).await?;
             }
             let token_file = settings.bootstrap_token_file.clone();
+            let scheme = if settings.tls_cert.is_some() {
+                "https"
+            } else {
+                "http"
+            };
             let mut app = Application::build(settings)
                 .await
                 .context("could not start")?;
+            let console = app.console_addr().map(|addr| format!("{scheme}://{addr}/"));
             if let Some(token) = app.take_bootstrap_token() {
-                hand_out_bootstrap_token(&token, token_file.as_deref())?;
+                hand_out_bootstrap_token(&token, token_file.as_deref(), console)?;
             }
             app.run_until_stopped(shutdown_signal()).await?;
         }
@@ -85,7 +91,7 @@ async fn start_metrics(
 /// `token-authority edge`: the gateway sidecar, until SIGINT or SIGTERM.
 async fn run_edge(settings: EdgeSettings) -> anyhow::Result<()> {
     init_logs(settings.log_format, &settings.log_level);
-    if let MetricsAddr::At(addr) = settings.metrics_addr {
+    if let OptionalAddr::At(addr) = settings.metrics_addr {
         // Before the verifier is built: its handles register with the recorder then.
         start_metrics(addr, std::time::Duration::from_secs(10)).await?;
         token_authority::gateway::metrics::describe();
@@ -102,7 +108,12 @@ async fn run_edge(settings: EdgeSettings) -> anyhow::Result<()> {
 }
 
 /// Shows the bootstrap token once: in a file only its owner can read, or on stdout.
-fn hand_out_bootstrap_token(token: &TokenSecret, file: Option<&Path>) -> anyhow::Result<()> {
+/// Names the admin console beside it, where the token signs in.
+fn hand_out_bootstrap_token(
+    token: &TokenSecret,
+    file: Option<&Path>,
+    console: Option<String>,
+) -> anyhow::Result<()> {
     match file {
         Some(path) => {
             token_authority::private_file::write(path, token.expose()).with_context(|| {
@@ -122,6 +133,9 @@ fn hand_out_bootstrap_token(token: &TokenSecret, file: Option<&Path>) -> anyhow:
             println!("Use it as `authorization: Bearer <token>` to create other tokens.");
             println!("================================================================");
         }
+    }
+    if let Some(url) = console {
+        println!("Admin console: {url} (paste the token there to sign in).");
     }
     std::io::stdout().flush()?;
     Ok(())

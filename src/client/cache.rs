@@ -76,10 +76,10 @@ impl AnswerCache {
         }
     }
 
-    /// The answer cached for `hash`, if it is still current.
-    pub fn get(&self, hash: &SecretHash) -> Option<Entry> {
+    /// The answer cached for `hash`, if it is still current at `now`.
+    pub fn get(&self, hash: &SecretHash, now: Instant) -> Option<Entry> {
         let entry = self.entries.get(hash)?;
-        if Instant::now() >= entry.expires || !self.admits(&entry.answer) {
+        if now >= entry.expires || !self.admits(&entry.answer) {
             self.entries.invalidate(hash);
             return None;
         }
@@ -308,9 +308,12 @@ mod tests {
         let other = TokenSecret::generate().hash();
         // A valid answer cached before the refusal is not served after it.
         assert!(cache.insert(hash, answer(VerificationCode::Valid, 9), Instant::now(), 0));
-        assert!(cache.get(&hash).is_some());
+        assert!(cache.get(&hash, Instant::now()).is_some());
         cache.learn(&hash, &answer(VerificationCode::NotFound, 10), 0);
-        assert!(cache.get(&hash).is_none(), "dropped by the refusal");
+        assert!(
+            cache.get(&hash, Instant::now()).is_none(),
+            "dropped by the refusal"
+        );
         for revision in [9, 10] {
             let valid = answer(VerificationCode::Valid, revision);
             assert!(!cache.current(&hash, &valid), "{revision}");

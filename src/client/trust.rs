@@ -166,15 +166,27 @@ impl TrustState {
     /// How long since the stream last confirmed the cache current; since the verifier's
     /// creation if it never has.
     pub(super) fn staleness(&self) -> Duration {
+        self.staleness_at(Instant::now())
+    }
+
+    /// [`TrustState::staleness`] as of `now`.
+    fn staleness_at(&self, now: Instant) -> Duration {
         let heard = Duration::from_nanos(self.last_heard.load(Ordering::Acquire));
-        self.epoch.elapsed().saturating_sub(heard)
+        now.saturating_duration_since(self.epoch)
+            .saturating_sub(heard)
     }
 
     /// Whether the stream is live and has been heard from within the staleness bound.
     pub(super) fn trusted(&self) -> bool {
+        self.trusted_at(Instant::now())
+    }
+
+    /// [`TrustState::trusted`] as of `now`: the hit path reads the clock once for this and
+    /// the cached answer's deadline.
+    pub(super) fn trusted_at(&self, now: Instant) -> bool {
         self.live.load(Ordering::Acquire)
             && self.last_heard.load(Ordering::Acquire) != 0
-            && self.staleness() <= self.staleness_bound
+            && self.staleness_at(now) <= self.staleness_bound
     }
 }
 

@@ -208,9 +208,10 @@ impl CachingVerifier {
             return Local::Answered(Verification::malformed());
         };
         let applied = self.shared.revision.load(Ordering::Acquire);
-        let trusted = self.shared.trusted();
+        let now = Instant::now();
+        let trusted = self.shared.trusted_at(now);
         if applied >= requirements.min_revision
-            && let Some(entry) = self.shared.cache.get(&hash)
+            && let Some(entry) = self.shared.cache.get(&hash, now)
             // A refusal stays right while the stream is down (at worst it refuses a token
             // enabled meanwhile, for `invalid_ttl`: fail closed); a valid answer is served
             // only while the stream is live and fresh.

@@ -25,15 +25,16 @@ pub(crate) fn random_base62(len: usize) -> String {
     out
 }
 
-/// `value` in base62, left-padded with `0` to exactly `width` characters.
-pub(crate) fn base62_fixed(mut value: u64, width: usize) -> String {
-    let mut digits = vec![b'0'; width];
+/// `value` in base62, left-padded with `0` to exactly `N` characters (ASCII bytes, on the
+/// stack: the checksum of every presented token is computed on the verification hot path).
+pub(crate) fn base62_fixed<const N: usize>(mut value: u64) -> [u8; N] {
+    let mut digits = [b'0'; N];
     for slot in digits.iter_mut().rev() {
+        // `value % 62` is below 62: always an index of the alphabet.
         *slot = BASE62[(value % 62) as usize];
         value /= 62;
     }
-    // Only ASCII from the alphabet was written.
-    String::from_utf8(digits).unwrap_or_default()
+    digits
 }
 
 pub(crate) fn is_base62(s: &str) -> bool {
@@ -68,10 +69,10 @@ mod tests {
 
     #[test]
     fn fixed_width_encoding_pads_and_round_trips_order() {
-        assert_eq!(base62_fixed(0, 6), "000000");
-        assert_eq!(base62_fixed(61, 2), "0z");
-        assert_eq!(base62_fixed(62, 2), "10");
-        assert_eq!(base62_fixed(u64::from(u32::MAX), 6).len(), 6);
-        assert!(base62_fixed(1000, 6) < base62_fixed(1001, 6));
+        assert_eq!(&base62_fixed::<6>(0), b"000000");
+        assert_eq!(&base62_fixed::<2>(61), b"0z");
+        assert_eq!(&base62_fixed::<2>(62), b"10");
+        assert_eq!(&base62_fixed::<6>(u64::from(u32::MAX)), b"4gfFC3");
+        assert!(base62_fixed::<6>(1000) < base62_fixed::<6>(1001));
     }
 }

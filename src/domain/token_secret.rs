@@ -46,8 +46,8 @@ impl TokenSecret {
         let mut token = String::with_capacity(TOKEN_LEN);
         token.push_str(TOKEN_PREFIX);
         token.push_str(&random_base62(BODY_LEN));
-        let checksum = checksum(&token);
-        token.push_str(&checksum);
+        // Base62 digits: ASCII, so always UTF-8.
+        token.extend(checksum(&token).map(char::from));
         Self(token)
     }
 
@@ -115,8 +115,19 @@ impl fmt::Debug for TokenSecret {
 }
 
 /// SHA-256 of a whole token: how tokens are looked up and compared.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct SecretHash(pub [u8; 32]);
+
+/// Feeds a map's hasher the first 8 bytes only: they are already uniformly distributed (a
+/// SHA-256 output), and every cache lookup of the verification path hashes the key. Maps
+/// keyed by it keep their keyed hasher (SipHash), so that presenting chosen tokens cannot
+/// predict, and so crowd, a bucket; equal hashes still hash equally.
+impl std::hash::Hash for SecretHash {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let [a, b, c, d, e, f, g, h, ..] = self.0;
+        state.write_u64(u64::from_le_bytes([a, b, c, d, e, f, g, h]));
+    }
+}
 
 impl SecretHash {
     pub fn as_bytes(&self) -> &[u8; 32] {
@@ -148,9 +159,7 @@ fn appears_verbatim(text: &str) -> bool {
 /// The token inside `input` (without `Bearer` and whitespace), if it is well formed.
 fn canonical(input: &str) -> Result<&str, ParseError> {
     let mut candidate = input.trim();
-    if let Some((scheme, rest)) = candidate.split_once(char::is_whitespace)
-        && scheme.eq_ignore_ascii_case("bearer")
-    {
+    if let Some(rest) = after_bearer(candidate) {
         candidate = rest.trim_start();
     }
     if candidate.is_empty() || candidate.eq_ignore_ascii_case("bearer") {
@@ -173,18 +182,26 @@ fn canonical(input: &str) -> Result<&str, ParseError> {
     if !is_base62(body) || !is_base62(sum) {
         return Err(ParseError::InvalidCharacters);
     }
-    if checksum(signed) != sum {
+    if checksum(signed) != sum.as_bytes() {
         return Err(ParseError::BadChecksum);
     }
     Ok(candidate)
+}
+
+/// What follows `Bearer` (any case) and a whitespace character at the start of `text`, if
+/// it starts so. Compared in place: this runs for every presented token.
+fn after_bearer(text: &str) -> Option<&str> {
+    const SCHEME: &str = "bearer";
+    let (scheme, rest) = text.split_at_checked(SCHEME.len())?;
+    (scheme.eq_ignore_ascii_case(SCHEME) && rest.starts_with(char::is_whitespace)).then_some(rest)
 }
 
 fn hash(token: &str) -> SecretHash {
     SecretHash(Sha256::digest(token.as_bytes()).into())
 }
 
-fn checksum(signed: &str) -> String {
-    base62_fixed(u64::from(crc32fast::hash(signed.as_bytes())), CHECKSUM_LEN)
+fn checksum(signed: &str) -> [u8; CHECKSUM_LEN] {
+    base62_fixed(u64::from(crc32fast::hash(signed.as_bytes())))
 }
 
 #[cfg(test)]
@@ -235,8 +252,19 @@ mod tests {
             format!("BEARER   {raw}"),
             format!("  {raw}\n"),
             format!("\tBearer {raw} "),
+            format!("bEaReR\t{raw}"),
+            format!("Bearer\u{3000}{raw}"),
         ] {
             assert_eq!(TokenSecret::parse(&input).unwrap(), token, "{input:?}");
+        }
+        // Only the scheme, whole, then whitespace, is taken off.
+        for input in [
+            format!("Bearer{raw}"),
+            format!("Bearerx {raw}"),
+            format!("Basic {raw}"),
+            format!("éBearer {raw}"),
+        ] {
+            assert!(TokenSecret::parse(&input).is_err(), "{input:?}");
         }
     }
 

@@ -9,7 +9,7 @@
 //! which check failed beyond "invalid token" and "insufficient scope".
 
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -174,9 +174,12 @@ pub(crate) async fn decide(
     // Answers from memory cost nothing and are neither counted nor refused (as the
     // server's own limit): a client whose token is cached keeps working beside an attacker
     // on the same address. Only what needs the authority spends the address's allowance.
+    // Clients whose address is unknown (a gateway listening on a Unix socket) share one
+    // allowance: unknown must not mean unlimited.
+    let allowance_of = Some(request.client.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
     let (answer, remote) = match verifier.verify_locally(token, &scopes, request.client) {
         Some(verification) => (Ok(verification), false),
-        None if failures.refusal(request.client, None).is_some() => {
+        None if failures.refusal(allowance_of, None).is_some() => {
             return refuse(&route.name, Refusal::TooManyInvalidTokens);
         }
         None => (verifier.verify(token, &scopes, request.client).await, true),
@@ -194,7 +197,7 @@ pub(crate) async fn decide(
             }
             _ => {
                 if remote {
-                    failures.record_failure(request.client, None);
+                    failures.record_failure(allowance_of, None);
                 }
                 Refusal::InvalidToken
             }
@@ -222,8 +225,13 @@ const METHOD_OVERRIDES: [&str; 3] = [
 fn ambiguous_headers(headers: &HeaderMap) -> bool {
     headers.keys().any(|name| {
         let name = name.as_str();
-        METHOD_OVERRIDES.contains(&name)
-            || (name.contains('_') && IDENTITY_HEADERS.contains(&name.replace('_', "-").as_str()))
+        if !name.contains('_') {
+            return METHOD_OVERRIDES.contains(&name);
+        }
+        // `X_HTTP_Method_Override` is the override to the same services (Rack behind Puma,
+        // gunicorn), and Caddy passes it on.
+        let dashed = name.replace('_', "-");
+        METHOD_OVERRIDES.contains(&dashed.as_str()) || IDENTITY_HEADERS.contains(&dashed.as_str())
     })
 }
 
@@ -239,16 +247,33 @@ fn forged_identity(headers: &HeaderMap) -> bool {
     })
 }
 
-/// Whether the query holds `_method`, by which some frameworks (Symfony) change a
-/// request's method.
+/// Whether the query holds `_method`, by which some frameworks (Symfony, Laravel) change a
+/// request's method, as PHP names its parameters: `+` and escapes decoded, leading spaces
+/// dropped, a space or a dot read as `_` (`?.method=`, `?+_method=`), and `_method[…]` and
+/// `_method%00…` naming the same parameter.
 fn method_override_in_query(target: &str) -> bool {
-    target.split_once('?').is_some_and(|(_, query)| {
-        query.split('&').any(|pair| {
-            let key = pair.split('=').next().unwrap_or_default();
-            percent_encoding::percent_decode_str(key)
-                .decode_utf8_lossy()
-                .eq_ignore_ascii_case("_method")
-        })
+    let Some((_, query)) = target.split_once('?') else {
+        return false;
+    };
+    // Most queries hold neither an escape nor the word: nothing to decode.
+    let spelled = |word: &[u8]| {
+        query
+            .as_bytes()
+            .windows(word.len())
+            .any(|w| w.eq_ignore_ascii_case(word))
+    };
+    if !query.contains('%') && !spelled(b"method") {
+        return false;
+    }
+    // `;` separates pairs too where PHP's arg_separator.input says so.
+    query.split(['&', ';']).any(|pair| {
+        let key = pair.split('=').next().unwrap_or_default().replace('+', " ");
+        let key = percent_encoding::percent_decode_str(&key).decode_utf8_lossy();
+        // PHP ends a name at a NUL (`_method%00x`) and at the `[` of an array.
+        let name = key.split(['\0', '[']).next().unwrap_or_default();
+        name.trim_start_matches(' ')
+            .replace([' ', '.'], "_")
+            .eq_ignore_ascii_case("_method")
     })
 }
 
@@ -330,4 +355,60 @@ pub fn identity_headers(identity: Option<&Identity>) -> Vec<(HeaderName, HeaderV
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Security review of issue 23: PHP reads `.method` and ` _method` as `_method`.
+    #[test]
+    fn method_overrides_are_found_in_any_spelling_php_reads() {
+        for target in [
+            "/x?_method=DELETE",
+            "/x?_METHOD=DELETE",
+            "/x?.method=DELETE",
+            "/x?%2Emethod=DELETE",
+            "/x?+_method=DELETE",
+            "/x?%20%20_method=DELETE",
+            "/x?a=1&_method[]=DELETE",
+            "/x?_method%00=DELETE",
+            "/x?_method%00x=DELETE",
+            "/x?a=1;_method=DELETE",
+            "/x?%5Fmethod=DELETE",
+            "/x?_method",
+        ] {
+            assert!(method_override_in_query(target), "{target}");
+        }
+        for target in [
+            "/x",
+            "/x?method=DELETE",
+            "/x?_methods=1",
+            "/x?a_method=1",
+            "/x?",
+        ] {
+            assert!(!method_override_in_query(target), "{target}");
+        }
+    }
+
+    #[test]
+    fn overrides_and_identity_headers_are_found_with_underscores() {
+        for name in [
+            "x-http-method-override",
+            "x_http_method_override",
+            "x_method-override",
+            "x_token_id",
+            "x-token_scopes",
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                http::HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                http::HeaderValue::from_static("DELETE"),
+            );
+            assert!(ambiguous_headers(&headers), "{name}");
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert("x_request_id", http::HeaderValue::from_static("1"));
+        assert!(!ambiguous_headers(&headers));
+    }
 }

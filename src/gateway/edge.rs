@@ -19,7 +19,7 @@ use super::forward_auth::ForwardAuth;
 use super::routes::{Routes, RulesError};
 use crate::authority::failed_authentications::FailedAuthentications;
 use crate::client::{CachingVerifier, TrustedProxies, VerifierConfig, VerifyError};
-use crate::configuration::{LogFormat, MetricsAddr};
+use crate::configuration::{LogFormat, OptionalAddr};
 use crate::connections::{ConnectionLimits, FirstRequestLayer, GuardedListener};
 use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 
@@ -71,7 +71,7 @@ pub struct EdgeSettings {
         env = "TOKEN_AUTHORITY_EDGE_EXT_AUTHZ_ADDR",
         default_value = "127.0.0.1:9192"
     )]
-    pub ext_authz_addr: MetricsAddr,
+    pub ext_authz_addr: OptionalAddr,
     /// Addresses or networks (CIDR) of load balancers in front of Envoy, comma-separated:
     /// when Envoy reports one as the client, the client is read from X-Forwarded-For.
     #[arg(
@@ -125,7 +125,7 @@ pub struct EdgeSettings {
         env = "TOKEN_AUTHORITY_EDGE_METRICS_ADDR",
         default_value = "127.0.0.1:9465"
     )]
-    pub metrics_addr: MetricsAddr,
+    pub metrics_addr: OptionalAddr,
     /// Log format.
     #[arg(
         long,
@@ -220,8 +220,8 @@ impl Edge {
             settings.invalid_tokens_per_second,
         ));
         let ext_authz = match settings.ext_authz_addr {
-            MetricsAddr::Off => None,
-            MetricsAddr::At(addr) => {
+            OptionalAddr::Off => None,
+            OptionalAddr::At(addr) => {
                 let proxies = TrustedProxies::parse(&settings.ext_authz_trusted_proxies)
                     .map_err(|e| EdgeError::TrustedProxies(e.to_string()))?;
                 let service = ExtAuthz {

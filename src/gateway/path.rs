@@ -6,8 +6,9 @@
 //! `/admin` route to others), `;parameters`, trailing dots and spaces, repeated slashes,
 //! escaped separators and double encoding, so a path that holds any of these is refused
 //! outright rather than read one way: whichever reading the rules chose, some service would
-//! read it another way and meet a different rule. So is a letter whose case is ASCII
-//! (`ı`, `ſ`, `K`), which some services fold to ASCII. What is left differs between
+//! read it another way and meet a different rule. So is a character that some services fold
+//! or normalise to ASCII: a letter whose case is ASCII (`ı`, `ſ`, `K`), or one whose NFKC form
+//! holds ASCII (fullwidth `ａ` and `．`, the ligature `ﬁ`, `²`). What is left differs between
 //! services only in case and in escapes of ordinary characters: escapes are decoded (services that do
 //! not decode them read a name no rule of theirs is written for), and case is read both
 //! ways by the rules ([`Routes::route`](super::Routes::route) refuses a path whose two
@@ -30,7 +31,9 @@ pub enum PathError {
     DoubleEncoded,
     #[error("the path holds a backslash, a control character or invalid UTF-8")]
     BadCharacter,
-    #[error("the path holds a letter that some services fold to an ASCII one (ı, ſ, K, İ …)")]
+    #[error(
+        "the path holds a character that some services fold or normalise to ASCII (ı, ſ, K, ａ, ﬁ …)"
+    )]
     AsciiLookalike,
     #[error("the path has a segment . or .., or one ending in a dot or a space")]
     DotSegment,
@@ -50,6 +53,9 @@ pub const MAX_TARGET: usize = 8 * 1024;
 pub struct RequestPath {
     segments: Vec<String>,
     folded: Vec<String>,
+    /// Whether the path ends in `/` after its last segment (`/files/`): some services read
+    /// that as `/files`, others as the root of a `/files/` subtree.
+    trailing_slash: bool,
 }
 
 impl RequestPath {
@@ -70,11 +76,13 @@ impl RequestPath {
         let raw: Vec<&str> = path.split('/').skip(1).collect();
         let last = raw.len().saturating_sub(1);
         let mut segments = Vec::with_capacity(raw.len());
+        let mut trailing_slash = false;
         for (i, raw) in raw.into_iter().enumerate() {
             let segment = decode_segment(raw)?;
             if segment.is_empty() {
                 // A trailing slash ends the path; a repeated one is refused.
                 if i == last {
+                    trailing_slash = i > 0;
                     continue;
                 }
                 return Err(PathError::EmptySegment);
@@ -88,14 +96,24 @@ impl RequestPath {
                 return Err(PathError::DotSegment);
             }
             // `adm\u{131}n` is not `admin` to the rules' lower case, but is to Java's
-            // equalsIgnoreCase and Go's EqualFold.
+            // equalsIgnoreCase and Go's EqualFold; `ａdmin` is to a service that normalises
+            // NFKC (IIS's best-fit mapping too).
             if segment.chars().any(folds_to_ascii) {
                 return Err(PathError::AsciiLookalike);
             }
             segments.push(segment);
         }
         let folded = segments.iter().map(|s| s.to_lowercase()).collect();
-        Ok(Self { segments, folded })
+        Ok(Self {
+            segments,
+            folded,
+            trailing_slash,
+        })
+    }
+
+    /// Whether the path ends in `/` after a segment (`/files/`, not `/`).
+    pub fn trailing_slash(&self) -> bool {
+        self.trailing_slash
     }
 
     /// The decoded segments, in order; none for `/`.
@@ -159,10 +177,14 @@ fn decode_segment(raw: &str) -> Result<String, PathError> {
     Ok(text)
 }
 
-/// Whether `c` is a non-ASCII letter whose upper or lower case holds an ASCII letter.
+/// Whether `c` is a non-ASCII character whose upper case, lower case or NFKC form holds an
+/// ASCII character. (`é` is none of these: its NFKC form is itself.)
 fn folds_to_ascii(c: char) -> bool {
+    use unicode_normalization::UnicodeNormalization;
     !c.is_ascii()
-        && (c.to_lowercase().any(|f| f.is_ascii()) || c.to_uppercase().any(|f| f.is_ascii()))
+        && (c.to_lowercase().any(|f| f.is_ascii())
+            || c.to_uppercase().any(|f| f.is_ascii())
+            || std::iter::once(c).nfkc().any(|f| f.is_ascii()))
 }
 
 fn hex(digit: u8) -> Option<u8> {
@@ -183,6 +205,17 @@ mod tests {
     fn escapes_are_decoded_and_case_kept() {
         assert_eq!(path("/admin/users"), "/admin/users");
         assert_eq!(path("/admin/users/"), "/admin/users");
+        assert!(
+            RequestPath::parse("/admin/users/")
+                .expect("path")
+                .trailing_slash()
+        );
+        assert!(
+            !RequestPath::parse("/admin/users")
+                .expect("path")
+                .trailing_slash()
+        );
+        assert!(!RequestPath::parse("/").expect("path").trailing_slash());
         assert_eq!(path("/%61dmin/Users"), "/admin/Users");
         assert_eq!(path("/admin/users?x=/public&y=.."), "/admin/users");
         assert_eq!(
@@ -192,6 +225,9 @@ mod tests {
         assert_eq!(path("/"), "/");
         assert_eq!(path("/%25"), "/%");
         assert_eq!(path("/a%20b/c"), "/a b/c");
+        // Letters of other scripts, with or without accents, are names like any other.
+        assert_eq!(path("/caf%C3%A9/%E6%97%A5%E6%9C%AC"), "/café/日本");
+        assert_eq!(path("/Café"), "/Café");
     }
 
     #[test]
@@ -228,6 +264,19 @@ mod tests {
             ("/%C5%BFecret", PathError::AsciiLookalike),
             ("/%E2%84%AAey", PathError::AsciiLookalike),
             ("/%C4%B0d", PathError::AsciiLookalike),
+            // NFKC: fullwidth a, fullwidth solidus and full stop, the ligature fi, ².
+            ("/%EF%BD%81dmin/users", PathError::AsciiLookalike),
+            ("/ａdmin/users", PathError::AsciiLookalike),
+            (
+                "/public/%EF%BC%8F..%EF%BC%8Fadmin",
+                PathError::AsciiLookalike,
+            ),
+            (
+                "/public/%EF%BC%8E%EF%BC%8E/admin",
+                PathError::AsciiLookalike,
+            ),
+            ("/%EF%AC%81les", PathError::AsciiLookalike),
+            ("/v%C2%B2/admin", PathError::AsciiLookalike),
             ("/public?#", PathError::Fragment),
             ("admin", PathError::NotAPath),
             ("http://host/admin", PathError::NotAPath),

@@ -170,12 +170,27 @@ impl Routes {
 
     /// The route of a request: the first that matches, else the default; `Ok(None)`: no
     /// route (refused). `Err(Ambiguous)` when the path as it is and in lower case meet
-    /// different routes.
+    /// different routes, or a path ending in `/` meets different routes with and without
+    /// an empty last segment (`/files/` as `/files`, and as the root of `/files/**`).
     pub fn route(&self, method: &str, path: &RequestPath) -> Result<Option<&Route>, Ambiguous> {
         let exact = self.first_match(method, path.segments(), Case::Exact);
         let folded = self.first_match(method, path.folded(), Case::Folded);
         if exact != folded {
             return Err(Ambiguous);
+        }
+        // `/files/` is `/files` to some services and the root of the `/files/` subtree to
+        // others (Go's ServeMux, Werkzeug): read as both, it must meet one rule.
+        if path.trailing_slash() {
+            for (segments, case) in [
+                (path.segments(), Case::Exact),
+                (path.folded(), Case::Folded),
+            ] {
+                let mut subtree = segments.to_vec();
+                subtree.push(String::new());
+                if self.first_match(method, &subtree, case) != exact {
+                    return Err(Ambiguous);
+                }
+            }
         }
         Ok(match exact {
             Some(index) => self.routes.get(index).map(|(_, route)| route),
@@ -358,6 +373,30 @@ mod tests {
                 .map(|r| r.map(|r| r.name.as_str())),
             Ok(Some("/users/*/avatar"))
         );
+    }
+
+    // Security review of issue 23: `/files/` is the root of the `/files/` subtree to Go's
+    // ServeMux, not the public `/files`.
+    #[test]
+    fn a_trailing_slash_that_changes_its_route_is_refused() {
+        let routes = Routes::parse(
+            "[[route]]\npath = \"/files\"\npublic = true\n\
+             [[route]]\npath = \"/files/**\"\nscopes = [\"files.read\"]\n",
+        )
+        .expect("rules");
+        for target in ["/files/", "/FILES/"] {
+            let path = RequestPath::parse(target).expect("path");
+            assert_eq!(routes.route("GET", &path), Err(Ambiguous), "{target}");
+        }
+        let name = |target| route(&routes, "GET", target).map(|r| r.name.as_str());
+        assert_eq!(name("/files"), Some("/files"));
+        assert_eq!(name("/files/a"), Some("/files/**"));
+        // Where both readings meet one rule, the slash changes nothing.
+        assert_eq!(name("/files/a/"), Some("/files/**"));
+        let routes = Routes::parse(RULES).expect("rules");
+        let name = |target| route(&routes, "GET", target).map(|r| r.name.as_str());
+        assert_eq!(name("/admin/"), Some("admin"));
+        assert_eq!(name("/"), Some("/**"));
     }
 
     #[test]

@@ -16,7 +16,6 @@ use tonic::{Request, Response, Status};
 
 use super::credential::authorize;
 use super::token_service::verification_response;
-use crate::authority::failed_authentications::FailedAuthentications;
 use crate::authority::{Authority, Caller};
 use crate::client::{TrustedProxies, Verification, VerifyError};
 use crate::domain::{Permission, PermissionSet};
@@ -41,12 +40,14 @@ impl Authorization for AuthorityCheck {
             caller,
         };
         // Envoy's source is the client, as it is: this Check trusts no proxies (an edge
-        // beside Envoy can, with --ext-authz-trusted-proxy).
-        // The authority limits failed look-ups itself (--auth-failures-per-second).
+        // beside Envoy can, with --ext-authz-trusted-proxy). A client presenting tokens
+        // that fail spends its address's allowance (--auth-failures-per-second, kept apart
+        // from the authority's own callers'), so that forged tokens sent through the gateway
+        // cannot fill the database's look-up slots that every verifier shares.
         let answer = crate::gateway::ext_authz::answer(
             &self.routes,
             &verifier,
-            &FailedAuthentications::new(0),
+            self.authority.gateway_failures(),
             &TrustedProxies::default(),
             request.into_inner(),
             false,

@@ -163,6 +163,12 @@ pub struct RpcMetrics<S> {
     inner: S,
 }
 
+/// Wrapped around one service (the console puts it inside gRPC-Web's translation, where the
+/// call's trailers are still trailers), it is routed by that service's name.
+impl<S: tonic::server::NamedService> tonic::server::NamedService for RpcMetrics<S> {
+    const NAME: &'static str = S::NAME;
+}
+
 impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for RpcMetrics<S>
 where
     S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,

@@ -53,8 +53,7 @@ where
     };
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
-    let token_service = TokenServiceServer::new(TokenApi::new(authority.clone(), options.watch))
-        .max_decoding_message_size(options.max_message_bytes);
+    let token_service = token_service(&authority, options.watch, options.max_message_bytes);
     let check_service = options.gateway_rules.map(|routes| {
         envoy_types::ext_authz::v3::pb::AuthorizationServer::new(super::ext_authz::AuthorityCheck {
             authority: authority.clone(),
@@ -62,35 +61,68 @@ where
         })
         .max_decoding_message_size(options.max_message_bytes)
     });
-    let admin_service = AdminServiceServer::new(AdminApi::new(authority))
-        .max_decoding_message_size(options.max_message_bytes);
+    let admin_service = admin_service(&authority, options.max_message_bytes);
 
+    // Calls in flight (watch streams) get an hour after a connection's maximum age.
+    Ok(builder(
+        options.tls,
+        options.max_connection_age,
+        CONNECTION_AGE_GRACE,
+    )?
+    .layer(FirstRequestLayer)
+    .layer(rpc_metrics::RpcMetricsLayer)
+    .layer(panics::catch_panic_layer())
+    .layer(limits::resource_exhausted_layer())
+    .add_service(health)
+    .add_service(reflection_v1)
+    .add_service(reflection_v1alpha)
+    .add_service(token_service)
+    .add_service(admin_service)
+    .add_optional_service(check_service)
+    .serve_with_incoming_shutdown(incoming, shutdown))
+}
+
+/// A server as every listener of the services starts: TLS with `tls`, keepalive that
+/// notices dead peers (so that their streams and memory are released), connections closed
+/// after `max_connection_age` (calls in flight get `grace`), and each request in the span
+/// that panics are reported in.
+pub fn builder(
+    tls: Option<tonic::transport::Identity>,
+    max_connection_age: Duration,
+    grace: Duration,
+) -> Result<Server, tonic::transport::Error> {
     let mut builder = Server::builder();
-    if let Some(identity) = options.tls {
+    if let Some(identity) = tls {
         builder =
             builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
     }
     Ok(builder
-        // Notices dead peers so that their streams and memory are released.
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        // Idle clients cannot hold a connection for ever; calls in flight get an hour.
-        .max_connection_age(options.max_connection_age)
-        .max_connection_age_grace(CONNECTION_AGE_GRACE)
+        .max_connection_age(max_connection_age)
+        .max_connection_age_grace(grace)
         .trace_fn(
             |request| tracing::error_span!(panics::REQUEST_SPAN, method = %request.uri().path()),
-        )
-        .layer(FirstRequestLayer)
-        .layer(rpc_metrics::RpcMetricsLayer)
-        .layer(panics::catch_panic_layer())
-        .layer(limits::resource_exhausted_layer())
-        .add_service(health)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(token_service)
-        .add_service(admin_service)
-        .add_optional_service(check_service)
-        .serve_with_incoming_shutdown(incoming, shutdown))
+        ))
+}
+
+/// The token service as every listener serves it (the gRPC port, the console's gRPC-Web).
+pub fn token_service(
+    authority: &Arc<Authority>,
+    watch: WatchOptions,
+    max_message_bytes: usize,
+) -> TokenServiceServer<TokenApi> {
+    TokenServiceServer::new(TokenApi::new(authority.clone(), watch))
+        .max_decoding_message_size(max_message_bytes)
+}
+
+/// The admin service as every listener serves it.
+pub fn admin_service(
+    authority: &Arc<Authority>,
+    max_message_bytes: usize,
+) -> AdminServiceServer<AdminApi> {
+    AdminServiceServer::new(AdminApi::new(authority.clone()))
+        .max_decoding_message_size(max_message_bytes)
 }
 
 /// Why the gRPC server could not be set up.

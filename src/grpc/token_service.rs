@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 use super::convert::{
     self, mask_paths, opt_account_id, opt_etag, opt_principal_id, parse_opt_timestamp,
 };
-use super::credential::authorize;
+use super::credential::{authenticate, authorize};
 use crate::authority::{
     Authority, AuthorityError, Committed, Expiry, LeakReport, NewToken, TokenFilter, TokenUpdate,
     VerifyOutcome, WatchOptions, WatchStart,
@@ -364,6 +364,25 @@ impl TokenService for TokenApi {
         respond(proto::ReportLeakedTokensResponse {
             results: value.iter().map(convert::leak_outcome).collect(),
             revision,
+        })
+    }
+
+    async fn get_caller(
+        &self,
+        request: Request<proto::GetCallerRequest>,
+    ) -> Result<Response<proto::GetCallerResponse>, Status> {
+        let caller = authenticate(&self.authority, &request).await?;
+        respond(proto::GetCallerResponse {
+            token_id: caller.token_id().to_string(),
+            account_id: caller.account_id().to_string(),
+            principal: Some(proto::TokenOwner {
+                id: caller.principal_id().to_string(),
+                kind: convert::principal_kind(caller.principal_kind()).into(),
+                display_name: caller.principal_name().to_owned(),
+            }),
+            permissions: caller.permissions().to_strings(),
+            operator: caller.is_operator(),
+            expire_time: caller.valid_until().map(convert::timestamp),
         })
     }
 

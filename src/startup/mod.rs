@@ -14,8 +14,10 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::authority::{Authority, AuthorityError, bootstrap};
-use crate::configuration::Settings;
+use crate::configuration::{OptionalAddr, Settings};
 use crate::connections::GuardedListener;
+use crate::console::ConsoleOptions;
+use crate::console::origin::AllowedHosts;
 use crate::domain::TokenSecret;
 use crate::gateway::{Routes, RulesError};
 use crate::grpc::server::{ServerError, ServerOptions};
@@ -67,6 +69,8 @@ pub struct Application {
     bootstrap_token: Option<TokenSecret>,
     /// The rules of Envoy's `Check` on the gRPC port, when it is served.
     gateway_rules: Option<Arc<Routes>>,
+    /// The console's listener and its address, unless `--console-addr off`.
+    console: Option<(TcpListener, SocketAddr)>,
 }
 
 impl Application {
@@ -92,6 +96,15 @@ impl Application {
             .await
             .map_err(bind_error)?;
         let local_addr = listener.local_addr().map_err(bind_error)?;
+        let console = match settings.console_addr {
+            OptionalAddr::Off => None,
+            OptionalAddr::At(addr) => {
+                let bind_error = |source| StartupError::Bind { addr, source };
+                let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+                let local_addr = listener.local_addr().map_err(bind_error)?;
+                Some((listener, local_addr))
+            }
+        };
         Ok(Self {
             listener,
             local_addr,
@@ -99,7 +112,13 @@ impl Application {
             settings,
             bootstrap_token,
             gateway_rules,
+            console,
         })
+    }
+
+    /// Where the console listens, unless it is off.
+    pub fn console_addr(&self) -> Option<SocketAddr> {
+        self.console.as_ref().map(|(_, addr)| *addr)
     }
 
     /// Where the server listens.
@@ -137,6 +156,7 @@ impl Application {
         ));
 
         let (stop_requested, mut stop_heard) = tokio::sync::watch::channel(false);
+        let mut console_stop = stop_requested.subscribe();
         let authority = self.authority.clone();
         let stopping = async move {
             shutdown.await;
@@ -179,6 +199,35 @@ impl Application {
             max_connection_age: self.settings.max_connection_age,
             gateway_rules: self.gateway_rules.clone(),
         };
+        let console_tls = self.tls_identity()?;
+        if let Some((listener, addr)) = self.console {
+            let options = ConsoleOptions {
+                max_message_bytes: self.settings.max_message_bytes,
+                watch: self.settings.watch(),
+                tls: console_tls,
+                hosts: AllowedHosts::new(self.settings.console_hosts.iter().cloned()),
+                max_connection_age: self.settings.max_connection_age,
+            };
+            if !tls && !addr.ip().is_loopback() {
+                tracing::warn!(
+                    %addr,
+                    "the console listens without TLS on a non-loopback address: the tokens pasted into it cross the network in clear unless a TLS-terminating proxy is in front (--tls-cert, --tls-key)"
+                );
+            }
+            let limits = crate::console::connection_limits(&limits);
+            let incoming = GuardedListener::new(listener, "console", limits).into_incoming();
+            let stopped = async move {
+                let _ = console_stop.wait_for(|stopped| *stopped).await;
+            };
+            let console =
+                crate::console::serve(self.authority.clone(), options, incoming, stopped)?;
+            tracing::info!(%addr, tls, "console listening");
+            background.spawn(async move {
+                if let Err(error) = console.await {
+                    tracing::error!(%error, "the console's listener failed");
+                }
+            });
+        }
         let incoming = GuardedListener::new(self.listener, "grpc", limits).into_incoming();
         let serve = crate::grpc::server::serve(
             self.authority.clone(),

@@ -111,6 +111,15 @@ async fn without_a_file_the_bootstrap_token_is_printed_once() {
         .find(|word| word.starts_with("tka_"))
         .expect("the token is printed")
         .to_owned();
+    // The console's address beside it, where the token signs in (a free port here).
+    let console = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("Admin console: http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("the console's address is printed: {stdout}"));
+    assert!(
+        console.starts_with(|c: char| c.is_ascii_digit() && c != '0'),
+        "{console}"
+    );
     let (child, addr_again) = serve(&database_url, &[]);
     assert!(verifies(&addr_again, &token).await);
     let stdout = terminate(child);

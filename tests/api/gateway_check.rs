@@ -1,7 +1,7 @@
 //! Envoy's `Check` on the authority's own gRPC port (`--gateway-rules`): the gateway's
 //! credential in the call's metadata must hold `tokens.verify`, it decides only on tokens of
 //! its own account, and the answer carries the same header changes and refusals as the
-//! edge's. Called here as Envoy calls it; the gateway tests run Envoy itself against the edge.
+//! edge's. Called here as Envoy calls it, and through Envoy itself configured as the docs say.
 
 use std::collections::HashMap;
 
@@ -14,7 +14,9 @@ use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-use crate::helpers::{Credential, TestApp};
+use token_authority::domain::TokenSecret;
+
+use crate::helpers::{Credential, Gateway, RawResponse, TestApp, http, start_echo_upstream};
 
 const RULES: &str = r#"
 [[route]]
@@ -41,7 +43,7 @@ fn check_client(
     AuthorizationClient::with_interceptor(app.channel.clone(), credential)
 }
 
-/// A Check request for `GET path` with these client headers, from 127.0.0.1.
+/// A Check request for `GET path` with these client headers, from no address Envoy reports.
 fn request(path: &str, headers: &[(&str, &str)]) -> CheckRequest {
     CheckRequest {
         attributes: Some(AttributeContext {
@@ -181,6 +183,222 @@ async fn a_gateway_of_one_account_cannot_pass_another_accounts_tokens() {
         .expect("checked")
         .into_inner();
     assert_eq!(http_status(&answer), 401);
+}
+
+/// `request` as Envoy reports it from a client at `client`.
+fn request_from(client: &str, path: &str, headers: &[(&str, &str)]) -> CheckRequest {
+    use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, address};
+    use envoy_types::pb::envoy::service::auth::v3::attribute_context::Peer;
+    let mut request = request(path, headers);
+    if let Some(attributes) = request.attributes.as_mut() {
+        attributes.source = Some(Peer {
+            address: Some(Address {
+                address: Some(address::Address::SocketAddress(SocketAddress {
+                    address: client.to_owned(),
+                    ..Default::default()
+                })),
+            }),
+            ..Default::default()
+        });
+    }
+    request
+}
+
+// Security review of issue 23: the authority's Check let any client behind the gateway
+// send forged tokens without limit, each a database read in the pool every verifier shares.
+#[tokio::test]
+async fn a_client_spraying_forged_tokens_at_the_authoritys_check_is_held_off() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(&rules, RULES).expect("rules");
+    let app = TestApp::spawn_with(|settings| {
+        settings.gateway_rules = Some(rules);
+        // One a second, with a burst of five.
+        settings.auth_failures_per_second = 1;
+    })
+    .await;
+    let tenant = app.create_tenant("shop", &["orders.read"]).await;
+    let gateway = check_client(&app, Credential::Bearer(tenant.admin_token.clone()));
+    let status_from = |client: &'static str, token: String| {
+        let mut gateway = gateway.clone();
+        async move {
+            let auth = format!("Bearer {token}");
+            let answer = gateway
+                .check(request_from(
+                    client,
+                    "/v1/orders/7",
+                    &[("authorization", auth.as_str())],
+                ))
+                .await
+                .expect("checked")
+                .into_inner();
+            http_status(&answer)
+        }
+    };
+    // Created before the spray, used after it.
+    let valid = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &["orders.read"])
+        .await;
+    let fresh_credential = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &[])
+        .await;
+    // The client sprays from the address the test's own gRPC calls come from.
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        let forged = TokenSecret::generate().expose().to_owned();
+        statuses.push(status_from("127.0.0.1", forged).await);
+    }
+    assert_eq!(statuses.first(), Some(&401), "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| [401, 429].contains(s)),
+        "{statuses:?}"
+    );
+    // Another address is not held off, and its valid token passes.
+    assert_eq!(status_from("198.51.100.7", valid.secret.clone()).await, 200);
+    let forged = TokenSecret::generate().expose().to_owned();
+    assert_eq!(status_from("198.51.100.7", forged).await, 401);
+    // The authority's own callers on the sprayer's address are not held off: a credential
+    // it has not seen yet still authenticates from 127.0.0.1.
+    app.create_token(&fresh_credential.secret, &tenant.admin_id, &["orders.read"])
+        .await;
+    // Clients whose address Envoy does not report share one allowance.
+    let mut unknown = Vec::new();
+    for _ in 0..12 {
+        let auth = format!("Bearer {}", TokenSecret::generate().expose());
+        let answer = gateway
+            .clone()
+            .check(request("/v1/orders/7", &[("authorization", auth.as_str())]))
+            .await
+            .expect("checked")
+            .into_inner();
+        unknown.push(http_status(&answer));
+    }
+    assert_eq!(unknown.last(), Some(&429), "{unknown:?}");
+}
+
+/// Envoy itself asking the authority's `Check`, configured as docs/gateways.md says (the
+/// shipped envoy.yaml pointed at the authority, with `initial_metadata`): identities reach
+/// the service and credentials do not, refusals are the edge's, another account's token is
+/// unknown, a revocation holds at once, and a gateway whose own credential is missing or
+/// lacks `tokens.verify` lets nothing through (503).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_asking_the_authority_directly_guards_a_service() {
+    let (app, _dir) = app_with_rules().await;
+    let tenant = app.create_tenant("shop", &["orders.read"]).await;
+    let other = app.create_tenant("other", &["orders.read"]).await;
+    let upstream = start_echo_upstream().await;
+    let envoy =
+        Gateway::envoy_asking_authority(app.addr, Some(&tenant.admin_token), upstream).await;
+    let get = |target: &'static str, headers: Vec<(&'static str, String)>| {
+        let addr = envoy.addr;
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            http(addr, "GET", target, &headers).await
+        }
+    };
+
+    let created = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &["orders.read"])
+        .await;
+    let token_id = created.token.expect("token").id;
+    let auth = format!("Bearer {}", created.secret);
+    let answer = get("/v1/orders/7", vec![("authorization", auth.clone())]).await;
+    assert_eq!(answer.status, 200, "{answer:?}\n{}", envoy.log());
+    assert_eq!(answer.echoed("x-token-id"), [token_id.as_str()]);
+    assert_eq!(answer.echoed("x-account-id"), [tenant.account_id.as_str()]);
+    assert_eq!(answer.echoed("x-token-scopes"), ["orders.read"]);
+    assert!(answer.echoed("authorization").is_empty(), "{}", answer.body);
+    assert!(!answer.body.contains(&created.secret));
+    assert!(
+        !answer.body.contains(&tenant.admin_token),
+        "the gateway's own"
+    );
+
+    // A forged identity is refused, not passed on.
+    let forged = get(
+        "/v1/orders/7",
+        vec![
+            ("authorization", auth.clone()),
+            ("x-token-id", "tok_forged".into()),
+        ],
+    )
+    .await;
+    assert_eq!(forged.status, 403, "{forged:?}");
+    assert!(forged.body.is_empty() || !forged.body.contains("tok_forged"));
+
+    // Refusals carry their challenge.
+    let challenge = |answer: &RawResponse| answer.header("www-authenticate").join(",");
+    let missing = get("/v1/orders/7", vec![]).await;
+    assert_eq!(missing.status, 401);
+    assert!(challenge(&missing).starts_with("Bearer"), "{missing:?}");
+    let unknown = get(
+        "/v1/orders/7",
+        vec![(
+            "authorization",
+            format!("Bearer {}", TokenSecret::generate().expose()),
+        )],
+    )
+    .await;
+    assert_eq!(unknown.status, 401);
+    assert!(challenge(&unknown).contains("invalid_token"), "{unknown:?}");
+    // A token of a principal without orders.read.
+    let reader = app
+        .create_principal(
+            &tenant.admin_token,
+            &tenant.account_id,
+            "reader",
+            &["tokens.read"],
+        )
+        .await;
+    let reader_token = app.create_token(&tenant.admin_token, &reader.id, &[]).await;
+    let answer = get(
+        "/v1/orders/7",
+        vec![("authorization", format!("Bearer {}", reader_token.secret))],
+    )
+    .await;
+    assert_eq!(answer.status, 403);
+    assert!(
+        challenge(&answer).contains("insufficient_scope"),
+        "{answer:?}"
+    );
+    assert_eq!(get("/healthz", vec![]).await.status, 200);
+
+    // Another account's token is unknown to this gateway.
+    let theirs = app
+        .create_token(&other.admin_token, &other.admin_id, &["orders.read"])
+        .await;
+    let answer = get(
+        "/v1/orders/7",
+        vec![("authorization", format!("Bearer {}", theirs.secret))],
+    )
+    .await;
+    assert_eq!(answer.status, 401);
+    assert!(answer.echoed("x-token-id").is_empty());
+
+    // Revoked: refused at the next request.
+    app.revoke(&tenant.admin_token, &token_id).await;
+    let answer = get("/v1/orders/7", vec![("authorization", auth.clone())]).await;
+    assert_eq!(answer.status, 401, "{answer:?}");
+
+    // A gateway without a credential, or with one lacking tokens.verify, passes nothing.
+    let valid = app
+        .create_token(&tenant.admin_token, &tenant.admin_id, &["orders.read"])
+        .await;
+    let valid = format!("Bearer {}", valid.secret);
+    for credential in [None, Some(reader_token.secret.as_str())] {
+        let envoy = Gateway::envoy_asking_authority(app.addr, credential, upstream).await;
+        let answer = http(
+            envoy.addr,
+            "GET",
+            "/v1/orders/7",
+            &[("authorization", valid.as_str())],
+        )
+        .await;
+        assert_eq!(answer.status, 503, "{credential:?}: {answer:?}");
+        assert!(answer.echoed("x-token-id").is_empty());
+    }
 }
 
 /// `token-authority edge` as operators run it: its token from the environment, JSON logs,

@@ -331,6 +331,16 @@ async fn path_tricks_cannot_reach_a_stricter_route_through_a_laxer_one(kind: Gat
                 .all(|received| received.starts_with("/public/") && !received.contains(".."));
         assert!(refused || served_public, "{target}: {answer:?}");
     }
+    // Characters a service may normalise to ASCII, under the public route: fullwidth `．．`
+    // and `／` are ../admin to a service that normalises NFKC. No gateway changes them, and
+    // the public rule would match them as names: the edge must refuse them.
+    for target in [
+        "/public/%EF%BC%8E%EF%BC%8E/admin/users",
+        "/public/%EF%BC%8E%EF%BC%8E%EF%BC%8Fadmin/users",
+    ] {
+        let answer = s.get(target, &[]).await;
+        assert!([400, 403].contains(&answer.status), "{target}: {answer:?}");
+    }
     // Identity headers spelled with underscores, which CGI-style services read as the
     // real ones, and method overrides: refused (or dropped by the gateway), never passed.
     for (name, value) in [
@@ -339,6 +349,7 @@ async fn path_tricks_cannot_reach_a_stricter_route_through_a_laxer_one(kind: Gat
         ("x-token_api_version", "v9"),
         ("x-http-method-override", "DELETE"),
         ("x-method-override", "DELETE"),
+        ("X_HTTP_Method_Override", "DELETE"),
     ] {
         let answer = s.get("/public/page", &[(name, value)]).await;
         let passed_on = answer.body.lines().any(|line| {
@@ -349,6 +360,17 @@ async fn path_tricks_cannot_reach_a_stricter_route_through_a_laxer_one(kind: Gat
             answer.status != 200 || !passed_on,
             "{name} reached the service: {answer:?}"
         );
+    }
+    // A method override in the query, as PHP names parameters: refused.
+    for target in [
+        "/public/page?_method=DELETE",
+        "/public/page?.method=DELETE",
+        "/public/page?+_method=DELETE",
+        "/public/page?%20_method=DELETE",
+        "/public/page?a=1&_METHOD[]=DELETE",
+    ] {
+        let answer = s.get(target, &[]).await;
+        assert_eq!(answer.status, 403, "{target}: {answer:?}");
     }
     // The client names a public path itself, in either convention's headers: the gateway
     // overwrites or removes them, or the edge refuses the mix.

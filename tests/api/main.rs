@@ -34,6 +34,7 @@ mod binary;
 mod client;
 mod client_fail_closed;
 mod connections;
+mod console;
 mod docs;
 mod escalation;
 mod example_backend;

@@ -325,6 +325,12 @@ async fn callers_without_a_valid_credential_are_unauthenticated() {
         Credential::ApiKey("tka_nope".into()),
     ];
     for credential in credentials {
+        assert_code(
+            app.tokens_with(credential.clone())
+                .get_caller(proto::GetCallerRequest::default())
+                .await,
+            Code::Unauthenticated,
+        );
         let status = assert_code(
             app.tokens_with(credential.clone())
                 .list_tokens(proto::ListTokensRequest::default())
@@ -345,6 +351,67 @@ async fn callers_without_a_valid_credential_are_unauthenticated() {
         .list_tokens(proto::ListTokensRequest::default())
         .await;
     assert!(ok.is_ok());
+}
+
+backend_tests!(a_caller_learns_who_it_is_and_what_it_may_do_now);
+
+/// GetCaller needs no permission and tells the caller about itself only: its token's
+/// effective permissions, which shrink with its principal's.
+async fn a_caller_learns_who_it_is_and_what_it_may_do_now() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme", &["orders.read"]).await;
+    let reader = app
+        .create_principal(
+            &tenant.admin_token,
+            &tenant.account_id,
+            "reader",
+            &["tokens.read", "orders.read"],
+        )
+        .await;
+    let token = app.create_token(&tenant.admin_token, &reader.id, &[]).await;
+    let me = app
+        .tokens(&token.secret)
+        .get_caller(proto::GetCallerRequest::default())
+        .await
+        .expect("anyone may ask")
+        .into_inner();
+    assert_eq!(me.token_id, token.token.expect("token").id);
+    assert_eq!(me.account_id, tenant.account_id);
+    let principal = me.principal.expect("principal");
+    assert_eq!(principal.id, reader.id);
+    assert_eq!(principal.display_name, "reader");
+    assert_eq!(me.permissions, ["orders.read", "tokens.read"]);
+    assert!(!me.operator);
+    assert!(me.expire_time.is_none());
+
+    // The principal loses a permission: so does the credential, at once.
+    app.admin(&tenant.admin_token)
+        .update_principal(proto::UpdatePrincipalRequest {
+            principal: Some(proto::Principal {
+                id: reader.id.clone(),
+                permissions: vec!["tokens.read".into()],
+                ..Default::default()
+            }),
+            update_mask: mask("permissions"),
+        })
+        .await
+        .expect("narrowed");
+    let me = app
+        .tokens(&token.secret)
+        .get_caller(proto::GetCallerRequest::default())
+        .await
+        .expect("asked")
+        .into_inner();
+    assert_eq!(me.permissions, ["tokens.read"]);
+
+    let operator = app
+        .operator_tokens()
+        .get_caller(proto::GetCallerRequest::default())
+        .await
+        .expect("asked")
+        .into_inner();
+    assert!(operator.operator);
+    assert_ne!(operator.account_id, tenant.account_id);
 }
 
 backend_tests!(nobody_issues_more_than_they_hold);

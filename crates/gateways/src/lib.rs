@@ -82,21 +82,23 @@ impl Gateway {
         edge: Option<EdgeAddrs>,
         upstream: SocketAddr,
     ) -> Gateway {
+        Self::started(kind, |dir, addr| match kind {
+            GatewayKind::Nginx => start_nginx(dir, addr, edge.map(|e| e.forward_auth), upstream),
+            GatewayKind::Caddy => start_caddy(dir, addr, edge.map(|e| e.forward_auth), upstream),
+            GatewayKind::Envoy => {
+                start_envoy(dir, addr, edge.map(|e| Check::Edge(e.ext_authz)), upstream)
+            }
+        })
+        .await
+    }
+
+    /// Runs `spawn` on a free port and a fresh directory, and waits until it listens.
+    async fn started(kind: GatewayKind, spawn: impl FnOnce(&Path, SocketAddr) -> Child) -> Gateway {
         let dir = tempfile::tempdir().expect("temp dir");
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port())
             .parse()
             .expect("address");
-        let child = match kind {
-            GatewayKind::Nginx => {
-                start_nginx(dir.path(), addr, edge.map(|e| e.forward_auth), upstream)
-            }
-            GatewayKind::Caddy => {
-                start_caddy(dir.path(), addr, edge.map(|e| e.forward_auth), upstream)
-            }
-            GatewayKind::Envoy => {
-                start_envoy(dir.path(), addr, edge.map(|e| e.ext_authz), upstream)
-            }
-        };
+        let child = spawn(dir.path(), addr);
         let gateway = Gateway { addr, child, dir };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(addr).await.is_err() {
@@ -108,6 +110,24 @@ impl Gateway {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         gateway
+    }
+
+    /// Envoy with its shipped configuration asking the authority at `authority` directly
+    /// (its own `Check`, `--gateway-rules`) instead of an edge, presenting `credential` in
+    /// the call's metadata: the two changes docs/gateways.md tells an operator to make.
+    pub async fn envoy_asking_authority(
+        authority: SocketAddr,
+        credential: Option<&str>,
+        upstream: SocketAddr,
+    ) -> Gateway {
+        let check = Check::Authority {
+            addr: authority,
+            credential,
+        };
+        Self::started(GatewayKind::Envoy, |dir, addr| {
+            start_envoy(dir, addr, Some(check), upstream)
+        })
+        .await
     }
 
     /// The gateway's log so far.
@@ -222,10 +242,22 @@ fn start_caddy(
         .expect("caddy starts")
 }
 
+/// Whom Envoy's ext_authz filter asks.
+#[derive(Clone, Copy)]
+enum Check<'a> {
+    /// `token-authority edge`'s ext_authz listener.
+    Edge(SocketAddr),
+    /// The authority's gRPC port, with the gateway's credential (None: none sent).
+    Authority {
+        addr: SocketAddr,
+        credential: Option<&'a str>,
+    },
+}
+
 fn start_envoy(
     dir: &Path,
     addr: SocketAddr,
-    edge: Option<SocketAddr>,
+    check: Option<Check<'_>>,
     upstream: SocketAddr,
 ) -> Child {
     let socket = |at: SocketAddr| {
@@ -240,12 +272,23 @@ fn start_envoy(
         "socket_address: { address: 127.0.0.1, port_value: 8080 }",
         &socket(addr),
     );
-    let config = match edge {
-        Some(edge) => replace_once(
-            &config,
-            "socket_address: { address: 127.0.0.1, port_value: 9192 }",
-            &socket(edge),
-        ),
+    let edge_address = "socket_address: { address: 127.0.0.1, port_value: 9192 }";
+    let config = match check {
+        Some(Check::Edge(edge)) => replace_once(&config, edge_address, &socket(edge)),
+        Some(Check::Authority { addr, credential }) => {
+            let config = replace_once(&config, edge_address, &socket(addr));
+            match credential {
+                Some(credential) => replace_once(
+                    &config,
+                    "                        timeout: 2s\n",
+                    &format!(
+                        "                        timeout: 2s\n{}",
+                        initial_metadata(credential)
+                    ),
+                ),
+                None => config,
+            }
+        }
         None => cut(
             &config,
             "                  - name: envoy.filters.http.ext_authz",
@@ -271,6 +314,16 @@ fn start_envoy(
         .stderr(log_file(dir))
         .spawn()
         .expect("envoy starts")
+}
+
+/// The lines docs/gateways.md adds under `grpc_service` for the authority's own `Check`.
+fn initial_metadata(credential: &str) -> String {
+    let indent = " ".repeat(24);
+    format!(
+        "{indent}initial_metadata:\n\
+         {indent}  - key: authorization\n\
+         {indent}    value: \"Bearer {credential}\"\n"
+    )
 }
 
 /// `text` without the part from `start` (which must occur once) up to the first `end` after

@@ -23,6 +23,8 @@ use super::logs::log_buffer;
 /// A running server.
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
+    /// The console's listener, when the settings turned it on.
+    pub console_addr: Option<std::net::SocketAddr>,
     /// The operator owner's token, printed on first start.
     pub bootstrap_token: String,
     pub database_url: String,
@@ -60,6 +62,8 @@ pub fn backend() -> Backend {
 pub fn test_settings(database_url: &str) -> Settings {
     let mut settings = Settings::for_database(database_url);
     settings.listen_addr = "127.0.0.1:0".parse().expect("valid address");
+    // Only the console's tests serve it (on a free port of their own).
+    settings.console_addr = token_authority::configuration::OptionalAddr::Off;
     settings.last_use_flush_interval = Duration::from_millis(100);
     settings.max_grace_period = Duration::from_secs(24 * 3600);
     settings.watch_checkpoint_interval = Duration::from_millis(200);
@@ -105,6 +109,7 @@ impl TestApp {
             .map(|path| std::fs::read(path).expect("certificate"));
         let mut application = Application::build(settings).await.expect("server starts");
         let addr = application.local_addr();
+        let console_addr = application.console_addr();
         let authority = application.authority();
         let bootstrap_token = application
             .take_bootstrap_token()
@@ -130,6 +135,7 @@ impl TestApp {
         .expect("connects to the server");
         TestApp {
             addr,
+            console_addr,
             bootstrap_token,
             database_url,
             dir,

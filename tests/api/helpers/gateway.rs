@@ -13,7 +13,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use token_authority::configuration::MetricsAddr;
+use token_authority::configuration::OptionalAddr;
 use token_authority::gateway::edge::{Edge, EdgeSettings};
 
 use super::app::TestApp;
@@ -40,9 +40,9 @@ pub async fn start_edge_with(
     let mut settings = EdgeSettings::for_authority(authority, &rules_path);
     settings.token_file = Some(token_path);
     settings.forward_auth_addr = "127.0.0.1:0".parse().expect("address");
-    settings.ext_authz_addr = MetricsAddr::At("127.0.0.1:0".parse().expect("address"));
+    settings.ext_authz_addr = OptionalAddr::At("127.0.0.1:0".parse().expect("address"));
     settings.trusted_proxies = vec!["127.0.0.1".to_owned()];
-    settings.metrics_addr = MetricsAddr::Off;
+    settings.metrics_addr = OptionalAddr::Off;
     adjust(&mut settings);
     let edge = Edge::build(&settings).await.expect("the edge starts");
     let addrs = EdgeAddrs {

@@ -33,6 +33,8 @@ pub fn serve_with_env(
             "127.0.0.1:0",
             "--metrics-addr",
             "127.0.0.1:0",
+            "--console-addr",
+            "127.0.0.1:0",
             "--log-format",
             "json",
         ])

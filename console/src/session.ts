@@ -1,0 +1,81 @@
+// Who is signed in, and the clients that call the authority for them. The pasted token lives
+// in this module's memory only: never in storage, a cookie, the URL or the console. Signing
+// out, or reloading the page, forgets it.
+
+import { type Client, ConnectError, Code, createClient, type Interceptor } from "@connectrpc/connect";
+import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import { AdminService } from "./gen/tokenauthority/v1/admin_service_pb";
+import { type GetCallerResponse, TokenService } from "./gen/tokenauthority/v1/token_service_pb";
+
+let credential: string | null = null;
+
+const authorize: Interceptor = (next) => async (request) => {
+  if (credential !== null) request.header.set("authorization", `Bearer ${credential}`);
+  return next(request);
+};
+
+// The page's own origin: the console serves gRPC-Web beside the page.
+const transport = createGrpcWebTransport({
+  baseUrl: window.location.origin,
+  interceptors: [authorize],
+});
+
+export const tokens: Client<typeof TokenService> = createClient(TokenService, transport);
+export const admin: Client<typeof AdminService> = createClient(AdminService, transport);
+
+export let caller: GetCallerResponse | null = null;
+
+/**
+ * The account the pages work in: empty for the caller's own. Operators may choose another;
+ * for anyone else the authority refuses any but their own.
+ */
+export let accountId = "";
+
+export function workIn(account: string): void {
+  accountId = account.trim();
+}
+
+/** Signs in with `token`: kept only if the authority accepts it. */
+export async function signIn(token: string): Promise<GetCallerResponse> {
+  credential = token.trim();
+  try {
+    caller = await tokens.getCaller({});
+    return caller;
+  } catch (error) {
+    credential = null;
+    caller = null;
+    throw error;
+  }
+}
+
+export function signOut(): void {
+  credential = null;
+  caller = null;
+  accountId = "";
+}
+
+/** Whether the signed-in credential holds `permission` now (as of sign-in). */
+export function may(permission: string): boolean {
+  return caller?.permissions.includes(permission) ?? false;
+}
+
+/** A refusal or failure in plain words, for the page. */
+export function explain(error: unknown): string {
+  const failure = ConnectError.from(error);
+  switch (failure.code) {
+    case Code.PermissionDenied:
+      return `Not allowed: ${failure.rawMessage}`;
+    case Code.Unauthenticated:
+      return `Your token is no longer accepted (${failure.rawMessage}). Sign in again.`;
+    case Code.NotFound:
+      return `Not found: ${failure.rawMessage}`;
+    case Code.InvalidArgument:
+    case Code.FailedPrecondition:
+    case Code.Aborted:
+    case Code.AlreadyExists:
+    case Code.ResourceExhausted:
+      return failure.rawMessage;
+    default:
+      return `The authority could not answer (${failure.rawMessage}).`;
+  }
+}
