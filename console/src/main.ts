@@ -4,6 +4,7 @@
 import { ConnectError } from "@connectrpc/connect";
 import { h, replace } from "./dom";
 import { accountPage } from "./account";
+import { forgetPrincipals } from "./directory";
 import { auditPage } from "./audit";
 import { leaksPage } from "./leaks";
 import { principalsPage } from "./principals";
@@ -68,6 +69,8 @@ function showConsole(): void {
     stopWatching?.abort();
     stopWatching = null;
     signOut();
+    // Who the account's principals are is the signed-out caller's knowledge, not the next's.
+    forgetPrincipals();
     notify("");
     showSignIn();
   };

@@ -35,9 +35,17 @@ export function workIn(account: string): void {
   accountId = account.trim();
 }
 
-/** Signs in with `token`: kept only if the authority accepts it. */
+/**
+ * Signs in with `token`: kept only if the authority accepts it. Whitespace (a token wrapped
+ * by a terminal) and a leading `Bearer` are dropped; anything else that no token holds is
+ * refused here, before it reaches a header, whose error could quote it.
+ */
 export async function signIn(token: string): Promise<GetCallerResponse> {
-  credential = token.trim();
+  const bare = token.trim().replace(/^bearer\s+/i, "").replace(/\s+/g, "");
+  if (!/^[A-Za-z0-9_]+$/.test(bare)) {
+    throw new ConnectError("that is not an API token: they are letters, digits and _ only", Code.InvalidArgument);
+  }
+  credential = bare;
   try {
     caller = await tokens.getCaller({});
     return caller;
@@ -59,9 +67,13 @@ export function may(permission: string): boolean {
   return caller?.permissions.includes(permission) ?? false;
 }
 
-/** A refusal or failure in plain words, for the page. */
+/**
+ * A refusal or failure in plain words, for the page. Only the authority's own messages are
+ * shown: another error's text (the browser's) could quote what the page sent.
+ */
 export function explain(error: unknown): string {
-  const failure = ConnectError.from(error);
+  if (!(error instanceof ConnectError)) return "Something went wrong in the page: the authority gave no answer.";
+  const failure = error;
   switch (failure.code) {
     case Code.PermissionDenied:
       return `Not allowed: ${failure.rawMessage}`;

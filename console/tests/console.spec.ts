@@ -171,11 +171,22 @@ test("a caller without tokens.read is told so in plain words", async ({ page }) 
   await expect(page.getByRole("button", { name: "Generate token" })).toHaveCount(0);
 });
 
-test("a wrong token is refused at sign-in", async ({ page }) => {
-  guard(page);
-  await signIn(page, "tka_not-a-real-token");
-  await expect(page.getByRole("alert")).toBeVisible();
+test("a wrong token is refused at sign-in; a token pasted with a scheme or spaces is not", async ({ page }) => {
+  const problems = guard(page);
+  // No token holds these characters: refused by the page, before any header quotes them.
+  await signIn(page, "tka_not-a-real-token\u00e9");
+  await expect(page.getByRole("alert")).toContainText("not an API token");
+  expect(await pageState(page)).not.toContain("not-a-real-token");
+  // Well formed, unknown to the authority: its refusal.
+  await signIn(page, "tka_0000000000000000000000000000000000000000");
+  await expect(page.getByRole("alert")).toContainText("not a well-formed token");
   await expect(page.getByLabel("API token")).toBeVisible();
+  // As copied from a header, or wrapped by a terminal.
+  const half = Math.floor(authority.bootstrapToken.length / 2);
+  const wrapped = `Bearer ${authority.bootstrapToken.slice(0, half)} \t ${authority.bootstrapToken.slice(half)}`;
+  await signIn(page, wrapped);
+  await expect(page.getByRole("heading", { name: "API tokens" })).toBeVisible();
+  expect(problems).toEqual([]);
 });
 
 test("usable at 375 pixels wide", async ({ page }) => {

@@ -103,9 +103,12 @@ pub struct Authority {
     /// Failed authentications, limited per peer and per credential.
     failures: FailedAuthentications,
     /// The same allowance for the clients of gateways that ask the authority's own `Check`,
-    /// kept apart so that a client spraying forged tokens through a gateway cannot hold off
-    /// callers of the authority (or the gateway's own credential) that share its address.
-    gateway_failures: FailedAuthentications,
+    /// one per account of the gateways' credentials. Kept apart from `failures`, so that a
+    /// client spraying forged tokens through a gateway cannot hold off callers of the
+    /// authority (or the gateway's own credential) that share its address; and per account,
+    /// since a gateway names its client's address itself: a credential of one account can
+    /// spend (and exhaust) only its own account's allowance of any address.
+    gateway_failures: moka::sync::Cache<AccountId, Arc<FailedAuthentications>>,
     page_tokens: PageTokenCodec,
     /// The revision up to which every event has been applied to the cache, in order (read on
     /// every verification, hence an atomic) ...
@@ -155,7 +158,11 @@ impl Authority {
             ),
             cold: ColdLookups::new(config.max_cold_lookups),
             failures: FailedAuthentications::new(config.auth_failures_per_second),
-            gateway_failures: FailedAuthentications::new(config.auth_failures_per_second),
+            // Accounts whose gateways ask are few (each needs a credential of its own); one
+            // idle for an hour has nothing left to refuse.
+            gateway_failures: moka::sync::Cache::builder()
+                .time_to_idle(Duration::from_secs(3600))
+                .build(),
             store,
             config,
             last_use: LastUseRecorder::default(),
@@ -339,17 +346,23 @@ impl Authority {
         self.stopping.send_replace(true);
     }
 
-    /// The allowances of the clients of gateways asking the authority's own `Check`, which
-    /// they spend (per client address) on tokens that fail.
-    pub(crate) fn gateway_failures(&self) -> &FailedAuthentications {
-        &self.gateway_failures
+    /// The allowances of the clients of `account`'s gateways asking the authority's own
+    /// `Check`, which they spend (per client address) on tokens that fail.
+    pub(crate) fn gateway_failures(&self, account: &AccountId) -> Arc<FailedAuthentications> {
+        self.gateway_failures.get_with_by_ref(account, || {
+            Arc::new(FailedAuthentications::new(
+                self.config.auth_failures_per_second,
+            ))
+        })
     }
 
     /// Forgets the failure allowances of peers and credentials that stopped failing.
     /// Called periodically.
     pub fn forget_idle_failures(&self) {
         self.failures.forget_idle();
-        self.gateway_failures.forget_idle();
+        for (_, failures) in self.gateway_failures.iter() {
+            failures.forget_idle();
+        }
     }
 
     /// Writes pending last-use times to the store. Called periodically and at shutdown.

@@ -92,6 +92,31 @@ impl Authority {
         caller.require(Permission::TOKENS_VERIFY)?;
         self.await_revision(min_revision).await?;
         let outcome = self.verify(presented, required, client).await?;
+        Ok(self.answer_to(caller, outcome))
+    }
+
+    /// [`Authority::verify_token`]'s answer, with no minimum revision, if it costs no
+    /// database read (a malformed token, a cached one, a hash remembered as unknown); None
+    /// when it would. A gateway answers these before it spends its client's allowance of
+    /// invalid tokens, as the edge does from its own cache.
+    pub fn verify_token_from_memory(
+        &self,
+        caller: &Caller,
+        presented: &str,
+        required: &PermissionSet,
+        client: Option<IpAddr>,
+    ) -> AuthorityResult<Option<VerifyOutcome>> {
+        caller.require(Permission::TOKENS_VERIFY)?;
+        let outcome = match TokenSecret::hash_presented(presented) {
+            Ok(hash) => self.answer_from_memory(&hash, required, client),
+            Err(_) => Some(self.malformed()),
+        };
+        Ok(outcome.map(|outcome| self.answer_to(caller, outcome)))
+    }
+
+    /// `outcome` as `caller` may see it (a token of an account it cannot access does not
+    /// exist to it), counted, and noted as a use when valid.
+    fn answer_to(&self, caller: &Caller, outcome: VerifyOutcome) -> VerifyOutcome {
         if outcome
             .snapshot()
             .is_some_and(|s| !caller.can_access(&s.account_id))
@@ -99,15 +124,15 @@ impl Authority {
             // Not a use: to this caller the token does not exist (counted as what it looks
             // like to the caller, by the path really taken).
             record_verification(VerificationCode::NotFound, outcome.path);
-            return Ok(VerifyOutcome::without_token(
+            return VerifyOutcome::without_token(
                 VerificationCode::NotFound,
                 outcome.revision,
                 outcome.at,
-            ));
+            );
         }
         record_verification(outcome.verdict.code, outcome.path);
         self.note_use(&outcome);
-        Ok(outcome)
+        outcome
     }
 
     /// Authenticates the caller of an RPC from the token it presented, connected from `peer`
@@ -181,14 +206,38 @@ impl Authority {
         client: Option<IpAddr>,
     ) -> AuthorityResult<VerifyOutcome> {
         let Ok(hash) = TokenSecret::hash_presented(presented) else {
-            return Ok(VerifyOutcome::without_token(
-                VerificationCode::Malformed,
-                self.revision(),
-                self.now(),
-            ));
+            return Ok(self.malformed());
         };
         self.verify_hash(&hash, required, client, Purpose::Verify)
             .await
+    }
+
+    /// The answer to a token that is not well formed.
+    fn malformed(&self) -> VerifyOutcome {
+        VerifyOutcome::without_token(VerificationCode::Malformed, self.revision(), self.now())
+    }
+
+    /// The answer for `hash` if memory holds it: a snapshot the cache may be trusted with,
+    /// or a hash remembered as unknown.
+    fn answer_from_memory(
+        &self,
+        hash: &SecretHash,
+        required: &PermissionSet,
+        client: Option<IpAddr>,
+    ) -> Option<VerifyOutcome> {
+        // Read before the lookup: every event up to `applied` has been applied to the cache,
+        // so an entry the cache still serves holds at `applied`. A fresh read holds at its
+        // own revision, which may be older: an answer never claims a newer revision than the
+        // one it is known to hold at.
+        let applied = self.revision();
+        let at = self.now();
+        if let Some(cached) = self.trusted_snapshot(hash, at) {
+            let revision = applied.max(cached.revision);
+            return Some(self.outcome(cached, revision, VerifyPath::Cache, required, client, at));
+        }
+        self.cold
+            .remembered_unknown(hash)
+            .then(|| not_found(VerifyPath::Unknown, applied, self.now()))
     }
 
     /// The verification of a well-formed token, by the hash of its secret, for `purpose`.
@@ -199,64 +248,37 @@ impl Authority {
         client: Option<IpAddr>,
         purpose: Purpose,
     ) -> AuthorityResult<VerifyOutcome> {
-        // Read before the lookup: every event up to `applied` has been applied to the cache,
-        // so an entry the cache still serves holds at `applied`. A fresh read holds at its
-        // own revision, which may be older: an answer never claims a newer revision than the
-        // one it is known to hold at.
+        if let Some(outcome) = self.answer_from_memory(hash, required, client) {
+            return Ok(outcome);
+        }
+        if purpose == Purpose::Authenticate
+            && let Some(refusal) = self.failures.refusal(client, Some(hash))
+        {
+            return Err(AuthorityError::ResourceExhausted(refusal.message().into()));
+        }
+        // One read per hash at a time: the watch streams of one credential that all
+        // authenticate again after a change of its owner wait for the first read and are
+        // answered by what it cached.
+        let turn = self.cold.turn(hash, purpose.pool()).await?;
+        // The wait may have been long: the answer is judged now (an expiry passed while
+        // waiting counts) and claims no revision it was not read at.
+        if let Some(outcome) = self.answer_from_memory(hash, required, client) {
+            return Ok(outcome);
+        }
         let applied = self.revision();
-        let at = self.now();
-        let (cached, revision, path, at) = match self.trusted_snapshot(hash, at) {
-            Some(cached) => {
-                let revision = applied.max(cached.revision);
-                (cached, revision, VerifyPath::Cache, at)
-            }
-            None => {
-                if self.cold.remembered_unknown(hash) {
-                    return Ok(not_found(VerifyPath::Unknown, applied, self.now()));
-                }
-                if purpose == Purpose::Authenticate
-                    && let Some(refusal) = self.failures.refusal(client, Some(hash))
-                {
-                    return Err(AuthorityError::ResourceExhausted(refusal.message().into()));
-                }
-                // One read per hash at a time: the watch streams of one credential that all
-                // authenticate again after a change of its owner wait for the first read
-                // and are answered by what it cached.
-                let turn = self.cold.turn(hash, purpose.pool()).await?;
-                // The wait may have been long: what was applied, and the time, are read
-                // again, so that the answer is judged now (an expiry passed while waiting
-                // counts) and claims no revision it was not read at.
-                let applied = self.revision();
-                let at = self.now();
-                if let Some(cached) = self.trusted_snapshot(hash, at) {
-                    let revision = applied.max(cached.revision);
-                    return Ok(self.outcome(
-                        cached,
-                        revision,
-                        VerifyPath::Cache,
-                        required,
-                        client,
-                        at,
-                    ));
-                }
-                if self.cold.remembered_unknown(hash) {
-                    return Ok(not_found(VerifyPath::Unknown, applied, self.now()));
-                }
-                let started = Instant::now();
-                let lookup = self.cold.snapshot(self.store.as_ref(), hash, &turn).await?;
-                let (snapshot, revision) = match lookup {
-                    Lookup::Found(snapshot, revision) => (snapshot, revision),
-                    Lookup::NotFound => {
-                        return Ok(not_found(VerifyPath::Store, applied, self.now()));
-                    }
-                };
-                let cached = Arc::new(CachedSnapshot::new(snapshot, revision, started));
-                self.cache.insert(*hash, cached.clone());
-                // Judged when read, not when asked: the read may have waited for a slot.
-                (cached, revision, VerifyPath::Store, self.now())
+        let started = Instant::now();
+        let lookup = self.cold.snapshot(self.store.as_ref(), hash, &turn).await?;
+        let (snapshot, revision) = match lookup {
+            Lookup::Found(snapshot, revision) => (snapshot, revision),
+            Lookup::NotFound => {
+                return Ok(not_found(VerifyPath::Store, applied, self.now()));
             }
         };
-        Ok(self.outcome(cached, revision, path, required, client, at))
+        let cached = Arc::new(CachedSnapshot::new(snapshot, revision, started));
+        self.cache.insert(*hash, cached.clone());
+        // Judged when read, not when asked: the read may have waited for a slot.
+        let at = self.now();
+        Ok(self.outcome(cached, revision, VerifyPath::Store, required, client, at))
     }
 
     /// The cached snapshot of `hash`, if the cache may be trusted at `at`: while the events

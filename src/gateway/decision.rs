@@ -98,7 +98,7 @@ pub enum Refusal {
     /// The path cannot be read one way (see [`RequestPath`]).
     Path,
     /// Services could read the request differently from the rules: its path's case changes
-    /// its route, it carries a method override, or an identity header spelled with
+    /// its route, it carries a method or path override, or an identity header spelled with
     /// underscores (which CGI-style services read as the real one).
     Ambiguous,
     /// No route matches and there is no default.
@@ -211,27 +211,30 @@ pub(crate) async fn decide(
     refuse(&route.name, refusal)
 }
 
-/// Headers by which frameworks change a request's method (a route is chosen by the method
-/// the gateway saw).
-const METHOD_OVERRIDES: [&str; 3] = [
+/// Headers by which frameworks change a request's method or path (a route is chosen by the
+/// method and path the gateway saw): method overrides, and the original URL that IIS's
+/// rewrite module passes, which Symfony and Zend once read from any client.
+const OVERRIDES: [&str; 5] = [
     "x-http-method-override",
     "x-http-method",
     "x-method-override",
+    "x-original-url",
+    "x-rewrite-url",
 ];
 
 /// Whether the headers could make a service read the request otherwise than the rules: a
-/// method override, or an identity header spelled with underscores (`X_Token_Id`), which
+/// method or path override, or an identity header spelled with underscores (`X_Token_Id`), which
 /// CGI, WSGI, Rack and PHP read as the real header and no gateway replaces.
 fn ambiguous_headers(headers: &HeaderMap) -> bool {
     headers.keys().any(|name| {
         let name = name.as_str();
         if !name.contains('_') {
-            return METHOD_OVERRIDES.contains(&name);
+            return OVERRIDES.contains(&name);
         }
         // `X_HTTP_Method_Override` is the override to the same services (Rack behind Puma,
         // gunicorn), and Caddy passes it on.
         let dashed = name.replace('_', "-");
-        METHOD_OVERRIDES.contains(&dashed.as_str()) || IDENTITY_HEADERS.contains(&dashed.as_str())
+        OVERRIDES.contains(&dashed.as_str()) || IDENTITY_HEADERS.contains(&dashed.as_str())
     })
 }
 
@@ -397,6 +400,8 @@ mod tests {
             "x-http-method-override",
             "x_http_method_override",
             "x_method-override",
+            "x-original-url",
+            "X_Rewrite_URL",
             "x_token_id",
             "x-token_scopes",
         ] {

@@ -7,8 +7,10 @@
 //! escaped separators and double encoding, so a path that holds any of these is refused
 //! outright rather than read one way: whichever reading the rules chose, some service would
 //! read it another way and meet a different rule. So is a character that some services fold
-//! or normalise to ASCII: a letter whose case is ASCII (`ı`, `ſ`, `K`), or one whose NFKC form
-//! holds ASCII (fullwidth `ａ` and `．`, the ligature `ﬁ`, `²`). What is left differs between
+//! or normalise to ASCII: a letter whose case is ASCII (`ı`, `ſ`, `K`, `ẞ`), or one whose NFKC
+//! form holds ASCII (fullwidth `ａ` and `．`, the ligature `ﬁ`, `²`). Accented letters (`ā`,
+//! `é`) are names of their own: a legacy service that reads paths in a Windows ANSI code page
+//! (best-fit: `ā` as `a`) is not protected from them. What is left differs between
 //! services only in case and in escapes of ordinary characters: escapes are decoded (services that do
 //! not decode them read a name no rule of theirs is written for), and case is read both
 //! ways by the rules ([`Routes::route`](super::Routes::route) refuses a path whose two
@@ -97,7 +99,7 @@ impl RequestPath {
             }
             // `adm\u{131}n` is not `admin` to the rules' lower case, but is to Java's
             // equalsIgnoreCase and Go's EqualFold; `ａdmin` is to a service that normalises
-            // NFKC (IIS's best-fit mapping too).
+            // NFKC.
             if segment.chars().any(folds_to_ascii) {
                 return Err(PathError::AsciiLookalike);
             }
@@ -177,14 +179,25 @@ fn decode_segment(raw: &str) -> Result<String, PathError> {
     Ok(text)
 }
 
-/// Whether `c` is a non-ASCII character whose upper case, lower case or NFKC form holds an
-/// ASCII character. (`é` is none of these: its NFKC form is itself.)
+/// Whether `c` is a non-ASCII character that some reading makes ASCII: its NFKC form, or
+/// either case of itself or of that form, or the opposite case of that case (`ẞ` lowers to
+/// `ß`, which full case folding and upper-casing read as `ss`). (`é` is none of these: its
+/// NFKC form is itself and its cases are `é` and `É`.)
 fn folds_to_ascii(c: char) -> bool {
     use unicode_normalization::UnicodeNormalization;
-    !c.is_ascii()
-        && (c.to_lowercase().any(|f| f.is_ascii())
-            || c.to_uppercase().any(|f| f.is_ascii())
-            || std::iter::once(c).nfkc().any(|f| f.is_ascii()))
+    let cased_ascii = |r: char| {
+        r.to_lowercase()
+            .any(|l| l.is_ascii() || l.to_uppercase().any(|u| u.is_ascii()))
+            || r.to_uppercase()
+                .any(|u| u.is_ascii() || u.to_lowercase().any(|l| l.is_ascii()))
+    };
+    if c.is_ascii() {
+        return false;
+    }
+    cased_ascii(c)
+        || std::iter::once(c)
+            .nfkc()
+            .any(|r| r.is_ascii() || cased_ascii(r))
 }
 
 fn hex(digit: u8) -> Option<u8> {
@@ -264,6 +277,8 @@ mod tests {
             ("/%C5%BFecret", PathError::AsciiLookalike),
             ("/%E2%84%AAey", PathError::AsciiLookalike),
             ("/%C4%B0d", PathError::AsciiLookalike),
+            // Capital sharp s: lowers to ß, which uppers to SS.
+            ("/ma%E1%BA%9Ee", PathError::AsciiLookalike),
             // NFKC: fullwidth a, fullwidth solidus and full stop, the ligature fi, ².
             ("/%EF%BD%81dmin/users", PathError::AsciiLookalike),
             ("/ａdmin/users", PathError::AsciiLookalike),

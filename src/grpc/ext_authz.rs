@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status};
 
 use super::credential::authorize;
 use super::token_service::verification_response;
-use crate::authority::{Authority, Caller};
+use crate::authority::{Authority, Caller, VerifyOutcome};
 use crate::client::{TrustedProxies, Verification, VerifyError};
 use crate::domain::{Permission, PermissionSet};
 use crate::gateway::Routes;
@@ -35,19 +35,22 @@ impl Authorization for AuthorityCheck {
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
         let caller = authorize(&self.authority, &request, Permission::TOKENS_VERIFY).await?;
+        // Envoy's source is the client, as it is: this Check trusts no proxies (an edge
+        // beside Envoy can, with --ext-authz-trusted-proxy). A client presenting tokens
+        // that fail a database read spends its address's allowance (--auth-failures-per-
+        // second, kept apart from the authority's own callers'), so that forged tokens sent
+        // through the gateway cannot fill the look-up slots that every verifier shares. The
+        // allowance is the gateway's account's: the gateway names the address itself, so a
+        // credential of one account must not be able to exhaust another's clients'.
+        let failures = self.authority.gateway_failures(caller.account_id());
         let verifier = AsCaller {
             authority: &self.authority,
             caller,
         };
-        // Envoy's source is the client, as it is: this Check trusts no proxies (an edge
-        // beside Envoy can, with --ext-authz-trusted-proxy). A client presenting tokens
-        // that fail spends its address's allowance (--auth-failures-per-second, kept apart
-        // from the authority's own callers'), so that forged tokens sent through the gateway
-        // cannot fill the database's look-up slots that every verifier shares.
         let answer = crate::gateway::ext_authz::answer(
             &self.routes,
             &verifier,
-            self.authority.gateway_failures(),
+            &failures,
             &TrustedProxies::default(),
             request.into_inner(),
             false,
@@ -64,9 +67,22 @@ struct AsCaller<'a> {
 }
 
 impl Verifier for AsCaller<'_> {
-    /// The authority answers from its own cache or database: nothing is free to skip here.
-    fn verify_locally(&self, _: &str, _: &[&str], _: Option<IpAddr>) -> Option<Verification> {
-        None
+    /// What the authority answers from memory (a malformed token, a cached one, a hash
+    /// remembered as unknown) costs nothing: answered before the client's allowance is
+    /// looked at, so a client whose token is cached keeps working beside a spray from its
+    /// address, as at the edge.
+    fn verify_locally(
+        &self,
+        token: &str,
+        scopes: &[&str],
+        client: Option<IpAddr>,
+    ) -> Option<Verification> {
+        let required = PermissionSet::parse(scopes, "scopes").ok()?;
+        let outcome = self
+            .authority
+            .verify_token_from_memory(&self.caller, token, &required, client)
+            .ok()??;
+        Some(self.verification(&outcome))
     }
 
     async fn verify(
@@ -82,9 +98,12 @@ impl Verifier for AsCaller<'_> {
             .verify_token(&self.caller, token, &required, client, 0)
             .await
             .map_err(|error| VerifyError::Unavailable(error.to_string()))?;
-        Ok(Verification::from_response(verification_response(
-            self.authority,
-            &outcome,
-        )))
+        Ok(self.verification(&outcome))
+    }
+}
+
+impl AsCaller<'_> {
+    fn verification(&self, outcome: &VerifyOutcome) -> Verification {
+        Verification::from_response(verification_response(self.authority, outcome))
     }
 }

@@ -162,6 +162,37 @@ async fn grpc_web_reaches_the_services_under_their_rules() {
 }
 
 #[tokio::test]
+async fn only_the_two_services_answer_on_the_console() {
+    let (app, console) = app_with_console().await;
+    let auth = format!("Bearer {}", app.bootstrap_token);
+    // The gRPC port's other services (health, reflection, Envoy's Check) are not the page's:
+    // the console's listener answers them as any unknown path, whoever calls.
+    for path in [
+        "/grpc.health.v1.Health/Check",
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        "/envoy.service.auth.v3.Authorization/Check",
+        "/tokenauthority.v1.NoSuchService/Call",
+    ] {
+        let (status, _, body) = exchange(
+            console,
+            &format!("POST {path}"),
+            &[
+                ("host", "127.0.0.1"),
+                ("content-type", "application/grpc-web+proto"),
+                ("x-grpc-web", "1"),
+                ("authorization", &auth),
+            ],
+            &[0, 0, 0, 0, 0],
+        )
+        .await;
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(!body.contains("grpc-status"), "{path}: {body}");
+    }
+}
+
+#[tokio::test]
 async fn another_origin_or_host_gets_nothing() {
     let (app, console) = app_with_console().await;
     let auth = format!("Bearer {}", app.bootstrap_token);

@@ -350,6 +350,8 @@ async fn path_tricks_cannot_reach_a_stricter_route_through_a_laxer_one(kind: Gat
         ("x-http-method-override", "DELETE"),
         ("x-method-override", "DELETE"),
         ("X_HTTP_Method_Override", "DELETE"),
+        ("x-original-url", "/admin/users"),
+        ("X-Rewrite-URL", "/admin/users"),
     ] {
         let answer = s.get("/public/page", &[(name, value)]).await;
         let passed_on = answer.body.lines().any(|line| {

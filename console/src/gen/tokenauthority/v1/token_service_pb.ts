@@ -791,7 +791,7 @@ export const VerifyTokenRequestSchema: GenMessage<VerifyTokenRequest> = /*@__PUR
   messageDesc(file_tokenauthority_v1_token_service, 23);
 
 /**
- * The principal a token acts for.
+ * GetCaller takes nothing but the caller's credential.
  *
  * @generated from message tokenauthority.v1.GetCallerRequest
  */
@@ -860,6 +860,8 @@ export const GetCallerResponseSchema: GenMessage<GetCallerResponse> = /*@__PURE_
   messageDesc(file_tokenauthority_v1_token_service, 25);
 
 /**
+ * The principal a token acts for.
+ *
  * @generated from message tokenauthority.v1.TokenOwner
  */
 export type TokenOwner = Message<"tokenauthority.v1.TokenOwner"> & {
