@@ -68,8 +68,10 @@ export function may(permission: string): boolean {
 }
 
 /**
- * A refusal or failure in plain words, for the page. Only the authority's own messages are
- * shown: another error's text (the browser's) could quote what the page sent.
+ * A refusal or failure in plain words, for the page: the authority's message, or the
+ * transport's (which carries the browser's own text; `signIn` refuses what no token holds,
+ * so no header the page sets can make it quote a credential). An error of the page's own
+ * code is not shown.
  */
 export function explain(error: unknown): string {
   if (!(error instanceof ConnectError)) return "Something went wrong in the page: the authority gave no answer.";

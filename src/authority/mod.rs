@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::domain::{AccountId, AuditAction, AuditRecord, InvalidationEvent, Timestamp};
+use crate::domain::{AccountId, AuditAction, AuditRecord, InvalidationEvent, Timestamp, TokenId};
 use crate::store::Store;
 
 pub use admin::{AuditFilter, NewPrincipal, PrincipalUpdate};
@@ -61,6 +61,9 @@ const APPLY_WAIT: Duration = Duration::from_secs(1);
 /// How often at most VerifyToken reads the newest revision for a `min_revision` not applied
 /// yet, to refuse one that was never committed.
 const PROBE_INTERVAL: Duration = Duration::from_millis(50);
+/// How many gateway credentials' allowances (`Authority::gateway_failures`) are kept at
+/// most: far more gateways than a deployment runs, and a bound whatever happens.
+const GATEWAY_CREDENTIALS_CAPACITY: u64 = 10_000;
 
 /// Tunables of the authority.
 #[derive(Debug, Clone)]
@@ -103,12 +106,13 @@ pub struct Authority {
     /// Failed authentications, limited per peer and per credential.
     failures: FailedAuthentications,
     /// The same allowance for the clients of gateways that ask the authority's own `Check`,
-    /// one per account of the gateways' credentials. Kept apart from `failures`, so that a
+    /// one per gateway credential (by its token). Kept apart from `failures`, so that a
     /// client spraying forged tokens through a gateway cannot hold off callers of the
-    /// authority (or the gateway's own credential) that share its address; and per account,
-    /// since a gateway names its client's address itself: a credential of one account can
-    /// spend (and exhaust) only its own account's allowance of any address.
-    gateway_failures: moka::sync::Cache<AccountId, Arc<FailedAuthentications>>,
+    /// authority (or the gateway's own credential) that share its address; and per
+    /// credential, since a gateway names its client's address itself: a credential can
+    /// spend (and exhaust) only its own allowance of any address, never that of another
+    /// gateway, of its account or another.
+    gateway_failures: moka::sync::Cache<TokenId, Arc<FailedAuthentications>>,
     page_tokens: PageTokenCodec,
     /// The revision up to which every event has been applied to the cache, in order (read on
     /// every verification, hence an atomic) ...
@@ -158,9 +162,10 @@ impl Authority {
             ),
             cold: ColdLookups::new(config.max_cold_lookups),
             failures: FailedAuthentications::new(config.auth_failures_per_second),
-            // Accounts whose gateways ask are few (each needs a credential of its own); one
-            // idle for an hour has nothing left to refuse.
+            // Gateway credentials are few (each is a token an administrator made); one idle
+            // for an hour has nothing left to refuse.
             gateway_failures: moka::sync::Cache::builder()
+                .max_capacity(GATEWAY_CREDENTIALS_CAPACITY)
                 .time_to_idle(Duration::from_secs(3600))
                 .build(),
             store,
@@ -346,10 +351,11 @@ impl Authority {
         self.stopping.send_replace(true);
     }
 
-    /// The allowances of the clients of `account`'s gateways asking the authority's own
-    /// `Check`, which they spend (per client address) on tokens that fail.
-    pub(crate) fn gateway_failures(&self, account: &AccountId) -> Arc<FailedAuthentications> {
-        self.gateway_failures.get_with_by_ref(account, || {
+    /// The allowances of the clients of the gateway whose credential is the token
+    /// `gateway`, asking the authority's own `Check`, which they spend (per client address)
+    /// on tokens that fail a database read.
+    pub(crate) fn gateway_failures(&self, gateway: &TokenId) -> Arc<FailedAuthentications> {
+        self.gateway_failures.get_with_by_ref(gateway, || {
             Arc::new(FailedAuthentications::new(
                 self.config.auth_failures_per_second,
             ))

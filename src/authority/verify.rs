@@ -95,11 +95,12 @@ impl Authority {
         Ok(self.answer_to(caller, outcome))
     }
 
-    /// [`Authority::verify_token`]'s answer, with no minimum revision, if it costs no
-    /// database read (a malformed token, a cached one, a hash remembered as unknown); None
-    /// when it would. A gateway answers these before it spends its client's allowance of
-    /// invalid tokens, as the edge does from its own cache.
-    pub fn verify_token_from_memory(
+    /// [`Authority::verify_token`]'s answer if it costs no database read (a malformed
+    /// token, a cached one, a hash remembered as unknown); None when it would. A gateway
+    /// answers these before it spends its client's allowance of invalid tokens, as the edge
+    /// does from its own cache. It does not wait for a minimum revision: only for callers
+    /// that ask with none.
+    pub(crate) fn verify_token_from_memory(
         &self,
         caller: &Caller,
         presented: &str,

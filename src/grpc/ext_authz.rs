@@ -40,9 +40,9 @@ impl Authorization for AuthorityCheck {
         // that fail a database read spends its address's allowance (--auth-failures-per-
         // second, kept apart from the authority's own callers'), so that forged tokens sent
         // through the gateway cannot fill the look-up slots that every verifier shares. The
-        // allowance is the gateway's account's: the gateway names the address itself, so a
-        // credential of one account must not be able to exhaust another's clients'.
-        let failures = self.authority.gateway_failures(caller.account_id());
+        // allowance is the gateway credential's own: the gateway names the address itself,
+        // so one credential must not be able to exhaust another gateway's clients'.
+        let failures = self.authority.gateway_failures(caller.token_id());
         let verifier = AsCaller {
             authority: &self.authority,
             caller,
