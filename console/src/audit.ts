@@ -1,7 +1,7 @@
 // The audit log, newest first, with its filters. Requires audit.read.
 
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { field, h, replace } from "./dom";
+import { field, h, replace, tableHead } from "./dom";
 import { DAY_MS, when } from "./format";
 import { accountId, admin, explain } from "./session";
 
@@ -55,7 +55,7 @@ export function auditPage(root: HTMLElement): void {
           : h(
               "table",
               {},
-              h("thead", {}, h("tr", {}, ...["When", "Action", "Object", "Actor", "From", "Details"].map((t) => h("th", { scope: "col" }, t)))),
+              tableHead(["When", "Action", "Object", "Actor", "From", "Details"]),
               h(
                 "tbody",
                 {},

@@ -57,3 +57,8 @@ export function field(text: string, control: HTMLElement, hint?: string): HTMLEl
     hint ? h("small", {}, hint) : null,
   );
 }
+
+/** A table's head: one row of column headers. */
+export function tableHead(columns: string[]): HTMLElement {
+  return h("thead", {}, h("tr", {}, ...columns.map((text) => h("th", { scope: "col" }, text))));
+}

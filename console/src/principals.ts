@@ -4,7 +4,7 @@
 import { create } from "@bufbuild/protobuf";
 import { FieldMaskSchema } from "@bufbuild/protobuf/wkt";
 import { type Principal, PrincipalKind } from "./gen/tokenauthority/v1/resources_pb";
-import { field, h, replace } from "./dom";
+import { field, h, replace, tableHead } from "./dom";
 import { isolate, KIND_NAMES, when } from "./format";
 import { ask } from "./ask";
 import { accountId, admin, caller, explain } from "./session";
@@ -40,7 +40,7 @@ export function principalsPage(root: HTMLElement, notify: (message: string) => v
           : h(
               "table",
               {},
-              h("thead", {}, h("tr", {}, ...["Name", "Kind", "Id", "Permissions", "State", "Created", ""].map((t) => h("th", { scope: "col" }, t)))),
+              tableHead(["Name", "Kind", "Id", "Permissions", "State", "Created", ""]),
               h("tbody", {}, ...answer.principals.map((principal) => row(principal, then))),
             ),
       );

@@ -6,7 +6,7 @@ import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type Principal, type Token, TokenState } from "./gen/tokenauthority/v1/resources_pb";
 import { ListTokensRequestSchema } from "./gen/tokenauthority/v1/token_service_pb";
-import { field, h, replace } from "./dom";
+import { field, h, replace, tableHead } from "./dom";
 import { DAY_MS, isolate, KIND_NAMES, STATE_NAMES, when } from "./format";
 import { accountId, caller, explain, may, tokens } from "./session";
 import { showSecret } from "./secret";
@@ -215,11 +215,10 @@ function table(
   reload: () => void,
 ): HTMLElement {
   if (items.length === 0) return h("p", {}, "No tokens match.");
-  const header = ["Name", "Owner", "State", "Scopes", "Created", "Expires", "Last used", "Token", ""];
   return h(
     "table",
     {},
-    h("thead", {}, h("tr", {}, ...header.map((text) => h("th", { scope: "col" }, text)))),
+    tableHead(["Name", "Owner", "State", "Scopes", "Created", "Expires", "Last used", "Token", ""]),
     h(
       "tbody",
       {},
